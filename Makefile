@@ -1,0 +1,27 @@
+# The whole set-up on a fresh machine is `make demo` (the main job) and `make test` (the tests).
+SWIFT ?= swift
+BUILD_FLAGS ?=
+
+.PHONY: setup build demo test bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(SWIFT) build $(BUILD_FLAGS)
+
+demo: setup
+	$(SWIFT) build -c release $(BUILD_FLAGS)
+	./.build/release/tangle demo
+
+test: setup
+	$(SWIFT) test $(BUILD_FLAGS)
+
+bench: setup
+	$(SWIFT) build -c release $(BUILD_FLAGS)
+	./.build/release/tangle bench record
+	./.build/release/tangle bench runtime
+	./.build/release/tangle bench analyze
+
+clean:
+	rm -rf .build
