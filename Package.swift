@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "TangleAnalysis", targets: ["TangleAnalysis"]),
         .executable(name: "tangle", targets: ["tangle"]),
         .executable(name: "tangle-scenarios", targets: ["tangle-scenarios"]),
+        .executable(name: "tangle-runtime-bench", targets: ["tangle-runtime-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -59,6 +60,14 @@ let package = Package(
             name: "tangle-scenarios",
             dependencies: ["Tangle", "TangleTrace"],
             path: "Sources/tangle-scenarios",
+            swiftSettings: swiftFramePointers
+        ),
+        // The runtime benchmark's own binary: it links neither Foundation nor the analyzer, so the
+        // spawn+join it measures is what an app linking only Tangle pays. `tangle bench runtime` runs it.
+        .executableTarget(
+            name: "tangle-runtime-bench",
+            dependencies: ["Tangle", "TangleTrace"],
+            path: "Benchmarks/RuntimeBench",
             swiftSettings: swiftFramePointers
         ),
         .testTarget(name: "TangleTraceTests", dependencies: ["TangleTrace", "Tangle"], swiftSettings: swiftFramePointers),
