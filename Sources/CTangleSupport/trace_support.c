@@ -1,9 +1,344 @@
 #define _GNU_SOURCE
 #include "trace_support.h"
-#include <unistd.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <link.h>
+#include <elf.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <sys/syscall.h>
 
 pid_t tangle_gettid(void) { return (pid_t)syscall(SYS_gettid); }
 
 int tangle_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+
+uint64_t tangle_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+// ---- Stacks ------------------------------------------------------------------------------------
+
+__attribute__((noinline)) int tangle_fp_walk(uintptr_t *pcs, int max, int skip, uintptr_t lo, uintptr_t hi) {
+    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+    int n = 0;
+    skip += 0;  // frame 0 below is the return address into our caller
+    while (n < max) {
+        if (fp < lo || fp > hi - 16 || (fp & 7) != 0) break;
+        const uintptr_t *frame = (const uintptr_t *)fp;
+        uintptr_t next = frame[0];
+        uintptr_t ret = frame[1];
+        if (ret < 4096) break;
+        if (skip > 0) skip--; else pcs[n++] = ret;
+        if (next <= fp) break;  // the stack grows down: callers' frames sit higher
+        fp = next;
+    }
+    return n;
+}
+
+int tangle_thread_stack_range(uintptr_t *lo, uintptr_t *hi) {
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0) return -1;
+    void *addr = NULL;
+    size_t size = 0;
+    int rc = pthread_attr_getstack(&attr, &addr, &size);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) return -1;
+    *lo = (uintptr_t)addr;
+    *hi = (uintptr_t)addr + size;
+    return 0;
+}
+
+struct module_ctx { void (*fn)(const tangle_module *, void *); void *ctx; uint64_t adds; };
+
+static int module_cb(struct dl_phdr_info *info, size_t size, void *data) {
+    struct module_ctx *mc = data;
+    (void)size;
+    mc->adds = info->dlpi_adds;
+    if (mc->fn == NULL) return 1;
+    tangle_module m;
+    memset(&m, 0, sizeof m);
+    m.path = info->dlpi_name ? info->dlpi_name : "";
+    m.bias = info->dlpi_addr;
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+            uint64_t s = info->dlpi_addr + ph->p_vaddr, e = s + ph->p_memsz;
+            if (s < lo) lo = s;
+            if (e > hi) hi = e;
+        } else if (ph->p_type == PT_NOTE && m.build_id == NULL) {
+            const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
+            const uint8_t *end = p + ph->p_memsz;
+            while (p + sizeof(ElfW(Nhdr)) <= end) {
+                const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
+                size_t namesz = (nh->n_namesz + 3) & ~3u, descsz = (nh->n_descsz + 3) & ~3u;
+                const uint8_t *name = p + sizeof(ElfW(Nhdr));
+                const uint8_t *desc = name + namesz;
+                if (desc + nh->n_descsz > end) break;
+                if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && memcmp(name, "GNU", 4) == 0) {
+                    m.build_id = desc;
+                    m.build_id_len = nh->n_descsz;
+                    break;
+                }
+                p = desc + descsz;
+            }
+        }
+    }
+    if (hi == 0) lo = 0;
+    m.lo = lo;
+    m.hi = hi;
+    mc->fn(&m, mc->ctx);
+    return 0;
+}
+
+uint64_t tangle_modules(void (*fn)(const tangle_module *m, void *ctx), void *ctx) {
+    struct module_ctx mc = {fn, ctx, 0};
+    dl_iterate_phdr(module_cb, &mc);
+    return mc.adds;
+}
+
+uint64_t tangle_module_adds(void) {
+    struct module_ctx mc = {NULL, NULL, 0};
+    dl_iterate_phdr(module_cb, &mc);
+    return mc.adds;
+}
+
+// ---- Ring buffers ------------------------------------------------------------------------------
+
+int tangle_trace_stack_depth = 16;
+int tangle_trace_state = 0;
+pid_t tangle_trace_pid = 0;
+uint64_t tangle_trace_fork_generation = 0;
+
+#define TANGLE_SLOTS 8192u  // 512 KB per thread
+
+static pthread_mutex_t writer_lock = PTHREAD_MUTEX_INITIALIZER;
+static tangle_tbuf *buffers = NULL;
+static __thread tangle_tbuf *tls_buf = NULL;
+static pthread_key_t exit_key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static sem_t wake_sem;
+static pthread_once_t sem_once = PTHREAD_ONCE_INIT;
+
+static void init_sem(void) { sem_init(&wake_sem, 0, 0); }
+
+static void buffer_thread_exit(void *p) {
+    tangle_tbuf *b = p;
+    __atomic_store_n(&b->exited, 1, __ATOMIC_RELEASE);
+    tangle_trace_wake();
+}
+
+static void make_key(void) { pthread_key_create(&exit_key, buffer_thread_exit); }
+
+static tangle_tbuf *buffer_create(void) {
+    pthread_once(&key_once, make_key);
+    tangle_tbuf *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->slots = malloc(sizeof(tangle_slot) * TANGLE_SLOTS);
+    if (!b->slots) { free(b); return NULL; }
+    b->mask = TANGLE_SLOTS - 1;
+    b->tid = tangle_gettid();
+    if (tangle_thread_stack_range(&b->stack_lo, &b->stack_hi) != 0) { b->stack_lo = 0; b->stack_hi = 0; }
+    pthread_mutex_lock(&writer_lock);
+    b->next = buffers;
+    buffers = b;
+    pthread_mutex_unlock(&writer_lock);
+    pthread_setspecific(exit_key, b);
+    tls_buf = b;
+    return b;
+}
+
+tangle_tbuf *tangle_trace_current(void) { return tls_buf; }
+
+uint64_t tangle_trace_take_dropped(void) {
+    tangle_tbuf *b = tls_buf;
+    if (!b) return 0;
+    uint64_t d = b->dropped;
+    b->dropped = 0;
+    return d;
+}
+
+void tangle_trace_count_drop(void) {
+    tangle_tbuf *b = tls_buf;
+    if (b) b->dropped++;
+}
+
+int tangle_trace_append(uint16_t kind, uint8_t result, uint32_t text, uint64_t object, uint64_t a,
+                        uint64_t b_, uint64_t c, int want_stack, int skip) {
+    tangle_tbuf *b = tls_buf;
+    if (__builtin_expect(b == NULL, 0)) {
+        b = buffer_create();
+        if (!b) return -2;
+    }
+    uintptr_t pcs[64];
+    int n = 0;
+    if (want_stack && b->stack_hi != 0) {
+        int depth = tangle_trace_stack_depth;
+        n = tangle_fp_walk(pcs, depth, skip + 1, b->stack_lo, b->stack_hi);
+    }
+    uint64_t need = 1 + (uint64_t)((n + 7) / 8);
+    uint64_t head = b->head;
+    uint64_t tail = __atomic_load_n(&b->tail, __ATOMIC_ACQUIRE);
+    uint64_t used = head - tail;
+    if (used + need > b->mask + 1) return -1;
+    tangle_slot *s = &b->slots[head & b->mask];
+    s->w[0] = tangle_now_ns();
+    s->w[1] = object;
+    s->w[2] = a;
+    s->w[3] = b_;
+    s->w[4] = c;
+    s->w[5] = b->seq++;
+    s->w[6] = (uint64_t)kind | ((uint64_t)result << 16) | ((uint64_t)n << 24) | ((uint64_t)text << 32);
+    uint64_t h = 0;
+    if (n > 0) {
+        h = 1469598103934665603ull;
+        for (int i = 0; i < n; i++) {
+            h ^= pcs[i];
+            h *= 1099511628211ull;
+            h ^= h >> 29;
+            b->slots[(head + 1 + (uint64_t)(i / 8)) & b->mask].w[i % 8] = pcs[i];
+        }
+        if (h == 0) h = 1;
+    }
+    s->w[7] = h;
+    __atomic_store_n(&b->head, head + need, __ATOMIC_RELEASE);
+    uint64_t half = (b->mask + 1) / 2;
+    if (used < half && used + need >= half) return 1;
+    return 0;
+}
+
+void tangle_trace_lock(void) { pthread_mutex_lock(&writer_lock); }
+void tangle_trace_unlock(void) { pthread_mutex_unlock(&writer_lock); }
+
+int tangle_trace_trylock_ms(int ms) {
+    for (int i = 0; i <= ms; i++) {
+        if (pthread_mutex_trylock(&writer_lock) == 0) return 1;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+tangle_tbuf *tangle_trace_buffers(void) { return buffers; }
+
+uint64_t tangle_tbuf_head(const tangle_tbuf *b) { return __atomic_load_n(&b->head, __ATOMIC_ACQUIRE); }
+void tangle_tbuf_set_tail(tangle_tbuf *b, uint64_t tail) { __atomic_store_n(&b->tail, tail, __ATOMIC_RELEASE); }
+
+void tangle_trace_reap(void) {
+    tangle_tbuf **pp = &buffers;
+    while (*pp) {
+        tangle_tbuf *b = *pp;
+        if (__atomic_load_n(&b->exited, __ATOMIC_ACQUIRE) &&
+            __atomic_load_n(&b->head, __ATOMIC_ACQUIRE) == b->tail) {
+            *pp = b->next;
+            free(b->slots);
+            free(b);
+        } else {
+            pp = &b->next;
+        }
+    }
+}
+
+void tangle_trace_discard_all(void) {
+    for (tangle_tbuf *b = buffers; b; b = b->next)
+        __atomic_store_n(&b->tail, __atomic_load_n(&b->head, __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
+}
+
+void tangle_trace_wake(void) {
+    pthread_once(&sem_once, init_sem);
+    sem_post(&wake_sem);
+}
+
+void tangle_trace_wait(int ms) {
+    pthread_once(&sem_once, init_sem);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)ms * 1000000L;
+    while (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+    while (sem_timedwait(&wake_sem, &ts) != 0 && errno == EINTR) {}
+}
+
+// In a forked child only the forking thread exists: keep its buffer (emptied, new tid, seq from 0),
+// forget the others, and start over with a fresh lock.
+static void atfork_child(void) {
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    memcpy(&writer_lock, &fresh, sizeof fresh);
+    sem_init(&wake_sem, 0, 0);
+    tangle_trace_pid = getpid();
+    tangle_tbuf *mine = tls_buf;
+    buffers = NULL;
+    if (mine) {
+        mine->tail = mine->head;
+        mine->seq = 0;
+        mine->dropped = 0;
+        mine->tid = tangle_gettid();
+        mine->next = NULL;
+        buffers = mine;
+    }
+    tangle_trace_fork_generation++;
+    int st = tangle_trace_state;
+    if (st == 1 || st == 3) tangle_trace_state = 2;
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void install_atfork(void) { pthread_atfork(NULL, NULL, atfork_child); }
+void tangle_trace_install_atfork(void) { pthread_once(&atfork_once, install_atfork); }
+
+static void (*signal_fn)(int) = NULL;
+
+static void on_signal(int sig) {
+    if (signal_fn) signal_fn(sig);
+    signal(sig, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    raise(sig);
+}
+
+int tangle_trace_install_signals(void (*fn)(int sig)) {
+    signal_fn = fn;
+    int sigs[2] = {SIGTERM, SIGINT};
+    int mask = 0;
+    for (int i = 0; i < 2; i++) {
+        struct sigaction old;
+        if (sigaction(sigs[i], NULL, &old) != 0) continue;
+        if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL) {
+            struct sigaction sa;
+            memset(&sa, 0, sizeof sa);
+            sa.sa_handler = on_signal;
+            sigemptyset(&sa.sa_mask);
+            sa.sa_flags = SA_RESTART;
+            if (sigaction(sigs[i], &sa, NULL) == 0) mask |= 1 << i;
+        }
+    }
+    return mask;
+}
+
+int tangle_trace_on_exit(void (*fn)(int status, void *arg)) { return on_exit(fn, NULL); }
+
+// ---- Test children -----------------------------------------------------------------------------
+
+__attribute__((constructor)) static void tangle_trace_route_test_child(void) {
+    tangle_trace_pid = getpid();
+    const char *depth = getenv("TANGLE_STACK_DEPTH");
+    if (depth && *depth) {
+        int d = atoi(depth);
+        if (d < 0) d = 0;
+        if (d > 64) d = 64;
+        tangle_trace_stack_depth = d;
+    }
+    const char *name = getenv("TANGLE_TRACE_TEST_CHILD");
+    if (name == NULL || name[0] == 0 || tangle_trace_test_child == NULL) return;
+    int rc = tangle_trace_test_child(name);
+    fflush(NULL);
+    _exit(rc);
+}

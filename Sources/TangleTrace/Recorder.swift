@@ -1,15 +1,24 @@
+import CTangleSupport
 import Glibc
 import Synchronization
 
 /// The recorder: every traced operation calls `Recorder.record`. On when `TANGLE_TRACE=<dir>` is
-/// set (read once, lazily); off and near-free otherwise. See docs/trace-format.md.
+/// set (read once, lazily; children inherit it); off and near-free otherwise.
 ///
-/// (Early version: the API is final, the implementation is being made real.)
+/// Hot path: `record` appends a fixed 64-byte binary record (plus 8 bytes per stack frame) to the
+/// calling thread's ring buffer (C, lock-free, `trace_support.c`). A flusher thread formats JSON
+/// lines with a raw byte writer and compresses them into one LZ4 frame per process
+/// (`<dir>/<pid>-<start>.jsonl.lz4`, mode 0600) every 50 ms, when a buffer is half full, and
+/// synchronously before every blocking wait (`EventKind.isWait`) and at exit. The format is in
+/// docs/trace-format.md.
 public enum Recorder {
-    private static let enabledFlag: Bool = {
-        guard let p = getenv("TANGLE_TRACE"), p.pointee != 0 else { return false }
-        return true
+    /// The trace directory, or nil when tracing is off.
+    public static let directory: String? = {
+        guard let p = getenv("TANGLE_TRACE"), p.pointee != 0 else { return nil }
+        return String(cString: p)
     }()
+
+    private static let enabledFlag: Bool = directory != nil
 
     /// True when `TANGLE_TRACE=<dir>` is set. Cheap to test.
     public static var isEnabled: Bool { enabledFlag }
@@ -17,44 +26,297 @@ public enum Recorder {
     private static let objectCounter = Atomic<UInt64>(0)
     private static let messageCounter = Atomic<UInt64>(0)
 
+    // MARK: recording
+
+    /// Records one event. `stack`: capture the caller's stack (frame-pointer walk, interned).
+    @inline(never)
     public static func record(
         _ kind: EventKind, object: UInt64 = 0, a: UInt64 = 0, b: UInt64 = 0, c: UInt64 = 0,
         result: WaitResult = .ok, stack: Bool = true
     ) {
-        guard isEnabled else { return }
+        guard enabledFlag else { return }
+        if tangle_trace_state != 1 {
+            ensureStarted()
+            if tangle_trace_state != 1 { return }
+        }
+        // skip 1: the return address into this function; the first frame kept is our caller.
+        let rc = tangle_trace_append(kind.rawValue, result.rawValue, 0, object, a, b, c, stack ? 1 : 0, 1)
+        if rc != 0 || kind.isWait { afterAppend(rc, kind, object, a, b, c, result, 0) }
     }
 
+    /// Records one event that carries a name (slow path: the text goes through a side table).
+    @inline(never)
     public static func record(
         _ kind: EventKind, object: UInt64 = 0, text: String, a: UInt64 = 0, b: UInt64 = 0,
         c: UInt64 = 0, result: WaitResult = .ok, stack: Bool = true
     ) {
-        guard isEnabled else { return }
+        guard enabledFlag else { return }
+        if tangle_trace_state != 1 {
+            ensureStarted()
+            if tangle_trace_state != 1 { return }
+        }
+        let id = TextTable.put(text)
+        let rc = tangle_trace_append(kind.rawValue, result.rawValue, id, object, a, b, c, stack ? 1 : 0, 1)
+        if rc != 0 || kind.isWait { afterAppend(rc, kind, object, a, b, c, result, id) }
+    }
+
+    @inline(never)
+    private static func afterAppend(
+        _ rc: Int32, _ kind: EventKind, _ object: UInt64, _ a: UInt64, _ b: UInt64, _ c: UInt64,
+        _ result: WaitResult, _ text: UInt32
+    ) {
+        if rc == 1 { tangle_trace_wake() }
+        if rc < 0 {
+            // The buffer is full (or could not be allocated): drain it ourselves and retry, without
+            // a stack (the walk would show the recorder's own frames now).
+            flush()
+            let again = rc == -1
+                ? tangle_trace_append(kind.rawValue, result.rawValue, text, object, a, b, c, 0, 0)
+                : Int32(-2)
+            if again < 0 {
+                tangle_trace_lock()
+                Writer.shared?.writeDropped(count: 1)
+                tangle_trace_unlock()
+                if text != 0 { _ = TextTable.take(text) }
+            }
+        }
+        if kind.isWait { flush() }
     }
 
     /// `(pid << 28) | per-process counter`: unique across processes, even when tracing is off.
     public static func newObjectID() -> UInt64 {
         let n = objectCounter.add(1, ordering: .relaxed).newValue
-        return (UInt64(UInt32(bitPattern: getpid())) << 28) | (n & 0xFFF_FFFF)
+        return (UInt64(UInt32(bitPattern: currentPID())) << 28) | (n & 0xFFF_FFFF)
     }
 
     /// Same scheme as `newObjectID`, separate counter.
     public static func newMessageID() -> UInt64 {
         let n = messageCounter.add(1, ordering: .relaxed).newValue
-        return (UInt64(UInt32(bitPattern: getpid())) << 28) | (n & 0xFFF_FFFF)
+        return (UInt64(UInt32(bitPattern: currentPID())) << 28) | (n & 0xFFF_FFFF)
     }
 
-    /// Synchronous: everything recorded so far reaches write(2).
-    public static func flush() {}
+    @inline(__always) static func currentPID() -> Int32 {
+        let p = tangle_trace_pid
+        return p != 0 ? p : getpid()
+    }
 
-    /// Opens the file and writes the header (idempotent).
-    public static func start(processObject: UInt64 = 0, name: String? = nil, forked: Bool = false) {}
+    /// Synchronous: everything recorded so far (by every thread) reaches write(2).
+    public static func flush() {
+        guard enabledFlag, tangle_trace_state == 1 else { return }
+        tangle_trace_lock()
+        Writer.shared?.drain(flushFrame: true)
+        tangle_trace_unlock()
+    }
 
-    public static func threadStarted(object: UInt64, name: String?) {}
-    public static func threadExited(object: UInt64) {}
+    /// Compressed bytes written to this process's file so far, and events formatted (for benchmarks).
+    public static var written: (bytes: UInt64, events: UInt64) {
+        guard enabledFlag, tangle_trace_state == 1 else { return (0, 0) }
+        tangle_trace_lock()
+        defer { tangle_trace_unlock() }
+        guard let w = Writer.shared else { return (0, 0) }
+        return (w.bytesWritten, w.events)
+    }
 
-    /// Records `proc.exit`, flushes, ends the LZ4 frame.
-    public static func processExiting(status: Int32, signal: Int32) {}
+    /// This process's trace file, when tracing is on and started.
+    public static var filePath: String? {
+        guard enabledFlag, tangle_trace_state == 1 || tangle_trace_state == 3 else { return nil }
+        tangle_trace_lock()
+        defer { tangle_trace_unlock() }
+        return Writer.shared?.path
+    }
 
-    /// In a forked child: start a new file, drop the parent's unflushed records.
-    public static func afterForkInChild(processObject: UInt64, name: String?) {}
+    // MARK: lifecycle
+
+    private nonisolated(unsafe) static var startRecorded = false
+    private nonisolated(unsafe) static var exitRecorded = false
+    private nonisolated(unsafe) static var pendingProcessObject: UInt64 = 0
+
+    /// Opens the file and writes the header; records `proc.start` (o: process object, a: ppid,
+    /// b: forked, text: name) the first time it is called. Idempotent.
+    public static func start(processObject: UInt64 = 0, name: String? = nil, forked: Bool = false) {
+        guard enabledFlag else { return }
+        tangle_trace_lock()
+        let first = !startRecorded
+        startRecorded = true
+        if tangle_trace_state != 1 { pendingProcessObject = processObject }
+        tangle_trace_unlock()
+        ensureStarted()
+        if first {
+            let ppid = UInt64(UInt32(bitPattern: getppid()))
+            if let name {
+                record(.processStart, object: processObject, text: name, a: ppid, b: forked ? 1 : 0)
+            } else {
+                record(.processStart, object: processObject, a: ppid, b: forked ? 1 : 0)
+            }
+        }
+    }
+
+    public static func threadStarted(object: UInt64, name: String?) {
+        guard enabledFlag else { return }
+        let parent: UInt64 = 0
+        if let name {
+            record(.threadStart, object: object, text: name, a: parent)
+        } else {
+            record(.threadStart, object: object, a: parent)
+        }
+    }
+
+    public static func threadExited(object: UInt64) {
+        guard enabledFlag else { return }
+        record(.threadExit, object: object)
+    }
+
+    /// Records `proc.exit` (a: status, b: signal), flushes, ends the frame. Later events are lost.
+    public static func processExiting(status: Int32, signal: Int32) {
+        guard enabledFlag, tangle_trace_state == 1 else { return }
+        if !exitRecorded {
+            exitRecorded = true
+            record(.processExit, a: UInt64(UInt32(bitPattern: status)), b: UInt64(UInt32(bitPattern: signal)), stack: false)
+        }
+        tangle_trace_lock()
+        if tangle_trace_state == 1 {
+            Writer.shared?.drain(flushFrame: false)
+            Writer.shared?.end()
+            tangle_trace_state = 3
+        }
+        tangle_trace_unlock()
+    }
+
+    /// In a forked child: start a new file, drop the parent's unflushed records, record
+    /// `proc.start` with `forked` = 1. (A pthread_atfork handler already did the C-side reset.)
+    public static func afterForkInChild(processObject: UInt64, name: String?) {
+        guard enabledFlag else { return }
+        tangle_trace_lock()
+        if tangle_trace_state == 1 || tangle_trace_state == 3 { tangle_trace_state = 2 }
+        tangle_trace_discard_all()
+        startRecorded = false
+        exitRecorded = false
+        tangle_trace_unlock()
+        start(processObject: processObject, name: name, forked: true)
+    }
+
+    private nonisolated(unsafe) static var hooksInstalled = false
+
+    @inline(never)
+    static func ensureStarted() {
+        guard let dir = directory else { return }
+        tangle_trace_lock()
+        defer { tangle_trace_unlock() }
+        let state = tangle_trace_state
+        if state == 1 || state == 3 || state == 4 { return }
+        if state == 2 {
+            // A forked child: the parent's writer (file, stacks, names) is not ours. Leak it rather
+            // than run its deinit on state another thread may have been changing at fork time.
+            if let old = Writer.shared { _ = Unmanaged.passRetained(old) }
+            Writer.shared = nil
+            TextTable.resetAfterFork()
+            startRecorded = false
+            exitRecorded = false
+        }
+        tangle_trace_pid = getpid()
+        guard let w = Writer(directory: dir, processObject: pendingProcessObject) else {
+            tangle_trace_state = 4
+            return
+        }
+        Writer.shared = w
+        tangle_trace_state = 1
+        tangle_trace_install_atfork()
+        if !hooksInstalled {
+            hooksInstalled = true
+            _ = tangle_trace_on_exit(recorderOnExit)
+            _ = tangle_trace_install_signals(recorderOnSignal)
+        }
+        startFlusherThread()
+    }
+
+    private static func startFlusherThread() {
+        var tid = pthread_t()
+        var attr = pthread_attr_t()
+        pthread_attr_init(&attr)
+        pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
+        let gen = tangle_trace_fork_generation
+        let ctx = UnsafeMutableRawPointer(bitPattern: UInt(gen) + 1)
+        _ = pthread_create(&tid, &attr, recorderFlusherMain, ctx)
+        pthread_attr_destroy(&attr)
+    }
+
+    static func onSignal(_ sig: Int32) {
+        guard tangle_trace_state == 1 else { return }
+        guard tangle_trace_trylock_ms(200) != 0 else { return }
+        if tangle_trace_state == 1, let w = Writer.shared {
+            w.drain(flushFrame: false)
+            w.writeSyntheticExit(status: 0, signal: sig)
+            w.end()
+            tangle_trace_state = 3
+        }
+        tangle_trace_unlock()
+    }
+
+    static func onExit(_ status: Int32) {
+        guard tangle_trace_state == 1 else { return }
+        processExiting(status: status, signal: 0)
+    }
+}
+
+private func recorderOnExit(_ status: Int32, _ arg: UnsafeMutableRawPointer?) {
+    Recorder.onExit(status)
+}
+
+private func recorderOnSignal(_ sig: Int32) {
+    Recorder.onSignal(sig)
+}
+
+private func recorderFlusherMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    let gen = UInt64(UInt(bitPattern: arg)) &- 1
+    while true {
+        tangle_trace_wait(50)
+        if tangle_trace_fork_generation != gen { return nil }  // (cannot happen: threads do not survive fork)
+        let state = tangle_trace_state
+        if state == 3 || state == 4 { return nil }
+        if state != 1 { continue }
+        tangle_trace_lock()
+        if tangle_trace_state == 1 { Writer.shared?.drain(flushFrame: true) }
+        tangle_trace_unlock()
+    }
+}
+
+/// Names recorded with the text variant of `record`, until the flusher writes them.
+enum TextTable {
+    private nonisolated(unsafe) static var table: [UInt32: String] = [:]
+    private nonisolated(unsafe) static var next: UInt32 = 0
+    private nonisolated(unsafe) static var lock = pthread_mutex_t()
+    private nonisolated(unsafe) static var lockReady = false
+    private static let once: Void = {
+        pthread_mutex_init(&lock, nil)
+        lockReady = true
+    }()
+
+    static func put(_ s: String) -> UInt32 {
+        _ = once
+        pthread_mutex_lock(&lock)
+        next &+= 1
+        if next == 0 { next = 1 }
+        let id = next
+        table[id] = s
+        pthread_mutex_unlock(&lock)
+        return id
+    }
+
+    static func take(_ id: UInt32) -> String? {
+        _ = once
+        pthread_mutex_lock(&lock)
+        let s = table.removeValue(forKey: id)
+        pthread_mutex_unlock(&lock)
+        return s
+    }
+
+    static func resetAfterFork() {
+        _ = once
+        pthread_mutex_init(&lock, nil)
+        let old = table
+        _ = Unmanaged.passRetained(Box(old))
+        table = [:]
+    }
+
+    final class Box { let v: [UInt32: String]; init(_ v: [UInt32: String]) { self.v = v } }
 }

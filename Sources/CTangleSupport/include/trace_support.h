@@ -1,5 +1,7 @@
 // Small C shims for what Swift's Glibc module does not expose (gettid, pipe2, dl_iterate_phdr,
-// futex, a frame-pointer walk). Static inline where the call is hot; everything else in .c files.
+// a frame-pointer walk), plus the recorder's hot path: per-thread ring buffers of fixed 64-byte
+// slots, appended to without locks by the owning thread and drained by the flusher (TangleTrace's
+// Recorder.swift) under one writer lock. See docs/trace-format.md.
 #ifndef TANGLE_TRACE_SUPPORT_H
 #define TANGLE_TRACE_SUPPORT_H
 
@@ -16,6 +18,112 @@ pid_t tangle_gettid(void);
 
 /// pipe2(2): `flags` is O_CLOEXEC / O_NONBLOCK / O_DIRECT.
 int tangle_pipe2(int fds[2], int flags);
+
+// ---- Recorder ring buffers ----------------------------------------------------------------------
+
+/// One slot of a thread's ring. An event takes one slot, plus ceil(npcs / 8) slots of return
+/// addresses when it carries a stack.
+///   w[0] time (CLOCK_MONOTONIC ns)  w[1] object  w[2] a  w[3] b  w[4] c  w[5] seq
+///   w[6] kind | result << 16 | npcs << 24 | text id << 32     w[7] stack hash (0 = no stack)
+typedef struct tangle_slot { uint64_t w[8]; } tangle_slot;
+
+typedef struct tangle_tbuf {
+    uint64_t head;                // written by the owning thread only (atomics via __atomic builtins)
+    char pad0[56];
+    uint64_t tail;                // written by the drainer only (under the writer lock)
+    char pad1[56];
+    struct tangle_tbuf *next;     // the global list (under the writer lock)
+    tangle_slot *slots;
+    uint64_t mask;                // nslots - 1
+    uint64_t seq;                 // next sequence number (owner only)
+    uint64_t dropped;             // events that could not be recorded (owner increments)
+    int exited;                   // the thread has exited: drain, then free
+    pid_t tid;
+    uintptr_t stack_lo, stack_hi; // the thread's stack range, for the frame-pointer walk
+} tangle_tbuf;
+
+/// Frames captured when an event asks for a stack (1...64; TANGLE_STACK_DEPTH, default 16).
+extern int tangle_trace_stack_depth;
+/// Recorder state: 0 not started, 1 running, 2 must restart (forked child), 3 closed, 4 failed.
+extern int tangle_trace_state;
+/// The cached pid (refreshed in a forked child).
+extern pid_t tangle_trace_pid;
+/// Incremented in every forked child (pthread_atfork).
+extern uint64_t tangle_trace_fork_generation;
+
+/// Appends one event to the calling thread's buffer (creating and registering it on first use).
+/// `skip` is how many frames above the caller of this function to leave out of the stack
+/// (0 = the first return address is the one into whoever called tangle_trace_append's caller).
+/// Returns 0 (recorded), 1 (recorded; the buffer is over half full), -1 (the buffer is full:
+/// nothing recorded, drain and retry), -2 (no memory: counted as dropped).
+int tangle_trace_append(uint16_t kind, uint8_t result, uint32_t text, uint64_t object, uint64_t a,
+                        uint64_t b, uint64_t c, int want_stack, int skip);
+
+/// The calling thread's buffer, or NULL when it has recorded nothing yet.
+tangle_tbuf *tangle_trace_current(void);
+/// Moves the calling thread's drop count out (returns it and zeroes it).
+uint64_t tangle_trace_take_dropped(void);
+void tangle_trace_count_drop(void);
+
+/// The writer lock (a plain pthread mutex, re-initialised in a forked child).
+void tangle_trace_lock(void);
+void tangle_trace_unlock(void);
+/// Tries to take the writer lock for up to `ms` milliseconds: 1 taken, 0 not.
+int tangle_trace_trylock_ms(int ms);
+/// Acquire-load of a buffer's head; release-store of its tail (drainer side).
+uint64_t tangle_tbuf_head(const tangle_tbuf *b);
+void tangle_tbuf_set_tail(tangle_tbuf *b, uint64_t tail);
+/// The head of the buffer list (call with the writer lock held).
+tangle_tbuf *tangle_trace_buffers(void);
+/// Unlinks and frees exited, fully drained buffers (writer lock held).
+void tangle_trace_reap(void);
+/// Drops every buffer's pending records (writer lock held).
+void tangle_trace_discard_all(void);
+
+/// The flusher's wake-up: posted when a buffer crosses half full; waits up to `ms`.
+void tangle_trace_wake(void);
+void tangle_trace_wait(int ms);
+
+/// Installs the pthread_atfork child handler (once).
+void tangle_trace_install_atfork(void);
+
+/// Installs handlers for SIGTERM and SIGINT where their action is the default: the handler calls
+/// `fn(sig)`, then restores the default action and re-raises. Returns a bit mask of what was installed.
+int tangle_trace_install_signals(void (*fn)(int sig));
+/// Registers `fn` with on_exit(3).
+int tangle_trace_on_exit(void (*fn)(int status, void *arg));
+
+/// CLOCK_MONOTONIC in ns.
+uint64_t tangle_now_ns(void);
+
+// ---- Stacks ------------------------------------------------------------------------------------
+
+/// Frame-pointer walk from the caller of this function: up to `max` return addresses into `pcs`,
+/// leaving out the first `skip`, never reading outside [lo, hi). Stops at the first invalid frame
+/// pointer. Returns the number stored.
+int tangle_fp_walk(uintptr_t *pcs, int max, int skip, uintptr_t lo, uintptr_t hi);
+
+/// The calling thread's stack range (pthread_getattr_np). 0 on success.
+int tangle_thread_stack_range(uintptr_t *lo, uintptr_t *hi);
+
+/// One loaded module, as dl_iterate_phdr sees it.
+typedef struct tangle_module {
+    const char *path;             // valid during the callback only
+    const uint8_t *build_id;      // NULL when there is none
+    size_t build_id_len;
+    uint64_t bias;
+    uint64_t lo, hi;              // executable PT_LOAD range [lo, hi) (runtime addresses)
+} tangle_module;
+
+/// Calls `fn` for each loaded module. Returns the dl_iterate_phdr "adds" counter (grows when a
+/// module is loaded), for detecting dlopen cheaply.
+uint64_t tangle_modules(void (*fn)(const tangle_module *m, void *ctx), void *ctx);
+/// The "adds" counter alone.
+uint64_t tangle_module_adds(void);
+
+/// Test children: when TANGLE_TRACE_TEST_CHILD is set, a constructor calls this weak function
+/// (defined by the TangleTraceTests target) before main and exits with what it returns.
+extern int tangle_trace_test_child(const char *name) __attribute__((weak));
 
 #ifdef __cplusplus
 }

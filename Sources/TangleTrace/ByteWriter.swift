@@ -1,0 +1,121 @@
+/// A growable byte buffer with a raw-pointer writer: what the flusher formats JSON lines with
+/// (no String interpolation on that path).
+public struct ByteWriter: ~Copyable {
+    public private(set) var base: UnsafeMutablePointer<UInt8>
+    public private(set) var capacity: Int
+    public var count: Int = 0
+
+    public init(capacity: Int = 1 << 16) {
+        self.capacity = max(capacity, 256)
+        self.base = .allocate(capacity: self.capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    @inline(__always) public mutating func reserve(_ n: Int) {
+        if count + n > capacity { grow(count + n) }
+    }
+
+    @inline(never) mutating func grow(_ needed: Int) {
+        var c = capacity * 2
+        while c < needed { c *= 2 }
+        let nb = UnsafeMutablePointer<UInt8>.allocate(capacity: c)
+        nb.update(from: base, count: count)
+        base.deallocate()
+        base = nb
+        capacity = c
+    }
+
+    @inline(__always) public mutating func byte(_ b: UInt8) {
+        reserve(1)
+        base[count] = b
+        count += 1
+    }
+
+    /// ASCII text known at compile time (keys, punctuation).
+    @inline(__always) public mutating func ascii(_ s: StaticString) {
+        let n = s.utf8CodeUnitCount
+        reserve(n)
+        (base + count).update(from: s.utf8Start, count: n)
+        count += n
+    }
+
+    public mutating func bytes(_ p: UnsafeRawBufferPointer) {
+        reserve(p.count)
+        if let src = p.baseAddress { (base + count).update(from: src.assumingMemoryBound(to: UInt8.self), count: p.count) }
+        count += p.count
+    }
+
+    public mutating func bytes(_ a: [UInt8]) {
+        a.withUnsafeBytes { bytes($0) }
+    }
+
+    @inline(__always) public mutating func uint(_ v: UInt64) {
+        reserve(20)
+        if v < 10 {
+            base[count] = 48 &+ UInt8(truncatingIfNeeded: v)
+            count += 1
+            return
+        }
+        var tmp: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch
+        var n = 0
+        var x = v
+        withUnsafeMutableBytes(of: &tmp) { raw in
+            let t = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            while x > 0 {
+                let q = x / 10
+                t[n] = 48 &+ UInt8(truncatingIfNeeded: x &- q &* 10)
+                n += 1
+                x = q
+            }
+            let out = base + count
+            for i in 0..<n { out[i] = t[n - 1 - i] }
+        }
+        count += n
+    }
+
+    @inline(__always) public mutating func int(_ v: Int64) {
+        if v < 0 {
+            byte(UInt8(ascii: "-"))
+            uint(UInt64(bitPattern: 0 &- v))
+        } else {
+            uint(UInt64(v))
+        }
+    }
+
+    /// A JSON string literal (quotes included), escaped.
+    public mutating func jsonString(_ s: String) {
+        var s = s
+        s.withUTF8 { u in
+            reserve(u.count * 6 + 2)
+            base[count] = 34
+            count += 1
+            for c in u {
+                switch c {
+                case 34: base[count] = 92; base[count + 1] = 34; count += 2
+                case 92: base[count] = 92; base[count + 1] = 92; count += 2
+                case 10: base[count] = 92; base[count + 1] = 110; count += 2
+                case 13: base[count] = 92; base[count + 1] = 114; count += 2
+                case 9: base[count] = 92; base[count + 1] = 116; count += 2
+                case 0..<32:
+                    let hex: StaticString = "0123456789abcdef"
+                    base[count] = 92; base[count + 1] = 117; base[count + 2] = 48; base[count + 3] = 48
+                    base[count + 4] = hex.utf8Start[Int(c >> 4)]
+                    base[count + 5] = hex.utf8Start[Int(c & 15)]
+                    count += 6
+                default: base[count] = c; count += 1
+                }
+            }
+            base[count] = 34
+            count += 1
+        }
+    }
+
+    public mutating func removeAll() { count = 0 }
+
+    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(start: base, count: count))
+    }
+
+    public var array: [UInt8] { Array(UnsafeBufferPointer(start: base, count: count)) }
+}

@@ -1,0 +1,85 @@
+import CLZ4
+import Glibc
+
+/// Writes one LZ4 frame (linked 64 KB blocks, block checksums, content checksum, level 1) to a
+/// file descriptor. `append` compresses; `flush` closes the current block and hands every byte
+/// produced so far to write(2), so whatever was flushed survives a SIGKILL; `end` writes the end
+/// mark. Not thread-safe (the recorder calls it under its writer lock).
+final class LZ4FrameWriter {
+    let fd: Int32
+    private var cctx: OpaquePointer?
+    private var prefs = LZ4F_preferences_t()
+    private var dst: UnsafeMutablePointer<UInt8>
+    private var dstCapacity: Int
+    private var dstCount = 0
+    private(set) var bytesWritten: UInt64 = 0
+    private(set) var failed = false
+    static let chunk = 32 * 1024
+
+    init?(fd: Int32) {
+        self.fd = fd
+        var ctx: OpaquePointer?
+        if LZ4F_isError(LZ4F_createCompressionContext(&ctx, UInt32(LZ4F_VERSION))) != 0 { return nil }
+        cctx = ctx
+        prefs.frameInfo.blockSizeID = LZ4F_max64KB
+        prefs.frameInfo.blockMode = LZ4F_blockLinked
+        prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled
+        prefs.frameInfo.blockChecksumFlag = LZ4F_blockChecksumEnabled
+        prefs.compressionLevel = 1
+        prefs.autoFlush = 0
+        dstCapacity = max(LZ4F_compressBound(LZ4FrameWriter.chunk, &prefs), 1 << 17) + 64
+        dst = .allocate(capacity: dstCapacity)
+        let n = LZ4F_compressBegin(cctx, dst, dstCapacity, &prefs)
+        if LZ4F_isError(n) != 0 { return nil }
+        dstCount = n
+    }
+
+    deinit {
+        LZ4F_freeCompressionContext(cctx)
+        dst.deallocate()
+    }
+
+    /// Compresses `count` bytes (any length; fed in chunks).
+    func append(_ p: UnsafePointer<UInt8>, _ count: Int) {
+        var off = 0
+        while off < count {
+            let n = min(LZ4FrameWriter.chunk, count - off)
+            if dstCapacity - dstCount < LZ4F_compressBound(n, &prefs) { writeOut() }
+            let r = LZ4F_compressUpdate(cctx, dst + dstCount, dstCapacity - dstCount, p + off, n, nil)
+            if LZ4F_isError(r) != 0 { failed = true; return }
+            dstCount += r
+            off += n
+        }
+    }
+
+    /// Closes the current block and writes everything out.
+    func flush() {
+        if dstCapacity - dstCount < LZ4F_compressBound(0, &prefs) { writeOut() }
+        let r = LZ4F_flush(cctx, dst + dstCount, dstCapacity - dstCount, nil)
+        if LZ4F_isError(r) == 0 { dstCount += r } else { failed = true }
+        writeOut()
+    }
+
+    /// Writes the end mark (and content checksum) and everything before it.
+    func end() {
+        if dstCapacity - dstCount < LZ4F_compressBound(0, &prefs) + 16 { writeOut() }
+        let r = LZ4F_compressEnd(cctx, dst + dstCount, dstCapacity - dstCount, nil)
+        if LZ4F_isError(r) == 0 { dstCount += r } else { failed = true }
+        writeOut()
+    }
+
+    private func writeOut() {
+        var off = 0
+        while off < dstCount {
+            let n = write(fd, dst + off, dstCount - off)
+            if n < 0 {
+                if errno == EINTR { continue }
+                failed = true
+                break
+            }
+            off += n
+        }
+        bytesWritten &+= UInt64(off)
+        dstCount = 0
+    }
+}

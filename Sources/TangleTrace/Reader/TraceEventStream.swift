@@ -1,0 +1,257 @@
+import Glibc
+
+/// The order events are merged in: time, then pid, tid, seq.
+@inline(__always) func eventPrecedes(_ x: TraceEvent, _ y: TraceEvent) -> Bool {
+    if x.time != y.time { return x.time < y.time }
+    if x.pid != y.pid { return x.pid < y.pid }
+    if x.tid != y.tid { return x.tid < y.tid }
+    return x.seq < y.seq
+}
+
+/// One trace file found on disk.
+public struct TraceFileInfo: Sendable, Equatable {
+    public var path: String
+    public var bytes: UInt64
+    /// The start time from the file name (`<pid>-<start>.jsonl.lz4`), 0 when the name has none.
+    public var startFromName: UInt64
+    public var pidFromName: Int32?
+}
+
+/// Finds the trace files among `paths` (files, or directories whose `*.jsonl.lz4` and `*.jsonl`
+/// files are taken). Throws when a path does not exist or nothing was found.
+public func findTraceFiles(_ paths: [String]) throws -> [TraceFileInfo] {
+    var out: [TraceFileInfo] = []
+    for path in paths {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            throw TraceReadError(file: path, message: "cannot read: " + String(cString: strerror(errno)))
+        }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            guard let dir = opendir(path) else {
+                throw TraceReadError(file: path, message: "cannot list: " + String(cString: strerror(errno)))
+            }
+            var names: [String] = []
+            while let ent = readdir(dir) {
+                let name = withUnsafePointer(to: ent.pointee.d_name) {
+                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+                }
+                if name.hasSuffix(".jsonl.lz4") || name.hasSuffix(".jsonl") { names.append(name) }
+            }
+            closedir(dir)
+            for name in names.sorted() {
+                let full = path.hasSuffix("/") ? path + name : path + "/" + name
+                var fst = stat()
+                guard stat(full, &fst) == 0, (fst.st_mode & S_IFMT) == S_IFREG else { continue }
+                out.append(info(full, UInt64(fst.st_size)))
+            }
+        } else {
+            out.append(info(path, UInt64(st.st_size)))
+        }
+    }
+    if out.isEmpty {
+        throw TraceReadError(file: paths.joined(separator: ", "), message: "no trace files (*.jsonl.lz4 or *.jsonl) found")
+    }
+    return out
+}
+
+private func info(_ path: String, _ bytes: UInt64) -> TraceFileInfo {
+    var base = path
+    if let slash = path.lastIndex(of: "/") { base = String(path[path.index(after: slash)...]) }
+    var pid: Int32?
+    var start: UInt64 = 0
+    if let dot = base.firstIndex(of: ".") {
+        let stem = base[..<dot]
+        let parts = stem.split(separator: "-")
+        if parts.count == 2, let p = Int32(parts[0]), let s = UInt64(parts[1]) {
+            pid = p
+            start = s
+        }
+    }
+    return TraceFileInfo(path: path, bytes: bytes, startFromName: start, pidFromName: pid)
+}
+
+/// The streaming reader: every file's events merged in time order (ties: pid, tid, seq; each
+/// thread's seq order kept). Each file goes through a reorder window of `window` events (the
+/// recorder writes in nearly sorted order); a file is opened only when the merge reaches the start
+/// time in its name, and closed at its end, so memory is bounded by the window and the processes
+/// alive at once, not by the trace's length.
+public final class TraceEventStream {
+    public let files: [TraceFileInfo]
+    /// Headers by pid, as files are opened.
+    public private(set) var headers: [Int32: TraceHeader] = [:]
+    /// Interned stacks by pid, as they are read.
+    public private(set) var stacks: [Int32: [UInt32: [UInt64]]] = [:]
+    /// Problems of files already finished (see `allProblems` at the end).
+    public private(set) var finishedProblems: [TraceProblem] = []
+    /// Events that arrived later than the reorder window allowed (emitted out of time order).
+    public private(set) var lateEvents: UInt64 = 0
+    public private(set) var eventCount: UInt64 = 0
+
+    private final class Source {
+        let decoder: TraceFileDecoder
+        var buf: [TraceEvent] = []
+        var head = 0
+        var done = false
+        var lastEmitted: TraceEvent?
+        init(_ d: TraceFileDecoder) { decoder = d }
+        var count: Int { buf.count - head }
+        var front: TraceEvent { buf[head] }
+    }
+
+    private let window: Int
+    private var pending: [TraceFileInfo]       // not opened yet, sorted by start, descending (pop from the end)
+    private var heap: [Source] = []
+    private var openedDecoders: [TraceFileDecoder] = []
+
+    public init(paths: [String], window: Int = 1024) throws {
+        files = try findTraceFiles(paths)
+        self.window = max(1, window)
+        pending = files.sorted { $0.startFromName > $1.startFromName }
+        // Open the files whose name does not give a start now (order unknown).
+        while let last = pending.last, last.startFromName == 0 {
+            pending.removeLast()
+            try open(last)
+        }
+    }
+
+    public convenience init(files: [String], window: Int = 1024) throws {
+        try self.init(paths: files, window: window)
+    }
+
+    private func open(_ f: TraceFileInfo) throws {
+        let d = try TraceFileDecoder(path: f.path)
+        if let h = d.header { headers[h.pid] = h }
+        d.onStack = { [unowned self] pid, id, pcs in self.stacks[pid, default: [:]][id] = pcs }
+        openedDecoders.append(d)
+        let s = Source(d)
+        refill(s)
+        if s.count > 0 { heapPush(s) } else { finish(s) }
+    }
+
+    private func finish(_ s: Source) {
+        if let h = s.decoder.header {
+            // module records may have extended it
+            headers[h.pid] = h
+        }
+        finishedProblems.append(contentsOf: s.decoder.problems)
+        s.decoder.raw.closeFile()
+    }
+
+    /// Reads until the window is full (or the file ends), keeping the buffer sorted.
+    private func refill(_ s: Source) {
+        if s.done { return }
+        if s.head > 4096 && s.head * 2 > s.buf.count {
+            s.buf.removeFirst(s.head)
+            s.head = 0
+        }
+        while s.count <= window {
+            guard let e = s.decoder.next() else { s.done = true; return }
+            s.buf.append(e)
+            // Insertion from the back: the recorder's output is almost sorted.
+            var j = s.buf.count - 1
+            while j > s.head && eventPrecedes(s.buf[j], s.buf[j - 1]) {
+                // never move an event before an earlier one of the same thread
+                if s.buf[j - 1].tid == e.tid && s.buf[j - 1].pid == e.pid { break }
+                s.buf.swapAt(j, j - 1)
+                j -= 1
+            }
+        }
+    }
+
+    /// The next event in merged order, or nil at the end. Throws when a file that is opened late
+    /// turns out not to be a trace.
+    public func next() throws -> TraceEvent? {
+        while true {
+            if let last = pending.last, heap.isEmpty || last.startFromName <= heap[0].front.time {
+                pending.removeLast()
+                try open(last)
+                continue
+            }
+            guard !heap.isEmpty else { return nil }
+            let s = heap[0]
+            let e = s.front
+            s.head += 1
+            if let l = s.lastEmitted, eventPrecedes(e, l), l.tid != e.tid { lateEvents += 1 }
+            s.lastEmitted = e
+            refill(s)
+            if s.count == 0 {
+                heapPopTop()
+                finish(s)
+            } else {
+                siftDown(0)
+            }
+            eventCount += 1
+            return e
+        }
+    }
+
+    /// Problems of every file opened so far (call after the last event for the full list).
+    public var allProblems: [TraceProblem] {
+        var all = finishedProblems
+        for s in heap { all.append(contentsOf: s.decoder.problems) }
+        return all
+    }
+
+    /// Events per file read so far, truncation, etc., by decoder.
+    public var decoders: [TraceFileDecoder] { openedDecoders }
+
+    // MARK: heap of sources, keyed by their front event
+
+    private func less(_ a: Source, _ b: Source) -> Bool { eventPrecedes(a.front, b.front) }
+
+    private func heapPush(_ s: Source) {
+        heap.append(s)
+        var i = heap.count - 1
+        while i > 0 {
+            let p = (i - 1) / 2
+            if less(heap[i], heap[p]) { heap.swapAt(i, p); i = p } else { break }
+        }
+    }
+
+    private func heapPopTop() {
+        let last = heap.removeLast()
+        if !heap.isEmpty {
+            heap[0] = last
+            siftDown(0)
+        }
+    }
+
+    private func siftDown(_ i0: Int) {
+        var i = i0
+        let n = heap.count
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < n && less(heap[l], heap[m]) { m = l }
+            if r < n && less(heap[r], heap[m]) { m = r }
+            if m == i { return }
+            heap.swapAt(i, m)
+            i = m
+        }
+    }
+}
+
+/// A whole trace in memory (the convenience entry point).
+public struct LoadedTrace: Sendable {
+    public var files: [TraceFileInfo]
+    public var headers: [Int32: TraceHeader]
+    public var events: [TraceEvent]
+    public var stacks: [Int32: [UInt32: [UInt64]]]
+    public var problems: [TraceProblem]
+
+    public var truncated: [TraceProblem] { problems.filter { $0.kind == .truncated } }
+    public var droppedEvents: UInt64 { problems.filter { $0.kind == .dropped }.reduce(0) { $0 + $1.count } }
+}
+
+public enum TraceReader {
+    /// Reads every file of `paths` (files or directories) and merges their events. Throws
+    /// `TraceReadError` for unusable input; truncation, corruption, invalid lines, unknown kinds and
+    /// drops are returned in `problems`.
+    public static func load(paths: [String]) throws -> LoadedTrace {
+        let stream = try TraceEventStream(paths: paths)
+        var events: [TraceEvent] = []
+        while let e = try stream.next() { events.append(e) }
+        return LoadedTrace(files: stream.files, headers: stream.headers, events: events, stacks: stream.stacks,
+                           problems: stream.allProblems)
+    }
+}

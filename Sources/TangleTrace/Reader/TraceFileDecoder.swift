@@ -1,0 +1,221 @@
+import Glibc
+
+/// The semantic layer for one file: lines → header, stacks, modules and `TraceEvent`s. Restores
+/// what the writer leaves out (pid from the header, `seq` when it is the previous one + 1, zero
+/// arguments), skips and counts unknown kinds and keys, reports invalid lines with their offset.
+public final class TraceFileDecoder {
+    public let raw: RawTraceFile
+    public var path: String { raw.path }
+    public private(set) var header: TraceHeader?
+    /// Stack id → return addresses, for this file's process.
+    public private(set) var stacks: [UInt32: [UInt64]] = [:]
+    public private(set) var events: UInt64 = 0
+    public private(set) var unknownKinds: [String: UInt64] = [:]
+    public private(set) var unknownKeys: UInt64 = 0
+    public private(set) var invalidLines: UInt64 = 0
+    public private(set) var dropped: UInt64 = 0
+    private var decodeProblems: [TraceProblem] = []
+    private var lastSeq: [Int32: UInt64] = [:]
+    private var fields = EventLineFields()
+    private let kinds = KindTable.shared
+    /// Called when a stack record is read (the stream uses it to publish stacks as they come).
+    var onStack: ((Int32, UInt32, [UInt64]) -> Void)?
+
+    /// Opens the file and reads its header. Throws when the file is not a trace at all (cannot be
+    /// opened, not LZ4 / not JSON lines, or the first line is not a header).
+    public init(path: String) throws {
+        raw = try RawTraceFile(path: path)
+        guard let line = raw.nextLine() else {
+            // Nothing readable: an empty file (a writer that had not flushed its header yet) or
+            // a file cut inside its first line. Not an error: it has no events.
+            if raw.problems.isEmpty {
+                decodeProblems.append(TraceProblem(kind: .empty, file: path, offset: 0, message: "empty file (no header yet)"))
+            }
+            return
+        }
+        guard let v = JSONParser.parse(line), v["k"]?.string == "header" else {
+            throw TraceReadError(file: path, message: "not a Tangle trace: the first line (byte 0) is not a header record")
+        }
+        guard let h = TraceFileDecoder.header(from: v) else {
+            throw TraceReadError(file: path, message: "invalid header record at byte 0 (missing v, pid or t)")
+        }
+        if h.schemaVersion > TraceHeader.currentSchemaVersion {
+            decodeProblems.append(TraceProblem(kind: .invalidLine, file: path, offset: 0,
+                message: "schema version \(h.schemaVersion) is newer than this reader's (\(TraceHeader.currentSchemaVersion)): reading what it knows"))
+        }
+        header = h
+    }
+
+    public var problems: [TraceProblem] {
+        var all = raw.problems + decodeProblems
+        if invalidLines > 10 {
+            all.append(TraceProblem(kind: .invalidLine, file: path, offset: 0, message: "\(invalidLines) invalid lines in all", count: invalidLines))
+        }
+        for (k, n) in unknownKinds.sorted(by: { $0.key < $1.key }) {
+            all.append(TraceProblem(kind: .unknownKind, file: path, offset: 0, message: "\(n) events of unknown kind \"\(k)\" skipped", count: n))
+        }
+        if dropped > 0 {
+            all.append(TraceProblem(kind: .dropped, file: path, offset: 0, message: "the recorder dropped \(dropped) events", count: dropped))
+        }
+        return all
+    }
+
+    static func header(from v: JSONValue) -> TraceHeader? {
+        guard let ver = v["v"]?.int64, let pid = v["pid"]?.int64, let t = v["t"]?.uint64 else { return nil }
+        var mods: [ModuleInfo] = []
+        if case let .array(items)? = v["modules"] {
+            for m in items { if let mi = module(from: m) { mods.append(mi) } }
+        }
+        return TraceHeader(
+            schemaVersion: Int(ver), pid: Int32(truncatingIfNeeded: pid),
+            ppid: Int32(truncatingIfNeeded: v["ppid"]?.int64 ?? 0),
+            executable: v["exe"]?.string ?? "", argv0: v["argv0"]?.string ?? "",
+            clock: v["clock"]?.string ?? "CLOCK_MONOTONIC", bootID: v["boot"]?.string ?? "",
+            startTime: t, processObject: v["proc"]?.uint64 ?? 0, modules: mods)
+    }
+
+    static func module(from m: JSONValue) -> ModuleInfo? {
+        guard let path = m["path"]?.string else { return nil }
+        return ModuleInfo(path: path, buildID: m["build_id"]?.string ?? "", bias: m["bias"]?.uint64 ?? 0,
+                          low: m["lo"]?.uint64 ?? 0, high: m["hi"]?.uint64 ?? 0)
+    }
+
+    private func invalid(_ message: String) {
+        invalidLines += 1
+        if invalidLines <= 10 {
+            decodeProblems.append(TraceProblem(kind: .invalidLine, file: path, offset: raw.lineOffset,
+                                               message: message + " (offset in the decompressed text)"))
+        }
+    }
+
+    /// The next event of this file in file order, or nil at its end.
+    public func next() -> TraceEvent? {
+        guard let header else { return nil }
+        while let line = raw.nextLine() {
+            if line.isEmpty { continue }
+            let p = line.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            fields = EventLineFields()
+            switch parseEventLine(p, line.count, &fields) {
+            case .invalid:
+                invalid("invalid JSON line")
+                continue
+            case .nested:
+                if let e = nestedLine(line, header) { return e }
+                continue
+            case .ok:
+                break
+            }
+            if let e = event(from: p, header) { return e }
+        }
+        return nil
+    }
+
+    private func event(from p: UnsafePointer<UInt8>, _ header: TraceHeader) -> TraceEvent? {
+        let f = fields
+        guard f.kindLen >= 0 else { invalid("a line without \"k\""); return nil }
+        let kp = p + f.kindStart
+        guard let entry = kinds.lookup(kp, f.kindLen) else {
+            if bytesEqual(kp, f.kindLen, "header") { invalid("a second header"); return nil }
+            let name = String(decoding: UnsafeBufferPointer(start: kp, count: f.kindLen), as: UTF8.self)
+            unknownKinds[name, default: 0] += 1
+            return nil
+        }
+        guard f.hasTime, f.hasTid else { invalid("an event without \"t\" or \"tid\""); return nil }
+        let tid = Int32(truncatingIfNeeded: f.tid)
+        let seq: UInt64
+        if f.hasSeq {
+            seq = f.seq
+        } else {
+            seq = lastSeq[tid].map { $0 &+ 1 } ?? 0
+        }
+        lastSeq[tid] = seq
+        var e = TraceEvent(time: f.time, pid: f.hasPid ? Int32(truncatingIfNeeded: f.pid) : header.pid, tid: tid, seq: seq,
+                           kind: entry.kind, object: f.object, stack: UInt32(truncatingIfNeeded: f.stack))
+        if f.resultLen >= 0 {
+            let rp = p + f.resultStart
+            let name = String(decoding: UnsafeBufferPointer(start: rp, count: f.resultLen), as: UTF8.self)
+            e.result = WaitResult(name: name) ?? .error
+        }
+        if f.extraCount > 0 {
+            withUnsafeBytes(of: f.extraKeyStart) { ksRaw in
+                withUnsafeBytes(of: f.extraKeyLen) { klRaw in
+                    withUnsafeBytes(of: f.extraValue) { vRaw in
+                        let ks = ksRaw.bindMemory(to: Int.self), kl = klRaw.bindMemory(to: Int.self)
+                        let vs = vRaw.bindMemory(to: UInt64.self)
+                        for j in 0..<f.extraCount {
+                            let kp = p + ks[j]
+                            let n = kl[j]
+                            if bytesEqual(kp, n, entry.keys.0) || bytesEqual(kp, n, "a") { e.a = vs[j] }
+                            else if bytesEqual(kp, n, entry.keys.1) || bytesEqual(kp, n, "b") { e.b = vs[j] }
+                            else if bytesEqual(kp, n, entry.keys.2) || bytesEqual(kp, n, "c") { e.c = vs[j] }
+                            else { unknownKeys += 1 }
+                        }
+                    }
+                }
+            }
+        }
+        unknownKeys += UInt64(f.ignoredKeys)
+        if f.nameLen >= 0 {
+            let np = p + f.nameStart
+            if f.nameEscaped {
+                var parser = JSONParser(UnsafeRawBufferPointer(start: np - 1, count: f.nameLen + 2))
+                e.text = parser.string()
+            } else {
+                e.text = String(decoding: UnsafeBufferPointer(start: np, count: f.nameLen), as: UTF8.self)
+            }
+        }
+        if entry.kind == .dropped { dropped &+= e.a }
+        events += 1
+        return e
+    }
+
+    /// Stack and module records, and any event line the fast parser declined.
+    private func nestedLine(_ line: UnsafeRawBufferPointer, _ header: TraceHeader) -> TraceEvent? {
+        guard let v = JSONParser.parse(line), case .object = v else {
+            invalid("invalid JSON line")
+            return nil
+        }
+        let k = v["k"]?.string
+        if k == "stack" {
+            guard let id = v["id"]?.uint64, case let .array(items)? = v["pcs"] else {
+                invalid("a stack record without id or pcs")
+                return nil
+            }
+            let pcs = items.compactMap(\.uint64)
+            stacks[UInt32(truncatingIfNeeded: id)] = pcs
+            let pid = v["pid"]?.int64.map { Int32(truncatingIfNeeded: $0) } ?? header.pid
+            onStack?(pid, UInt32(truncatingIfNeeded: id), pcs)
+            return nil
+        }
+        if k == "module" {
+            if let m = v["module"].flatMap(TraceFileDecoder.module(from:)) {
+                self.header?.modules.append(m)
+            } else {
+                invalid("a module record without a module")
+            }
+            return nil
+        }
+        if k == "header" { invalid("a second header"); return nil }
+        guard let k else { invalid("a line without \"k\""); return nil }
+        guard let kind = EventKind(name: k) else {
+            unknownKinds[k, default: 0] += 1
+            return nil
+        }
+        guard let t = v["t"]?.uint64, let tidv = v["tid"]?.int64 else { invalid("an event without \"t\" or \"tid\""); return nil }
+        let tid = Int32(truncatingIfNeeded: tidv)
+        let seq = v["seq"]?.uint64 ?? (lastSeq[tid].map { $0 &+ 1 } ?? 0)
+        lastSeq[tid] = seq
+        var e = TraceEvent(time: t, pid: v["pid"]?.int64.map { Int32(truncatingIfNeeded: $0) } ?? header.pid, tid: tid,
+                           seq: seq, kind: kind, object: v["o"]?.uint64 ?? 0,
+                           stack: UInt32(truncatingIfNeeded: v["s"]?.uint64 ?? 0))
+        if let r = v["r"]?.string { e.result = WaitResult(name: r) ?? .error }
+        let keys = kind.argumentKeys
+        e.a = (keys.a.flatMap { v[$0]?.uint64 }) ?? v["a"]?.uint64 ?? 0
+        e.b = (keys.b.flatMap { v[$0]?.uint64 }) ?? v["b"]?.uint64 ?? 0
+        e.c = (keys.c.flatMap { v[$0]?.uint64 }) ?? v["c"]?.uint64 ?? 0
+        e.text = v["name"]?.string
+        if kind == .dropped { dropped &+= e.a }
+        events += 1
+        return e
+    }
+}

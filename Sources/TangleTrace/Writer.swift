@@ -1,0 +1,333 @@
+import CTangleSupport
+import Glibc
+
+/// The per-process trace file: formats drained records as JSON lines (raw byte writer) and feeds
+/// them to the LZ4 frame. Every method runs under the recorder's writer lock.
+final class Writer {
+    nonisolated(unsafe) static var shared: Writer?
+
+    let path: String
+    let pid: Int32
+    private let frame: LZ4FrameWriter
+    private var out = ByteWriter(capacity: 1 << 17)
+    private var stacks: [UInt64: UInt32] = [:]
+    private var lastSeq: [Int32: UInt64] = [:]
+    private var moduleAdds: UInt64 = 0
+    private var knownModules: Set<String> = []
+    private(set) var events: UInt64 = 0
+    var bytesWritten: UInt64 { frame.bytesWritten }
+
+    init?(directory: String, processObject: UInt64) {
+        pid = getpid()
+        let start = tangle_now_ns()
+        Writer.makeDirectories(directory)
+        path = directory + "/" + String(pid) + "-" + String(start) + ".jsonl.lz4"
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_APPEND, 0o600)
+        if fd < 0 {
+            let msg = "tangle: cannot create trace file " + path + ": " + String(cString: strerror(errno)) + "\n"
+            _ = msg.withCString { write(2, $0, strlen($0)) }
+            return nil
+        }
+        guard let f = LZ4FrameWriter(fd: fd) else { close(fd); return nil }
+        frame = f
+        writeHeader(start: start, processObject: processObject)
+        frame.flush()
+    }
+
+    static func makeDirectories(_ dir: String) {
+        var prefix = ""
+        for part in dir.split(separator: "/", omittingEmptySubsequences: false) {
+            prefix += (prefix.isEmpty && dir.hasPrefix("/") && part.isEmpty) ? "/" : (prefix.isEmpty || prefix == "/" ? String(part) : "/" + part)
+            if prefix.isEmpty || prefix == "/" { continue }
+            _ = mkdir(prefix, 0o700)
+        }
+    }
+
+    // MARK: header and modules
+
+    private static func readFile(_ path: String, limit: Int = 4096) -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { return "" }
+        defer { close(fd) }
+        var buf = [UInt8](repeating: 0, count: limit)
+        let n = read(fd, &buf, limit)
+        if n <= 0 { return "" }
+        var s = String(decoding: buf[0..<n], as: UTF8.self)
+        while s.last == "\n" { s.removeLast() }
+        return s
+    }
+
+    private static func exePath() -> String {
+        var buf = [Int8](repeating: 0, count: 4097)
+        let n = readlink("/proc/self/exe", &buf, 4096)
+        if n <= 0 { return "" }
+        return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    private static func argv0() -> String {
+        let s = readFile("/proc/self/cmdline", limit: 4096)
+        if let z = s.firstIndex(of: "\0") { return String(s[..<z]) }
+        return s
+    }
+
+    private func writeHeader(start: UInt64, processObject: UInt64) {
+        out.ascii("{\"k\":\"header\",\"v\":1,\"pid\":")
+        out.int(Int64(pid))
+        out.ascii(",\"ppid\":")
+        out.int(Int64(getppid()))
+        out.ascii(",\"exe\":")
+        out.jsonString(Writer.exePath())
+        out.ascii(",\"argv0\":")
+        out.jsonString(Writer.argv0())
+        out.ascii(",\"clock\":\"CLOCK_MONOTONIC\",\"boot\":")
+        out.jsonString(Writer.readFile("/proc/sys/kernel/random/boot_id"))
+        out.ascii(",\"t\":")
+        out.uint(start)
+        out.ascii(",\"proc\":")
+        out.uint(processObject)
+        out.ascii(",\"stack_depth\":")
+        out.uint(UInt64(tangle_trace_stack_depth))
+        out.ascii(",\"modules\":[")
+        let mods = Writer.currentModules()
+        moduleAdds = mods.adds
+        var first = true
+        for m in mods.list {
+            knownModules.insert(m.path + "@" + String(m.bias))
+            if !first { out.byte(44) }
+            first = false
+            writeModuleFields(m)
+        }
+        out.ascii("]}\n")
+        emit()
+    }
+
+    private func writeModuleFields(_ m: ModuleInfo) {
+        out.ascii("{\"path\":")
+        out.jsonString(m.path)
+        out.ascii(",\"build_id\":")
+        out.jsonString(m.buildID)
+        out.ascii(",\"bias\":")
+        out.uint(m.bias)
+        out.ascii(",\"lo\":")
+        out.uint(m.low)
+        out.ascii(",\"hi\":")
+        out.uint(m.high)
+        out.byte(125)
+    }
+
+    final class ModuleBox { var list: [ModuleInfo] = [] }
+
+    static func currentModules() -> (list: [ModuleInfo], adds: UInt64) {
+        let box = ModuleBox()
+        let exe = exePath()
+        let adds = tangle_modules({ mp, ctx in
+            guard let mp, let ctx else { return }
+            let m = mp.pointee
+            let box = Unmanaged<ModuleBox>.fromOpaque(ctx).takeUnretainedValue()
+            var path = m.path.map { String(cString: $0) } ?? ""
+            var id = ""
+            if let b = m.build_id {
+                let hex: [Character] = Array("0123456789abcdef")
+                for i in 0..<m.build_id_len {
+                    id.append(hex[Int(b[i] >> 4)])
+                    id.append(hex[Int(b[i] & 15)])
+                }
+            }
+            if path.isEmpty && box.list.isEmpty { path = "" }  // the executable: filled in below
+            box.list.append(ModuleInfo(path: path, buildID: id, bias: m.bias, low: m.lo, high: m.hi))
+        }, Unmanaged.passUnretained(box).toOpaque())
+        var list = box.list
+        if !list.isEmpty && list[0].path.isEmpty { list[0].path = exe }
+        // linux-vdso has no file; keep it (path "linux-vdso.so.1") so addresses in it are explained.
+        return (list, adds)
+    }
+
+    private func checkModules(now: UInt64) {
+        let adds = tangle_module_adds()
+        if adds == moduleAdds { return }
+        let mods = Writer.currentModules()
+        moduleAdds = mods.adds
+        for m in mods.list where !knownModules.contains(m.path + "@" + String(m.bias)) {
+            knownModules.insert(m.path + "@" + String(m.bias))
+            out.ascii("{\"k\":\"module\",\"t\":")
+            out.uint(now)
+            out.ascii(",\"module\":")
+            writeModuleFields(m)
+            out.ascii("}\n")
+        }
+    }
+
+    // MARK: events
+
+    private func emit() {
+        if out.count > 0 {
+            frame.append(out.base, out.count)
+            out.removeAll()
+        }
+    }
+
+    /// Drains every thread's buffer into the file, merged by time; `flushFrame`: close the LZ4
+    /// block and write(2) it (what makes the records survive a SIGKILL).
+    func drain(flushFrame: Bool) {
+        var bufs: [(b: UnsafeMutablePointer<tangle_tbuf>, pos: UInt64, head: UInt64)] = []
+        var p = tangle_trace_buffers()
+        while let b = p {
+            let head = tangle_tbuf_head(b)
+            if head != b.pointee.tail { bufs.append((b, b.pointee.tail, head)) }
+            p = b.pointee.next
+        }
+        if !bufs.isEmpty { checkModules(now: tangle_now_ns()) }
+        if bufs.count == 1 {
+            let (b, pos, head) = bufs[0]
+            var i = pos
+            while i < head { i += formatRecord(b, i) }
+            tangle_tbuf_set_tail(b, head)
+        } else if !bufs.isEmpty {
+            while true {
+                var best = -1
+                var bestTime = UInt64.max
+                for j in 0..<bufs.count where bufs[j].pos < bufs[j].head {
+                    let b = bufs[j].b
+                    let t = b.pointee.slots[Int(bufs[j].pos & b.pointee.mask)].w.0
+                    if t < bestTime { bestTime = t; best = j }
+                }
+                if best < 0 { break }
+                bufs[best].pos += formatRecord(bufs[best].b, bufs[best].pos)
+            }
+            for e in bufs { tangle_tbuf_set_tail(e.b, e.head) }
+        }
+        emit()
+        if flushFrame { frame.flush() }
+        tangle_trace_reap()
+    }
+
+    /// Formats the record at `index` (and its stack record when new); returns the slots it took.
+    @inline(__always)
+    private func formatRecord(_ b: UnsafeMutablePointer<tangle_tbuf>, _ index: UInt64) -> UInt64 {
+        let mask = b.pointee.mask
+        let slots = b.pointee.slots!
+        let s = slots[Int(index & mask)].w
+        let meta = s.6
+        let npcs = Int((meta >> 24) & 0xFF)
+        let kindRaw = UInt16(truncatingIfNeeded: meta)
+        let resultRaw = UInt8(truncatingIfNeeded: meta >> 16)
+        let textID = UInt32(truncatingIfNeeded: meta >> 32)
+        let tid = b.pointee.tid
+        var stackID: UInt32 = 0
+        if npcs > 0 {
+            let h = s.7
+            if let id = stacks[h] {
+                stackID = id
+            } else {
+                stackID = UInt32(stacks.count + 1)
+                stacks[h] = stackID
+                out.ascii("{\"k\":\"stack\",\"pid\":")
+                out.int(Int64(pid))
+                out.ascii(",\"id\":")
+                out.uint(UInt64(stackID))
+                out.ascii(",\"pcs\":[")
+                for i in 0..<npcs {
+                    if i > 0 { out.byte(44) }
+                    let slot = slots[Int((index + 1 + UInt64(i / 8)) & mask)]
+                    let pc: UInt64 = withUnsafeBytes(of: slot.w) { $0.load(fromByteOffset: (i % 8) * 8, as: UInt64.self) }
+                    out.uint(pc)
+                }
+                out.ascii("]}\n")
+            }
+        }
+        writeEvent(time: s.0, tid: tid, seq: s.5, kindRaw: kindRaw, object: s.1, stack: stackID,
+                   resultRaw: resultRaw, a: s.2, b: s.3, c: s.4, text: textID != 0 ? TextTable.take(textID) : nil)
+        if out.count >= 48 * 1024 { emit() }
+        return 1 + UInt64((npcs + 7) / 8)
+    }
+
+    @inline(__always)
+    private func writeEvent(
+        time: UInt64, tid: Int32, seq: UInt64, kindRaw: UInt16, object: UInt64, stack: UInt32,
+        resultRaw: UInt8, a: UInt64, b: UInt64, c: UInt64, text: String?
+    ) {
+        events &+= 1
+        out.ascii("{\"t\":")
+        out.uint(time)
+        out.ascii(",\"tid\":")
+        out.int(Int64(tid))
+        // seq is omitted when it is the previous seq of this tid in this file + 1 (or 0 for the
+        // tid's first event): the reader restores it.
+        let expected = lastSeq[tid].map { $0 &+ 1 } ?? 0
+        if seq != expected {
+            out.ascii(",\"seq\":")
+            out.uint(seq)
+        }
+        lastSeq[tid] = seq
+        out.ascii(",\"k\":\"")
+        let kind = EventKind(rawValue: kindRaw)
+        if let kind {
+            var name = kind.name
+            name.withUTF8 { out.bytes(UnsafeRawBufferPointer($0)) }
+        } else {
+            out.ascii("unknown")
+        }
+        out.byte(34)
+        if object != 0 { out.ascii(",\"o\":"); out.uint(object) }
+        if stack != 0 { out.ascii(",\"s\":"); out.uint(UInt64(stack)) }
+        let keys: (a: String?, b: String?, c: String?) = kind?.argumentKeys ?? (nil, nil, nil)
+        if a != 0 { writeKey(keys.a, "a"); out.uint(a) }
+        if b != 0 { writeKey(keys.b, "b"); out.uint(b) }
+        if c != 0 { writeKey(keys.c, "c"); out.uint(c) }
+        if resultRaw != 0 {
+            out.ascii(",\"r\":\"")
+            let r = WaitResult(rawValue: resultRaw)?.name ?? "error"
+            var rn = r
+            rn.withUTF8 { out.bytes(UnsafeRawBufferPointer($0)) }
+            out.byte(34)
+        }
+        if let text {
+            out.ascii(",\"name\":")
+            out.jsonString(text)
+        }
+        out.ascii("}\n")
+    }
+
+    @inline(__always)
+    private func writeKey(_ key: String?, _ fallback: StaticString) {
+        out.ascii(",\"")
+        if var key {
+            key.withUTF8 { out.bytes(UnsafeRawBufferPointer($0)) }
+        } else {
+            out.ascii(fallback)
+        }
+        out.ascii("\":")
+    }
+
+    /// A `dropped` event for the calling thread (written at once, never silent).
+    func writeDropped(count: UInt64) {
+        drain(flushFrame: false)
+        let tid = tangle_gettid()
+        let seq = tangle_trace_current()?.pointee.seq ?? 0
+        lastSeq[tid] = nil
+        writeEvent(time: tangle_now_ns(), tid: tid, seq: seq, kindRaw: EventKind.dropped.rawValue, object: 0,
+                   stack: 0, resultRaw: 0, a: count, b: 0, c: 0, text: nil)
+        lastSeq[tid] = nil
+        emit()
+        frame.flush()
+    }
+
+    /// `proc.exit` written directly (from a signal handler: the interrupted thread's buffer may be
+    /// half-written, so the event does not go through it).
+    func writeSyntheticExit(status: Int32, signal: Int32) {
+        let tid = tangle_gettid()
+        let seq = tangle_trace_current()?.pointee.seq ?? 0
+        lastSeq[tid] = nil
+        writeEvent(time: tangle_now_ns(), tid: tid, seq: seq, kindRaw: EventKind.processExit.rawValue, object: 0,
+                   stack: 0, resultRaw: 0, a: UInt64(UInt32(bitPattern: status)),
+                   b: UInt64(UInt32(bitPattern: signal)), c: 0, text: nil)
+        lastSeq[tid] = nil
+        emit()
+    }
+
+    func end() {
+        emit()
+        frame.end()
+        close(frame.fd)
+    }
+}
