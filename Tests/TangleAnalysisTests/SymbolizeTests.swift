@@ -1,0 +1,300 @@
+import Foundation
+import TangleAnalysis
+import TangleTrace
+import XCTest
+
+/// Captures return addresses inside a known, non-inlined function. The line of the call that
+/// produces them is returned with them (both on one line, so `pc - 1` must map back to it).
+@inline(never)
+func symbolizeTestsCaptureStack() -> (pcs: [UInt64], line: Int) {
+    let line = #line; let pcs = Thread.callStackReturnAddresses.map { UInt64($0.uintValue) }
+    return (pcs, line)
+}
+
+/// A tiny C program, compiled once per test run with `cc -g -O2 -no-pie`: `leaf` prints its own
+/// return address, which lies in `main` inside the inlined body of `middle`.
+private let cProgram = """
+#include <stdio.h>
+__attribute__((noinline)) void leaf(void) {
+    printf("%p\\n", __builtin_return_address(0));
+    __asm__ volatile("");
+}
+static inline __attribute__((always_inline)) void middle(void) {
+    leaf();
+    __asm__ volatile("");
+}
+int main(void) {
+    middle();
+    return 0;
+}
+"""
+private let cCallLeafLine = 7     // `leaf();` in middle
+private let cCallMiddleLine = 11  // `middle();` in main
+
+/// The C fixture: built binaries and the address `leaf` printed (a file address: -no-pie).
+private final class CFixture: @unchecked Sendable {
+    let dir: String
+    let binary: String
+    let variant: String   // same program with one more global: another build id
+    let returnAddress: UInt64
+    let buildID: String
+    let variantBuildID: String
+
+    static let shared: CFixture? = try? CFixture()
+
+    init() throws {
+        dir = NSTemporaryDirectory() + "tangle-symbolize-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let src = dir + "/prog.c"
+        try cProgram.write(toFile: src, atomically: true, encoding: .utf8)
+        try (cProgram + "\nint tangle_variant = 42;\n").write(toFile: dir + "/variant.c", atomically: true, encoding: .utf8)
+        binary = dir + "/prog"
+        variant = dir + "/variant"
+        try CFixture.run("/usr/bin/env", ["cc", "-g", "-O2", "-no-pie", "-fno-omit-frame-pointer", src, "-o", binary])
+        try CFixture.run("/usr/bin/env", ["cc", "-g", "-O2", "-no-pie", "-fno-omit-frame-pointer", dir + "/variant.c", "-o", variant])
+        let out = try CFixture.run(binary, [])
+        let hex = out.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "0x", with: "")
+        guard let addr = UInt64(hex, radix: 16) else { throw NSError(domain: "fixture", code: 1) }
+        returnAddress = addr
+        buildID = Symbolizer.buildID(ofFile: binary) ?? ""
+        variantBuildID = Symbolizer.buildID(ofFile: variant) ?? ""
+    }
+
+    @discardableResult
+    static func run(_ exe: String, _ args: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = args
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            throw NSError(domain: "fixture", code: Int(p.terminationStatus),
+                          userInfo: [NSLocalizedDescriptionKey: "\(exe) \(args) failed"])
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// A module table entry for a copy of the program "loaded" at a made-up bias.
+    func module(path: String, buildID: String? = nil) -> ModuleInfo {
+        ModuleInfo(path: path, buildID: buildID ?? self.buildID, bias: CFixture.bias, low: CFixture.bias + 0x400000,
+                   high: CFixture.bias + 0x600000)
+    }
+    static let bias: UInt64 = 0x7f00_0000_0000
+    var pc: UInt64 { CFixture.bias + returnAddress }
+}
+
+final class SymbolizeTests: XCTestCase {
+    /// One symbolizer (one libdw session) for the tests on the test process's own frames.
+    private static let own = Symbolizer(modules: [getpid(): LiveModules.current()])
+
+    private func fixture() throws -> CFixture {
+        guard let f = CFixture.shared else { throw XCTSkip("no C compiler to build the fixture") }
+        return f
+    }
+
+    /// A known @inline(never) Swift function of this file: demangled name, this file, the line of the
+    /// call (pc - 1 of a return address), the test binary as module; the caller is the test method.
+    func testSymbolizesOwnSwiftFrames() throws {
+        let (pcs, line) = symbolizeTestsCaptureStack()
+        let stack = Self.own.symbolize(pid: getpid(), pcs: pcs)
+        XCTAssertEqual(stack.frames.count, pcs.count, "no inlining at -Onone: one frame per pc")
+        let i = try XCTUnwrap(stack.frames.firstIndex { $0.function?.contains("symbolizeTestsCaptureStack") == true },
+                              "frames: \(stack.frames.map(FrameClassifier.describe))")
+        let f = stack.frames[i]
+        XCTAssertEqual(f.function, "TangleAnalysisTests.symbolizeTestsCaptureStack()")
+        XCTAssertEqual(f.file.map { ($0 as NSString).lastPathComponent }, "SymbolizeTests.swift")
+        XCTAssertEqual(f.line, line)
+        XCTAssertFalse(f.inlined)
+        XCTAssertFalse(f.module.hasPrefix("lib"), "the test binary, not a library: \(f.module)")
+        let caller = stack.frames[i + 1]
+        XCTAssertEqual(caller.function, "TangleAnalysisTests.SymbolizeTests.testSymbolizesOwnSwiftFrames()")
+        XCTAssertEqual(caller.file.map { ($0 as NSString).lastPathComponent }, "SymbolizeTests.swift")
+        // Above the capture are Foundation's frames (callStackReturnAddresses): not the user's.
+        XCTAssertTrue(stack.frames[..<i].allSatisfy(FrameClassifier.isRuntimeFrame),
+                      "\(stack.frames[..<i].map(FrameClassifier.describe))")
+        XCTAssertEqual(FrameClassifier.firstUserFrame(stack.frames), f)
+        XCTAssertEqual(FrameClassifier.userFrames(stack.frames).first, f)
+        // Offsets are file addresses of the pcs themselves.
+        let exe = LiveModules.current().first { $0.low <= pcs[i] && pcs[i] < $0.high }!
+        XCTAssertEqual(f.offset, pcs[i] - exe.bias)
+        // The same stack again comes from the cache and is identical.
+        let before = Self.own.statistics
+        XCTAssertEqual(Self.own.symbolize(pid: getpid(), pcs: pcs), stack)
+        XCTAssertEqual(Self.own.statistics.cacheHits - before.cacheHits, pcs.count)
+    }
+
+    /// The C fixture at -O2: the return address lies in `middle`, inlined into `main`: two frames,
+    /// the inlined one first with the call line of `leaf`, then `main` at the call of `middle`.
+    func testInlinedFramesFromDWARF() throws {
+        let fx = try fixture()
+        let sym = Symbolizer(modules: [7: [fx.module(path: fx.binary)]])
+        let stack = sym.symbolize(pid: 7, pcs: [fx.pc])
+        XCTAssertEqual(stack.warnings, [])
+        XCTAssertEqual(stack.frames.map(\.function), ["middle", "main"], "\(stack.frames.map(FrameClassifier.describe))")
+        XCTAssertEqual(stack.frames.map(\.line), [cCallLeafLine, cCallMiddleLine])
+        XCTAssertEqual(stack.frames.map(\.inlined), [true, false])
+        XCTAssertEqual(stack.frames.map { ($0.file ?? "" as String).hasSuffix("/prog.c") }, [true, true])
+        XCTAssertEqual(stack.frames.map(\.module), ["prog", "prog"])
+        XCTAssertEqual(stack.frames.map(\.offset), [fx.returnAddress, fx.returnAddress])
+    }
+
+    /// A stripped copy (same build id): module + offset only, and a warning saying it is stripped.
+    func testStrippedBinaryGivesModuleOffsetAndWarning() throws {
+        let fx = try fixture()
+        let stripped = fx.dir + "/stripped/prog"
+        try FileManager.default.createDirectory(atPath: fx.dir + "/stripped", withIntermediateDirectories: true)
+        try? FileManager.default.removeItem(atPath: stripped)
+        try CFixture.run("/usr/bin/env", ["strip", "-o", stripped, fx.binary])
+        XCTAssertEqual(Symbolizer.buildID(ofFile: stripped), fx.buildID, "strip keeps the build id")
+        let sym = Symbolizer(modules: [7: [fx.module(path: stripped)]])
+        let stack = sym.symbolize(pid: 7, pcs: [fx.pc])
+        XCTAssertEqual(stack.frames, [Frame(function: nil, file: nil, line: nil, module: "prog", offset: fx.returnAddress)])
+        XCTAssertEqual(stack.warnings.count, 1)
+        XCTAssertTrue(stack.warnings[0].contains("stripped"), stack.warnings[0])
+        XCTAssertEqual(sym.warnings, stack.warnings)
+    }
+
+    /// The recorded path no longer exists; `--symbols DIR` holds the binary (by file name, or only
+    /// under `.build-id/xx/rest`): it is found, checked and used.
+    func testMovedBinaryFoundInSearchDirectory() throws {
+        let fx = try fixture()
+        let gone = "/nonexistent/build/prog"
+        let missing = Symbolizer(modules: [7: [fx.module(path: gone)]])
+        let m = missing.symbolize(pid: 7, pcs: [fx.pc])
+        XCTAssertEqual(m.frames, [Frame(function: nil, file: nil, line: nil, module: "prog", offset: fx.returnAddress)])
+        XCTAssertTrue(m.warnings.first?.contains("not found") == true, "\(m.warnings)")
+
+        let byName = Symbolizer(modules: [7: [fx.module(path: gone)]], searchDirectories: ["/nonexistent2", fx.dir])
+        let s = byName.symbolize(pid: 7, pcs: [fx.pc])
+        XCTAssertEqual(s.warnings, [])
+        XCTAssertEqual(s.frames.map(\.function), ["middle", "main"])
+
+        let idDir = fx.dir + "/ids"
+        let sub = idDir + "/.build-id/" + fx.buildID.prefix(2)
+        try FileManager.default.createDirectory(atPath: sub, withIntermediateDirectories: true)
+        let target = sub + "/" + fx.buildID.dropFirst(2)
+        try? FileManager.default.removeItem(atPath: target)
+        try FileManager.default.copyItem(atPath: fx.binary, toPath: target)
+        let byID = Symbolizer(modules: [7: [fx.module(path: "/elsewhere/renamed-prog")]], searchDirectories: [idDir])
+        let t = byID.symbolize(pid: 7, pcs: [fx.pc])
+        XCTAssertEqual(t.warnings, [])
+        XCTAssertEqual(t.frames.map(\.function), ["middle", "main"])
+        XCTAssertEqual(t.frames.first?.module, "renamed-prog")
+    }
+
+    /// The file at the recorded path has another build id (rebuilt since the run): no names from
+    /// it, a warning naming both ids; a search directory holding the right binary fixes it.
+    func testBuildIDMismatchWarnsAndInventsNothing() throws {
+        let fx = try fixture()
+        XCTAssertFalse(fx.buildID.isEmpty)
+        XCTAssertNotEqual(fx.buildID, fx.variantBuildID)
+        let sym = Symbolizer(modules: [7: [fx.module(path: fx.variant, buildID: fx.buildID)]])
+        let stack = sym.symbolize(pid: 7, pcs: [fx.pc])
+        XCTAssertEqual(stack.frames, [Frame(function: nil, file: nil, line: nil, module: "variant", offset: fx.returnAddress)])
+        XCTAssertEqual(stack.warnings.count, 1)
+        XCTAssertTrue(stack.warnings[0].contains("build id mismatch"), stack.warnings[0])
+        XCTAssertTrue(stack.warnings[0].contains(fx.buildID) && stack.warnings[0].contains(fx.variantBuildID))
+
+        let ids = fx.dir + "/ids2/.build-id/" + fx.buildID.prefix(2)
+        try FileManager.default.createDirectory(atPath: ids, withIntermediateDirectories: true)
+        try? FileManager.default.removeItem(atPath: ids + "/" + fx.buildID.dropFirst(2))
+        try FileManager.default.copyItem(atPath: fx.binary, toPath: ids + "/" + fx.buildID.dropFirst(2))
+        let fixed = Symbolizer(modules: [7: [fx.module(path: fx.variant, buildID: fx.buildID)]],
+                               searchDirectories: [fx.dir + "/ids2"])
+        XCTAssertEqual(fixed.symbolize(pid: 7, pcs: [fx.pc]).frames.map(\.function), ["middle", "main"])
+    }
+
+    /// Addresses outside every module, and a pid without a module table: "[unknown]" frames with
+    /// the raw address, and a warning; known frames of the same stack are still symbolized.
+    func testUnknownAddressesAndProcesses() throws {
+        let fx = try fixture()
+        let sym = Symbolizer(modules: [7: [fx.module(path: fx.binary)]])
+        let stack = sym.symbolize(pid: 7, pcs: [0x1234, fx.pc])
+        XCTAssertEqual(stack.frames.first, Frame(function: nil, file: nil, line: nil, module: "[unknown]", offset: 0x1234))
+        XCTAssertEqual(stack.frames.dropFirst().map(\.function), ["middle", "main"])
+        XCTAssertEqual(stack.warnings.count, 1)
+        XCTAssertTrue(stack.warnings[0].contains("outside every module"), stack.warnings[0])
+        XCTAssertEqual(FrameClassifier.origin(of: stack.frames[0]), .unknown)
+
+        let none = sym.symbolize(pid: 8, pcs: [fx.pc])
+        XCTAssertEqual(none.frames.map(\.module), ["[unknown]"])
+        XCTAssertTrue(none.warnings.first?.contains("no module table for pid 8") == true)
+    }
+
+    /// Only the first pc of a stack may be exact: with `firstIsExact` the address itself is looked
+    /// up, otherwise pc - 1. At a function's first byte the two differ.
+    func testExactFirstPC() throws {
+        let fx = try fixture()
+        // The address right after the call is the return address; pc-1 is in the call (inlined
+        // middle), the exact address may already belong to the next line of main.
+        let sym = Symbolizer(modules: [7: [fx.module(path: fx.binary)]])
+        let asReturn = sym.symbolize(pid: 7, pcs: [fx.pc])
+        XCTAssertEqual(asReturn.frames.first?.line, cCallLeafLine)
+        let exact = sym.symbolize(pid: 7, pcs: [fx.pc], firstIsExact: true)
+        XCTAssertEqual(exact.frames.last?.function, "main")
+    }
+
+    /// Demangling goes through swift_demangle; the simplified form keeps module and type, drops
+    /// parameter types, return types, generic signatures and specialization wrappers.
+    func testDemangleAndSimplify() {
+        XCTAssertTrue(Demangler.hasSwiftDemangler)
+        XCTAssertEqual(Demangler.demangle("$sSi"), "Swift.Int")
+        XCTAssertEqual(Demangler.demangle("main"), "main")
+        XCTAssertEqual(Demangler.simplify("TangleAnalysisTests.SymbolizeTests.capture(depth: Swift.Int, _: [Swift.UInt64]) -> [Swift.UInt64]"),
+                       "TangleAnalysisTests.SymbolizeTests.capture(depth:_:)")
+        XCTAssertEqual(Demangler.simplify("closure #1 (Swift.Int) -> () in App.Worker.run() async throws -> ()"),
+                       "closure #1 in App.Worker.run()")
+        XCTAssertEqual(Demangler.simplify("generic specialization <Swift.Int> of Tangle.Queue.get(timeout: Swift.Double?) throws -> A"),
+                       "Tangle.Queue.get(timeout:)")
+        XCTAssertEqual(Demangler.simplify("App.Box.value.getter : Swift.Int"), "App.Box.value.getter")
+        XCTAssertEqual(Demangler.simplify("App.map<A where A: Swift.Equatable>(_: [A], f: (A) -> A) -> [A]"), "App.map(_:f:)")
+        XCTAssertEqual(Demangler.simplify("(extension in App):Swift.Array<A>.first2() -> A?"), "Swift.Array<A>.first2()")
+        XCTAssertEqual(Demangler.simplify("static App.Demangler.(hasPrefix in _6F9B1C4D)([Swift.UInt8], Swift.Int) -> Swift.Bool"),
+                       "static App.Demangler.hasPrefix(_:_:)")
+        XCTAssertEqual(Demangler.simplify("App.(Helper in _0A1B).run(x: Swift.Int) -> ()"), "App.Helper.run(x:)")
+        XCTAssertEqual(Demangler.simplify("main"), "main")
+    }
+
+    /// Frame classes: Tangle's runtime and closures inside it, the Swift runtime, the system, the
+    /// user's code (including a user closure passed into Tangle).
+    func testFrameClassification() {
+        func f(_ name: String?, _ module: String = "app") -> Frame {
+            Frame(function: name, file: nil, line: nil, module: module, offset: 0)
+        }
+        XCTAssertEqual(FrameClassifier.origin(of: f("TangleTrace.Recorder.record(_:object:a:b:c:result:stack:)")), .tangle)
+        XCTAssertEqual(FrameClassifier.origin(of: f("closure #2 in Tangle.Pool.map(_:)")), .tangle)
+        XCTAssertEqual(FrameClassifier.origin(of: f("static Tangle.Recorder.flush()")), .tangle)
+        XCTAssertEqual(FrameClassifier.origin(of: f("tangle_fp_walk")), .tangle)
+        XCTAssertEqual(FrameClassifier.origin(of: f("Swift.Array.append(_:)")), .swiftRuntime)
+        XCTAssertEqual(FrameClassifier.origin(of: f(nil, "libswiftCore.so")), .swiftRuntime)
+        XCTAssertEqual(FrameClassifier.origin(of: f("__libc_start_call_main", "libc.so.6")), .system)
+        XCTAssertEqual(FrameClassifier.origin(of: f(nil, "libdispatch.so")), .system)
+        XCTAssertEqual(FrameClassifier.origin(of: f("closure #1 in App.main()")), .user)
+        XCTAssertEqual(FrameClassifier.origin(of: f("TangleAnalysisTests.Foo.bar()")), .user)
+        XCTAssertEqual(FrameClassifier.origin(of: f(nil)), .user)
+        let stack = [f("TangleTrace.Recorder.record()"), f("Tangle.Lock.acquire()"), f("App.work()"), f("App.main()"),
+                     f("__libc_start_main", "libc.so.6")]
+        XCTAssertEqual(FrameClassifier.firstUserFrame(stack)?.function, "App.work()")
+        XCTAssertEqual(FrameClassifier.userFrames(stack).map(\.function), ["App.work()", "App.main()", "__libc_start_main"])
+    }
+
+    /// The headers' form: an empty module path (main executable) takes the header's executable.
+    func testInitFromHeadersFillsExecutablePath() throws {
+        let fx = try fixture()
+        var m = fx.module(path: "")
+        m.path = ""
+        let h = TraceHeader(pid: 9, ppid: 1, executable: fx.binary, argv0: "prog", bootID: "b", startTime: 0, modules: [m])
+        let sym = Symbolizer(headers: [9: h])
+        XCTAssertEqual(sym.symbolize(pid: 9, pcs: [fx.pc]).frames.map(\.function), ["middle", "main"])
+    }
+
+    /// Prints what a frame costs (first lookup with module open, cold, warm); asserts nothing about time.
+    func testMeasureCost() {
+        let r = SymbolizerBenchmark.run(samples: 100)
+        print("SymbolizerBenchmark: \(r)")
+        XCTAssertGreaterThan(r.compileUnits, 0)
+    }
+}

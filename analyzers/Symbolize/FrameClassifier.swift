@@ -1,0 +1,94 @@
+import Foundation
+
+/// Where a frame's code comes from, so the analyzer can show (and fingerprint) the user's frame
+/// rather than the recorder's, Tangle's or the system's.
+public enum FrameOrigin: String, Sendable, Codable {
+    /// The application (anything not recognized below, including its unsymbolized frames).
+    case user
+    /// Tangle's own runtime and recorder (`Tangle.`, `TangleTrace.`, the C shims `tangle_…`).
+    case tangle
+    /// The Swift runtime and standard library (`Swift.`, `_Concurrency.`, `swift_…`, libswift*.so).
+    case swiftRuntime = "swift-runtime"
+    /// libc, the dynamic loader, libdispatch, Foundation, XCTest, libstdc++, …
+    case system
+    /// An address outside every module.
+    case unknown
+}
+
+public enum FrameClassifier {
+    private static let tanglePrefixes = ["Tangle.", "TangleTrace.", "CTangleSupport.", "tangle_"]
+    private static let swiftPrefixes = ["Swift.", "_Concurrency.", "_StringProcessing.", "Synchronization.",
+                                        "swift_", "swift::", "__swift", "_swift_", "reabstraction thunk",
+                                        "thunk for ", "protocol witness for Swift."]
+    private static let systemPrefixes = ["Foundation.", "FoundationEssentials.", "FoundationInternationalization.",
+                                         "XCTest.", "Dispatch.", "Testing.", "__libc_", "_start", "__GI_",
+                                         "_dispatch_", "dispatch_", "start_thread", "clone"]
+    private static let swiftModules = ["libswiftCore.so", "libswift_Concurrency.so", "libswiftDispatch.so",
+                                       "libswiftSynchronization.so", "libswift_StringProcessing.so",
+                                       "libswiftGlibc.so", "libswift_RegexParser.so", "libswiftRuntime.so"]
+    private static let systemModulePrefixes = ["libc.so", "libc-", "ld-linux", "ld64.so", "libpthread", "libm.so",
+                                               "libdl.so", "librt.so", "libdispatch.so", "libBlocksRuntime.so",
+                                               "libFoundation", "lib_FoundationICU.so", "libXCTest.so",
+                                               "libTesting.so", "libstdc++.so", "libgcc_s.so", "libdw", "libelf",
+                                               "liblz4", "libz.so", "linux-vdso", "linux-gate"]
+
+    /// A module a user never debugs: the system's and the toolchain's shared libraries.
+    public static func isSystemModule(path: String) -> Bool {
+        let name = (path as NSString).lastPathComponent
+        return swiftModules.contains(where: { name.hasPrefix($0) })
+            || systemModulePrefixes.contains(where: { name.hasPrefix($0) })
+    }
+
+    /// The origin of one frame, from its function name (closures count as the function they are
+    /// in) and else its module.
+    public static func origin(of frame: Frame) -> FrameOrigin {
+        if frame.module == Symbolizer.unknownModule { return .unknown }
+        if let f = frame.function {
+            let owner = enclosingFunction(f)
+            if tanglePrefixes.contains(where: { owner.hasPrefix($0) }) { return .tangle }
+            if swiftPrefixes.contains(where: { owner.hasPrefix($0) }) { return .swiftRuntime }
+            if systemPrefixes.contains(where: { owner.hasPrefix($0) }) { return .system }
+        }
+        if swiftModules.contains(where: { frame.module.hasPrefix($0) }) { return .swiftRuntime }
+        if systemModulePrefixes.contains(where: { frame.module.hasPrefix($0) }) { return .system }
+        return .user
+    }
+
+    /// True for frames inside Tangle's runtime/recorder, the Swift runtime, libc, libdispatch,
+    /// Foundation… and for unknown addresses: everything that is not the application's code.
+    public static func isRuntimeFrame(_ frame: Frame) -> Bool { origin(of: frame) != .user }
+
+    /// The stack from the first application frame on (innermost first): the recorder's, Tangle's and
+    /// the system's frames above it are dropped. Empty when no frame is the application's.
+    public static func userFrames(_ frames: [Frame]) -> ArraySlice<Frame> {
+        guard let i = frames.firstIndex(where: { !isRuntimeFrame($0) }) else { return [] }
+        return frames[i...]
+    }
+
+    /// The innermost application frame, the one a finding should point at.
+    public static func firstUserFrame(_ frames: [Frame]) -> Frame? {
+        frames.first(where: { !isRuntimeFrame($0) })
+    }
+
+    /// "closure #1 in closure #2 in Tangle.Pool.map(_:)" → "Tangle.Pool.map(_:)".
+    static func enclosingFunction(_ name: String) -> Substring {
+        var s = Substring(name)
+        if s.hasPrefix("static ") { s = s.dropFirst(7) }
+        while s.hasPrefix("closure #") || s.hasPrefix("implicit closure #") {
+            guard let r = s.range(of: " in ") else { break }
+            s = s[r.upperBound...]
+        }
+        return s
+    }
+
+    /// One line for a frame: `function (file:line) [module+0xoffset]`, with `[inlined]` when so.
+    public static func describe(_ frame: Frame) -> String {
+        var s = frame.function ?? "???"
+        if let file = frame.file {
+            s += " (\((file as NSString).lastPathComponent)\(frame.line.map { ":\($0)" } ?? ""))"
+        }
+        s += " [\(frame.module)+0x\(String(frame.offset, radix: 16))]"
+        if frame.inlined { s += " [inlined]" }
+        return s
+    }
+}
