@@ -1,0 +1,56 @@
+import Foundation
+import TangleTrace
+
+/// Graphviz (`--format dot`): one digraph with two clusters, the wait-for graph at the end of the
+/// trace and the lock-order graph. Edges (and their nodes) that are part of a reported deadlock
+/// cycle, knot or inversion are drawn red and bold. Render with `dot -Tsvg tangle.dot -o tangle.svg`.
+enum DotExporter {
+    static func render(result: AnalysisResult, options: ExportOptions) -> String {
+        var out = "// tangle \(options.toolVersion): wait-for graph and lock-order graph; red bold = reported cycle\n"
+        out += "digraph tangle {\n"
+        out += "  graph [rankdir=LR, fontname=\"Helvetica\", labelloc=t, label=\(q("tangle: \(result.report.findings.count) finding(s)"))];\n"
+        out += "  node [shape=box, style=rounded, fontname=\"Helvetica\", fontsize=10];\n"
+        out += "  edge [fontname=\"Helvetica\", fontsize=9];\n"
+        out += cluster("waitfor", "wait-for graph (end of trace)", result.context.waitFor)
+        out += cluster("lockorder", "lock-order graph", result.context.lockOrder)
+        out += "}\n"
+        return out
+    }
+
+    static func cluster(_ id: String, _ title: String, _ edges: [GraphEdge]) -> String {
+        var out = "  subgraph cluster_\(id) {\n    label=\(q(title));\n    color=gray60;\n"
+        if edges.isEmpty {
+            out += "    \(id)_empty [label=\"(no edges)\", shape=plaintext];\n"
+        }
+        var nodes: [String: (label: String, hot: Bool)] = [:]
+        for e in edges {
+            nodes[e.from] = (e.fromLabel, (nodes[e.from]?.hot ?? false) || e.highlighted)
+            nodes[e.to] = (e.toLabel, (nodes[e.to]?.hot ?? false) || e.highlighted)
+        }
+        for (node, info) in nodes.sorted(by: { $0.key < $1.key }) {
+            let style = info.hot ? ", color=red, fontcolor=red, penwidth=2" : ""
+            out += "    \(q("\(id):\(node)")) [label=\(q(info.label))\(style)];\n"
+        }
+        for e in edges {
+            let style = e.highlighted ? ", color=red, fontcolor=red, penwidth=2.5, style=bold" : ""
+            out += "    \(q("\(id):\(e.from)")) -> \(q("\(id):\(e.to)")) [label=\(q(e.label))\(style)];\n"
+        }
+        out += "  }\n"
+        return out
+    }
+
+    /// A DOT quoted string.
+    static func q(_ s: String) -> String {
+        var out = "\""
+        for ch in s {
+            switch ch {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": break
+            default: out.append(ch)
+            }
+        }
+        return out + "\""
+    }
+}
