@@ -1,6 +1,6 @@
 import TangleTrace
 
-/// Options of one analysis run (the analyzer helper extends this).
+/// Options of one analysis run.
 public struct AnalysisOptions: Sendable {
     /// Report a zombie when an exited child stays unreaped longer than this while its parent lives.
     public var zombieThresholdNs: UInt64 = 1_000_000_000
@@ -8,6 +8,8 @@ public struct AnalysisOptions: Sendable {
     public var symbolDirectories: [String] = []
     /// Keep the merged events for exporters (timeline, LLM); off for bounded-memory runs.
     public var keepEvents: Bool = true
+    /// Events each file's reorder window holds while merging (see `TraceEventStream`).
+    public var reorderWindow: Int = 1024
     public init() {}
 }
 
@@ -23,9 +25,52 @@ public struct AnalysisResult: Sendable {
 /// The analyzer's single entry point: every CLI verb (analyze, check, run, watch, demo) calls it.
 public enum Analyzer {
     /// Reads the trace files or directories at `paths` and runs every pass.
-    /// Throws only for unusable input (nothing readable at all); damage is in `report.problems`.
+    /// Throws only for unusable input (nothing readable at all, or a file that is not a trace; the
+    /// error names the file); damage is in `report.problems`.
     public static func analyze(paths: [String], options: AnalysisOptions = AnalysisOptions()) throws -> AnalysisResult {
-        // SCAFFOLD: replaced by the analyzer helper (issue 4) with the real passes.
-        AnalysisResult(report: Report(findings: []), context: ExportContext())
+        let stream = try TraceEventStream(paths: paths, window: options.reorderWindow)
+        let session = AnalysisSession(options: options)
+        var known: Set<Int32> = []
+        var lastPid: Int32 = .min
+        var paths: [Int32: String] = [:]
+        func register(_ pid: Int32) {
+            guard let h = stream.headers[pid] else { return }
+            if paths[pid] == nil {
+                for d in stream.decoders { if let dh = d.header { paths[dh.pid] = d.path } }
+            }
+            session.addHeader(h, file: paths[pid])
+            known.insert(pid)
+        }
+        while let e = try stream.next() {
+            if e.pid != lastPid {
+                if !known.contains(e.pid) { register(e.pid) }
+                lastPid = e.pid
+            }
+            session.consume(e)
+        }
+        // Files with a header and no events, and module tables completed by later records.
+        for d in stream.decoders { if let h = d.header { paths[h.pid] = d.path } }
+        for (pid, h) in stream.headers.sorted(by: { $0.key < $1.key }) {
+            if known.contains(pid) {
+                session.updateHeader(h)
+            } else {
+                session.addHeader(h, file: paths[pid])
+            }
+        }
+        for (pid, table) in stream.stacks {
+            for (id, pcs) in table { session.addStack(pid: pid, id: id, pcs: pcs) }
+        }
+        for p in stream.allProblems where p.kind != .dropped {
+            var detail = p.message
+            if p.offset > 0 { detail += " (at byte \(p.offset))" }
+            if p.count > 1 { detail += " ×\(p.count)" }
+            session.addProblem(TraceProblemNote(kind: p.kind.rawValue, file: p.file, detail: detail))
+        }
+        if stream.lateEvents > 0 {
+            session.addProblem(TraceProblemNote(
+                kind: "reordered",
+                detail: "\(stream.lateEvents) event(s) arrived later than the reorder window (\(options.reorderWindow) events per file) and were analyzed out of time order"))
+        }
+        return session.finish()
     }
 }

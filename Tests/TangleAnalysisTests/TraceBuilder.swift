@@ -1,0 +1,181 @@
+import TangleTrace
+@testable import TangleAnalysis
+
+/// A small generator DSL for hand-made traces (like Go's internal/trace testdata generators):
+/// every call appends one event at the next tick of a global clock, with per-thread sequence numbers,
+/// so the order of calls is the merged order of the trace.
+final class TraceBuilder {
+    var events: [TraceEvent] = []
+    var headers: [TraceHeader] = []
+    var stacks: [(pid: Int32, id: UInt32, pcs: [UInt64])] = []
+    var time: UInt64
+    private var seqs: [UInt64: UInt64] = [:]
+    private var counters: [Int32: UInt64] = [:]
+    private var msgCounter: UInt64 = 0
+    /// Added to every pid (to check that fingerprints do not depend on pids).
+    let pidBase: Int32
+
+    init(pidBase: Int32 = 0, startTime: UInt64 = 1_000_000_000) {
+        self.pidBase = pidBase
+        self.time = startTime
+    }
+
+    func pid(_ p: Int32) -> Int32 { p + pidBase }
+
+    /// A new object id in the scheme `(pid << 28) | counter`.
+    func newObject(_ pid: Int32) -> UInt64 {
+        let n = (counters[pid] ?? 0) + 1
+        counters[pid] = n
+        return (UInt64(UInt32(bitPattern: pid)) << 28) | n
+    }
+
+    func newMessage() -> UInt64 {
+        msgCounter += 1
+        return msgCounter
+    }
+
+    /// Advance the clock (e.g. to make a child stay a zombie for a while).
+    func sleep(_ ns: UInt64) { time += ns }
+
+    @discardableResult
+    func ev(_ pid: Int32, _ tid: Int32?, _ kind: EventKind, o: UInt64 = 0, a: UInt64 = 0, b: UInt64 = 0,
+            c: UInt64 = 0, r: WaitResult = .ok, text: String? = nil, stack: UInt32 = 0) -> TraceEvent {
+        time += 1000
+        let tid = tid ?? pid
+        let key = TraceModel.threadKey(pid, tid)
+        let seq = seqs[key] ?? 0
+        seqs[key] = seq + 1
+        let e = TraceEvent(time: time, pid: pid, tid: tid, seq: seq, kind: kind, object: o, stack: stack, result: r,
+                           a: a, b: b, c: c, text: text)
+        events.append(e)
+        return e
+    }
+
+    /// `ev` on the process's main thread.
+    @discardableResult
+    func ev(_ pid: Int32, _ kind: EventKind, o: UInt64 = 0, a: UInt64 = 0, b: UInt64 = 0,
+            c: UInt64 = 0, r: WaitResult = .ok, text: String? = nil, stack: UInt32 = 0) -> TraceEvent {
+        ev(pid, pid, kind, o: o, a: a, b: b, c: c, r: r, text: text, stack: stack)
+    }
+
+    func acquire(_ pid: Int32, _ l: UInt64, depth: UInt64 = 1, stack: UInt32 = 0) {
+        acquire(pid, pid, l, depth: depth, stack: stack)
+    }
+
+    func release(_ pid: Int32, _ l: UInt64, depth: UInt64 = 0, owner: UInt64 = 0) {
+        release(pid, pid, l, depth: depth, owner: owner)
+    }
+
+    @discardableResult
+    func put(_ pid: Int32, _ q: UInt64, stack: UInt32 = 0) -> UInt64 { put(pid, pid, q, stack: stack) }
+
+    func get(_ pid: Int32, _ q: UInt64, _ m: UInt64) { get(pid, pid, q, m) }
+
+    // MARK: Processes and threads
+
+    /// A root process: header + proc.start.
+    @discardableResult
+    func root(_ p: Int32, name: String? = nil) -> Int32 {
+        let pid = pid(p)
+        headers.append(TraceHeader(pid: pid, ppid: 999_999, executable: "/bin/app", argv0: "app", bootID: "boot", startTime: time))
+        ev(pid, .processStart, o: 0, a: 999_999, text: name)
+        return pid
+    }
+
+    /// `parent` spawns `child` (already offset pids), which writes its header and proc.start.
+    @discardableResult
+    func spawn(_ parent: Int32, _ child: Int32, name: String? = nil, tid: Int32? = nil, fork: Bool = false,
+               start: Bool = true) -> UInt64 {
+        let obj = newObject(parent)
+        ev(parent, tid, .processSpawn, o: obj, a: UInt64(child), b: fork ? 1 : 0, text: name)
+        if start {
+            headers.append(TraceHeader(pid: child, ppid: parent, executable: "/bin/app", argv0: "app", bootID: "boot",
+                                       startTime: time, processObject: obj))
+            ev(child, .processStart, o: obj, a: UInt64(parent), b: fork ? 1 : 0, text: name)
+        }
+        return obj
+    }
+
+    func exit(_ pid: Int32, status: UInt64 = 0, signal: UInt64 = 0) {
+        ev(pid, .processExit, a: status, b: signal)
+    }
+
+    func join(_ parent: Int32, _ child: Int32, obj: UInt64, tid: Int32? = nil, status: UInt64 = 0, signal: UInt64 = 0) {
+        ev(parent, tid, .processJoinWait, o: obj, a: UInt64(child))
+        ev(parent, tid, .processJoinDone, o: obj, a: UInt64(child), b: status, c: signal)
+    }
+
+    /// A new thread `tid` of `pid`, started by `parent` (tid).
+    @discardableResult
+    func thread(_ pid: Int32, _ tid: Int32, parent: Int32? = nil, name: String? = nil) -> UInt64 {
+        let obj = newObject(pid)
+        ev(pid, tid, .threadStart, o: obj, a: UInt64(parent ?? pid), text: name)
+        return obj
+    }
+
+    func threadExit(_ pid: Int32, _ tid: Int32, obj: UInt64) { ev(pid, tid, .threadExit, o: obj) }
+
+    func threadJoin(_ pid: Int32, _ tid: Int32? = nil, obj: UInt64) {
+        ev(pid, tid, .threadJoinWait, o: obj)
+        ev(pid, tid, .threadJoinDone, o: obj)
+    }
+
+    // MARK: Locks
+
+    func lock(_ pid: Int32, _ name: String, type: LockType = .lock, value: UInt64 = 1) -> UInt64 {
+        let o = newObject(pid)
+        ev(pid, .lockNew, o: o, a: type.rawValue, b: value, text: name)
+        return o
+    }
+
+    func acquire(_ pid: Int32, _ tid: Int32?, _ l: UInt64, depth: UInt64 = 1, stack: UInt32 = 0) {
+        ev(pid, tid, .lockAcquired, o: l, a: depth, stack: stack)
+    }
+
+    func release(_ pid: Int32, _ tid: Int32?, _ l: UInt64, depth: UInt64 = 0, owner: UInt64 = 0) {
+        ev(pid, tid, .lockReleased, o: l, a: depth, b: owner)
+    }
+
+    func attach(_ pid: Int32, _ o: UInt64, type: ObjectType, end: UInt64 = 0) {
+        ev(pid, .handleAttach, o: o, a: type.rawValue, c: end)
+    }
+
+    // MARK: Queues
+
+    func queue(_ pid: Int32, _ name: String, max: UInt64 = 0, joinable: Bool = false) -> UInt64 {
+        let o = newObject(pid)
+        ev(pid, .queueNew, o: o, a: max, b: joinable ? 1 : 0, text: name)
+        return o
+    }
+
+    @discardableResult
+    func put(_ pid: Int32, _ tid: Int32?, _ q: UInt64, stack: UInt32 = 0) -> UInt64 {
+        let m = newMessage()
+        ev(pid, tid, .queuePut, o: q, a: m, b: 8, stack: stack)
+        return m
+    }
+
+    func get(_ pid: Int32, _ tid: Int32?, _ q: UInt64, _ m: UInt64) {
+        ev(pid, tid, .queueGet, o: q, a: m, b: 8)
+    }
+
+    // MARK: Running the analysis
+
+    func session(_ options: AnalysisOptions = AnalysisOptions()) -> AnalysisSession {
+        let s = AnalysisSession(options: options)
+        for h in headers { s.addHeader(h, file: "\(h.pid)-\(h.startTime).jsonl") }
+        for st in stacks { s.addStack(pid: st.pid, id: st.id, pcs: st.pcs) }
+        s.consume(events)
+        return s
+    }
+
+    func analyze(_ options: AnalysisOptions = AnalysisOptions()) -> Report {
+        session(options).finish().report
+    }
+}
+
+extension Report {
+    func kinds() -> [FindingKind] { findings.map(\.kind) }
+    func count(_ k: FindingKind) -> Int { findings.filter { $0.kind == k }.count }
+    func first(_ k: FindingKind) -> Finding? { findings.first { $0.kind == k } }
+}

@@ -1,0 +1,107 @@
+import TangleTrace
+
+/// Human names for processes, threads and objects, as used in titles, details and explanations.
+extension TraceModel {
+    func isRoot(_ p: ProcessState) -> Bool {
+        p.spawn == nil && (p.ppid == p.pid || processes[p.ppid]?.hasEvents != true)
+    }
+
+    func processName(_ pid: Int32) -> String {
+        guard let p = processes[pid] else { return "pid \(pid)" }
+        if let n = p.name, !n.isEmpty { return n }
+        if isRoot(p) { return "MainProcess" }
+        return p.spawnOrder > 0 ? "Process-\(p.spawnOrder)" : "Process-\(pid)"
+    }
+
+    func threadName(_ t: ThreadState) -> String? {
+        t.name
+    }
+
+    /// "process 'consumer' (pid 12)" or "thread 'worker' of 'MainProcess' (pid 10, tid 11)".
+    func who(_ t: ThreadState) -> String {
+        let pn = processName(t.pid)
+        if t.tid == t.pid || processes[t.pid]?.threads.count == 1 {
+            return "\(pn) (pid \(t.pid))"
+        }
+        let tn = t.name.map { "thread '\($0)'" } ?? "thread \(t.tid)"
+        return "\(tn) of \(pn) (pid \(t.pid), tid \(t.tid))"
+    }
+
+    func whoProcess(_ pid: Int32) -> String { "\(processName(pid)) (pid \(pid))" }
+
+    /// A short, stable label for an object: "queue 'tasks'", "lock #3@101".
+    func objectLabel(_ id: UInt64) -> String {
+        guard id != 0 else { return "object" }
+        let o = objects[id]
+        let noun = o?.kind.noun ?? "object"
+        if let name = o?.name, !name.isEmpty { return "\(noun) '\(name)'" }
+        return "\(noun) #\(id & 0xFFF_FFFF)@\(id >> 28)"
+    }
+
+    /// The object's role for fingerprints: kind and name, never the id.
+    func objectRole(_ id: UInt64) -> String {
+        guard let o = objects[id] else { return "object" }
+        return o.kind.rawValue + (o.name.map { ":" + $0 } ?? "")
+    }
+
+    /// What a wait event waits on, in words.
+    func describeWait(_ e: TraceEvent) -> String {
+        let obj = objectLabel(e.object)
+        switch e.kind {
+        case .lockWait:
+            if let o = objects[e.object], o.kind.isSemaphore { return "acquire of \(obj)" }
+            return "acquire of \(obj)"
+        case .queueGetWait: return "get on \(obj) (empty)"
+        case .queuePutWait: return "put on \(obj) (full)"
+        case .queueJoinWait: return "join of \(obj) (waits for task_done)"
+        case .pipeRecvWait: return "recv on end \(e.c & 1) of \(obj)"
+        case .eventWait: return "wait on \(obj)"
+        case .conditionWait: return "wait on \(obj)"
+        case .barrierWait: return "wait on \(obj)"
+        case .poolResultWait: return "result of task \(e.a) of \(obj)"
+        case .poolJoinWait: return "join of \(obj)"
+        case .threadJoinWait:
+            if let i = threadByObject[e.object] { return "join of \(who(threads[i]))" }
+            return "join of a thread"
+        case .processJoinWait:
+            return "join of \(whoProcess(Int32(truncatingIfNeeded: e.a)))"
+        default: return e.kind.name
+        }
+    }
+
+    /// How a process ended, for summaries and explanations.
+    func endDescription(_ p: ProcessState) -> String {
+        if let e = p.exit {
+            if e.b != 0 { return "killed by \(signalName(Int32(truncatingIfNeeded: e.b)))" }
+            return "exited \(Int32(truncatingIfNeeded: e.a))"
+        }
+        if let j = p.joinDone {
+            if j.c != 0 { return "killed by \(signalName(Int32(truncatingIfNeeded: j.c)))" }
+            return "exited \(Int32(truncatingIfNeeded: j.b))"
+        }
+        if let s = p.signalled {
+            return s.kind == .processKill ? "killed (SIGKILL sent by pid \(s.pid))" : "terminated (SIGTERM sent by pid \(s.pid))"
+        }
+        if !p.hasEvents { return "no trace file" }
+        return "running at end of trace"
+    }
+}
+
+func signalName(_ s: Int32) -> String {
+    switch s {
+    case 1: "SIGHUP"
+    case 2: "SIGINT"
+    case 3: "SIGQUIT"
+    case 4: "SIGILL"
+    case 5: "SIGTRAP"
+    case 6: "SIGABRT"
+    case 7: "SIGBUS"
+    case 8: "SIGFPE"
+    case 9: "SIGKILL"
+    case 11: "SIGSEGV"
+    case 13: "SIGPIPE"
+    case 14: "SIGALRM"
+    case 15: "SIGTERM"
+    default: "signal \(s)"
+    }
+}

@@ -1,0 +1,38 @@
+import TangleTrace
+
+/// A participant as the passes see it: ids only; names are filled in when the report is built.
+struct RawParticipant {
+    var pid: Int32
+    var tid: Int32
+    var role: String
+    var detail: String
+    var object: UInt64 = 0
+    /// Part of the fingerprint (waiters, holders, acquirers); helpers such as "could-wake" are not.
+    var core: Bool = true
+    /// The event whose stack stands for this participant in the fingerprint.
+    var stackEvent: TraceEvent?
+    /// A second stack for the participant (lock-order edges: where the held lock was taken).
+    var outerEvent: TraceEvent?
+}
+
+/// A finding before names, stacks and fingerprint are resolved (see `FindingBuilder`).
+struct RawFinding {
+    var kind: FindingKind
+    var severity: Severity
+    var confidence: Confidence = .actual
+    var title: String
+    var participants: [RawParticipant]
+    /// Evidence events with an optional note, in order.
+    var evidence: [(TraceEvent, String?)]
+    var explanation: String
+    var fix: String
+    var why: String?
+    /// Extra stable words for the fingerprint (object roles, names).
+    var fingerprintExtra: [String] = []
+    /// Locks involved (to avoid reporting an actual deadlock again as a predicted one).
+    var locks: Set<UInt64> = []
+    /// Identity of the waits involved (thread index, wait seq) for deduplication.
+    var waitKeys: Set<UInt64> = []
+    /// Wait-for edges to highlight.
+    var highlight: Set<String> = []
+}

@@ -1,0 +1,629 @@
+import TangleTrace
+
+/// The state of a traced session, rebuilt event by event from the merged stream.
+///
+/// Memory is bounded by what is live — processes, threads, objects, messages in flight, tasks not
+/// yet retrieved, locks held, interned stacks — never by the number of events. The passes read this
+/// state at quiescent points (every live thread blocked) and at the end of the trace, and the
+/// misuse rules fire while events stream through.
+final class TraceModel {
+    let options: AnalysisOptions
+
+    var processes: [Int32: ProcessState] = [:]
+    var threads: [ThreadState] = []
+    private var threadIndex: [UInt64: Int] = [:]
+    var threadByObject: [UInt64: Int] = [:]
+    var objects: [UInt64: ObjectState] = [:]
+    var messages: [UInt64: PendingMessage] = [:]
+    var stacks: [Int32: [UInt32: [UInt64]]] = [:]
+    var lockOrder = LockOrderGraph()
+    var findings: [RawFinding] = []
+    var problems: [TraceProblemNote] = []
+    var rootPids: [Int32] = []
+
+    var firstTime: UInt64 = .max
+    var endTime: UInt64 = 0
+    var eventCount = 0
+    var unmatchedReceives = 0
+    var droppedEvents: UInt64 = 0
+
+    // Running accounting for quiescent points.
+    private(set) var liveThreads = 0
+    private(set) var blockedThreads = 0
+    private(set) var unstarted = 0
+    private var blockedVersion = 0
+    private var analyzedVersion = -1
+    private var threadLive: [Bool] = []
+    private var unstartedPids: Set<Int32> = []
+
+    /// Hang/deadlock candidates seen at quiescent points, confirmed or refuted as the trace goes on.
+    var candidates: [WaitCandidate] = []
+    private var candidateWaits: [UInt64: [Int]] = [:]
+    private var misuseSeen: Set<String> = []
+    private var misuseCounts: [String: Int] = [:]
+    func misuseSeenContains(_ k: String) -> Bool { misuseSeen.contains(k) }
+    func misuseInsert(_ k: String) -> Bool { misuseSeen.insert(k).inserted }
+    func misuseCount(_ k: String) -> Int {
+        let n = misuseCounts[k, default: 0] + 1
+        misuseCounts[k] = n
+        return n
+    }
+    var quiescentAnalyses = 0
+    /// The wait-for graph of the end of the trace (for exporters).
+    var lastWaitFor: WaitForAnalysis?
+
+    init(options: AnalysisOptions) {
+        self.options = options
+    }
+
+    // MARK: Lookups
+
+    static func threadKey(_ pid: Int32, _ tid: Int32) -> UInt64 {
+        (UInt64(UInt32(bitPattern: pid)) << 32) | UInt64(UInt32(bitPattern: tid))
+    }
+
+    static func handleKey(_ object: UInt64, end: Int?) -> UInt64 {
+        guard let end else { return object }
+        return object | (UInt64(end + 1) << 60)
+    }
+
+    func process(_ pid: Int32) -> ProcessState {
+        if let p = processes[pid] { return p }
+        let p = ProcessState(pid: pid)
+        processes[pid] = p
+        return p
+    }
+
+    func thread(pid: Int32, tid: Int32) -> ThreadState? {
+        threadIndex[Self.threadKey(pid, tid)].map { threads[$0] }
+    }
+
+    func object(_ id: UInt64, kind: ObjectKind = .unknown) -> ObjectState {
+        if let o = objects[id] {
+            if o.kind == .unknown && kind != .unknown { o.kind = kind }
+            return o
+        }
+        let o = ObjectState(id: id, kind: kind)
+        objects[id] = o
+        return o
+    }
+
+    func isLive(_ t: ThreadState) -> Bool { t.index < threadLive.count && threadLive[t.index] }
+
+    // MARK: Input
+
+    func addHeader(_ h: TraceHeader, file: String?) {
+        let p = process(h.pid)
+        p.header = h
+        p.file = file
+        if p.ppid == 0 { p.ppid = h.ppid }
+        if h.processObject != 0 { p.object = h.processObject }
+        if h.processObject == 0 && !rootPids.contains(h.pid) { rootPids.append(h.pid) }
+    }
+
+    func addStack(pid: Int32, id: UInt32, pcs: [UInt64]) {
+        stacks[pid, default: [:]][id] = pcs
+    }
+
+    func noteProblem(_ note: TraceProblemNote) { problems.append(note) }
+
+    // MARK: Events
+
+    func consume(_ e: TraceEvent) {
+        eventCount += 1
+        if e.time > endTime { endTime = e.time }
+        if e.time < firstTime { firstTime = e.time }
+        let p = process(e.pid)
+        let t = threadFor(e, process: p)
+        p.events += 1
+        if e.time < p.firstTime { p.firstTime = e.time }
+        if e.time > p.lastTime { p.lastTime = e.time }
+        t.events += 1
+        if t.seenSeq && e.seq != t.lastSeq &+ 1 && e.kind != .dropped && e.seq > t.lastSeq {
+            // A gap without a `dropped` record: the file lost events (truncation inside a thread
+            // is not possible, so this is corruption or reordering); note once per thread.
+            noteGap(t, e)
+        }
+        t.seenSeq = true
+        t.lastSeq = e.seq
+        t.lastTime = e.time
+        t.lastEvent = e
+
+        // A process that was signalled but still records events was not killed (SIGTERM handled).
+        if p.signalled != nil && p.exit == nil && p.joinDone == nil && e.kind != .processExit {
+            p.signalled = nil
+            reviveThreads(p)
+        }
+
+        if e.kind.isWait {
+            beginWait(t, e)
+        } else if t.wait != nil {
+            endWait(t, e)
+        }
+
+        apply(e, p, t)
+
+        if liveThreads > 0 && blockedThreads == liveThreads && unstarted == 0 && blockedVersion != analyzedVersion {
+            analyzedVersion = blockedVersion
+            quiescentAnalyses += 1
+            quiescentPoint()
+        }
+    }
+
+    private func threadFor(_ e: TraceEvent, process p: ProcessState) -> ThreadState {
+        let key = Self.threadKey(e.pid, e.tid)
+        if let i = threadIndex[key] { return threads[i] }
+        let t = ThreadState(index: threads.count, pid: e.pid, tid: e.tid, first: e)
+        threads.append(t)
+        threadIndex[key] = t.index
+        let wasEmpty = p.threads.isEmpty
+        p.threads.append(t.index)
+        if t.tid == t.pid { t.name = "MainThread" }
+        let live = !p.isDead
+        threadLive.append(live)
+        if live { liveThreads += 1 }
+        if wasEmpty {
+            if unstartedPids.remove(e.pid) != nil { unstarted -= 1 }
+            if let c = p.spawnClock { t.clock.join(c) }
+        }
+        return t
+    }
+
+    private func noteGap(_ t: ThreadState, _ e: TraceEvent) {
+        let key = "gap:\(t.pid):\(t.tid)"
+        guard misuseSeen.insert(key).inserted else { return }
+        noteProblem(TraceProblemNote(
+            kind: "reordered", file: processes[t.pid]?.file,
+            detail: "pid \(t.pid) tid \(t.tid): sequence jumps from \(t.lastSeq) to \(e.seq) with no `dropped` record; events are missing or out of order"))
+    }
+
+    private func beginWait(_ t: ThreadState, _ e: TraceEvent) {
+        var w = PendingWait(event: e)
+        if e.kind == .conditionWait { w.generation = objects[e.object]?.notifies ?? 0 }
+        if e.kind == .pipeRecvWait { w.end = Int(e.c & 1) }
+        if t.wait == nil, isLive(t) { blockedThreads += 1 }
+        t.wait = w
+        blockedVersion &+= 1
+    }
+
+    private func endWait(_ t: ThreadState, _ e: TraceEvent) {
+        guard let w = t.wait else { return }
+        t.wait = nil
+        if isLive(t) { blockedThreads -= 1 }
+        // Not a real wake: a timeout, or a join that returned because the child was killed.
+        let timedOut = e.result == .timeout || e.kind == .lockTimeout || e.kind == .queueTimeout
+            || (e.kind == .processJoinDone && e.c != 0)
+        let key = Self.waitKey(t.index, w.event.seq)
+        if let list = candidateWaits[key] {
+            for ci in list { candidates[ci].completed(thread: t.index, ok: !timedOut) }
+        }
+    }
+
+    static func waitKey(_ thread: Int, _ seq: UInt64) -> UInt64 {
+        (UInt64(thread) << 40) ^ seq
+    }
+
+    func registerCandidate(_ c: WaitCandidate) {
+        let i = candidates.count
+        candidates.append(c)
+        for k in c.waitKeys { candidateWaits[k, default: []].append(i) }
+    }
+
+    private func retire(_ p: ProcessState) {
+        for i in p.threads where i < threadLive.count && threadLive[i] {
+            threadLive[i] = false
+            liveThreads -= 1
+            if threads[i].wait != nil { blockedThreads -= 1 }
+        }
+        if unstartedPids.remove(p.pid) != nil { unstarted -= 1 }
+    }
+
+    private func reviveThreads(_ p: ProcessState) {
+        for i in p.threads where !threadLive[i] && !threads[i].exited {
+            threadLive[i] = true
+            liveThreads += 1
+            if threads[i].wait != nil { blockedThreads += 1 }
+        }
+    }
+
+    private func retireThread(_ t: ThreadState) {
+        t.exited = true
+        if threadLive[t.index] {
+            threadLive[t.index] = false
+            liveThreads -= 1
+            if t.wait != nil { blockedThreads -= 1 }
+        }
+    }
+
+    private func processClock(_ p: ProcessState) -> VectorClock {
+        if let c = p.exitClock { return c }
+        var c = VectorClock()
+        for i in p.threads { c.join(threads[i].clock) }
+        return c
+    }
+
+    private func addHandle(_ pid: Int32, _ object: UInt64, end: Int? = nil) {
+        process(pid).handles.insert(Self.handleKey(object, end: end))
+    }
+
+    private func created(_ e: TraceEvent, kind: ObjectKind) -> ObjectState {
+        let o = object(e.object, kind: kind)
+        o.kind = kind
+        if let text = e.text, !text.isEmpty { o.name = text }
+        o.creatorPid = e.pid
+        o.created = e
+        return o
+    }
+
+    // swiftlint:disable:next cyclomatic_complexity function_body_length
+    private func apply(_ e: TraceEvent, _ p: ProcessState, _ t: ThreadState) {
+        switch e.kind {
+        // Processes and threads.
+        case .processStart:
+            if e.object != 0 { p.object = e.object }
+            if let text = e.text, !text.isEmpty { p.name = text }
+            if e.a != 0 && p.ppid == 0 { p.ppid = Int32(truncatingIfNeeded: e.a) }
+            p.start = e
+            if e.b == 1 {
+                p.forked = true
+                if let parent = processes[p.ppid] { p.handles.formUnion(parent.handles) }
+            }
+        case .processExit:
+            p.exit = e
+            var c = VectorClock()
+            for i in p.threads { c.join(threads[i].clock) }
+            p.exitClock = c
+            t.tick()
+            checkLocksAtExit(p, e)
+            retire(p)
+        case .threadStart:
+            if e.object != 0 {
+                t.object = e.object
+                threadByObject[e.object] = t.index
+            }
+            if let text = e.text, !text.isEmpty { t.name = text }
+            if e.a != 0, let parent = thread(pid: e.pid, tid: Int32(truncatingIfNeeded: e.a)) {
+                t.clock.join(parent.clock)
+                parent.tick()
+            }
+        case .threadExit:
+            checkLocksAtThreadExit(t, e)
+            t.tick()
+            retireThread(t)
+        case .threadJoinWait:
+            break
+        case .threadJoinDone:
+            if e.result == .ok, let i = threadByObject[e.object] { t.clock.join(threads[i].clock) }
+        case .processSpawn:
+            let childPid = Int32(truncatingIfNeeded: e.a)
+            let child = process(childPid)
+            child.ppid = e.pid
+            child.spawn = e
+            child.spawnClock = t.clock
+            child.object = e.object
+            child.forked = e.b == 1
+            if child.name == nil, let text = e.text, !text.isEmpty { child.name = text }
+            if !p.children.contains(childPid) {
+                p.children.append(childPid)
+                child.spawnOrder = p.children.count
+            }
+            if e.object != 0 { object(e.object, kind: .process).creatorPid = e.pid }
+            if !child.hasEvents && !child.isDead && unstartedPids.insert(childPid).inserted { unstarted += 1 }
+            if child.forked && !child.hasEvents { child.handles = p.handles }
+            t.tick()
+        case .processFork:
+            let childPid = Int32(truncatingIfNeeded: e.a)
+            let child = process(childPid)
+            if child.ppid == 0 { child.ppid = e.pid }
+            child.forked = true
+            if !p.children.contains(childPid) {
+                p.children.append(childPid)
+                child.spawnOrder = p.children.count
+            }
+            if child.spawnClock == nil { child.spawnClock = t.clock }
+            if !child.hasEvents { child.handles = p.handles }
+            t.tick()
+            if e.b > 0 { forkWithThreads(e, p, t) }
+        case .processJoinWait:
+            break
+        case .processJoinDone:
+            let childPid = Int32(truncatingIfNeeded: e.a)
+            if e.result == .ok, let child = processes[childPid] {
+                child.joinDone = e
+                child.joinedBy = e.pid
+                t.clock.join(processClock(child))
+                retire(child)
+            }
+        case .processTerminate, .processKill:
+            let childPid = Int32(truncatingIfNeeded: e.a)
+            if let child = processes[childPid], child.exit == nil, child.joinDone == nil {
+                if child.signalled == nil { child.signalled = e }
+                retire(child)
+            }
+
+        // Locks and semaphores.
+        case .lockNew:
+            let kind: ObjectKind
+            switch LockType(rawValue: e.a) {
+            case .rlock: kind = .rlock
+            case .semaphore: kind = .semaphore
+            case .boundedSemaphore: kind = .boundedSemaphore
+            default: kind = .lock
+            }
+            let o = created(e, kind: kind)
+            o.semValue = kind.isSemaphore ? Int64(e.b) : 1
+            addHandle(e.pid, e.object)
+        case .lockWait:
+            let o = object(e.object, kind: .lock)
+            if o.kind == .lock && o.owner == t.index {
+                selfDeadlock(e, o, t)
+            }
+            if o.kind.isMutex { lockOrder.record(thread: t, lock: e.object, event: e, attempt: true) }
+        case .lockAcquired:
+            let o = object(e.object, kind: .lock)
+            if o.kind.isSemaphore {
+                o.semValue -= 1
+                t.clock.join(o.semClock)
+            } else {
+                if o.owner == t.index, let hi = t.heldIndex(e.object) {
+                    t.held[hi].depth = max(e.a, 1)
+                } else {
+                    if e.a <= 1 || t.heldIndex(e.object) == nil {
+                        lockOrder.record(thread: t, lock: e.object, event: e, attempt: false)
+                    }
+                    if let hi = t.heldIndex(e.object) { t.held.remove(at: hi) }
+                    t.held.append(HeldLock(lock: e.object, depth: max(e.a, 1), event: e, clock: t.clock))
+                }
+                o.owner = t.index
+                o.depth = max(e.a, 1)
+                o.ownerEvent = e
+            }
+        case .lockReleased:
+            let o = object(e.object, kind: .lock)
+            if o.kind.isSemaphore {
+                o.semValue += 1
+                o.semClock.join(t.clock)
+                o.releasers.insert(e.pid)
+                t.tick()
+            } else {
+                if (o.owner >= 0 && o.owner != t.index) || e.b != 0 {
+                    nonOwnerRelease(e, o, t)
+                }
+                let ownerThread = o.owner >= 0 ? threads[o.owner] : t
+                if e.a == 0 {
+                    if let hi = ownerThread.heldIndex(e.object) { ownerThread.held.remove(at: hi) }
+                    if let hi = t.heldIndex(e.object) { t.held.remove(at: hi) }
+                    o.owner = -1
+                    o.depth = 0
+                    o.ownerEvent = nil
+                } else {
+                    o.depth = e.a
+                    if let hi = ownerThread.heldIndex(e.object) { ownerThread.held[hi].depth = e.a }
+                }
+            }
+        case .lockTimeout:
+            break
+        case .lockOwnerDied:
+            let o = object(e.object, kind: .lock)
+            ownerDied(e, o, t)
+            if o.owner >= 0, o.owner != t.index {
+                let old = threads[o.owner]
+                if let hi = old.heldIndex(e.object) { old.held.remove(at: hi) }
+                o.owner = -1
+            }
+
+        // Queues.
+        case .queueNew:
+            let o = created(e, kind: e.b == 1 ? .joinableQueue : .queue)
+            o.maxsize = e.a
+            addHandle(e.pid, e.object)
+        case .queuePutWait, .queueGetWait, .queueJoinWait:
+            _ = object(e.object, kind: .queue)
+        case .queuePut:
+            let o = object(e.object, kind: .queue)
+            o.puts += 1
+            o.pendingCount += 1
+            o.putters.insert(e.pid)
+            messages[e.a] = PendingMessage(event: e, clock: t.clock, object: e.object, end: 0)
+            t.tick()
+        case .queueGet:
+            let o = object(e.object, kind: .queue)
+            o.gets += 1
+            o.getsByPid[e.pid, default: 0] += 1
+            o.getters.insert(e.pid)
+            o.lastGet[e.pid] = e
+            if let m = messages.removeValue(forKey: e.a) {
+                t.clock.join(m.clock)
+                o.pendingCount -= 1
+            } else {
+                unmatchedReceives += 1
+                if o.pendingCount > 0 { o.pendingCount -= 1 }
+            }
+        case .queueTimeout:
+            break
+        case .queueClose:
+            p.closedQueues.insert(e.object)
+        case .queueTaskDone:
+            let o = object(e.object, kind: .joinableQueue)
+            o.taskDones += 1
+            o.taskDonesByPid[e.pid, default: 0] += 1
+            o.taskDoneClock.join(t.clock)
+            t.tick()
+        case .queueJoinDone:
+            if e.result == .ok { t.clock.join(object(e.object).taskDoneClock) }
+
+        // Pipes.
+        case .pipeNew:
+            let o = created(e, kind: .pipe)
+            o.duplex = e.a == 1
+            addHandle(e.pid, e.object, end: 0)
+            addHandle(e.pid, e.object, end: 1)
+        case .pipeSend:
+            let o = object(e.object, kind: .pipe)
+            let end = Int(e.c & 1)
+            o.pipePending[1 - end] += 1
+            o.senders[end].insert(e.pid)
+            messages[e.a] = PendingMessage(event: e, clock: t.clock, object: e.object, end: 1 - end)
+            t.tick()
+        case .pipeRecvWait:
+            _ = object(e.object, kind: .pipe)
+        case .pipeRecv:
+            let o = object(e.object, kind: .pipe)
+            let end = Int(e.c & 1)
+            if e.result != .eof {
+                if let m = messages.removeValue(forKey: e.a) {
+                    t.clock.join(m.clock)
+                    o.pipePending[m.end] = max(0, o.pipePending[m.end] - 1)
+                } else {
+                    unmatchedReceives += 1
+                    o.pipePending[end] = max(0, o.pipePending[end] - 1)
+                }
+            }
+        case .pipeClose:
+            let key = Self.handleKey(e.object, end: Int(e.c & 1))
+            p.handles.remove(key)
+            p.closedHandles.insert(key)
+
+        // Events, conditions, barriers.
+        case .eventNew:
+            _ = created(e, kind: .event)
+            addHandle(e.pid, e.object)
+        case .eventSet:
+            let o = object(e.object, kind: .event)
+            o.isSet = true
+            o.setClock.join(t.clock)
+            o.setters.insert(e.pid)
+            t.tick()
+        case .eventClear:
+            object(e.object, kind: .event).isSet = false
+        case .eventWait:
+            break
+        case .eventWake:
+            if e.result == .ok { t.clock.join(object(e.object, kind: .event).setClock) }
+        case .conditionNew:
+            let o = created(e, kind: .condition)
+            o.condLock = e.a
+            addHandle(e.pid, e.object)
+        case .conditionWait:
+            let o = object(e.object, kind: .condition)
+            if o.condLock != 0, let hi = t.heldIndex(o.condLock) {
+                t.condReleased.append(t.held.remove(at: hi))
+                if let l = objects[o.condLock], l.owner == t.index {
+                    l.owner = -1
+                    l.ownerEvent = nil
+                }
+            }
+        case .conditionWake:
+            let o = object(e.object, kind: .condition)
+            t.clock.join(o.setClock)
+            if o.condLock != 0, let ri = t.condReleased.firstIndex(where: { $0.lock == o.condLock }) {
+                var h = t.condReleased.remove(at: ri)
+                h.event = e
+                if t.heldIndex(o.condLock) == nil { t.held.append(h) }
+                if let l = objects[o.condLock] {
+                    l.owner = t.index
+                    l.depth = h.depth
+                    l.ownerEvent = e
+                }
+            }
+        case .conditionNotify:
+            let o = object(e.object, kind: .condition)
+            o.notifies += 1
+            o.setClock.join(t.clock)
+            o.notifiers.insert(e.pid)
+            t.tick()
+        case .barrierNew:
+            let o = created(e, kind: .barrier)
+            o.parties = e.a
+            addHandle(e.pid, e.object)
+        case .barrierWait:
+            let o = object(e.object, kind: .barrier)
+            if e.a == 0 || (o.parties > 0 && o.arrived >= o.parties) {
+                o.arrived = 0
+                o.arrivedThreads = []
+            }
+            o.arrived += 1
+            o.arrivedThreads.insert(t.index)
+            o.barrierClock.join(t.clock)
+            t.tick()
+        case .barrierPass:
+            t.clock.join(object(e.object, kind: .barrier).barrierClock)
+
+        // Pools.
+        case .poolNew:
+            let o = created(e, kind: .pool)
+            o.parties = e.a
+            addHandle(e.pid, e.object)
+        case .poolSubmit:
+            let o = object(e.object, kind: .pool)
+            var task = o.tasks[e.a] ?? PoolTask()
+            task.submit = e
+            task.submitClock = t.clock
+            o.tasks[e.a] = task
+            t.tick()
+        case .poolTaskStart:
+            let o = object(e.object, kind: .pool)
+            o.workers.insert(e.pid)
+            var task = o.tasks[e.a] ?? PoolTask()
+            task.workerPid = e.pid
+            if let c = task.submitClock { t.clock.join(c) }
+            o.tasks[e.a] = task
+        case .poolTaskDone:
+            let o = object(e.object, kind: .pool)
+            o.workers.insert(e.pid)
+            var task = o.tasks[e.a] ?? PoolTask()
+            task.workerPid = e.pid
+            task.done = e
+            task.doneClock = t.clock
+            task.submitClock = nil
+            o.tasks[e.a] = task
+            t.tick()
+        case .poolResultWait:
+            _ = object(e.object, kind: .pool)
+        case .poolResult:
+            let o = object(e.object, kind: .pool)
+            if let task = o.tasks.removeValue(forKey: e.a), let c = task.doneClock { t.clock.join(c) }
+        case .poolClose, .poolTerminate:
+            let o = object(e.object, kind: .pool)
+            if o.poolClosed == nil { o.poolClosed = e }
+        case .poolJoinWait, .poolJoinDone:
+            break
+
+        // Shared memory.
+        case .shmCreate:
+            let o = created(e, kind: .sharedMemory)
+            o.shmHolders.insert(e.pid)
+            addHandle(e.pid, e.object)
+        case .shmAttach:
+            let o = object(e.object, kind: .sharedMemory)
+            if o.name == nil, let text = e.text { o.name = text }
+            o.shmHolders.insert(e.pid)
+            addHandle(e.pid, e.object)
+        case .shmUnlink:
+            let o = object(e.object, kind: .sharedMemory)
+            if o.unlinked == nil { o.unlinked = e }
+        case .shmClose:
+            object(e.object, kind: .sharedMemory).shmHolders.remove(e.pid)
+
+        // Handles.
+        case .handleAttach:
+            let kind = ObjectKind(objectType: e.a)
+            let o = object(e.object, kind: kind == .lock ? .unknown : kind)
+            if o.kind == .unknown && kind == .lock { o.kind = .lock }
+            let key = Self.handleKey(e.object, end: kind == .pipe ? Int(e.c & 1) : nil)
+            p.handles.insert(key)
+            p.closedHandles.remove(key)
+        case .handleClose:
+            let kind = ObjectKind(objectType: e.a)
+            let key = Self.handleKey(e.object, end: kind == .pipe ? Int(e.c & 1) : nil)
+            p.handles.remove(key)
+            p.closedHandles.insert(key)
+
+        case .dropped:
+            droppedEvents &+= e.a
+            noteProblem(TraceProblemNote(
+                kind: "dropped-events", file: p.file,
+                detail: "pid \(e.pid) tid \(e.tid) could not record \(e.a) events (the recorder said so); the analysis lacks them"))
+        }
+    }
+}

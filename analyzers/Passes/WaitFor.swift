@@ -1,0 +1,499 @@
+import TangleTrace
+
+/// A deadlock or hang seen at a quiescent point (every live thread blocked), kept until the end of
+/// the trace says whether it was real: refuted when a member's wait later completes normally
+/// (something did wake it), confirmed when at least one member never completed (it was killed or
+/// is still blocked) and the others only timed out.
+struct WaitCandidate {
+    var finding: RawFinding
+    var waitKeys: Set<UInt64>
+    var members: Set<Int>
+    var refuted = false
+    var completedMembers: Set<Int> = []
+
+    mutating func completed(thread: Int, ok: Bool) {
+        if ok { refuted = true }
+        completedMembers.insert(thread)
+    }
+
+    var confirmed: Bool { !refuted && completedMembers.count < members.count }
+}
+
+/// Who could end a wait: one thread (lock owner, joined thread) or any live thread of a process.
+enum Waker: Hashable {
+    case thread(Int)
+    case process(Int32)
+}
+
+/// One blocked thread in the wait-for graph.
+struct WaitNode {
+    var thread: Int
+    var wait: PendingWait
+    /// AND: the single waker must act (lock owner, join target). OR: any of the wakers may.
+    var isAnd: Bool
+    /// Every possible waker (conservative: every live holder of a handle able to wake it).
+    var wakers: [Waker]
+    /// The likely wakers (those that did the waking operation before, when anyone did): used to
+    /// tell a cycle (deadlock) from a wait whose real wakers are gone (hang).
+    var likely: [Waker]
+    /// Holders that could have woken it but exited (for the explanation).
+    var exitedWakers: [Int32]
+    /// The wait is already satisfied (the wake is in flight) or will end by a timeout.
+    var enabled: Bool
+    /// Words for the explanation: why nobody will wake it.
+    var note: String?
+}
+
+/// The wait-for pass: builds the graph of blocked threads and finds the sets no one outside can wake.
+struct WaitForAnalysis {
+    let model: TraceModel
+    /// True at the end of the trace, false at a quiescent point inside it.
+    let atEnd: Bool
+
+    var nodes: [Int: WaitNode] = [:]
+    var stuck: Set<Int> = []
+
+    init(model: TraceModel, atEnd: Bool) {
+        self.model = model
+        self.atEnd = atEnd
+    }
+
+    // MARK: Building the graph
+
+    private func isLiveThread(_ t: ThreadState) -> Bool {
+        guard let p = model.processes[t.pid], !p.isDead, !t.exited else { return false }
+        return true
+    }
+
+    /// Processes that may act on `key` (hold the handle or used the object and did not close it).
+    private func holders(_ o: ObjectState?, key: UInt64, users: Set<Int32>) -> (live: [Int32], exited: [Int32]) {
+        var live: [Int32] = []
+        var exited: [Int32] = []
+        for (pid, p) in model.processes {
+            if p.closedHandles.contains(key) && !p.handles.contains(key) { continue }
+            let holds = p.handles.contains(key) || users.contains(pid) || (o?.creatorPid == pid && o?.created != nil && !p.closedHandles.contains(key))
+            if !holds { continue }
+            if p.isDead { exited.append(pid) } else { live.append(pid) }
+        }
+        // Spawned children that have not shown up yet (or whose trace file is missing) may hold
+        // anything their parent passed them: they count as possible wakers.
+        for (pid, p) in model.processes where !p.hasEvents && !p.isDead && p.spawn != nil && !live.contains(pid) {
+            live.append(pid)
+        }
+        return (live.sorted(), exited.sorted())
+    }
+
+    private func node(for t: ThreadState, _ w: PendingWait) -> WaitNode {
+        let e = w.event
+        let o = model.objects[e.object]
+        var n = WaitNode(thread: t.index, wait: w, isAnd: false, wakers: [], likely: [], exitedWakers: [], enabled: false)
+        func or(_ key: UInt64, users: Set<Int32>, actors: Set<Int32>) {
+            let h = holders(o, key: key, users: users.union(actors))
+            n.wakers = h.live.map { .process($0) }
+            n.exitedWakers = h.exited
+            let liveActors = h.live.filter { actors.contains($0) }
+            if actors.isEmpty {
+                n.likely = n.wakers
+            } else {
+                n.likely = liveActors.map { .process($0) }
+                // Unknown processes (no events yet) stay likely: they may be the producer.
+                for pid in h.live where !(model.processes[pid]?.hasEvents ?? false) && !liveActors.contains(pid) {
+                    n.likely.append(.process(pid))
+                }
+            }
+        }
+        switch e.kind {
+        case .lockWait:
+            guard let o else { n.enabled = true; break }
+            if e.a != 0 { n.enabled = true; break }   // a timed acquire ends by itself
+            if o.kind.isSemaphore {
+                if o.semValue > 0 { n.enabled = true; break }
+                or(e.object, users: [], actors: o.releasers)
+            } else {
+                n.isAnd = true
+                if o.owner < 0 { n.enabled = true; break }
+                let owner = model.threads[o.owner]
+                if isLiveThread(owner) || owner.index == t.index {
+                    n.wakers = [.thread(owner.index)]
+                    n.likely = n.wakers
+                } else {
+                    n.note = "its owner \(model.who(owner)) \(model.processes[owner.pid].map { model.endDescription($0) } ?? "ended") without releasing it"
+                    n.exitedWakers = [owner.pid]
+                }
+            }
+        case .queueGetWait:
+            guard let o else { n.enabled = true; break }
+            if o.pendingCount > 0 { n.enabled = true; break }
+            or(e.object, users: o.getters, actors: o.putters)
+            n.wakers = n.wakers.filter { w in
+                if case .process(let pid) = w { return !(model.processes[pid]?.closedQueues.contains(e.object) ?? false) || pid == t.pid }
+                return true
+            }
+        case .queuePutWait:
+            guard let o else { n.enabled = true; break }
+            if o.maxsize == 0 || o.pendingCount < Int(o.maxsize) { n.enabled = true; break }
+            or(e.object, users: o.putters, actors: o.getters)
+        case .queueJoinWait:
+            guard let o else { n.enabled = true; break }
+            if o.puts - o.taskDones <= 0 { n.enabled = true; break }
+            or(e.object, users: o.putters, actors: o.getters)
+        case .pipeRecvWait:
+            guard let o else { n.enabled = true; break }
+            let end = w.end
+            if o.pipePending[end] > 0 { n.enabled = true; break }
+            let writeKey = TraceModel.handleKey(e.object, end: 1 - end)
+            let h = holders(o, key: writeKey, users: o.senders[1 - end])
+            if h.live.isEmpty { n.enabled = true; break }   // every write end closed: recv gets EOF
+            n.wakers = h.live.map { .process($0) }
+            n.exitedWakers = h.exited
+            n.likely = n.wakers
+            if h.live.contains(t.pid) {
+                n.note = "its own process still holds the write end (end \(1 - end)) of \(model.objectLabel(e.object)), so recv can never see end-of-file"
+            }
+        case .eventWait:
+            guard let o else { n.enabled = true; break }
+            if o.isSet { n.enabled = true; break }
+            or(e.object, users: [], actors: o.setters)
+        case .conditionWait:
+            guard let o else { n.enabled = true; break }
+            if o.notifies > w.generation { n.enabled = true; break }
+            or(e.object, users: [], actors: o.notifiers)
+        case .barrierWait:
+            guard let o else { n.enabled = true; break }
+            if o.parties > 0 && o.arrived >= o.parties { n.enabled = true; break }
+            or(e.object, users: [], actors: [])
+        case .poolResultWait, .poolJoinWait:
+            guard let o else { n.enabled = true; break }
+            if e.kind == .poolResultWait, o.tasks[e.a]?.done != nil { n.enabled = true; break }
+            var workers = o.workers
+            if let p = model.processes[t.pid] { workers.formUnion(p.children) }
+            var live: [Int32] = []
+            var exited: [Int32] = []
+            for pid in workers.sorted() {
+                guard let p = model.processes[pid] else { continue }
+                if p.isDead { exited.append(pid) } else { live.append(pid) }
+            }
+            // Worker threads inside the waiting process (a thread pool) may also complete it.
+            live.append(t.pid)
+            n.wakers = live.map { .process($0) }
+            n.likely = n.wakers
+            n.exitedWakers = exited
+            if e.kind == .poolJoinWait && live == [t.pid] && exited.count == workers.count && !workers.isEmpty {
+                n.enabled = true
+            }
+        case .threadJoinWait:
+            n.isAnd = true
+            guard let i = model.threadByObject[e.object] else { n.enabled = true; break }
+            let target = model.threads[i]
+            if !isLiveThread(target) { n.enabled = true; break }
+            n.wakers = [.thread(i)]
+            n.likely = n.wakers
+        case .processJoinWait:
+            n.isAnd = true
+            let pid = Int32(truncatingIfNeeded: e.a)
+            guard let child = model.processes[pid] else { n.enabled = true; break }
+            if child.isDead { n.enabled = true; break }
+            n.wakers = [.process(pid)]
+            n.likely = n.wakers
+        default:
+            n.enabled = true
+        }
+        return n
+    }
+
+    // MARK: Solving
+
+    /// Computes the stuck set: blocked threads none of whose possible wakers can still act.
+    mutating func solve() {
+        nodes = [:]
+        for t in model.threads {
+            guard let w = t.wait, isLiveThread(t) else { continue }
+            nodes[t.index] = node(for: t, w)
+        }
+        stuck = Set(nodes.filter { !$0.value.enabled }.map(\.key))
+        var changed = true
+        while changed {
+            changed = false
+            for i in stuck.sorted() {
+                guard let n = nodes[i] else { continue }
+                if n.wakers.contains(where: { canAct($0) }) {
+                    stuck.remove(i)
+                    changed = true
+                }
+            }
+        }
+    }
+
+    /// A waker can act if it is a live thread not stuck, or a live process with such a thread (or
+    /// one we know nothing about).
+    func canAct(_ w: Waker) -> Bool {
+        switch w {
+        case .thread(let i):
+            let t = model.threads[i]
+            return isLiveThread(t) && !stuck.contains(i)
+        case .process(let pid):
+            guard let p = model.processes[pid], !p.isDead else { return false }
+            if !p.hasEvents { return true }
+            for i in p.threads where !stuck.contains(i) && isLiveThread(model.threads[i]) {
+                return true
+            }
+            return false
+        }
+    }
+
+    /// The stuck threads a waker stands for.
+    func stuckThreads(of w: Waker) -> [Int] {
+        switch w {
+        case .thread(let i): return stuck.contains(i) ? [i] : []
+        case .process(let pid):
+            guard let p = model.processes[pid] else { return [] }
+            return p.threads.filter { stuck.contains($0) }
+        }
+    }
+
+    /// Groups of stuck threads connected by wait-for edges, each in a stable order.
+    func groups() -> [[Int]] {
+        var parent: [Int: Int] = [:]
+        func find(_ x: Int) -> Int {
+            var x = x
+            while let p = parent[x], p != x { x = p }
+            return x
+        }
+        for i in stuck { parent[i] = i }
+        for i in stuck.sorted() {
+            guard let n = nodes[i] else { continue }
+            for w in n.wakers {
+                for j in stuckThreads(of: w) {
+                    let a = find(i), b = find(j)
+                    if a != b { parent[max(a, b)] = min(a, b) }
+                }
+            }
+        }
+        var out: [Int: [Int]] = [:]
+        for i in stuck.sorted() { out[find(i), default: []].append(i) }
+        return out.keys.sorted().map { out[$0]! }
+    }
+
+    /// A cycle among `group` following the likely edges, if there is one (as thread indices).
+    func cycle(in group: [Int]) -> [Int]? {
+        let members = Set(group)
+        var color: [Int: Int] = [:]
+        var stack: [Int] = []
+        var found: [Int]?
+        func visit(_ i: Int) {
+            if found != nil { return }
+            color[i] = 1
+            stack.append(i)
+            // A thread cannot wake itself: its own process counts through its other threads only.
+            let next = (nodes[i]?.likely ?? []).flatMap { stuckThreads(of: $0) }.filter { members.contains($0) && $0 != i }
+            for j in next.sorted() where found == nil {
+                if color[j] == 1 {
+                    if let k = stack.firstIndex(of: j) { found = Array(stack[k...]) }
+                } else if color[j] == nil {
+                    visit(j)
+                }
+            }
+            stack.removeLast()
+            color[i] = 2
+        }
+        for i in group where color[i] == nil && found == nil { visit(i) }
+        return found
+    }
+}
+
+// MARK: Findings
+
+extension TraceModel {
+    /// Runs the wait-for pass now. At a quiescent point the results become candidates; at the end
+    /// they are findings (unless a confirmed candidate already covers the same waits).
+    func runWaitFor(atEnd: Bool) -> [RawFinding] {
+        var analysis = WaitForAnalysis(model: self, atEnd: atEnd)
+        analysis.solve()
+        if atEnd { lastWaitFor = analysis }
+        var out: [RawFinding] = []
+        for group in analysis.groups() {
+            if let f = waitFinding(group, analysis) { out.append(f) }
+        }
+        return out
+    }
+
+    func quiescentPoint() {
+        for f in runWaitFor(atEnd: false) {
+            let known = candidates.contains { !$0.refuted && !$0.waitKeys.isDisjoint(with: f.waitKeys) }
+            if known { continue }
+            let members = Set(f.participants.filter { $0.role == "waits" }.compactMap { thread(pid: $0.pid, tid: $0.tid)?.index })
+            registerCandidate(WaitCandidate(finding: f, waitKeys: f.waitKeys, members: members))
+        }
+    }
+
+    private func waitKeyOf(_ i: Int) -> UInt64 {
+        TraceModel.waitKey(i, threads[i].wait?.event.seq ?? 0)
+    }
+
+    // swiftlint:disable:next function_body_length cyclomatic_complexity
+    private func waitFinding(_ group: [Int], _ a: WaitForAnalysis) -> RawFinding? {
+        let keys = Set(group.map { waitKeyOf($0) })
+        // Self-deadlocks are reported by the misuse rule when the wait happens.
+        if findings.contains(where: { $0.kind == .selfDeadlock && !$0.waitKeys.isDisjoint(with: keys) }) { return nil }
+        let cyc = a.cycle(in: group)
+        let order = (cyc ?? []) + group.filter { !(cyc ?? []).contains($0) }
+        var participants: [RawParticipant] = []
+        var evidence: [(TraceEvent, String?)] = []
+        var lines: [String] = []
+        var locks: Set<UInt64> = []
+        var objectsInvolved: [UInt64] = []
+        var highlight: Set<String> = []
+        var addedHelpers: Set<String> = []
+        var fixes: [String] = []
+        var missingTaskDone: (ObjectState, [Int32])?
+
+        for i in order {
+            let t = threads[i]
+            guard let n = a.nodes[i] else { continue }
+            let e = n.wait.event
+            let what = describeWait(e)
+            participants.append(RawParticipant(pid: t.pid, tid: t.tid, role: "waits", detail: what, object: e.object,
+                                               stackEvent: e))
+            evidence.append((e, "\(who(t)) blocks: \(what)"))
+            if e.object != 0 && !objectsInvolved.contains(e.object) { objectsInvolved.append(e.object) }
+            var why: [String] = []
+            for w in n.wakers {
+                let label: String
+                switch w {
+                case .thread(let j):
+                    let o = threads[j]
+                    highlight.insert("t:\(t.pid):\(t.tid)->t:\(o.pid):\(o.tid)")
+                    if let ow = o.wait {
+                        label = "\(who(o)) is itself blocked in \(describeWait(ow.event))"
+                    } else {
+                        label = "\(who(o)) cannot proceed"
+                    }
+                    if e.kind == .lockWait, let lo = objects[e.object] {
+                        locks.insert(lo.id)
+                        if let acq = lo.ownerEvent {
+                            evidence.append((acq, "\(who(o)) holds \(objectLabel(lo.id))"))
+                            if addedHelpers.insert("holds:\(j):\(lo.id)").inserted && !order.contains(j) {
+                                participants.append(RawParticipant(pid: o.pid, tid: o.tid, role: "holds",
+                                                                   detail: "holds \(objectLabel(lo.id))", object: lo.id,
+                                                                   stackEvent: acq))
+                            }
+                        }
+                    }
+                case .process(let pid):
+                    highlight.insert("t:\(t.pid):\(t.tid)->p:\(pid)")
+                    let blocked = a.stuckThreads(of: w).filter { $0 != i }
+                    if pid == t.pid && blocked.isEmpty {
+                        label = "its own process (only this thread is left, and it is waiting)"
+                    } else if let j = blocked.first, let ow = threads[j].wait {
+                        label = "\(whoProcess(pid)) is itself blocked in \(describeWait(ow.event))"
+                    } else {
+                        label = "\(whoProcess(pid)) cannot proceed"
+                    }
+                    if pid != t.pid && addedHelpers.insert("p:\(pid)").inserted && !order.contains(where: { threads[$0].pid == pid }) {
+                        participants.append(RawParticipant(pid: pid, tid: pid, role: "could-wake", detail: label, core: false))
+                    }
+                }
+                why.append(label)
+            }
+            for pid in n.exitedWakers {
+                guard let p = processes[pid] else { continue }
+                let label = "\(whoProcess(pid)) \(endDescription(p))"
+                why.append(label)
+                if addedHelpers.insert("p:\(pid)").inserted {
+                    participants.append(RawParticipant(pid: pid, tid: pid, role: "exited", detail: label, object: e.object, core: false))
+                    if let end = p.exit ?? p.joinDone ?? p.signalled { evidence.append((end, "\(whoProcess(pid)) \(endDescription(p))")) }
+                }
+            }
+            if let note = n.note { why.insert(note, at: 0) }
+            var line = "\(who(t)) waits for \(what)"
+            if why.isEmpty {
+                line += "; no live thread or process holds a handle that could end this wait"
+            } else {
+                line += "; " + why.joined(separator: "; ")
+            }
+            lines.append(line + ".")
+
+            switch e.kind {
+            case .lockWait:
+                fixes.append("Take locks in one global order everywhere, and never block (get, recv, join, wait) while holding a lock.")
+            case .queueGetWait:
+                fixes.append("Make sure every consumer gets a sentinel (one poison pill per consumer), or have producers close the queue and consumers stop on timeout/closed.")
+            case .queuePutWait:
+                fixes.append("Drain the queue before joining the process that puts into it (get every result, then join), or use an unbounded queue.")
+            case .pipeRecvWait:
+                fixes.append("Close the ends a process does not use: the receiver must close its copy of the write end after starting the writer, so recv sees end-of-file when the writer exits.")
+            case .queueJoinWait:
+                if let o = objects[e.object], o.pendingCount == 0, o.gets > o.taskDones {
+                    let culprits = o.getsByPid.keys.filter { (o.getsByPid[$0] ?? 0) > (o.taskDonesByPid[$0] ?? 0) }.sorted()
+                    missingTaskDone = (o, culprits)
+                }
+                fixes.append("Call task_done() exactly once for every item got (in a `defer` right after `get`).")
+            case .processJoinWait, .threadJoinWait:
+                fixes.append("Do not join a child that waits for the joiner: finish the exchange (drain its queue, send its pill) before joining.")
+            default:
+                fixes.append("Make sure whoever is meant to wake this wait is still alive and does so on every path (including errors).")
+            }
+        }
+        var seenFix: Set<String> = []
+        let fix = fixes.filter { seenFix.insert($0).inserted }.joined(separator: " ")
+        let objNames = objectsInvolved.map { objectLabel($0) }
+        let objList = objNames.prefix(4).joined(separator: ", ")
+
+        var f: RawFinding
+        let firstThread = threads[order[0]]
+        if let (q, culprits) = missingTaskDone {
+            let obj = objectLabel(q.id)
+            var parts = participants
+            for pid in culprits where !parts.contains(where: { $0.pid == pid && $0.role == "forgot-task-done" }) {
+                let n = (q.getsByPid[pid] ?? 0) - (q.taskDonesByPid[pid] ?? 0)
+                parts.append(RawParticipant(pid: pid, tid: pid, role: "forgot-task-done",
+                                            detail: "got \(q.getsByPid[pid] ?? 0) item(s), marked \(q.taskDonesByPid[pid] ?? 0) done (\(n) missing)",
+                                            object: q.id, stackEvent: q.lastGet[pid]))
+                if let g = q.lastGet[pid] { evidence.append((g, "\(whoProcess(pid)) gets an item it never marks done")) }
+            }
+            f = RawFinding(
+                kind: .missingTaskDone, severity: .error,
+                title: "\(obj).join() waits forever: \(q.gets - q.taskDones) item(s) got but never marked done",
+                participants: parts, evidence: evidence,
+                explanation: "\(lines.joined(separator: " ")) \(obj) counts unfinished tasks: every put adds one, every task_done() removes one, and join() returns at zero. \(q.puts) item(s) were put and all were got, but only \(q.taskDones) task_done() call(s) were made, so the count never reaches zero.",
+                fix: "Call task_done() once for every get() (put it in a `defer` right after the get, so errors and early exits also mark the item done).")
+            f.fingerprintExtra = ["missing-task-done", objectRole(q.id)]
+        } else if let cyc, cyc.count >= 1 {
+            let lockOnly = cyc.allSatisfy { threads[$0].wait?.event.kind == .lockWait }
+            let title = lockOnly
+                ? "deadlock: \(cyc.count) threads each wait for a lock another holds (\(objList))"
+                : "deadlock: \(cyc.count) thread(s) wait for each other (\(objList))"
+            f = RawFinding(
+                kind: .deadlock, severity: .error, title: title,
+                participants: participants, evidence: evidence,
+                explanation: "These threads are blocked in a cycle: each waits for something only another member of the cycle can provide, and every member is blocked, so none will ever proceed. " + lines.joined(separator: " "),
+                fix: fix)
+            f.why = a.atEnd ? "blocked at the end of the trace" : "every live thread was blocked at t=\(firstThread.wait?.event.time ?? 0) and the waits never completed"
+        } else {
+            let waitObjs = objList.isEmpty ? "" : " on \(objList)"
+            f = RawFinding(
+                kind: .hang, severity: .error,
+                title: "\(group.count) thread(s) wait forever\(waitObjs): no live process can wake them",
+                participants: participants, evidence: evidence,
+                explanation: "Every thread or process that could end these waits has exited or is itself blocked, so they will never return. " + lines.joined(separator: " "),
+                fix: fix)
+            f.why = a.atEnd ? "blocked at the end of the trace" : "every live thread was blocked and the waits never completed"
+        }
+        f.locks = locks
+        f.waitKeys = keys
+        f.highlight = highlight
+        f.fingerprintExtra += objectsInvolved.map { objectRole($0) }.sorted()
+        evidence.sort { ($0.0.time, $0.0.pid, $0.0.tid, $0.0.seq) < ($1.0.time, $1.0.pid, $1.0.tid, $1.0.seq) }
+        f.evidence = dedupeEvidence(f.evidence)
+        return f
+    }
+
+    func dedupeEvidence(_ ev: [(TraceEvent, String?)]) -> [(TraceEvent, String?)] {
+        var seen: Set<String> = []
+        var out: [(TraceEvent, String?)] = []
+        for (e, note) in ev.sorted(by: { ($0.0.time, $0.0.pid, $0.0.tid, $0.0.seq) < ($1.0.time, $1.0.pid, $1.0.tid, $1.0.seq) }) {
+            if seen.insert("\(e.pid):\(e.tid):\(e.seq):\(e.time)").inserted { out.append((e, note)) }
+        }
+        return out
+    }
+}
