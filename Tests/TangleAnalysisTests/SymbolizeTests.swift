@@ -100,7 +100,10 @@ final class SymbolizeTests: XCTestCase {
     func testSymbolizesOwnSwiftFrames() throws {
         let (pcs, line) = symbolizeTestsCaptureStack()
         let stack = Self.own.symbolize(pid: getpid(), pcs: pcs)
-        XCTAssertEqual(stack.frames.count, pcs.count, "no inlining at -Onone: one frame per pc")
+        print("own stack:\n  " + stack.frames.prefix(12).map(FrameClassifier.describe).joined(separator: "\n  "))
+        // One frame per pc, more where DWARF says code was inlined (at -O).
+        XCTAssertGreaterThanOrEqual(stack.frames.count, pcs.count)
+        XCTAssertEqual(stack.frames.filter { !$0.inlined }.count, pcs.count)
         let i = try XCTUnwrap(stack.frames.firstIndex { $0.function?.contains("symbolizeTestsCaptureStack") == true },
                               "frames: \(stack.frames.map(FrameClassifier.describe))")
         let f = stack.frames[i]
@@ -109,7 +112,9 @@ final class SymbolizeTests: XCTestCase {
         XCTAssertEqual(f.line, line)
         XCTAssertFalse(f.inlined)
         XCTAssertFalse(f.module.hasPrefix("lib"), "the test binary, not a library: \(f.module)")
-        let caller = stack.frames[i + 1]
+        // The caller is this test method (at -O it may be inlined into XCTest's closure: still named).
+        let caller = try XCTUnwrap(stack.frames[(i + 1)...].first { $0.function?.contains("testSymbolizesOwnSwiftFrames") == true },
+                                   "frames: \(stack.frames.map(FrameClassifier.describe))")
         XCTAssertEqual(caller.function, "TangleAnalysisTests.SymbolizeTests.testSymbolizesOwnSwiftFrames()")
         XCTAssertEqual(caller.file.map { ($0 as NSString).lastPathComponent }, "SymbolizeTests.swift")
         // Above the capture are Foundation's frames (callStackReturnAddresses): not the user's.
@@ -155,6 +160,9 @@ final class SymbolizeTests: XCTestCase {
         XCTAssertEqual(stack.warnings.count, 1)
         XCTAssertTrue(stack.warnings[0].contains("stripped"), stack.warnings[0])
         XCTAssertEqual(sym.warnings, stack.warnings)
+        let reportStack = sym.stack(label: "blocked in get", pid: 7, tid: 8, pcs: [fx.pc])
+        XCTAssertEqual(reportStack.frames, stack.frames)
+        XCTAssertEqual(reportStack.warning, stack.warnings[0])
     }
 
     /// The recorded path no longer exists; `--symbols DIR` holds the binary (by file name, or only
@@ -222,6 +230,11 @@ final class SymbolizeTests: XCTestCase {
         let none = sym.symbolize(pid: 8, pcs: [fx.pc])
         XCTAssertEqual(none.frames.map(\.module), ["[unknown]"])
         XCTAssertTrue(none.warnings.first?.contains("no module table for pid 8") == true)
+
+        // A library loaded after the header (a `module` record) joins the process's table.
+        sym.addModules(pid: 7, modules: [ModuleInfo(path: fx.binary, buildID: fx.buildID, bias: 0, low: 0x400000, high: 0x600000)])
+        XCTAssertEqual(sym.symbolize(pid: 7, pcs: [fx.returnAddress]).frames.map(\.function), ["middle", "main"])
+        XCTAssertEqual(sym.symbolize(pid: 7, pcs: [fx.pc]).frames.map(\.function), ["middle", "main"])
     }
 
     /// Only the first pc of a stack may be exact: with `firstIsExact` the address itself is looked
@@ -256,6 +269,10 @@ final class SymbolizeTests: XCTestCase {
                        "static App.Demangler.hasPrefix(_:_:)")
         XCTAssertEqual(Demangler.simplify("App.(Helper in _0A1B).run(x: Swift.Int) -> ()"), "App.Helper.run(x:)")
         XCTAssertEqual(Demangler.simplify("main"), "main")
+        XCTAssertEqual(Demangler.simplify("implicit closure #16 () throws -> () in implicit closure #15 (App.T) -> () throws -> () in variable initialization expression of static (extension in Gen):App.T.(__allTests__T in _A4328DCB) : [(Swift.String, (App.T) -> () throws -> ())]"),
+                       "implicit closure #16 in implicit closure #15 in variable initialization expression of static App.T.__allTests__T")
+        XCTAssertEqual(Demangler.simplify("partial apply forwarder for reabstraction thunk helper from @escaping @callee_guaranteed (@guaranteed App.T) -> (@owned @escaping @callee_guaranteed () -> ()) to @escaping @callee_guaranteed (@guaranteed App.T) -> ()"),
+                       "reabstraction thunk helper from @escaping @callee_guaranteed")
     }
 
     /// Frame classes: Tangle's runtime and closures inside it, the Swift runtime, the system, the

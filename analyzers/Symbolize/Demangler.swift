@@ -96,7 +96,7 @@ public enum Demangler {
 
     private static let specializationPrefixes = ["generic specialization ", "function signature specialization ",
                                                  "generic partial specialization "].map { Array($0.utf8) }
-    private static let droppedPrefixes = ["merged ", "partial apply for "].map { Array($0.utf8) }
+    private static let droppedPrefixes = ["merged ", "partial apply for ", "partial apply forwarder for "].map { Array($0.utf8) }
     private static let closurePrefixes = ["implicit closure #", "closure #"].map { Array($0.utf8) }
     private static let extensionPrefix = Array("(extension in ".utf8)
 
@@ -166,14 +166,28 @@ public enum Demangler {
                 depth -= 1
             } else if c == 40 && depth == 0 {  // (
                 guard let close = matching(b, i, to) else { break }
+                // "(extension in Module):" says where an extension was declared: drop it.
+                if hasPrefix(b, i, extensionPrefix), close + 1 < to, b[close + 1] == 58 {
+                    out.append(contentsOf: b[s..<i])
+                    s = close + 2
+                    i = s
+                    genericStart = nil
+                    continue
+                }
                 // "(name in _0123ABCD)" names a private declaration: keep "name", go on.
-                if i == s || b[i - 1] == 46, let inPos = find(b, i + 1, close, privateIn) {
+                if i == s || b[i - 1] == 46 || b[i - 1] == 32, let inPos = find(b, i + 1, close, privateIn) {
                     out.append(contentsOf: b[s..<i])
                     out.append(contentsOf: b[(i + 1)..<inPos])
                     s = close + 1
                     i = s
                     genericStart = nil
                     continue
+                }
+                // A "(" after a space starts a function *type* ("… @callee_guaranteed (A) -> B"),
+                // not a parameter list: the name ends before it.
+                if i > s && b[i - 1] == 32 {
+                    out.append(contentsOf: b[s..<(i - 1)])
+                    return
                 }
                 let nameEnd = (genericStart != nil && i > s && b[i - 1] == 62) ? genericStart! : i
                 out.append(contentsOf: b[s..<nameEnd])

@@ -252,7 +252,7 @@ final class DwarfModule {
             var n: Int32 = 0
             if dwarf_lineno(row, &n) == 0, n > 0 {
                 line = Int(n)
-                file = dwarf_linesrc(row, nil, nil).map { String(cString: $0) }
+                file = dwarf_linesrc(row, nil, nil).flatMap { DwarfModule.realFile($0) }
             }
         }
 
@@ -285,12 +285,13 @@ final class DwarfModule {
                 curLine = nil
                 if dwarf_attr(&die, UInt32(DW_AT_call_file), &attr) != nil, dwarf_formudata(&attr, &value) == 0,
                    let files, Int(value) < nfiles, let f = dwarf_filesrc(files, Int(value), nil, nil) {
-                    curFile = String(cString: f)
+                    curFile = DwarfModule.realFile(f)
                 }
                 if dwarf_attr(&die, UInt32(DW_AT_call_line), &attr) != nil, dwarf_formudata(&attr, &value) == 0,
                    value > 0 {
                     curLine = Int(value)
                 }
+                if curLine == nil { curFile = nil }
             }
             // A chain that ended on an inlined body (no enclosing subprogram found): the containing
             // function is the ELF symbol.
@@ -368,6 +369,11 @@ final class DwarfModule {
             steps += 1
         }
         return nil
+    }
+
+    /// The file name, or nil for Swift's "<compiler-generated>" pseudo-file.
+    private static func realFile(_ f: UnsafePointer<CChar>) -> String? {
+        f.pointee == 60 /* < */ ? nil : String(cString: f)
     }
 
     private static func linkageName(_ die: inout Dwarf_Die) -> String? {

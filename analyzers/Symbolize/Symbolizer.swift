@@ -108,8 +108,15 @@ public final class Symbolizer: @unchecked Sendable {
         addLocked(pid: pid, modules: modules)
     }
 
-    private func addLocked(pid: Int32, modules: [ModuleInfo]) {
-        var maps: [Mapping] = []
+    /// Adds modules to one process's table (a `module` record: a library loaded after the header).
+    public func addModules(pid: Int32, modules: [ModuleInfo]) {
+        lock.lock()
+        defer { lock.unlock() }
+        addLocked(pid: pid, modules: modules, appending: true)
+    }
+
+    private func addLocked(pid: Int32, modules: [ModuleInfo], appending: Bool = false) {
+        var maps: [Mapping] = appending ? processes[pid] ?? [] : []
         for m in modules where m.low < m.high {
             let key = m.path + "\u{0}" + m.buildID
             let slot = slots[key] ?? ModuleSlot(path: m.path, buildID: m.buildID)
@@ -175,6 +182,12 @@ public final class Symbolizer: @unchecked Sendable {
             warnings.append("\(unknown) frame\(unknown == 1 ? "" : "s") outside every module of pid \(pid) (shown as \(Symbolizer.unknownModule) with the raw address)")
         }
         return SymbolizedStack(frames: frames, warnings: warnings)
+    }
+
+    /// A report `Stack` for one recorded stack: frames symbolized, warnings joined into `warning`.
+    public func stack(label: String, pid: Int32, tid: Int32, pcs: [UInt64]) -> Stack {
+        let s = symbolize(pid: pid, pcs: pcs)
+        return Stack(label: label, pid: pid, tid: tid, frames: s.frames, warning: s.warning)
     }
 
     /// Symbolizes many stacks of one process (e.g. the trace's stack table), sharing the cache.

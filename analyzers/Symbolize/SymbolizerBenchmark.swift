@@ -9,8 +9,12 @@ public struct SymbolizerBenchmarkResult: Sendable, Codable, CustomStringConverti
     public var compileUnits: Int
     /// The first lookup in a fresh `Symbolizer`: open the file, index its compile units, look up.
     public var firstLookupMs: Double
-    /// Mean cost of an address not yet in the cache, module already open.
+    /// Mean cost of an address not yet in the cache, module already open (includes indexing the
+    /// functions of each compile unit met for the first time).
     public var coldPerFrameUs: Double
+    /// Mean cost of an address not yet in the cache whose compile unit is already indexed: the
+    /// steady-state cost of a new address.
+    public var coldIndexedPerFrameUs: Double
     /// Mean cost of an address answered from the cache.
     public var warmPerFrameNs: Double
     /// Same as `coldPerFrameUs` for addresses inside libFoundation (nil when not loaded).
@@ -20,7 +24,7 @@ public struct SymbolizerBenchmarkResult: Sendable, Codable, CustomStringConverti
     public var samples: Int
 
     public var description: String {
-        var s = "symbolize \(module) (\(compileUnits) CUs): first lookup \(fmt(firstLookupMs)) ms, cold \(fmt(coldPerFrameUs)) µs/frame, warm \(fmt(warmPerFrameNs)) ns/frame"
+        var s = "symbolize \(module) (\(compileUnits) CUs): first lookup \(fmt(firstLookupMs)) ms, cold \(fmt(coldPerFrameUs)) µs/frame (\(fmt(coldIndexedPerFrameUs)) µs once its CU is indexed), warm \(fmt(warmPerFrameNs)) ns/frame"
         if let f = foundationColdPerFrameUs, let o = foundationFirstLookupMs {
             s += "; libFoundation: first lookup \(fmt(o)) ms, cold \(fmt(f)) µs/frame"
         }
@@ -37,7 +41,7 @@ public enum SymbolizerBenchmark {
         let pid = getpid()
         guard let exe = modules.first else {
             return SymbolizerBenchmarkResult(module: "?", compileUnits: 0, firstLookupMs: 0, coldPerFrameUs: 0,
-                                             warmPerFrameNs: 0, samples: 0)
+                                             coldIndexedPerFrameUs: 0, warmPerFrameNs: 0, samples: 0)
         }
         func spread(_ m: ModuleInfo, _ n: Int) -> [UInt64] {
             let step = max(1, (m.high - m.low) / UInt64(n + 1))
@@ -53,6 +57,9 @@ public enum SymbolizerBenchmark {
         t0 = now()
         for a in addrs.dropFirst() { _ = sym.symbolize(pid: pid, pcs: [a]) }
         let cold = Double(now() - t0) / Double(samples) / 1e3
+        t0 = now()
+        for a in addrs.dropFirst() { _ = sym.symbolize(pid: pid, pcs: [a + 2]) }
+        let coldIndexed = Double(now() - t0) / Double(samples) / 1e3
         let rounds = 20
         t0 = now()
         for _ in 0..<rounds { for a in addrs.dropFirst() { _ = sym.symbolize(pid: pid, pcs: [a]) } }
@@ -72,7 +79,7 @@ public enum SymbolizerBenchmark {
         let cus = sym.compileUnitCount(path: exe.path) ?? 0
         return SymbolizerBenchmarkResult(
             module: (exe.path as NSString).lastPathComponent, compileUnits: cus, firstLookupMs: first,
-            coldPerFrameUs: cold, warmPerFrameNs: warm, foundationFirstLookupMs: fFirst,
+            coldPerFrameUs: cold, coldIndexedPerFrameUs: coldIndexed, warmPerFrameNs: warm, foundationFirstLookupMs: fFirst,
             foundationColdPerFrameUs: fCold, samples: samples)
     }
 }
