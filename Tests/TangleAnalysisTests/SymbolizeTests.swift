@@ -165,6 +165,25 @@ final class SymbolizeTests: XCTestCase {
         XCTAssertEqual(reportStack.warning, stack.warnings[0])
     }
 
+    /// A stripped binary whose debug information was kept apart (`objcopy --only-keep-debug`) and
+    /// put in `--symbols DIR` under `.build-id/xx/rest.debug`: full names and lines, no warning.
+    func testSeparateDebugFileFoundByBuildID() throws {
+        let fx = try fixture()
+        let base = fx.dir + "/split"
+        let ids = base + "/debug/.build-id/" + fx.buildID.prefix(2)
+        try? FileManager.default.removeItem(atPath: base)
+        try FileManager.default.createDirectory(atPath: ids, withIntermediateDirectories: true)
+        try CFixture.run("/usr/bin/env", ["objcopy", "--only-keep-debug", fx.binary, ids + "/" + fx.buildID.dropFirst(2) + ".debug"])
+        try CFixture.run("/usr/bin/env", ["strip", "-o", base + "/prog", fx.binary])
+        let without = Symbolizer(modules: [7: [fx.module(path: base + "/prog")]])
+        XCTAssertEqual(without.symbolize(pid: 7, pcs: [fx.pc]).frames.map(\.function), [nil])
+        let with = Symbolizer(modules: [7: [fx.module(path: base + "/prog")]], searchDirectories: [base + "/debug"])
+        let s = with.symbolize(pid: 7, pcs: [fx.pc])
+        XCTAssertEqual(s.warnings, [])
+        XCTAssertEqual(s.frames.map(\.function), ["middle", "main"])
+        XCTAssertEqual(s.frames.map(\.line), [cCallLeafLine, cCallMiddleLine])
+    }
+
     /// The recorded path no longer exists; `--symbols DIR` holds the binary (by file name, or only
     /// under `.build-id/xx/rest`): it is found, checked and used.
     func testMovedBinaryFoundInSearchDirectory() throws {
@@ -285,6 +304,7 @@ final class SymbolizeTests: XCTestCase {
         XCTAssertEqual(FrameClassifier.origin(of: f("closure #2 in Tangle.Pool.map(_:)")), .tangle)
         XCTAssertEqual(FrameClassifier.origin(of: f("static Tangle.Recorder.flush()")), .tangle)
         XCTAssertEqual(FrameClassifier.origin(of: f("tangle_fp_walk")), .tangle)
+        XCTAssertEqual(FrameClassifier.origin(of: f("tangle_main", "tangle")), .user)
         XCTAssertEqual(FrameClassifier.origin(of: f("Swift.Array.append(_:)")), .swiftRuntime)
         XCTAssertEqual(FrameClassifier.origin(of: f(nil, "libswiftCore.so")), .swiftRuntime)
         XCTAssertEqual(FrameClassifier.origin(of: f("__libc_start_call_main", "libc.so.6")), .system)

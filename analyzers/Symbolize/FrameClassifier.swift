@@ -45,7 +45,9 @@ public enum FrameClassifier {
         if frame.module == Symbolizer.unknownModule { return .unknown }
         if let f = frame.function {
             let owner = enclosingFunction(f)
-            if tanglePrefixes.contains(where: { owner.hasPrefix($0) }) { return .tangle }
+            // SwiftPM renames an executable's `main` to `<module>_main`: the `tangle` CLI's own
+            // entry point is not Tangle's runtime.
+            if tanglePrefixes.contains(where: { owner.hasPrefix($0) }) && !owner.hasSuffix("_main") { return .tangle }
             if swiftPrefixes.contains(where: { owner.hasPrefix($0) }) { return .swiftRuntime }
             if systemPrefixes.contains(where: { owner.hasPrefix($0) }) { return .system }
         }
