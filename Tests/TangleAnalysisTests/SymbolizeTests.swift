@@ -12,15 +12,20 @@ func symbolizeTestsCaptureStack() -> (pcs: [UInt64], line: Int) {
 }
 
 /// A tiny C program, compiled once per test run with `cc -g -O2 -no-pie`: `leaf` prints its own
-/// return address, which lies in `main` inside the inlined body of `middle`.
-private let cProgram = """
-#include <stdio.h>
-__attribute__((noinline)) void leaf(void) {
-    printf("%p\\n", __builtin_return_address(0));
-    __asm__ volatile("");
-}
+/// return address, which lies in `main` inside the inlined body of `middle` (from a header, so the
+/// inlined frame and its caller are in different files).
+private let cHeader = """
+__attribute__((noinline)) void leaf(void);
 static inline __attribute__((always_inline)) void middle(void) {
     leaf();
+    __asm__ volatile("");
+}
+"""
+private let cProgram = """
+#include <stdio.h>
+#include "inl.h"
+__attribute__((noinline)) void leaf(void) {
+    printf("%p\\n", __builtin_return_address(0));
     __asm__ volatile("");
 }
 int main(void) {
@@ -28,8 +33,8 @@ int main(void) {
     return 0;
 }
 """
-private let cCallLeafLine = 7     // `leaf();` in middle
-private let cCallMiddleLine = 11  // `middle();` in main
+private let cCallLeafLine = 3     // `leaf();` in middle, inl.h
+private let cCallMiddleLine = 8   // `middle();` in main, prog.c
 
 /// The C fixture: built binaries and the address `leaf` printed (a file address: -no-pie).
 private final class CFixture: @unchecked Sendable {
@@ -41,17 +46,20 @@ private final class CFixture: @unchecked Sendable {
     let variantBuildID: String
 
     static let shared: CFixture? = try? CFixture()
+    /// The C compiler (`TANGLE_TEST_CC` overrides: e.g. the toolchain's clang, for LLVM's DWARF).
+    static let cc = ProcessInfo.processInfo.environment["TANGLE_TEST_CC"] ?? "cc"
 
     init() throws {
         dir = NSTemporaryDirectory() + "tangle-symbolize-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let src = dir + "/prog.c"
         try cProgram.write(toFile: src, atomically: true, encoding: .utf8)
+        try cHeader.write(toFile: dir + "/inl.h", atomically: true, encoding: .utf8)
         try (cProgram + "\nint tangle_variant = 42;\n").write(toFile: dir + "/variant.c", atomically: true, encoding: .utf8)
         binary = dir + "/prog"
         variant = dir + "/variant"
-        try CFixture.run("/usr/bin/env", ["cc", "-g", "-O2", "-no-pie", "-fno-omit-frame-pointer", src, "-o", binary])
-        try CFixture.run("/usr/bin/env", ["cc", "-g", "-O2", "-no-pie", "-fno-omit-frame-pointer", dir + "/variant.c", "-o", variant])
+        try CFixture.run("/usr/bin/env", [CFixture.cc, "-g", "-O2", "-no-pie", "-fno-omit-frame-pointer", "-Wl,--build-id", src, "-o", binary])
+        try CFixture.run("/usr/bin/env", [CFixture.cc, "-g", "-O2", "-no-pie", "-fno-omit-frame-pointer", "-Wl,--build-id", dir + "/variant.c", "-o", variant])
         let out = try CFixture.run(binary, [])
         let hex = out.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "0x", with: "")
         guard let addr = UInt64(hex, radix: 16) else { throw NSError(domain: "fixture", code: 1) }
@@ -141,7 +149,7 @@ final class SymbolizeTests: XCTestCase {
         XCTAssertEqual(stack.frames.map(\.function), ["middle", "main"], "\(stack.frames.map(FrameClassifier.describe))")
         XCTAssertEqual(stack.frames.map(\.line), [cCallLeafLine, cCallMiddleLine])
         XCTAssertEqual(stack.frames.map(\.inlined), [true, false])
-        XCTAssertEqual(stack.frames.map { ($0.file ?? "" as String).hasSuffix("/prog.c") }, [true, true])
+        XCTAssertEqual(stack.frames.map { ($0.file.map { ($0 as NSString).lastPathComponent }) }, ["inl.h", "prog.c"])
         XCTAssertEqual(stack.frames.map(\.module), ["prog", "prog"])
         XCTAssertEqual(stack.frames.map(\.offset), [fx.returnAddress, fx.returnAddress])
     }
@@ -158,6 +166,7 @@ final class SymbolizeTests: XCTestCase {
         let stack = sym.symbolize(pid: 7, pcs: [fx.pc])
         XCTAssertEqual(stack.frames, [Frame(function: nil, file: nil, line: nil, module: "prog", offset: fx.returnAddress)])
         XCTAssertEqual(stack.warnings.count, 1)
+        guard stack.warnings.count == 1 else { return }
         XCTAssertTrue(stack.warnings[0].contains("stripped"), stack.warnings[0])
         XCTAssertEqual(sym.warnings, stack.warnings)
         let reportStack = sym.stack(label: "blocked in get", pid: 7, tid: 8, pcs: [fx.pc])
@@ -218,10 +227,12 @@ final class SymbolizeTests: XCTestCase {
         let fx = try fixture()
         XCTAssertFalse(fx.buildID.isEmpty)
         XCTAssertNotEqual(fx.buildID, fx.variantBuildID)
+        guard !fx.buildID.isEmpty else { return }
         let sym = Symbolizer(modules: [7: [fx.module(path: fx.variant, buildID: fx.buildID)]])
         let stack = sym.symbolize(pid: 7, pcs: [fx.pc])
         XCTAssertEqual(stack.frames, [Frame(function: nil, file: nil, line: nil, module: "variant", offset: fx.returnAddress)])
         XCTAssertEqual(stack.warnings.count, 1)
+        guard stack.warnings.count == 1 else { return }
         XCTAssertTrue(stack.warnings[0].contains("build id mismatch"), stack.warnings[0])
         XCTAssertTrue(stack.warnings[0].contains(fx.buildID) && stack.warnings[0].contains(fx.variantBuildID))
 
@@ -243,6 +254,7 @@ final class SymbolizeTests: XCTestCase {
         XCTAssertEqual(stack.frames.first, Frame(function: nil, file: nil, line: nil, module: "[unknown]", offset: 0x1234))
         XCTAssertEqual(stack.frames.dropFirst().map(\.function), ["middle", "main"])
         XCTAssertEqual(stack.warnings.count, 1)
+        guard stack.warnings.count == 1 else { return }
         XCTAssertTrue(stack.warnings[0].contains("outside every module"), stack.warnings[0])
         XCTAssertEqual(FrameClassifier.origin(of: stack.frames[0]), .unknown)
 
