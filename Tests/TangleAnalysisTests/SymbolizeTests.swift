@@ -208,6 +208,14 @@ final class SymbolizeTests: XCTestCase {
         XCTAssertEqual(s.warnings, [])
         XCTAssertEqual(s.frames.map(\.function), ["middle", "main"])
 
+        // Deeper in the tree (a build directory's root): found by name a few levels down.
+        let deep = fx.dir + "/tree/x86_64-unknown-linux-gnu/release"
+        try FileManager.default.createDirectory(atPath: deep, withIntermediateDirectories: true)
+        try? FileManager.default.removeItem(atPath: deep + "/prog")
+        try FileManager.default.copyItem(atPath: fx.binary, toPath: deep + "/prog")
+        let byTree = Symbolizer(modules: [7: [fx.module(path: gone)]], searchDirectories: [fx.dir + "/tree"])
+        XCTAssertEqual(byTree.symbolize(pid: 7, pcs: [fx.pc]).frames.map(\.function), ["middle", "main"])
+
         let idDir = fx.dir + "/ids"
         let sub = idDir + "/.build-id/" + fx.buildID.prefix(2)
         try FileManager.default.createDirectory(atPath: sub, withIntermediateDirectories: true)

@@ -205,6 +205,32 @@ public final class Symbolizer: @unchecked Sendable {
         return m.buildID
     }
 
+    /// Files called `name` under `dir`, at most `maxDepth` levels down, visiting at most
+    /// `maxEntries` entries (a --symbols directory may be large); hidden directories are skipped.
+    static func findFiles(named name: String, under dir: String, maxDepth: Int, maxEntries: Int) -> [String] {
+        var found: [String] = []
+        var visited = 0
+        var queue: [(String, Int)] = [(dir, 0)]
+        let fm = FileManager.default
+        while !queue.isEmpty && visited < maxEntries {
+            let (d, depth) = queue.removeFirst()
+            guard let entries = try? fm.contentsOfDirectory(atPath: d) else { continue }
+            for e in entries.sorted() {
+                visited += 1
+                if visited > maxEntries { break }
+                let p = (d as NSString).appendingPathComponent(e)
+                var isDir: ObjCBool = false
+                guard fm.fileExists(atPath: p, isDirectory: &isDir) else { continue }
+                if isDir.boolValue {
+                    if depth + 1 <= maxDepth && !e.hasPrefix(".") { queue.append((p, depth + 1)) }
+                } else if e == name {
+                    found.append(p)
+                }
+            }
+        }
+        return found
+    }
+
     /// Runs `body` on the module slots under the lock (benchmarks, tests).
     func withModules<T>(_ body: ([ModuleSlot]) -> T) -> T {
         lock.lock()
@@ -267,24 +293,35 @@ public final class Symbolizer: @unchecked Sendable {
         var mismatch: (path: String, id: String)? = nil
         var unreadable: (path: String, why: String)? = nil
         var seen: Set<String> = []
-        for path in candidates where seen.insert(path).inserted {
-            guard FileManager.default.fileExists(atPath: path) else { continue }
+        /// Opens `path` and adopts it if its build id matches; false to go on searching.
+        func attempt(_ path: String) -> Bool {
+            guard seen.insert(path).inserted, FileManager.default.fileExists(atPath: path) else { return false }
             switch DwarfModule.open(path: path, debugDirectories: searchDirectories) {
             case .failure(.unreadable(_, let why)):
                 if unreadable == nil { unreadable = (path, why) }
+                return false
             case .success(let dw):
                 // No build id recorded: nothing to check against; the path is all we have.
-                if slot.buildID.isEmpty || dw.buildID == slot.buildID {
-                    slot.dwarf = dw
-                    if !dw.hasSymtab && !dw.hasDwarf && !FrameClassifier.isSystemModule(path: slot.path) {
-                        slot.warning = "\(name): no symbol table and no debug info (stripped binary \(path)); its frames show module+offset, named only where a function is exported"
-                    } else if !dw.hasDwarf && !FrameClassifier.isSystemModule(path: slot.path) {
-                        slot.warning = "\(name): no debug info in \(path) (build with -g); its frames have function names but no file:line"
-                    }
-                    if let w = slot.warning { note(w) }
-                    return
+                guard slot.buildID.isEmpty || dw.buildID == slot.buildID else {
+                    if mismatch == nil { mismatch = (path, dw.buildID) }
+                    return false
                 }
-                if mismatch == nil { mismatch = (path, dw.buildID) }
+                slot.dwarf = dw
+                if !dw.hasSymtab && !dw.hasDwarf && !FrameClassifier.isSystemModule(path: slot.path) {
+                    slot.warning = "\(name): no symbol table and no debug info (stripped binary \(path)); its frames show module+offset, named only where a function is exported"
+                } else if !dw.hasDwarf && !FrameClassifier.isSystemModule(path: slot.path) {
+                    slot.warning = "\(name): no debug info in \(path) (build with -g); its frames have function names but no file:line"
+                }
+                if let w = slot.warning { note(w) }
+                return true
+            }
+        }
+        for path in candidates where attempt(path) { return }
+        // Last resort: a file of that name deeper in a --symbols directory (e.g. the root of a
+        // build tree, `.build/` holding `x86_64-unknown-linux-gnu/release/app`), a few levels down.
+        for dir in searchDirectories {
+            for path in Symbolizer.findFiles(named: name, under: dir, maxDepth: 4, maxEntries: 50_000) where attempt(path) {
+                return
             }
         }
         let searched = searchDirectories.isEmpty ? "" : " nor in --symbols \(searchDirectories.joined(separator: ", "))"
