@@ -10,6 +10,7 @@ struct TangleCommand: ParsableCommand {
         // One verb per line; each helper adds its own.
         subcommands: [
             Cat.self,
+            Check.self, BaselineCommand.self, Run.self, Watch.self,
             Stats.self,
             Bench.self,
             Demo.self,

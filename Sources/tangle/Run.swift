@@ -1,0 +1,224 @@
+import ArgumentParser
+import Foundation
+import TangleAnalysis
+import TangleTrace
+
+/// The process group of the app `tangle run` started (0: none), for the signal forwarder.
+nonisolated(unsafe) var runChildGroup: pid_t = 0
+
+/// SIGINT/SIGTERM/SIGHUP sent to `tangle run` go to the app's whole process group.
+private func runForwardSignal(_ sig: Int32) {
+    if runChildGroup > 0 { kill(-runChildGroup, sig) }
+}
+
+func monotonicNow() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// `tangle run [--trace-dir DIR] [--timeout SECONDS] -- COMMAND…`
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a command with tracing on, stop it at a timeout, and analyze what it recorded.",
+        discussion: """
+        Runs COMMAND with TANGLE_TRACE set to a fresh trace directory (--trace-dir, which must not \
+        already hold trace files, or a new temporary directory), in its own process group. \
+        SIGINT/SIGTERM/SIGHUP received by tangle are forwarded to that group. When --timeout passes, \
+        tangle sends SIGTERM to the whole group (the recorder flushes on SIGTERM), waits --grace \
+        seconds, then sends SIGKILL. Processes still in the group after COMMAND exits get the same \
+        treatment. Then tangle analyzes the trace and prints the report (--format, --output).
+
+        Exit status, first that applies:
+          1    findings at or above --fail-on (default: any finding)
+          124  the timeout stopped COMMAND (no findings), like timeout(1)
+          N    COMMAND's own failure: its exit status, or 128+signal if a signal killed it
+          0    COMMAND exited 0 and there were no findings
+          126/127  COMMAND could not be executed / was not found; 2 unusable arguments or trace dir
+        A trace that cannot be analyzed (COMMAND recorded nothing) is a warning, not a failure.
+        """)
+
+    @Option(name: .long, help: "Trace directory (default: a new temporary directory, printed on stderr).")
+    var traceDir: String?
+
+    @Option(name: .long, help: "Seconds before the command's process group is stopped (default: no timeout).")
+    var timeout: Double?
+
+    @Option(name: .long, help: "Seconds between SIGTERM and SIGKILL.")
+    var grace: Double = 3
+
+    @Option(name: .long, help: "Report format: \(TextSummary.formatNames.joined(separator: ", ")).")
+    var format: String = "text"
+
+    @Option(name: [.short, .long], help: "Write the report here instead of stdout.")
+    var output: String?
+
+    @Option(name: .customLong("fail-on"), help: "Lowest severity of a finding that makes the exit status 1: note, warning or error.")
+    var failOn: String = "note"
+
+    @Option(name: .long, help: "LLM summary budget in tokens (--format llm / llm-json).")
+    var budget: Int?
+
+    @Option(name: .customLong("source-root"), help: "Directories to find source files in (LLM summary, HTML).")
+    var sourceRoots: [String] = []
+
+    @Option(name: .long, help: "Extra directories to find the traced binaries in (for symbols).")
+    var symbols: [String] = []
+
+    @Argument(parsing: .postTerminator, help: "The command to run, after --.")
+    var command: [String] = []
+
+    mutating func validate() throws {
+        if command.first == "--" { command.removeFirst() }
+        if command.isEmpty { throw ValidationError("give the command to run after --") }
+        if let timeout, timeout <= 0 { throw ValidationError("--timeout must be positive") }
+        if grace < 0 { throw ValidationError("--grace must not be negative") }
+        if !TextSummary.formatNames.contains(format) { throw ValidationError("--format must be one of \(TextSummary.formatNames.joined(separator: ", "))") }
+        if Severity(rawValue: failOn) == nil { throw ValidationError("--fail-on must be note, warning or error") }
+    }
+
+    func run() throws {
+        let dir = try prepareTraceDir()
+        writeStderr("tangle: tracing into \(dir)\n")
+
+        // The child's environment: ours with TANGLE_TRACE replaced.
+        var env: [String] = []
+        var e = environ
+        while let p = e.pointee {
+            let s = String(cString: p)
+            if !s.hasPrefix("TANGLE_TRACE=") { env.append(s) }
+            e += 1
+        }
+        env.append("TANGLE_TRACE=\(dir)")
+
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        posix_spawnattr_setpgroup(&attr, 0)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attr, &empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for s in [SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT] { sigaddset(&defaults, s) }
+        posix_spawnattr_setsigdefault(&attr, &defaults)
+
+        let argv = command.map { strdup($0) } + [nil]
+        let envp = env.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawnp(&pid, command[0], nil, &attr, argv, envp)
+        if rc != 0 {
+            writeStderr("tangle: cannot run \(command[0]): \(String(cString: strerror(rc)))\n")
+            throw ExitCode(rc == ENOENT ? 127 : 126)
+        }
+        runChildGroup = pid
+        for s in [SIGINT, SIGTERM, SIGHUP] { signal(s, runForwardSignal) }
+
+        let started = monotonicNow()
+        let deadline = timeout.map { started + UInt64($0 * 1e9) }
+        var status: Int32 = 0
+        var timedOut = false
+        var reaped = false
+        while !reaped {
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid { reaped = true; break }
+            if r < 0 && errno != EINTR { break }
+            if let deadline, monotonicNow() >= deadline {
+                timedOut = true
+                writeStderr("tangle: timeout after \(formatSeconds(timeout!)) s: stopping process group \(pid) (SIGTERM, then SIGKILL after \(formatSeconds(grace)) s)\n")
+                reaped = stopGroup(pid, mainPid: pid, status: &status)
+                break
+            }
+            usleep(20_000)
+        }
+        // Whatever is left in the group (workers the app did not join) is stopped too.
+        if kill(-pid, 0) == 0 {
+            writeStderr("tangle: processes were left in the group after \(command[0]) ended: stopping them\n")
+            _ = stopGroup(pid, mainPid: reaped ? nil : pid, status: &status)
+        }
+        runChildGroup = 0
+        for s in [SIGINT, SIGTERM, SIGHUP] { signal(s, SIG_DFL) }
+
+        let exited = (status & 0x7f) == 0
+        let appStatus: Int32 = exited ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        let how = timedOut ? "stopped by the timeout" : exited ? "exited with status \(appStatus)" : "killed by signal \(status & 0x7f)"
+        writeStderr("tangle: \(command[0]) \(how)\n")
+
+        // Analyze what was recorded.
+        var findingsFail = false
+        do {
+            var options = AnalysisOptions()
+            options.symbolDirectories = symbols
+            _ = try findTraceFiles([dir])
+            let result = try Analyzer.analyze(paths: [dir], options: options)
+            let opts = exportOptions(budget: budget, sourceRoots: sourceRoots)
+            if let text = try TextSummary.render(format: format, result: result, options: opts) {
+                try writeOutput(text, to: output)
+            }
+            let threshold = Severity(rawValue: failOn)!
+            findingsFail = result.report.findings.contains { $0.severity >= threshold }
+            if output != nil || format != "text" {
+                writeStderr("tangle: \(result.report.findings.count) finding(s)\n")
+            }
+        } catch let e as ExitCode {
+            throw e
+        } catch {
+            writeStderr("tangle: warning: nothing to analyze in \(dir): \(error)\n")
+        }
+        // A temporary directory that stayed empty is removed; a trace is kept for later analysis.
+        if traceDir == nil, ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? ["?"]).isEmpty {
+            rmdir(dir)
+        }
+
+        if findingsFail { throw ExitCode(1) }
+        if timedOut { throw ExitCode(124) }
+        if appStatus != 0 { throw ExitCode(appStatus) }
+    }
+
+    /// SIGTERM to the group, up to `grace` for it to empty, then SIGKILL. Reaps `mainPid` (its
+    /// status goes to `status`) when given. Returns true when `mainPid` was reaped.
+    func stopGroup(_ group: pid_t, mainPid: pid_t?, status: inout Int32) -> Bool {
+        var reaped = false
+        kill(-group, SIGTERM)
+        let end = monotonicNow() + UInt64(grace * 1e9)
+        while monotonicNow() < end {
+            if let mainPid, !reaped, waitpid(mainPid, &status, WNOHANG) == mainPid { reaped = true }
+            if (mainPid == nil || reaped) && kill(-group, 0) != 0 { return reaped }
+            usleep(20_000)
+        }
+        kill(-group, SIGKILL)
+        if let mainPid, !reaped {
+            while waitpid(mainPid, &status, 0) < 0 && errno == EINTR {}
+            reaped = true
+        }
+        // Give the kernel a moment to take the killed processes out of the group.
+        for _ in 0..<50 where kill(-group, 0) == 0 { usleep(10_000) }
+        return reaped
+    }
+
+    func prepareTraceDir() throws -> String {
+        if let traceDir {
+            let abs = traceDir.hasPrefix("/") ? traceDir : FileManager.default.currentDirectoryPath + "/" + traceDir
+            do {
+                try FileManager.default.createDirectory(atPath: abs, withIntermediateDirectories: true)
+            } catch {
+                throw failUnusable("\(traceDir): cannot create the trace directory: \(error.localizedDescription)")
+            }
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: abs)) ?? []
+            if names.contains(where: { $0.hasSuffix(".jsonl.lz4") || $0.hasSuffix(".jsonl") }) {
+                throw failUnusable("\(traceDir) already holds trace files: remove them or choose another --trace-dir")
+            }
+            return (abs as NSString).standardizingPath
+        }
+        let base = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var template = Array("\(base)/tangle-run-XXXXXX".utf8CString)
+        guard let p = mkdtemp(&template) else { throw failUnusable("cannot create a temporary trace directory in \(base)") }
+        return String(cString: p)
+    }
+}
+
+func formatSeconds(_ s: Double) -> String {
+    s == s.rounded() ? String(Int(s)) : String(format: "%.3g", s)
+}

@@ -1,0 +1,182 @@
+import ArgumentParser
+import Foundation
+import TangleAnalysis
+import TangleTrace
+
+/// `tangle watch DIR [--grace SECONDS] [--interval SECONDS] [--once]`
+struct Watch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Follow a trace directory that is still being written and report a deadlock or hang as soon as it sets in.",
+        discussion: """
+        Every --interval seconds tangle re-reads the directory (files without an end mark are read \
+        up to their last complete line) and looks at each thread's last event. A thread is blocked \
+        when its last event is a wait (lock.wait, queue.get-wait, pipe.recv-wait, proc.join-wait, …) \
+        and live when neither it nor its process recorded an exit (and, on the same boot, the process \
+        still exists). Ages compare the events' CLOCK_MONOTONIC times with now.
+
+        It reports when either
+          - the analyzer reports an actual deadlock, self-deadlock or hang whose participants have \
+        all been idle for at least --grace seconds and whose waiting participants are blocked, or
+          - every live thread has been blocked for at least --grace seconds (nobody is progressing); \
+        the analyzer's findings are printed when it has any, else the blocked threads.
+        Choose --grace longer than the longest timeout your program waits with on purpose.
+
+        Exit status: 1 a deadlock/hang was reported; 0 every traced process exited (or --once found \
+        nothing); 2 unusable input (no such directory; with --once, no trace files).
+        """)
+
+    @Argument(help: "The trace directory (TANGLE_TRACE of the running program).")
+    var directory: String
+
+    @Option(name: .long, help: "Seconds every participant must have been blocked before reporting.")
+    var grace: Double = 5
+
+    @Option(name: .long, help: "Seconds between two reads of the directory.")
+    var interval: Double = 1
+
+    @Flag(name: .long, help: "Check once and exit (1 if a deadlock/hang is established, else 0).")
+    var once = false
+
+    @Option(name: .long, help: "Report format: \(TextSummary.formatNames.joined(separator: ", ")).")
+    var format: String = "text"
+
+    @Option(name: [.short, .long], help: "Write the report here instead of stdout.")
+    var output: String?
+
+    @Option(name: .long, help: "Extra directories to find the traced binaries in (for symbols).")
+    var symbols: [String] = []
+
+    func validate() throws {
+        if grace < 0 { throw ValidationError("--grace must not be negative") }
+        if interval <= 0 { throw ValidationError("--interval must be positive") }
+        if !TextSummary.formatNames.contains(format) { throw ValidationError("--format must be one of \(TextSummary.formatNames.joined(separator: ", "))") }
+    }
+
+    func run() throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
+            throw failUnusable("\(directory): no such directory")
+        }
+        let graceNs = UInt64(grace * 1e9)
+        var announced = false
+        while true {
+            let state: WatchState
+            do {
+                state = try WatchState.read(directory)
+            } catch {
+                if once { throw failUnusable("\(error)") }
+                if !announced { writeStderr("tangle: watching \(directory): waiting for trace files\n"); announced = true }
+                usleep(UInt32(min(interval, 60) * 1e6))
+                continue
+            }
+            if !announced { writeStderr("tangle: watching \(directory) (\(state.pids.count) processes so far)\n"); announced = true }
+
+            if !state.liveThreads.isEmpty || state.pids.isEmpty {
+                let now = monotonicNow()
+                let blockedLong = state.liveThreads.filter { t in
+                    guard let last = state.last[t], last.kind.isWait else { return false }
+                    return now >= last.time && now - last.time >= graceNs
+                }
+                if !blockedLong.isEmpty {
+                    // Someone has been blocked for the grace period: ask the analyzer.
+                    let result = try analyzeOrFail([directory], symbols: symbols)
+                    let stuck = result.report.findings.filter { f in
+                        guard f.confidence == .actual, [.deadlock, .selfDeadlock, .hang].contains(f.kind) else { return false }
+                        return f.participants.allSatisfy { p in
+                            let k = WatchState.Key(pid: p.pid, tid: p.tid)
+                            guard let last = state.last[k] else { return true }
+                            let idle = now >= last.time && now - last.time >= graceNs
+                            if p.role == "waits" { return idle && last.kind.isWait }
+                            return idle || !state.liveThreads.contains(k)
+                        }
+                    }
+                    let everyoneBlocked = blockedLong.count == state.liveThreads.count
+                    if !stuck.isEmpty || everyoneBlocked {
+                        var shown = result
+                        if !stuck.isEmpty {
+                            shown.report.findings = stuck
+                        } else if shown.report.findings.isEmpty {
+                            shown.report.findings = [stallFinding(state, blocked: blockedLong, now: now, result: result)]
+                        }
+                        let seconds = String(format: "%.1f", Double(graceNs) / 1e9)
+                        writeStderr("tangle: \(stuck.isEmpty ? "every live thread" : "the participants") blocked for at least \(seconds) s\n")
+                        if let text = try TextSummary.render(format: format, result: shown, options: ExportOptions()) {
+                            try writeOutput(text, to: output)
+                        }
+                        throw ExitCode(1)
+                    }
+                }
+            }
+            if !state.pids.isEmpty && state.liveThreads.isEmpty {
+                writeStderr("tangle: every traced process (\(state.pids.count)) has exited\n")
+                return
+            }
+            if once {
+                writeStderr("tangle: no deadlock or hang established (\(state.liveThreads.count) live threads)\n")
+                return
+            }
+            usleep(UInt32(min(interval, 60) * 1e6))
+        }
+    }
+
+    /// A hang finding built by watch itself when every live thread is blocked but the analyzer
+    /// reported nothing (labelled as such; its fingerprint is built from the wait kinds and objects).
+    func stallFinding(_ state: WatchState, blocked: [WatchState.Key], now: UInt64, result: AnalysisResult) -> Finding {
+        let ctx = result.context
+        var participants: [Participant] = []
+        var evidence: [EvidenceEvent] = []
+        var parts: [String] = []
+        for k in blocked.sorted(by: { ($0.pid, $0.tid) < ($1.pid, $1.tid) }) {
+            guard let e = state.last[k] else { continue }
+            let obj = ctx.objectNames[e.object].map { "'\($0)'" } ?? (e.object == 0 ? "" : "#\(e.object & 0x0FFF_FFFF)")
+            let age = String(format: "%.1f", Double(now - e.time) / 1e9)
+            participants.append(Participant(pid: k.pid, tid: k.tid, process: ctx.processNames[k.pid] ?? "pid \(k.pid)",
+                                            thread: ctx.threadNames[k.tid], role: "waits", detail: "\(e.kind.name) \(obj) for \(age) s",
+                                            object: e.object, objectName: ctx.objectNames[e.object]))
+            evidence.append(EvidenceEvent(time: e.time, pid: k.pid, tid: k.tid, seq: e.seq, kind: e.kind.name, object: e.object))
+            parts.append("\(e.kind.name) \(ctx.objectNames[e.object] ?? "")")
+        }
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in parts.sorted().joined(separator: "|").utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return Finding(
+            kind: .hang, severity: .error, confidence: .actual,
+            title: "every live thread (\(participants.count)) is blocked and nothing progresses",
+            participants: participants, evidence: evidence, stacks: [],
+            explanation: "tangle watch saw every live thread of the traced program blocked in a wait for at least the grace period, with no event recorded meanwhile. The analyzer did not explain it further; run `tangle analyze` on the directory for the wait-for graph.",
+            fix: "Look at what each blocked thread waits for and which thread was supposed to wake it.",
+            fingerprint: "watch-stall-" + String(h, radix: 16))
+    }
+}
+
+/// What watch needs of a trace: each thread's last event and who has exited.
+struct WatchState {
+    struct Key: Hashable { var pid: Int32; var tid: Int32 }
+    var pids: Set<Int32> = []
+    var last: [Key: TraceEvent] = [:]
+    var exitedThreads: Set<Key> = []
+    var exitedPids: Set<Int32> = []
+    var liveThreads: [Key] = []
+
+    static func read(_ dir: String) throws -> WatchState {
+        let stream = try TraceEventStream(paths: [dir])
+        var s = WatchState()
+        while let e = try stream.next() {
+            let k = Key(pid: e.pid, tid: e.tid)
+            s.pids.insert(e.pid)
+            if let prev = s.last[k], (prev.time, prev.seq) > (e.time, e.seq) { continue }
+            s.last[k] = e
+            if e.kind == .threadExit { s.exitedThreads.insert(k) }
+            if e.kind == .processExit { s.exitedPids.insert(e.pid) }
+        }
+        for pid in stream.headers.keys { s.pids.insert(pid) }
+        let myBoot = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        for pid in s.pids where !s.exitedPids.contains(pid) {
+            // A process that died without recording its exit (SIGKILL) is gone too, on this boot.
+            let boot = stream.headers[pid]?.bootID ?? ""
+            if !myBoot.isEmpty && boot == myBoot && kill(pid, 0) != 0 && errno == ESRCH { s.exitedPids.insert(pid) }
+        }
+        s.liveThreads = s.last.keys.filter { !s.exitedThreads.contains($0) && !s.exitedPids.contains($0.pid) }
+            .sorted { ($0.pid, $0.tid) < ($1.pid, $1.tid) }
+        return s
+    }
+}
