@@ -341,6 +341,15 @@ final class DwarfModule {
         return list
     }
 
+    /// Up to `count` file addresses in the middle of functions, spread over the symbol table
+    /// (benchmarks: realistic return addresses).
+    func sampleFunctionAddresses(count: Int) -> [UInt64] {
+        let list = buildSymbolIndex().filter { $0.size >= 8 }
+        guard !list.isEmpty, count > 0 else { return [] }
+        let step = max(1, list.count / count)
+        return stride(from: 0, to: list.count, by: step).prefix(count).map { list[$0].low + list[$0].size / 2 - elfBias }
+    }
+
     /// The function symbol containing the module address `addr`: a sized symbol that covers it, or
     /// a sizeless one at most 4 KiB before it with no other symbol in between. Nil otherwise: a
     /// symbol merely preceding the address is not evidence of where it is.

@@ -35,52 +35,73 @@ public struct SymbolizerBenchmarkResult: Sendable, Codable, CustomStringConverti
 }
 
 public enum SymbolizerBenchmark {
-    /// Symbolizes `samples` addresses spread over the executable's code, cold then warm.
+    /// Symbolizes `samples` return addresses (middles of functions spread over the symbol table)
+    /// of the calling executable, cold then warm, plus addresses in libFoundation when loaded.
     public static func run(samples: Int = 200) -> SymbolizerBenchmarkResult {
         let modules = LiveModules.current()
-        let pid = getpid()
-        guard let exe = modules.first else {
-            return SymbolizerBenchmarkResult(module: "?", compileUnits: 0, firstLookupMs: 0, coldPerFrameUs: 0,
-                                             coldIndexedPerFrameUs: 0, warmPerFrameNs: 0, samples: 0)
-        }
-        func spread(_ m: ModuleInfo, _ n: Int) -> [UInt64] {
-            let step = max(1, (m.high - m.low) / UInt64(n + 1))
-            return (1...n).map { m.low + UInt64($0) * step }
-        }
-        func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+        guard let exe = modules.first else { return empty("?") }
+        let foundation = modules.first { ($0.path as NSString).lastPathComponent.hasPrefix("libFoundation.so") }
+        return measure(table: modules, module: exe, extra: foundation, samples: samples)
+    }
 
-        let sym = Symbolizer(modules: [pid: modules])
-        let addrs = spread(exe, samples + 1)
+    /// The same for any ELF file (e.g. a large application binary), as if loaded at its link-time
+    /// addresses in a process of its own.
+    public static func run(file path: String, samples: Int = 200) -> SymbolizerBenchmarkResult {
+        guard let id = Symbolizer.buildID(ofFile: path) else { return empty(path) }
+        let m = ModuleInfo(path: path, buildID: id, bias: 0, low: 1, high: UInt64.max)
+        return measure(table: [m], module: m, extra: nil, samples: samples)
+    }
+
+    private static func empty(_ name: String) -> SymbolizerBenchmarkResult {
+        SymbolizerBenchmarkResult(module: name, compileUnits: 0, firstLookupMs: 0, coldPerFrameUs: 0,
+                                  coldIndexedPerFrameUs: 0, warmPerFrameNs: 0, samples: 0)
+    }
+
+    private static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    /// Return addresses (pc = file address + bias, + 1 since pc - 1 is looked up) inside functions.
+    private static func returnAddresses(_ m: ModuleInfo, _ n: Int) -> [UInt64] {
+        guard case .success(let dw) = DwarfModule.open(path: m.path, debugDirectories: []) else { return [] }
+        return dw.sampleFunctionAddresses(count: n).map { $0 + m.bias + 1 }.filter { m.low <= $0 && $0 < m.high }
+    }
+
+    private static func measure(table: [ModuleInfo], module m: ModuleInfo, extra: ModuleInfo?,
+                                samples: Int) -> SymbolizerBenchmarkResult {
+        let pid: Int32 = 1
+        let addrs = returnAddresses(m, samples + 1)
+        guard addrs.count > 1 else { return empty(m.path) }
+        let n = addrs.count - 1
+        let sym = Symbolizer(modules: [pid: table])
         var t0 = now()
         _ = sym.symbolize(pid: pid, pcs: [addrs[0]])
         let first = Double(now() - t0) / 1e6
         t0 = now()
         for a in addrs.dropFirst() { _ = sym.symbolize(pid: pid, pcs: [a]) }
-        let cold = Double(now() - t0) / Double(samples) / 1e3
+        let cold = Double(now() - t0) / Double(n) / 1e3
         t0 = now()
-        for a in addrs.dropFirst() { _ = sym.symbolize(pid: pid, pcs: [a + 2]) }
-        let coldIndexed = Double(now() - t0) / Double(samples) / 1e3
+        for a in addrs.dropFirst() { _ = sym.symbolize(pid: pid, pcs: [a + 1]) }
+        let coldIndexed = Double(now() - t0) / Double(n) / 1e3
         let rounds = 20
         t0 = now()
         for _ in 0..<rounds { for a in addrs.dropFirst() { _ = sym.symbolize(pid: pid, pcs: [a]) } }
-        let warm = Double(now() - t0) / Double(samples * rounds)
+        let warm = Double(now() - t0) / Double(n * rounds)
 
         var fFirst: Double? = nil, fCold: Double? = nil
-        if let f = modules.first(where: { ($0.path as NSString).lastPathComponent.hasPrefix("libFoundation.so") }) {
-            let n = min(samples, 50)
-            let fa = spread(f, n + 1)
-            t0 = now()
-            _ = sym.symbolize(pid: pid, pcs: [fa[0]])
-            fFirst = Double(now() - t0) / 1e6
-            t0 = now()
-            for a in fa.dropFirst() { _ = sym.symbolize(pid: pid, pcs: [a]) }
-            fCold = Double(now() - t0) / Double(n) / 1e3
+        if let f = extra {
+            let fa = returnAddresses(f, min(samples, 50) + 1)
+            if fa.count > 1 {
+                t0 = now()
+                _ = sym.symbolize(pid: pid, pcs: [fa[0]])
+                fFirst = Double(now() - t0) / 1e6
+                t0 = now()
+                for a in fa.dropFirst() { _ = sym.symbolize(pid: pid, pcs: [a]) }
+                fCold = Double(now() - t0) / Double(fa.count - 1) / 1e3
+            }
         }
-        let cus = sym.compileUnitCount(path: exe.path) ?? 0
         return SymbolizerBenchmarkResult(
-            module: (exe.path as NSString).lastPathComponent, compileUnits: cus, firstLookupMs: first,
-            coldPerFrameUs: cold, coldIndexedPerFrameUs: coldIndexed, warmPerFrameNs: warm, foundationFirstLookupMs: fFirst,
-            foundationColdPerFrameUs: fCold, samples: samples)
+            module: (m.path as NSString).lastPathComponent, compileUnits: sym.compileUnitCount(path: m.path) ?? 0,
+            firstLookupMs: first, coldPerFrameUs: cold, coldIndexedPerFrameUs: coldIndexed, warmPerFrameNs: warm,
+            foundationFirstLookupMs: fFirst, foundationColdPerFrameUs: fCold, samples: n)
     }
 }
 
