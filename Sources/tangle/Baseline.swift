@@ -22,7 +22,7 @@ struct BaselineCommand: ParsableCommand {
     @Option(name: [.short, .long], help: "Where to write the baseline (- for stdout).")
     var output: String
 
-    @Option(name: .long, help: "Merge with the entries of this existing baseline (keeps known bugs not reached in this run).")
+    @Option(name: .long, help: "Merge with this existing baseline: its entries are kept (known bugs not reached in this run, and their titles).")
     var merge: String?
 
     @Option(name: .long, help: "Extra directories to find the traced binaries in (for symbols).")
@@ -38,11 +38,14 @@ struct BaselineCommand: ParsableCommand {
         if let merge {
             let old: Baseline
             do { old = try Baseline.load(path: merge) } catch { throw failUnusable("\(error)") }
-            let have = baseline.fingerprints
-            baseline.findings = (baseline.findings + old.findings.filter { !have.contains($0.fingerprint) }).sorted { $0.fingerprint < $1.fingerprint }
+            // Old entries win for fingerprints in both (titles may carry counts that vary by run),
+            // so refreshing a baseline only changes lines for bugs that came or went.
+            let had = old.fingerprints
+            baseline.findings = (old.findings + baseline.findings.filter { !had.contains($0.fingerprint) }).sorted { $0.fingerprint < $1.fingerprint }
         }
-        if let dir = Optional((output as NSString).deletingLastPathComponent), !dir.isEmpty, output != "-" {
-            try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        if output != "-", let slash = output.lastIndex(of: "/"), slash != output.startIndex {
+            // (NSString.deletingLastPathComponent traps on "-" in this Foundation: split by hand.)
+            try? FileManager.default.createDirectory(atPath: String(output[..<slash]), withIntermediateDirectories: true)
         }
         try writeOutput(try baseline.encoded(), to: output)
         if output != "-" {

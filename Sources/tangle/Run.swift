@@ -210,7 +210,7 @@ struct Run: ParsableCommand {
             if names.contains(where: { $0.hasSuffix(".jsonl.lz4") || $0.hasSuffix(".jsonl") }) {
                 throw failUnusable("\(traceDir) already holds trace files: remove them or choose another --trace-dir")
             }
-            return (abs as NSString).standardizingPath
+            return ExportPaths.normalize(abs)
         }
         let base = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
         var template = Array("\(base)/tangle-run-XXXXXX".utf8CString)

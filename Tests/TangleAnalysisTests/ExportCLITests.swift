@@ -144,6 +144,35 @@ final class ExportCLITests: XCTestCase {
         XCTAssertEqual(try ExportTestSupport.run(tangle, ["run", "--trace-dir", traceDir, "--", "/bin/true"]).status, 2)
     }
 
+    /// Two real recorded runs of the same program (`tangle demo`: three processes, threads, a lock
+    /// and a queue) under `tangle run` give the same fingerprints (no pids or
+    /// addresses), and the Perfetto export of a real trace is valid JSON with metadata and slices.
+    func testFingerprintsAreEqualAcrossTwoRealRuns() throws {
+        let help = try ExportTestSupport.run(tangle, ["demo", "--help"])
+        guard help.status == 0 else { throw XCTSkip("`tangle demo` is not available to record a real program") }
+        var baselines: [String] = []
+        for i in 0..<2 {
+            let trace = dir + "/demo-\(i)"
+            let run = try ExportTestSupport.run(tangle, ["run", "--trace-dir", trace, "--timeout", "60", "--format", "perfetto", "-o", dir + "/demo-\(i).json",
+                                                         "--", "/bin/sh", "-c", "exec \"$0\" demo --trace-dir \"$TANGLE_TRACE\" --rounds 20", tangle])
+            XCTAssertTrue([0, 1].contains(run.status), run.stdout + run.stderr)
+            let b = try ExportTestSupport.run(tangle, ["baseline", trace, "--output", "-"])
+            XCTAssertEqual(b.status, 0, b.stderr)
+            baselines.append(b.stdout)
+            let perfetto = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/demo-\(i).json"))) as? [String: Any])
+            let events = try XCTUnwrap(perfetto["traceEvents"] as? [[String: Any]])
+            XCTAssertEqual(events.filter { $0["name"] as? String == "process_name" }.count, 3)
+            XCTAssertGreaterThan(events.filter { $0["ph"] as? String == "X" }.count, 100)
+            let s = events.filter { $0["ph"] as? String == "s" }.compactMap { ($0["id"] as? NSNumber)?.intValue }
+            let f = events.filter { $0["ph"] as? String == "f" }.compactMap { ($0["id"] as? NSNumber)?.intValue }
+            XCTAssertEqual(Set(s), Set(f))
+        }
+        let fps = try baselines.map { try JSONDecoder().decode(Baseline.self, from: Data($0.utf8)).fingerprints }
+        XCTAssertFalse(fps[0].isEmpty, "the demo has a lost-messages finding")
+        XCTAssertEqual(fps[0], fps[1], "fingerprints differ between two runs of the same program")
+        print("ExportCLITests: baseline of two demo runs:\n\(baselines[0])")
+    }
+
     /// `tangle watch`: reports (exit 1) when every live thread has been blocked longer than the
     /// grace period, both with --once and while following a directory that grows; exits 0 once
     /// every traced process has exited.

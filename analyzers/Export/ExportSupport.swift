@@ -85,7 +85,7 @@ enum ExportSupport {
     /// True for frames of the Tangle runtime, the Swift runtime, libc and other system libraries:
     /// the "user frame" of a stack is the first frame that is none of these and has a file.
     static func isSystemFrame(_ frame: Frame) -> Bool {
-        let module = (frame.module as NSString).lastPathComponent
+        let module = ExportSupport.baseName(frame.module)
         if module.hasPrefix("lib") && module.contains(".so") { return true }
         if module.hasPrefix("ld-linux") { return true }
         if let file = frame.file {
@@ -117,12 +117,12 @@ enum ExportSupport {
     }
 
     static func describe(_ frame: Frame) -> String {
-        var s = frame.function ?? "\((frame.module as NSString).lastPathComponent)+0x\(String(frame.offset, radix: 16))"
+        var s = frame.function ?? "\(ExportSupport.baseName(frame.module))+0x\(String(frame.offset, radix: 16))"
         if let file = frame.file {
             s += " at \(file)"
             if let line = frame.line { s += ":\(line)" }
         } else if frame.function != nil {
-            s += " (\((frame.module as NSString).lastPathComponent)+0x\(String(frame.offset, radix: 16)))"
+            s += " (\(ExportSupport.baseName(frame.module))+0x\(String(frame.offset, radix: 16)))"
         }
         if frame.inlined { s += " [inlined]" }
         return s
@@ -130,12 +130,36 @@ enum ExportSupport {
 
     // MARK: paths
 
+    /// `.` and `..` components resolved and repeated slashes removed, by hand.
+    static func normalizePath(_ path: String) -> String {
+        let absolute = path.hasPrefix("/")
+        var parts: [Substring] = []
+        for c in path.split(separator: "/", omittingEmptySubsequences: true) {
+            if c == "." { continue }
+            if c == "..", let last = parts.last, last != ".." { parts.removeLast(); continue }
+            if c == ".." && absolute { continue }
+            parts.append(c)
+        }
+        let joined = parts.joined(separator: "/")
+        return absolute ? "/" + joined : (joined.isEmpty ? "." : joined)
+    }
+
+    /// The last path component, split by hand (NSString's path methods trap on some inputs, e.g.
+    /// "-", in this Foundation).
+    static func baseName(_ path: String) -> String {
+        var p = Substring(path)
+        while p.count > 1 && p.hasSuffix("/") { p = p.dropLast() }
+        if let slash = p.lastIndex(of: "/") { return String(p[p.index(after: slash)...]) }
+        return String(p)
+    }
+
     static func repositoryRoot(_ options: ExportOptions) -> String {
         if let root = options.repositoryRoot { return normalizedDirectory(root) }
         var dir = FileManager.default.currentDirectoryPath
         while true {
             if FileManager.default.fileExists(atPath: dir + "/.git") { return normalizedDirectory(dir) }
-            let parent = (dir as NSString).deletingLastPathComponent
+            guard let slash = dir.lastIndex(of: "/"), slash != dir.startIndex else { break }
+            let parent = String(dir[..<slash])
             if parent == dir || parent.isEmpty { break }
             dir = parent
         }
@@ -143,14 +167,14 @@ enum ExportSupport {
     }
 
     static func normalizedDirectory(_ path: String) -> String {
-        var p = (path as NSString).standardizingPath
+        var p = normalizePath(path)
         if !p.hasPrefix("/") { p = FileManager.default.currentDirectoryPath + "/" + p }
         return p.hasSuffix("/") ? p : p + "/"
     }
 
     /// `file` relative to `root` (ending in "/") when it lies below it; nil otherwise.
     static func relative(_ file: String, to root: String) -> String? {
-        let std = (file as NSString).standardizingPath
+        let std = normalizePath(file)
         if std.hasPrefix(root) { return String(std.dropFirst(root.count)) }
         if !std.hasPrefix("/") { return std }
         return nil
@@ -355,9 +379,15 @@ final class SourceLookup {
         for root in roots {
             // Try the trailing components: a/b/c/x.swift, b/c/x.swift, c/x.swift, x.swift.
             for start in comps.indices {
-                out.append((root as NSString).appendingPathComponent(comps[start...].joined(separator: "/")))
+                out.append((root.hasSuffix("/") ? root : root + "/") + comps[start...].joined(separator: "/"))
             }
         }
         return out
     }
+}
+
+/// Path helpers for the CLI (string-only; no NSString path methods).
+public enum ExportPaths {
+    public static func normalize(_ path: String) -> String { ExportSupport.normalizePath(path) }
+    public static func baseName(_ path: String) -> String { ExportSupport.baseName(path) }
 }

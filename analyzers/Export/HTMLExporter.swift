@@ -43,7 +43,7 @@ enum HTMLExporter {
         } else {
             body += "<table><tr><th>pid</th><th>ppid</th><th>name</th><th>executable</th><th>end</th><th>threads</th><th>events</th></tr>\n"
             for p in report.processes.sorted(by: { $0.pid < $1.pid }) {
-                body += "<tr><td>\(p.pid)</td><td>\(p.ppid)</td><td>\(h(p.name))</td><td>\(h((p.executable as NSString).lastPathComponent))</td><td>\(h(p.end))</td><td>\(p.threads)</td><td>\(p.events)</td></tr>\n"
+                body += "<tr><td>\(p.pid)</td><td>\(p.ppid)</td><td>\(h(p.name))</td><td>\(h(ExportSupport.baseName(p.executable)))</td><td>\(h(p.end))</td><td>\(p.threads)</td><td>\(p.events)</td></tr>\n"
             }
             body += "</table>\n"
         }

@@ -143,7 +143,7 @@ enum LLMExporter {
         let byPid = Dictionary(report.processes.map { ($0.pid, $0) }, uniquingKeysWith: { a, _ in a })
         let children = Dictionary(grouping: report.processes, by: \.ppid)
         func visit(_ p: ProcessSummary, _ depth: Int) {
-            procs.append(Proc(pid: p.pid, ppid: p.ppid, name: p.name, executable: (p.executable as NSString).lastPathComponent,
+            procs.append(Proc(pid: p.pid, ppid: p.ppid, name: p.name, executable: ExportSupport.baseName(p.executable),
                               end: p.end, threads: p.threads, events: p.events, depth: depth))
             for c in (children[p.pid] ?? []).sorted(by: { $0.pid < $1.pid }) where c.pid != p.pid { visit(c, depth + 1) }
         }
@@ -151,7 +151,7 @@ enum LLMExporter {
         if procs.isEmpty {
             for (pid, h) in context.headers.sorted(by: { $0.key < $1.key }) {
                 procs.append(Proc(pid: pid, ppid: h.ppid, name: context.processNames[pid] ?? "pid \(pid)",
-                                  executable: (h.executable as NSString).lastPathComponent, end: "unknown", threads: 0, events: 0, depth: 0))
+                                  executable: ExportSupport.baseName(h.executable), end: "unknown", threads: 0, events: 0, depth: 0))
             }
         }
 
@@ -199,7 +199,7 @@ enum LLMExporter {
                      threads: report.stats.threads, events: report.stats.events),
             findings: [], moreFindings: [],
             ruledOut: report.ruledOut.map { "\($0.kind.rawValue): \($0.detail) (\($0.reason))" },
-            problems: report.problems.map { "\($0.kind)\($0.file.map { " in \(($0 as NSString).lastPathComponent)" } ?? ""): \($0.detail)" },
+            problems: report.problems.map { "\($0.kind)\($0.file.map { " in \(ExportSupport.baseName($0))" } ?? ""): \($0.detail)" },
             cut: [], question: question)
         return Built(full: docs, base: base)
     }
@@ -375,7 +375,7 @@ enum LLMExporter {
                 out += "```\n\n"
                 for fr in s.frames {
                     guard let src = fr.source else { continue }
-                    out += "Source of `\(fr.function ?? "?")` at `\((src.path as NSString).lastPathComponent):\(fr.line ?? 0)`:\n\n```swift\n"
+                    out += "Source of `\(fr.function ?? "?")` at `\(ExportSupport.baseName(src.path)):\(fr.line ?? 0)`:\n\n```swift\n"
                     for (i, l) in src.lines.enumerated() {
                         let n = src.start + i
                         out += "\(n == fr.line ? ">" : " ")\(String(n).exportPadLeft(5)) | \(l)\n"
