@@ -36,6 +36,9 @@ struct Run: ParsableCommand {
           0    COMMAND exited 0 and there were no findings
           126/127  COMMAND could not be executed / was not found; 2 unusable arguments or trace dir
         A trace that cannot be analyzed (COMMAND recorded nothing) is a warning, not a failure.
+        When tangle stopped processes, lifecycle findings about them (orphans, unjoined children, \
+        lost messages, locks held at exit, …) are consequences of the stop: they are reported \
+        (with a "stopped-by-tangle-run" trace problem) but do not make the status 1.
         """)
 
     @Option(name: .long, help: "Trace directory (default: a new temporary directory, printed on stderr).")
@@ -120,6 +123,7 @@ struct Run: ParsableCommand {
         let deadline = timeout.map { started + UInt64($0 * 1e9) }
         var status: Int32 = 0
         var timedOut = false
+        var stoppedGroup = false
         var reaped = false
         while !reaped {
             let r = waitpid(pid, &status, WNOHANG)
@@ -129,6 +133,7 @@ struct Run: ParsableCommand {
                 timedOut = true
                 writeStderr("tangle: timeout after \(formatSeconds(timeout!)) s: stopping process group \(pid) (SIGTERM, then SIGKILL after \(formatSeconds(grace)) s)\n")
                 reaped = stopGroup(pid, mainPid: pid, status: &status)
+                stoppedGroup = true
                 break
             }
             usleep(20_000)
@@ -137,6 +142,7 @@ struct Run: ParsableCommand {
         if kill(-pid, 0) == 0 {
             writeStderr("tangle: processes were left in the group after \(command[0]) ended: stopping them\n")
             _ = stopGroup(pid, mainPid: reaped ? nil : pid, status: &status)
+            stoppedGroup = true
         }
         runChildGroup = 0
         for s in [SIGINT, SIGTERM, SIGHUP] { signal(s, SIG_DFL) }
@@ -152,13 +158,23 @@ struct Run: ParsableCommand {
             var options = AnalysisOptions()
             options.symbolDirectories = symbols
             _ = try findTraceFiles([dir])
-            let result = try Analyzer.analyze(paths: [dir], options: options)
+            var result = try Analyzer.analyze(paths: [dir], options: options)
+            var artefacts = Set<String>()
+            if stoppedGroup {
+                // Processes tangle itself stopped: lifecycle findings about them are consequences
+                // of the stop. They are still reported, but do not decide the exit status.
+                artefacts = Run.stopArtefacts(result.report)
+                result.report.problems.append(TraceProblemNote(
+                    kind: "stopped-by-tangle-run",
+                    detail: "tangle run stopped the process group (SIGTERM, then SIGKILL after \(formatSeconds(grace)) s)\(timedOut ? " at the \(formatSeconds(timeout!)) s timeout" : " after the command exited")"
+                        + (artefacts.isEmpty ? "" : "; \(artefacts.count) lifecycle finding(s) about the stopped processes (orphans, unjoined children, lost messages, …) are consequences of the stop and do not set the exit status")))
+            }
             let opts = exportOptions(budget: budget, sourceRoots: sourceRoots)
             if let text = try TextSummary.render(format: format, result: result, options: opts) {
                 try writeOutput(text, to: output)
             }
             let threshold = Severity(rawValue: failOn)!
-            findingsFail = result.report.findings.contains { $0.severity >= threshold }
+            findingsFail = result.report.findings.contains { $0.severity >= threshold && !artefacts.contains($0.fingerprint + "|" + $0.title) }
             if output != nil || format != "text" {
                 writeStderr("tangle: \(result.report.findings.count) finding(s)\n")
             }
@@ -175,6 +191,18 @@ struct Run: ParsableCommand {
         if findingsFail { throw ExitCode(1) }
         if timedOut { throw ExitCode(124) }
         if appStatus != 0 { throw ExitCode(appStatus) }
+    }
+
+    /// Findings (fingerprint|title) that only say a process killed by SIGTERM/SIGKILL did not clean
+    /// up: what happens to every process tangle run stops.
+    static func stopArtefacts(_ report: Report) -> Set<String> {
+        let killed = Set(report.processes.filter { $0.end.contains("SIGTERM") || $0.end.contains("SIGKILL") || $0.end.contains("running at end") }.map(\.pid))
+        let lifecycle: Set<FindingKind> = [.orphan, .unjoinedChild, .zombie, .lostMessages, .missingTaskDone, .lostPoolError, .shmLeak, .lockHeldAtExit]
+        var out = Set<String>()
+        for f in report.findings where lifecycle.contains(f.kind) && f.participants.contains(where: { killed.contains($0.pid) }) {
+            out.insert(f.fingerprint + "|" + f.title)
+        }
+        return out
     }
 
     /// SIGTERM to the group, up to `grace` for it to empty, then SIGKILL. Reaps `mainPid` (its
