@@ -1,3 +1,4 @@
+import CTangleSupport
 import Foundation
 import TangleAnalysis
 import TangleTrace
@@ -9,6 +10,31 @@ import XCTest
 func symbolizeTestsCaptureStack() -> (pcs: [UInt64], line: Int) {
     let line = #line; let pcs = Thread.callStackReturnAddresses.map { UInt64($0.uintValue) }
     return (pcs, line)
+}
+
+/// The recorder's own frame-pointer walk (CTangleSupport), as every trace stack is captured: the
+/// first pc is the return address into this function.
+@inline(never)
+func symbolizeTestsRecorderWalk() -> (pcs: [UInt64], line: Int) {
+    var lo: UInt = 0, hi: UInt = 0
+    guard tangle_thread_stack_range(&lo, &hi) == 0 else { return ([], 0) }
+    var buf = [UInt](repeating: 0, count: 32)
+    let line = #line; let n = tangle_fp_walk(&buf, 32, 0, lo, hi)
+    return (buf.prefix(Int(n)).map { UInt64($0) }, line)
+}
+
+/// The recorder's module table (tangle_modules), as the trace header carries it.
+func symbolizeTestsRecorderModules() -> [ModuleInfo] {
+    final class Box { var list: [ModuleInfo] = [] }
+    let box = Box()
+    _ = tangle_modules({ mp, ctx in
+        guard let m = mp?.pointee, let ctx else { return }
+        let box = Unmanaged<Box>.fromOpaque(ctx).takeUnretainedValue()
+        var id = ""
+        if let b = m.build_id { for i in 0..<m.build_id_len { id += String(format: "%02x", b[i]) } }
+        box.list.append(ModuleInfo(path: m.path.map { String(cString: $0) } ?? "", buildID: id, bias: m.bias, low: m.lo, high: m.hi))
+    }, Unmanaged.passUnretained(box).toOpaque())
+    return box.list
 }
 
 /// A tiny C program, compiled once per test run with `cc -g -O2 -no-pie`: `leaf` prints its own
@@ -137,6 +163,35 @@ final class SymbolizeTests: XCTestCase {
         let before = Self.own.statistics
         XCTAssertEqual(Self.own.symbolize(pid: getpid(), pcs: pcs), stack)
         XCTAssertEqual(Self.own.statistics.cacheHits - before.cacheHits, pcs.count)
+    }
+
+    /// The product path: the recorder's frame-pointer walk and module table (as in a trace header,
+    /// the executable's empty path filled from the header), symbolized: the first frame is the
+    /// walking function at the line of the walk, the second this test. LiveModules agrees with the
+    /// recorder's table.
+    func testRecorderWalkAndModuleTableSymbolize() throws {
+        let (pcs, line) = symbolizeTestsRecorderWalk()
+        XCTAssertGreaterThan(pcs.count, 2)
+        var table = symbolizeTestsRecorderModules()
+        let live = LiveModules.current()
+        XCTAssertEqual(table.count, live.count)
+        XCTAssertEqual(table.dropFirst().map(\.path), live.dropFirst().map(\.path))
+        XCTAssertEqual(table.map(\.buildID), live.map(\.buildID))
+        XCTAssertEqual(table.map(\.bias), live.map(\.bias))
+        XCTAssertEqual(table.map(\.low), live.map(\.low))
+        XCTAssertEqual(table.map(\.high), live.map(\.high))
+        let exe = try XCTUnwrap(try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        table[0].path = ""
+        let header = TraceHeader(pid: 4242, ppid: 1, executable: exe, argv0: exe, bootID: "", startTime: 0, modules: table)
+        let sym = Symbolizer(headers: [4242: header])
+        let stack = sym.symbolize(pid: 4242, pcs: pcs)
+        let real = stack.frames.filter { !$0.inlined }
+        XCTAssertEqual(real.first?.function, "TangleAnalysisTests.symbolizeTestsRecorderWalk()",
+                       "\(stack.frames.map(FrameClassifier.describe))")
+        XCTAssertEqual(real.first?.line, line)
+        XCTAssertEqual(real.first?.file.map { ($0 as NSString).lastPathComponent }, "SymbolizeTests.swift")
+        XCTAssertTrue(stack.frames.contains { $0.function == "TangleAnalysisTests.SymbolizeTests.testRecorderWalkAndModuleTableSymbolize()" })
+        XCTAssertEqual(stack.warnings, [])
     }
 
     /// The C fixture at -O2: the return address lies in `middle`, inlined into `main`: two frames,
