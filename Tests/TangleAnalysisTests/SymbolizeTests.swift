@@ -72,11 +72,14 @@ private final class CFixture: @unchecked Sendable {
     let variantBuildID: String
 
     static let shared: CFixture? = try? CFixture()
+    static let directory = NSTemporaryDirectory() + "tangle-symbolize-\(getpid())"
+    nonisolated(unsafe) static var built = false
     /// The C compiler (`TANGLE_TEST_CC` overrides: e.g. the toolchain's clang, for LLVM's DWARF).
     static let cc = ProcessInfo.processInfo.environment["TANGLE_TEST_CC"] ?? "cc"
 
     init() throws {
-        dir = NSTemporaryDirectory() + "tangle-symbolize-\(getpid())"
+        dir = CFixture.directory
+        CFixture.built = true
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let src = dir + "/prog.c"
         try cProgram.write(toFile: src, atomically: true, encoding: .utf8)
@@ -123,6 +126,12 @@ private final class CFixture: @unchecked Sendable {
 final class SymbolizeTests: XCTestCase {
     /// One symbolizer (one libdw session) for the tests on the test process's own frames.
     private static let own = Symbolizer(modules: [getpid(): LiveModules.current()])
+
+    /// The fixture's temporary directory goes when the class's tests are done.
+    override class func tearDown() {
+        if CFixture.built { try? FileManager.default.removeItem(atPath: CFixture.directory) }
+        super.tearDown()
+    }
 
     private func fixture() throws -> CFixture {
         guard let f = CFixture.shared else { throw XCTSkip("no C compiler to build the fixture") }
@@ -246,6 +255,11 @@ final class SymbolizeTests: XCTestCase {
         XCTAssertEqual(s.warnings, [])
         XCTAssertEqual(s.frames.map(\.function), ["middle", "main"])
         XCTAssertEqual(s.frames.map(\.line), [cCallLeafLine, cCallMiddleLine])
+        // Only the debug file is left (the binary itself is gone): it alone is enough.
+        let onlyDebug = Symbolizer(modules: [7: [fx.module(path: base + "/gone/prog")]], searchDirectories: [base + "/debug"])
+        let d = onlyDebug.symbolize(pid: 7, pcs: [fx.pc])
+        XCTAssertEqual(d.warnings, [])
+        XCTAssertEqual(d.frames.map(\.function), ["middle", "main"])
     }
 
     /// The recorded path no longer exists; `--symbols DIR` holds the binary (by file name, or only
