@@ -1,0 +1,99 @@
+import CTangleSupport
+import Glibc
+import Synchronization
+
+/// Named entry points a child process can run — Tangle's answer to Python pickling a function by
+/// its module and name. Register every entry point *before* `TangleRuntime.bootstrap()` (a spawned
+/// child re-executes the program, registers the same names, and the bootstrap runs the one the
+/// parent asked for with the decoded arguments):
+///
+/// ```swift
+/// struct ConsumerArgs: Codable { var queue: Queue<Int>; var count: Int }
+/// EntryPoint.register("consumer") { (args: ConsumerArgs) in … }
+/// TangleRuntime.bootstrap()
+/// ```
+public enum EntryPoint {
+    /// The type-erased body: decodes its arguments from the bytes, then runs.
+    typealias Body = @Sendable ([UInt8]) throws -> Void
+
+    struct Registration {
+        var body: Body
+        var argumentType: String
+    }
+
+    nonisolated(unsafe) private static var table: [String: Registration] = [:]
+    private static let lock = CondLock()
+
+    /// Registers `name` to run `body` with arguments of type `A` decoded from what the parent passed.
+    /// Registering a name again replaces it.
+    public static func register<A: Decodable>(_ name: String, _ body: @escaping (A) throws -> Void) {
+        let erased: Body = { bytes in
+            let args: A
+            do {
+                args = try ArgumentCoding.decode(A.self, from: bytes)
+            } catch {
+                throw ChildStartError.badArguments(entry: name, type: "\(A.self)", underlying: "\(error)")
+            }
+            try body(args)
+        }
+        lock.withLock { table[name] = Registration(body: erased, argumentType: "\(A.self)") }
+    }
+
+    /// Registers `name` to run `body`, which takes no arguments.
+    public static func register(_ name: String, _ body: @escaping () throws -> Void) {
+        lock.withLock { table[name] = Registration(body: { _ in try body() }, argumentType: "()") }
+    }
+
+    /// True when `name` has been registered in this process.
+    public static func isRegistered(_ name: String) -> Bool {
+        lock.withLock { table[name] != nil }
+    }
+
+    /// Every registered name, sorted.
+    public static var registeredNames: [String] {
+        lock.withLock { table.keys.sorted() }
+    }
+
+    static func lookup(_ name: String) -> Registration? {
+        lock.withLock { table[name] }
+    }
+
+    static func reinitializeAfterFork() { lock.reinitializeAfterFork() }
+
+    /// Calls the test targets' registration hooks once (see docs/runtime.md, "Starting children from
+    /// tests"). The parent calls it when a name is not found, the early child path always.
+    static func runTestHooksOnce() {
+        if hooksRan.exchange(true, ordering: .acquiringAndReleasing) { return }
+        _ = tangle_call_test_hooks()
+    }
+
+    private static let hooksRan = Atomic<Bool>(false)
+}
+
+/// Why a child could not run its entry point. The child prints the description on standard error
+/// and exits with `exitStatus`.
+enum ChildStartError: Error, CustomStringConvertible {
+    case unregistered(entry: String, known: [String])
+    case badArguments(entry: String, type: String, underlying: String)
+    case missingArguments(entry: String, reason: String)
+
+    var exitStatus: Int32 {
+        switch self {
+        case .unregistered: TangleRuntime.exitStatusUnregisteredEntryPoint
+        case .badArguments, .missingArguments: TangleRuntime.exitStatusBadArguments
+        }
+    }
+
+    var description: String {
+        switch self {
+        case let .unregistered(entry, known):
+            "tangle: entry point '\(entry)' is not registered in this executable "
+                + "(registered: \(known.isEmpty ? "none" : known.joined(separator: ", "))). "
+                + "Register it with EntryPoint.register before TangleRuntime.bootstrap()."
+        case let .badArguments(entry, type, underlying):
+            "tangle: entry point '\(entry)' could not decode its arguments as \(type): \(underlying)"
+        case let .missingArguments(entry, reason):
+            "tangle: entry point '\(entry)' did not receive its arguments: \(reason)"
+        }
+    }
+}

@@ -1,0 +1,61 @@
+import Glibc
+import XCTest
+@testable import Tangle
+
+final class BootstrapTests: XCTestCase {
+    /// An entry point that was never registered is refused by the parent at start, with the
+    /// registered names in the message.
+    func testUnregisteredEntryPointFailsInParent() {
+        let child = ChildProcess(entryPoint: "procs.no-such-entry")
+        XCTAssertThrowsError(try child.start()) { error in
+            guard case let .unregisteredEntryPoint(name, registered)? = error as? ProcessError else {
+                return XCTFail("\(error)")
+            }
+            XCTAssertEqual(name, "procs.no-such-entry")
+            XCTAssertTrue(registered.contains("procs.exit-with"))
+            XCTAssertTrue("\(error)".contains("not registered"))
+        }
+        XCTAssertFalse(child.isAlive)
+    }
+
+    /// A child told to run an unknown entry point prints a clear message and exits with 64.
+    func testUnregisteredEntryPointFailsInChild() throws {
+        let dir = makeTempDir("tangle-boot")
+        defer { removeTree(dir) }
+        let exe = String(decoding: (readlinkBytes("/proc/self/exe")), as: UTF8.self)
+        var env = Env.all().filter { !$0.hasPrefix("TANGLE_") }
+        env += ["TANGLE_CHILD=procs.no-such-entry", "TANGLE_CHILD_EARLY=1", "TANGLE_CHILD_NAME=Process-x"]
+        let pid = try Spawner.spawn(
+            path: "/bin/sh", argv: ["sh", "-c", "exec \"$0\" 2>\"$1\"", exe, dir + "/err"], environment: env, keep: [])
+        var status: Int32 = 0
+        XCTAssertEqual(waitpid(pid, &status, 0), pid)
+        XCTAssertEqual(tangle_wexitstatus_swift(status), TangleRuntime.exitStatusUnregisteredEntryPoint)
+        let err = FD.readFile(dir + "/err") ?? ""
+        XCTAssertTrue(err.contains("entry point 'procs.no-such-entry' is not registered"), err)
+        XCTAssertTrue(err.contains("procs.exit-with"), err)
+    }
+
+    /// Arguments that do not decode as the entry point's type: status 65 and a message.
+    func testUndecodableArguments() throws {
+        let child = ChildProcess(entryPoint: "procs.exit-with", arguments: "not an Int32")
+        try child.start()
+        XCTAssertEqual(child.join(timeout: .seconds(20)), .exited(TangleRuntime.exitStatusBadArguments))
+    }
+
+    /// The test hook registered this target's entry points in the parent too.
+    func testRegistry() {
+        EntryPoint.runTestHooksOnce()
+        XCTAssertTrue(EntryPoint.isRegistered("procs.echo"))
+        XCTAssertFalse(EntryPoint.isRegistered("procs.no-such-entry"))
+    }
+}
+
+func readlinkBytes(_ path: String) -> [UInt8] {
+    var buf = [UInt8](repeating: 0, count: 4096)
+    let n = buf.withUnsafeMutableBufferPointer { p in
+        p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: 4096) { readlink(path, $0, 4096) }
+    }
+    return n > 0 ? Array(buf[0..<n]) : []
+}
+
+func tangle_wexitstatus_swift(_ status: Int32) -> Int32 { (status >> 8) & 0xff }

@@ -1,0 +1,4 @@
+import XCTest
+@testable import Tangle
+
+func poolTestFunctions() {}

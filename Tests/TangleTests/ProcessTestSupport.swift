@@ -1,0 +1,147 @@
+import CTangleSupport
+import Glibc
+import XCTest
+@testable import Tangle
+
+// Entry points and helpers of the processes area's tests (ProcessTests, BootstrapTests, PoolTests,
+// CPUTests). Children of the test binary are routed by the constructor in runtime_support.c, which
+// calls this hook (docs/runtime.md, "Starting children from tests").
+
+@_cdecl("tangle_test_entry_points_processes")
+public func processesTestEntryPoints() {
+    EntryPoint.register("procs.exit-with") { (code: Int32) in
+        CurrentProcess.exit(code)
+    }
+    EntryPoint.register("procs.sleep") {
+        while true { sleep(100) }
+    }
+    EntryPoint.register("procs.raise") { (sig: Int32) in
+        raise(sig)
+    }
+    EntryPoint.register("procs.throws") {
+        throw TestFailure(message: "deliberate failure")
+    }
+    // Writes its arguments back, encoded, to the inherited descriptor (round trip + fd inheritance).
+    EntryPoint.register("procs.echo") { (args: EchoArgs) in
+        let bytes = try BinaryCodec.encode(args)
+        _ = FD.writeAll(args.out.fd, bytes)
+        close(args.out.fd)
+    }
+    // Reports its name, pid and parent pid.
+    EntryPoint.register("procs.whoami") { (out: InheritedFD) in
+        let text = "\(CurrentProcess.name) \(getpid()) \(getppid()) \(CurrentProcess.isChild)"
+        _ = FD.writeAll(out.fd, Array(text.utf8))
+        close(out.fd)
+    }
+    // Starts a daemon grandchild that sleeps, reports its pid, then exits or hangs.
+    EntryPoint.register("procs.daemon-parent") { (args: DaemonParentArgs) in
+        let grandchild = ChildProcess(entryPoint: "procs.sleep", daemon: true)
+        try grandchild.start()
+        _ = FD.writeAll(args.out.fd, Array("\(grandchild.pid)\n".utf8))
+        close(args.out.fd)
+        if args.hang { while true { sleep(100) } }
+    }
+    // Spawns `count` children that exit with 0..<count, joins each (a traced run).
+    EntryPoint.register("procs.spawn-some") { (count: Int) in
+        var children: [ChildProcess] = []
+        for i in 0..<count {
+            let c = ChildProcess(entryPoint: "procs.exit-with", arguments: Int32(i))
+            try c.start()
+            children.append(c)
+        }
+        let forked = ChildProcess(fork: { CurrentProcess.exit(9) })
+        try forked.start()
+        children.append(forked)
+        for c in children { c.join() }
+        let t = TangleThread(name: "worker") { usleep(1000) }
+        t.start()
+        t.join()
+    }
+    poolTestFunctions()
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
+/// A descriptor handed to a child at the same number (what a pipe or queue handle does).
+struct InheritedFD: Codable, Equatable {
+    var fd: Int32
+    init(_ fd: Int32) { self.fd = fd }
+    init(from decoder: Decoder) throws {
+        fd = try decoder.singleValueContainer().decode(Int32.self)
+    }
+    func encode(to encoder: Encoder) throws {
+        HandleTransfer.inheritDescriptor(fd)
+        var c = encoder.singleValueContainer()
+        try c.encode(fd)
+    }
+}
+
+struct EchoArgs: Codable, Equatable {
+    var out: InheritedFD
+    var text: String
+    var numbers: [Int]
+    var nested: [String: Double]
+    var optional: Int?
+}
+
+struct DaemonParentArgs: Codable {
+    var out: InheritedFD
+    var hang: Bool
+}
+
+/// A pipe whose ends are close-on-exec (a child gets the write end only when it is passed).
+func makePipe() -> (read: Int32, write: Int32) {
+    var fds: [Int32] = [-1, -1]
+    let rc = tangle_pipe2(&fds, O_CLOEXEC)
+    precondition(rc == 0)
+    return (fds[0], fds[1])
+}
+
+/// Everything readable from `fd` until end of file.
+func readToEnd(_ fd: Int32) -> [UInt8] {
+    FD.readAll(fd) ?? []
+}
+
+/// True when `pid` no longer exists or is a zombie (dead, not yet reaped by its new parent).
+func processIsGone(_ pid: Int32) -> Bool {
+    guard let stat = FD.readFile("/proc/\(pid)/stat") else { return true }
+    // "pid (comm) S …": the state follows the last ')'.
+    guard let close = stat.lastIndex(of: ")") else { return true }
+    let rest = stat[stat.index(after: close)...].drop(while: { $0 == " " })
+    return rest.first == "Z" || rest.first == "X"
+}
+
+/// Waits up to `seconds` for `condition`.
+func eventually(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+    let deadline = Clock.now() + UInt64(seconds * 1e9)
+    while Clock.now() < deadline {
+        if condition() { return true }
+        usleep(10_000)
+    }
+    return condition()
+}
+
+/// A fresh, empty directory under /tmp.
+func makeTempDir(_ prefix: String) -> String {
+    var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
+    let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+    precondition(p != nil)
+    return String(cString: p!)
+}
+
+func removeTree(_ path: String) {
+    guard let dir = opendir(path) else { return }
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+            String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+        }
+        if name == "." || name == ".." { continue }
+        let child = path + "/" + name
+        if unlink(child) != 0 { removeTree(child) }
+    }
+    closedir(dir)
+    rmdir(path)
+}
