@@ -119,12 +119,13 @@ enum HTMLExporter {
         let laneIndex = Dictionary(uniqueKeysWithValues: lanes.enumerated().map { ($0.element.key, $0.offset) })
         let labelW = 230.0, plotW = 900.0, laneH = 24.0, top = 24.0
         let width = labelW + plotW + 20, height = top + Double(lanes.count) * laneH + 10
-        let span = Double(max(1, model.end - model.start))
+        // 8% of room after the last event: waits that never returned run on to the right edge.
+        let span = Double(max(1, model.end - model.start)) * 1.08
         func x(_ t: UInt64) -> Double { labelW + Double(t &- model.start) / span * plotW }
         func y(_ k: ThreadKey) -> Double? { laneIndex[k].map { top + Double($0) * laneH } }
         func f(_ v: Double) -> String { String(format: "%.1f", v) }
 
-        var svg = "<svg class=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" width=\"\(f(width))\" height=\"\(f(height))\" viewBox=\"0 0 \(f(width)) \(f(height))\">\n"
+        var svg = "<svg class=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" width=\"100%\" viewBox=\"0 0 \(f(width)) \(f(height))\" style=\"min-width:\(f(width * 0.75))px\">\n"
         svg += "<defs><marker id=\"tlarrow\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"6\" markerHeight=\"6\" orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#3465a4\"/></marker></defs>\n"
         // Axis.
         for i in 0...4 {
@@ -139,9 +140,12 @@ enum HTMLExporter {
             svg += "<text x=\"4\" y=\"\(f(yy + 16))\" class=\"lanelabel\">\(h(String(lane.label.prefix(34))))</text>"
             svg += "<line x1=\"\(f(x(lane.first)))\" y1=\"\(f(yy + laneH / 2))\" x2=\"\(f(x(lane.end)))\" y2=\"\(f(yy + laneH / 2))\" class=\"life\"/>\n"
         }
-        for s in model.slices.prefix(maxSlices) {
+        // Holds under waits under put/get marks.
+        func layer(_ c: String) -> Int { c == "hold" ? 0 : c == "wait" ? 1 : 2 }
+        let drawn = model.slices.prefix(maxSlices).enumerated().sorted { (layer($0.element.category), $0.offset) < (layer($1.element.category), $1.offset) }.map(\.element)
+        for s in drawn {
             guard let yy = y(s.thread) else { continue }
-            let x0 = x(s.start), w = max(1.5, x(s.end) - x0)
+            let x0 = x(s.start), w = max(1.5, (s.unfinished && s.end >= model.end ? labelW + plotW : x(s.end)) - x0)
             let cls = s.category == "wait" ? (s.unfinished ? "waitbad" : "wait") : s.category
             let (dy, hh) = s.category == "hold" ? (4.0, laneH - 8) : s.category == "wait" ? (7.0, laneH - 14) : (2.0, laneH - 4)
             let dur = ExportSupport.millis(s.end - s.start)
@@ -178,18 +182,22 @@ enum HTMLExporter {
             }
             if e.highlighted { hot.insert(e.from); hot.insert(e.to) }
         }
-        let size = 460.0, cx = size / 2, cy = size / 2, r = nodes.count == 1 ? 0 : size / 2 - 70
+        let nodeW = min(230.0, max(130.0, Double(labels.values.map(\.count).max() ?? 0) * 6.5 + 16)), nodeH = 30.0
+        let n = nodes.count
+        let r: Double = n == 1 ? 0 : n == 2 ? nodeW / 2 + 80 : 150 + 12 * Double(max(0, n - 6))
+        let size = 2 * r + nodeW + 30, height = n <= 2 ? 200.0 : 2 * r + 110
+        let cx = size / 2, cy = height / 2
         var pos: [String: (Double, Double)] = [:]
         for (i, n) in nodes.enumerated() {
-            let a = -Double.pi / 2 + 2 * Double.pi * Double(i) / Double(nodes.count)
+            // Two nodes side by side, more on a circle from the top.
+            let a = (nodes.count == 2 ? Double.pi : -Double.pi / 2) + 2 * Double.pi * Double(i) / Double(nodes.count)
             pos[n] = (cx + r * cos(a), cy + r * sin(a))
         }
         func f(_ v: Double) -> String { String(format: "%.1f", v) }
         let pairs = Set(edges.map { "\($0.from)\u{0}\($0.to)" })
-        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(f(size))\" height=\"\(f(size))\" viewBox=\"0 0 \(f(size)) \(f(size))\">\n"
+        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(f(size))\" height=\"\(f(height))\" viewBox=\"0 0 \(f(size)) \(f(height))\">\n"
         svg += "<defs><marker id=\"\(id)a\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#555\"/></marker>"
         svg += "<marker id=\"\(id)h\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#c00\"/></marker></defs>\n"
-        let nodeW = 130.0, nodeH = 30.0
         for e in edges {
             guard let p0 = pos[e.from], let p1 = pos[e.to] else { continue }
             let cls = e.highlighted ? "edge hot" : "edge"
@@ -210,16 +218,21 @@ enum HTMLExporter {
                 return (p.0 + sign * ux * t, p.1 + sign * uy * t)
             }
             let a = clip(p0, 1), b = clip(p1, -1)
-            let bend = pairs.contains("\(e.to)\u{0}\(e.from)") ? 30.0 : 0
-            let mx = (a.0 + b.0) / 2 - uy * bend, my = (a.1 + b.1) / 2 + ux * bend
+            let bend = pairs.contains("\(e.to)\u{0}\(e.from)") ? 50.0 : 0
+            let nx = -uy, ny = ux   // the normal the curve bends along
+            let mx = (a.0 + b.0) / 2 + nx * bend, my = (a.1 + b.1) / 2 + ny * bend
             svg += "<path d=\"M\(f(a.0)),\(f(a.1)) Q\(f(mx)),\(f(my)) \(f(b.0)),\(f(b.1))\" class=\"\(cls)\" marker-end=\"url(#\(marker))\"><title>\(h(e.label))</title></path>"
-            svg += "<text x=\"\(f(mx))\" y=\"\(f(my - 3))\" class=\"elabel\(e.highlighted ? " hot" : "")\" text-anchor=\"middle\">\(h(String(e.label.prefix(40))))</text>\n"
+            // The label sits at the curve's middle, on its outer side.
+            let lx = (a.0 + b.0) / 4 + mx / 2 + nx * 6, ly = (a.1 + b.1) / 4 + my / 2 + ny * 6 + 4
+            let anchor = bend == 0 ? "middle" : nx > 0.3 ? "start" : nx < -0.3 ? "end" : "middle"
+            let ldy = bend != 0 && anchor == "middle" ? (ny > 0 ? 8.0 : -4.0) : (bend == 0 ? -7.0 : 0)
+            svg += "<text x=\"\(f(lx))\" y=\"\(f(ly + ldy))\" class=\"elabel\(e.highlighted ? " hot" : "")\" text-anchor=\"\(anchor)\">\(h(String(e.label.prefix(40))))</text>\n"
         }
         for n in nodes {
             let (x0, y0) = pos[n]!
             let cls = hot.contains(n) ? "node hot" : "node"
             svg += "<g class=\"\(cls)\"><rect x=\"\(f(x0 - nodeW / 2))\" y=\"\(f(y0 - nodeH / 2))\" width=\"\(f(nodeW))\" height=\"\(f(nodeH))\" rx=\"6\"/>"
-            svg += "<text x=\"\(f(x0))\" y=\"\(f(y0 + 4))\" text-anchor=\"middle\">\(h(String(labels[n]!.prefix(22))))</text><title>\(h(labels[n]!))</title></g>\n"
+            svg += "<text x=\"\(f(x0))\" y=\"\(f(y0 + 4))\" text-anchor=\"middle\">\(h(String(labels[n]!.prefix(34))))</text><title>\(h(labels[n]!))</title></g>\n"
         }
         svg += "</svg>"
         return svg
