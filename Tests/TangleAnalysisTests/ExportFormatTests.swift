@@ -73,6 +73,8 @@ final class ExportFormatTests: XCTestCase {
         let related = try XCTUnwrap(first["relatedLocations"] as? [[String: Any]])
         XCTAssertEqual(((related.first?["physicalLocation"] as? [String: Any])?["region"] as? [String: Any])?["startLine"] as? Int, 32)
         XCTAssertNotNil(first["codeFlows"])
+        // Every result has a location (GitHub code scanning drops those without), even without stacks.
+        XCTAssertTrue(results.allSatisfy { ($0["locations"] as? [Any])?.isEmpty == false })
         let levels = results.compactMap { $0["level"] as? String }
         XCTAssertEqual(levels, ["error", "error", "note", "warning"])
 

@@ -31,7 +31,7 @@ enum SARIFExporter {
 
         var results: [[String: Any]] = []
         for (_, finding) in ExportSupport.ranked(result.report.findings) {
-            results.append(resultObject(finding, ruleIndex: kinds.firstIndex(of: finding.kind) ?? 0, root: root))
+            results.append(resultObject(finding, ruleIndex: kinds.firstIndex(of: finding.kind) ?? 0, root: root, processes: result.report.processes))
         }
 
         var run: [String: Any] = [
@@ -114,7 +114,7 @@ enum SARIFExporter {
         return loc
     }
 
-    static func resultObject(_ f: Finding, ruleIndex: Int, root: String) -> [String: Any] {
+    static func resultObject(_ f: Finding, ruleIndex: Int, root: String, processes: [ProcessSummary] = []) -> [String: Any] {
         var text = f.title
         if !f.explanation.isEmpty { text += "\n\n" + f.explanation }
         if !f.fix.isEmpty { text += "\n\nFix: " + f.fix }
@@ -138,7 +138,21 @@ enum SARIFExporter {
         } else if let first = f.stacks.first?.frames.first {
             locations.append(location(first, root: root, message: f.stacks.first?.label))
         }
-        if !locations.isEmpty { r["locations"] = locations }
+        if locations.isEmpty {
+            // GitHub code scanning drops results without a location: with no stack at all, point at
+            // the participant's executable (relative when it was built inside the repository).
+            let exe = f.participants.lazy.compactMap { p in processes.first(where: { $0.pid == p.pid })?.executable }.first { !$0.isEmpty }
+            var artifact: [String: Any]
+            if let exe, exe.hasPrefix("/"), let rel = ExportSupport.relative(exe, to: root) {
+                artifact = ["uri": percentEncodePath(rel), "uriBaseId": "%SRCROOT%"]
+            } else if let exe, exe.hasPrefix("/") {
+                artifact = ["uri": URL(fileURLWithPath: exe).absoluteString]
+            } else {
+                artifact = ["uri": ".", "uriBaseId": "%SRCROOT%"]
+            }
+            locations.append(["physicalLocation": ["artifactLocation": artifact], "message": ["text": "no stack was recorded for this finding"]])
+        }
+        r["locations"] = locations
 
         var related: [[String: Any]] = []
         var nextID = 1
