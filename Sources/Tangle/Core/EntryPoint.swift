@@ -21,7 +21,16 @@ public enum EntryPoint {
         var argumentType: String
     }
 
-    nonisolated(unsafe) private static var table: [String: Registration] = [:]
+    nonisolated(unsafe) private static var table: [String: Registration] = builtIn()
+
+    /// Entry points of the runtime itself (the pool worker), present in every program.
+    private static func builtIn() -> [String: Registration] {
+        let worker: Body = { bytes in
+            let args = try ArgumentCoding.decode(PoolWorkerArguments.self, from: bytes)
+            PoolWorker.run(args)
+        }
+        return [PoolWorker.entryName: Registration(body: worker, argumentType: "PoolWorkerArguments")]
+    }
     private static let lock = CondLock()
 
     /// Registers `name` to run `body` with arguments of type `A` decoded from what the parent passed.
@@ -51,7 +60,7 @@ public enum EntryPoint {
 
     /// Every registered name, sorted.
     public static var registeredNames: [String] {
-        lock.withLock { table.keys.sorted() }
+        lock.withLock { table.keys.filter { !$0.hasPrefix("tangle.") }.sorted() }
     }
 
     static func lookup(_ name: String) -> Registration? {

@@ -1,0 +1,657 @@
+import CTangleSupport
+import Glibc
+import TangleTrace
+
+/// A fixed set of worker processes (Python's `multiprocessing.Pool`): ordered `map`, streaming
+/// `imapUnordered`, `apply`, `applyAsync`. The functions are `PoolFunction`s (registered by name).
+///
+/// - A task's error is returned to whoever reads its result (`PoolError.taskFailed`) and never
+///   kills the pool.
+/// - A worker that dies mid-task (killed, crashed) is replaced; its task fails with
+///   `PoolError.workerDied` instead of hanging.
+/// - `close()` then `join()` finishes the submitted work and stops the workers; `terminate()`
+///   stops them at once (unfinished tasks fail with `PoolError.terminated`); `Pool.with { … }`
+///   always does one of the two.
+///
+/// Each worker is a spawned daemon `ChildProcess` connected to the pool by its own Unix socket; a
+/// manager thread in the parent feeds idle workers one task (one chunk of items) at a time, so it
+/// always knows which task a dead worker was running.
+public final class Pool: @unchecked Sendable {
+    /// The trace's object id of this pool.
+    public let object: UInt64
+    public let workerCount: Int
+
+    let lock = CondLock()
+
+    private enum State { case running, closed, terminating, finished }
+
+    final class Task {
+        let id: UInt64
+        let function: String
+        let frame: [UInt8]
+        /// Called under the pool's lock with the encoded `[Output]` or the error.
+        let complete: (Result<UnsafeRawBufferPointer, PoolError>) -> Void
+        init(id: UInt64, function: String, frame: [UInt8], complete: @escaping (Result<UnsafeRawBufferPointer, PoolError>) -> Void) {
+            self.id = id
+            self.function = function
+            self.frame = frame
+            self.complete = complete
+        }
+    }
+
+    private final class Slot {
+        let process: ChildProcess
+        let fd: Int32
+        var busy: Task?
+        var inbox: [UInt8] = []
+        var dead = false
+        init(process: ChildProcess, fd: Int32) {
+            self.process = process
+            self.fd = fd
+        }
+    }
+
+    // Under `lock`.
+    private var state = State.running
+    private var pending: [Task] = []
+    private var pendingHead = 0
+    private var nextTaskID: UInt64 = 0
+    private var slots: [Slot] = []
+    private var workersStarted = false
+    private var startError: PoolError?
+    private var workerSerial = 0
+
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+
+    /// Starts `workers` worker processes (default: `CPUCount.available()`). Throws when one cannot
+    /// be started.
+    public init(workers: Int? = nil) throws {
+        workerCount = max(workers ?? CPUCount.available(), 1)
+        object = Recorder.newObjectID()
+        TangleRuntime.ensureStarted()
+        var fds: [Int32] = [-1, -1]
+        guard tangle_pipe2(&fds, O_CLOEXEC | O_NONBLOCK) == 0 else {
+            throw PoolError.workerStartFailed("pipe2: \(String(cString: strerror(errno)))")
+        }
+        wakeRead = fds[0]
+        wakeWrite = fds[1]
+        Recorder.record(.poolNew, object: object, a: UInt64(workerCount))
+        // Workers are spawned by the manager thread: their PR_SET_PDEATHSIG is tied to it, and it
+        // lives as long as the pool.
+        let manager = TangleThread(name: "pool-manager") { [self] in manage() }
+        manager.start()
+        let error: PoolError? = lock.withLock {
+            while !workersStarted && startError == nil { _ = lock.wait(until: nil) }
+            return startError
+        }
+        if let error {
+            _ = lock.withLock { () -> Bool in
+                while state != .finished { _ = lock.wait(until: nil) }
+                return true
+            }
+            throw error
+        }
+    }
+
+    deinit {
+        Glibc.close(wakeRead)
+        Glibc.close(wakeWrite)
+    }
+
+    /// Like `Pool(workers:)`, runs `body`, then always cleans up: `close()` + `join()` when `body`
+    /// returns (the submitted work finishes), `terminate()` + `join()` when it throws.
+    public static func with<R>(workers: Int? = nil, _ body: (Pool) throws -> R) throws -> R {
+        let pool = try Pool(workers: workers)
+        let result: R
+        do {
+            result = try body(pool)
+        } catch {
+            pool.terminate()
+            pool.join()
+            throw error
+        }
+        pool.close()
+        pool.join()
+        return result
+    }
+
+    // MARK: submitting
+
+    /// Queues one task (a chunk of encoded inputs). Records `pool.submit` before the task becomes
+    /// visible to the manager.
+    func submit(function: String, payload: [UInt8], items: Int,
+                complete: @escaping (Result<UnsafeRawBufferPointer, PoolError>) -> Void) throws -> UInt64 {
+        let id: UInt64 = try lock.withLock {
+            guard state == .running else { throw PoolError.closed }
+            nextTaskID += 1
+            let id = nextTaskID
+            Recorder.record(.poolSubmit, object: object, a: id, b: UInt64(items))
+            pending.append(Task(id: id, function: function, frame: PoolWire.taskFrame(id: id, function: function, payload: payload), complete: complete))
+            return id
+        }
+        wake()
+        return id
+    }
+
+    private func wake() {
+        var byte: UInt8 = 1
+        _ = write(wakeWrite, &byte, 1)
+    }
+
+    private func checkRegistered(_ name: String) throws {
+        if PoolFunctions.isRegistered(name) { return }
+        EntryPoint.runTestHooksOnce()
+        if !PoolFunctions.isRegistered(name) { throw PoolError.unregisteredFunction(name) }
+    }
+
+    /// Runs `function(input)` in a worker; the result (or the task's error) is read from the
+    /// returned `AsyncResult`.
+    public func applyAsync<I, O>(_ function: PoolFunction<I, O>, _ input: I) throws -> AsyncResult<O> {
+        try checkRegistered(function.name)
+        let result = AsyncResult<O>(pool: self)
+        let payload = try ArgumentCoding.encode([input])
+        let id = try submit(function: function.name, payload: payload, items: 1) { [result] outcome in
+            switch outcome {
+            case let .success(raw):
+                do {
+                    let outputs = try ArgumentCoding.decode([O].self, fromRaw: raw)
+                    result.outcome = outputs.count == 1 ? .success(outputs[0]) : .failure(.taskFailed(function: function.name, index: 0, message: "expected 1 result, got \(outputs.count)"))
+                } catch {
+                    result.outcome = .failure(.taskFailed(function: function.name, index: 0, message: "cannot decode the result: \(error)"))
+                }
+            case let .failure(error):
+                result.outcome = .failure(error)
+            }
+        }
+        result.taskID = id
+        return result
+    }
+
+    /// Runs `function(input)` in a worker and waits for its result.
+    public func apply<I, O>(_ function: PoolFunction<I, O>, _ input: I) throws -> O {
+        try applyAsync(function, input).get()
+    }
+
+    /// Python's default chunk size: items / (4 × workers), rounded up.
+    func defaultChunkSize(_ count: Int) -> Int {
+        let (q, r) = count.quotientAndRemainder(dividingBy: workerCount * 4)
+        return max(q + (r > 0 ? 1 : 0), 1)
+    }
+
+    /// Applies `function` to every item in the workers, in chunks of `chunkSize` items (default:
+    /// items / (4 × workers)), and returns the results in order. Throws the first task error.
+    /// `progress(done, total)` is called on the calling thread as chunks complete.
+    public func map<I, O>(
+        _ function: PoolFunction<I, O>, _ items: [I], chunkSize: Int? = nil,
+        progress: ((_ done: Int, _ total: Int) -> Void)? = nil
+    ) throws -> [O] {
+        if items.isEmpty { return [] }
+        try checkRegistered(function.name)
+        let size = max(chunkSize ?? defaultChunkSize(items.count), 1)
+        let chunkCount = (items.count + size - 1) / size
+        let collector = MapCollector<O>(chunks: chunkCount)
+        var taskIDs: [UInt64] = []
+        taskIDs.reserveCapacity(chunkCount)
+        for c in 0..<chunkCount {
+            let range = (c * size)..<min((c + 1) * size, items.count)
+            let payload = try ArgumentCoding.encode(Array(items[range]))
+            let id = try submit(function: function.name, payload: payload, items: range.count) { [collector] outcome in
+                collector.deliver(chunk: c, items: range.count, outcome, function: function.name)
+            }
+            taskIDs.append(id)
+        }
+        // Wait for every chunk (or the first error).
+        var reported = 0
+        var waited = false
+        lock.lock()
+        while collector.done < chunkCount && collector.error == nil {
+            if let progress, collector.itemsDone != reported {
+                reported = collector.itemsDone
+                lock.unlock()
+                progress(reported, items.count)
+                lock.lock()
+                continue
+            }
+            if !waited {
+                waited = true
+                lock.unlock()
+                Recorder.record(.poolResultWait, object: object, a: taskIDs[min(collector.done, chunkCount - 1)])
+                lock.lock()
+                continue
+            }
+            _ = lock.wait(until: nil)
+        }
+        let error = collector.error
+        let finished = collector.finished
+        let itemsDone = collector.itemsDone
+        lock.unlock()
+        for (c, id) in taskIDs.enumerated() where finished[c] != 0 {
+            Recorder.record(.poolResult, object: object, a: id, result: finished[c] == 1 ? .ok : .error)
+        }
+        if let error { throw error }
+        if let progress, itemsDone != reported { progress(itemsDone, items.count) }
+        var out: [O] = []
+        out.reserveCapacity(items.count)
+        for chunk in collector.outputs { out.append(contentsOf: chunk) }
+        return out
+    }
+
+    /// Applies `function` to every item, yielding results as they complete (any order): each
+    /// element is the item's result or its chunk's error (one failure element per failed chunk).
+    /// `chunkSize` defaults to 1, as in Python.
+    public func imapUnordered<I, O>(_ function: PoolFunction<I, O>, _ items: [I], chunkSize: Int = 1) throws -> PoolResults<O> {
+        try checkRegistered(function.name)
+        let size = max(chunkSize, 1)
+        let chunkCount = items.isEmpty ? 0 : (items.count + size - 1) / size
+        let results = PoolResults<O>(pool: self, chunks: chunkCount)
+        for c in 0..<chunkCount {
+            let range = (c * size)..<min((c + 1) * size, items.count)
+            let payload = try ArgumentCoding.encode(Array(items[range]))
+            _ = try submit(function: function.name, payload: payload, items: range.count) { [results] outcome in
+                results.deliver(outcome, function: function.name)
+            }
+        }
+        return results
+    }
+
+    // MARK: close, terminate, join
+
+    /// No more work: the workers exit once the submitted tasks are done. Records `pool.close`.
+    public func close() {
+        let changed = lock.withLock { () -> Bool in
+            guard state == .running else { return false }
+            state = .closed
+            return true
+        }
+        if changed { Recorder.record(.poolClose, object: object) }
+        wake()
+    }
+
+    /// Stops the workers now (SIGTERM); unfinished tasks fail with `PoolError.terminated`.
+    /// Records `pool.terminate`.
+    public func terminate() {
+        let changed = lock.withLock { () -> Bool in
+            guard state == .running || state == .closed else { return false }
+            state = .terminating
+            return true
+        }
+        if changed { Recorder.record(.poolTerminate, object: object) }
+        wake()
+    }
+
+    /// Waits until the workers have exited (after `close()` or `terminate()`). Records
+    /// `pool.join-wait` when it blocks and `pool.join-done`.
+    public func join() {
+        let blocked = lock.withLock { () -> Bool in
+            precondition(state != .running, "Pool.join() before close() or terminate()")
+            return state != .finished
+        }
+        if blocked {
+            Recorder.record(.poolJoinWait, object: object)
+            lock.withLock {
+                while state != .finished { _ = lock.wait(until: nil) }
+            }
+        }
+        Recorder.record(.poolJoinDone, object: object)
+    }
+
+    /// The pids of the current workers (replaced workers have new pids).
+    public var workerPIDs: [Int32] {
+        lock.withLock { slots.filter { !$0.dead }.map { $0.process.pid } }
+    }
+
+    // MARK: the manager thread
+
+    private func startWorker() throws -> Slot {
+        var pair: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
+            throw PoolError.workerStartFailed("socketpair: \(String(cString: strerror(errno)))")
+        }
+        let serial = lock.withLock { () -> Int in
+            workerSerial += 1
+            return workerSerial
+        }
+        let process = ChildProcess(
+            entryPoint: PoolWorker.entryName,
+            arguments: PoolWorkerArguments(socket: PassedDescriptor(pair[1]), pool: object),
+            name: "PoolWorker-\(serial)", daemon: true)
+        do {
+            try process.start()
+        } catch {
+            Glibc.close(pair[0])
+            Glibc.close(pair[1])
+            throw PoolError.workerStartFailed("\(error)")
+        }
+        Glibc.close(pair[1])
+        return Slot(process: process, fd: pair[0])
+    }
+
+    private func manage() {
+        // Start the workers.
+        var started: [Slot] = []
+        do {
+            for _ in 0..<workerCount { started.append(try startWorker()) }
+        } catch {
+            for s in started {
+                s.process.kill()
+                s.process.join()
+                Glibc.close(s.fd)
+            }
+            lock.withLock {
+                startError = error as? PoolError ?? .workerStartFailed("\(error)")
+                state = .finished
+                lock.broadcast()
+            }
+            return
+        }
+        lock.withLock {
+            slots = started
+            workersStarted = true
+            lock.broadcast()
+        }
+
+        var pollfds: [pollfd] = []
+        var drain = [UInt8](repeating: 0, count: 256)
+        var receive = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            // Hand pending tasks to idle workers; decide whether to stop.
+            var sends: [(Slot, Task)] = []
+            let stop: State? = lock.withLock {
+                if state == .terminating { return .terminating }
+                for slot in slots where !slot.dead && slot.busy == nil && pendingHead < pending.count {
+                    let task = pending[pendingHead]
+                    pendingHead += 1
+                    slot.busy = task
+                    sends.append((slot, task))
+                }
+                if pendingHead > 64 && pendingHead * 2 > pending.count {
+                    pending.removeFirst(pendingHead)
+                    pendingHead = 0
+                }
+                if state == .closed && pendingHead == pending.count && sends.isEmpty && slots.allSatisfy({ $0.busy == nil }) {
+                    return .closed
+                }
+                return nil
+            }
+            if let stop {
+                shutDown(terminating: stop == .terminating)
+                return
+            }
+            for (slot, task) in sends where !PoolWire.sendAll(slot.fd, task.frame) {
+                // The worker is gone before it got the task: give the task to another worker.
+                lock.withLock {
+                    slot.busy = nil
+                    pending.insert(task, at: pendingHead)
+                }
+            }
+
+            let current = lock.withLock { slots }
+            pollfds.removeAll(keepingCapacity: true)
+            pollfds.append(pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0))
+            for slot in current { pollfds.append(pollfd(fd: slot.fd, events: Int16(POLLIN), revents: 0)) }
+            let r = poll(&pollfds, nfds_t(pollfds.count), -1)
+            if r < 0 { continue }
+            if pollfds[0].revents != 0 {
+                while drain.withUnsafeMutableBytes({ read(wakeRead, $0.baseAddress, $0.count) }) > 0 {}
+            }
+            var died: [Slot] = []
+            for (i, slot) in current.enumerated() where pollfds[i + 1].revents != 0 {
+                var n = 0
+                repeat {
+                    n = receive.withUnsafeMutableBytes { recv(slot.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                    if n > 0 { slot.inbox.append(contentsOf: receive[0..<n]) }
+                } while n == receive.count
+                if n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) { died.append(slot) }
+                deliverFrames(slot)
+            }
+            for slot in died { replace(slot) }
+        }
+    }
+
+    /// Completes the tasks whose result frames are in `slot.inbox`.
+    private func deliverFrames(_ slot: Slot) {
+        var offset = 0
+        lock.withLock {
+            slot.inbox.withUnsafeBytes { raw in
+                while raw.count - offset >= 4 {
+                    let length = Int(PoolWire.readU32(raw, offset))
+                    guard raw.count - offset - 4 >= length, length >= 9 else { break }
+                    let body = UnsafeRawBufferPointer(rebasing: raw[(offset + 4)..<(offset + 4 + length)])
+                    offset += 4 + length
+                    let id = PoolWire.readU64(body, 0)
+                    guard let task = slot.busy, task.id == id else { continue }
+                    slot.busy = nil
+                    if body[8] == 0 {
+                        task.complete(.success(UnsafeRawBufferPointer(rebasing: body[9...])))
+                    } else {
+                        let index = body.count >= 13 ? Int(PoolWire.readU32(body, 9)) : 0
+                        let message = body.count > 13 ? String(decoding: body[13...], as: UTF8.self) : ""
+                        task.complete(.failure(.taskFailed(function: task.function, index: index, message: message)))
+                    }
+                }
+            }
+            if offset > 0 { slot.inbox.removeFirst(offset) }
+            lock.broadcast()
+        }
+    }
+
+    /// A worker's socket reached end of file: reap it, fail its task, start a replacement unless
+    /// the pool is stopping.
+    private func replace(_ slot: Slot) {
+        let status = slot.process.join(timeout: .seconds(5)) ?? {
+            slot.process.kill()
+            return slot.process.join()
+        }()
+        Glibc.close(slot.fd)
+        let needReplacement = lock.withLock { () -> Bool in
+            slot.dead = true
+            slots.removeAll { $0 === slot }
+            if let task = slot.busy {
+                slot.busy = nil
+                task.complete(.failure(.workerDied(function: task.function, pid: slot.process.pid, status: "\(status!)")))
+                lock.broadcast()
+            }
+            return state == .running || (state == .closed && pendingHead < pending.count)
+        }
+        guard needReplacement else { return }
+        do {
+            let fresh = try startWorker()
+            lock.withLock { slots.append(fresh) }
+        } catch {
+            FD.printError("tangle: pool \(object): cannot replace a dead worker: \(error)")
+        }
+    }
+
+    private func shutDown(terminating: Bool) {
+        let current = lock.withLock { () -> [Slot] in
+            if terminating {
+                for slot in slots {
+                    if let task = slot.busy {
+                        slot.busy = nil
+                        task.complete(.failure(.terminated))
+                    }
+                }
+                while pendingHead < pending.count {
+                    pending[pendingHead].complete(.failure(.terminated))
+                    pendingHead += 1
+                }
+                lock.broadcast()
+            }
+            return slots
+        }
+        for slot in current {
+            if terminating { slot.process.terminate() } else { Glibc.shutdown(slot.fd, Int32(SHUT_WR)) }
+        }
+        for slot in current {
+            if slot.process.join(timeout: .seconds(terminating ? 2 : 30)) == nil {
+                slot.process.kill()
+                slot.process.join()
+            }
+            Glibc.close(slot.fd)
+        }
+        lock.withLock {
+            slots.removeAll()
+            state = .finished
+            lock.broadcast()
+        }
+    }
+}
+
+/// The future result of `Pool.applyAsync` (Python's `AsyncResult`).
+public final class AsyncResult<T>: @unchecked Sendable {
+    let pool: Pool
+    /// The pool's task id (what `pool.submit` / `pool.result` carry in the trace).
+    public internal(set) var taskID: UInt64 = 0
+    /// Set under the pool's lock.
+    var outcome: Result<T, PoolError>?
+
+    init(pool: Pool) { self.pool = pool }
+
+    /// True once the task finished (successfully or not).
+    public var isReady: Bool { pool.lock.withLock { outcome != nil } }
+
+    /// nil while running; then whether the task succeeded.
+    public var isSuccessful: Bool? {
+        pool.lock.withLock {
+            guard let outcome else { return nil }
+            if case .success = outcome { return true }
+            return false
+        }
+    }
+
+    /// Waits until the task finished or `timeout` passed. True when it finished.
+    @discardableResult
+    public func wait(timeout: Duration? = nil) -> Bool {
+        let deadline = Clock.deadline(after: timeout)
+        return pool.lock.withLock {
+            while outcome == nil {
+                if !pool.lock.wait(until: deadline) && outcome == nil { return false }
+            }
+            return true
+        }
+    }
+
+    /// The task's result; throws its error (`PoolError.taskFailed`, `.workerDied`, `.terminated`)
+    /// or `PoolError.timeout` when `timeout` passes first. Records `pool.result-wait` when it
+    /// blocks and `pool.result`.
+    public func get(timeout: Duration? = nil) throws -> T {
+        let deadline = Clock.deadline(after: timeout)
+        let lock = pool.lock
+        lock.lock()
+        if outcome == nil {
+            lock.unlock()
+            if let deadline, Clock.now() >= deadline {
+                Recorder.record(.poolResult, object: pool.object, a: taskID, result: .timeout)
+                throw PoolError.timeout
+            }
+            Recorder.record(.poolResultWait, object: pool.object, a: taskID)
+            lock.lock()
+            while outcome == nil {
+                if !lock.wait(until: deadline) && outcome == nil {
+                    lock.unlock()
+                    Recorder.record(.poolResult, object: pool.object, a: taskID, result: .timeout)
+                    throw PoolError.timeout
+                }
+            }
+        }
+        let result = outcome!
+        lock.unlock()
+        switch result {
+        case let .success(value):
+            Recorder.record(.poolResult, object: pool.object, a: taskID)
+            return value
+        case let .failure(error):
+            Recorder.record(.poolResult, object: pool.object, a: taskID, result: .error)
+            throw error
+        }
+    }
+}
+
+/// Collects the chunks of one `map` (under the pool's lock).
+final class MapCollector<O: Decodable> {
+    var outputs: [[O]]
+    /// Per chunk: 0 = pending, 1 = ok, 2 = error.
+    var finished: [UInt8]
+    var done = 0
+    var itemsDone = 0
+    var error: PoolError?
+
+    init(chunks: Int) {
+        outputs = Array(repeating: [], count: chunks)
+        finished = Array(repeating: 0, count: chunks)
+    }
+
+    func deliver(chunk: Int, items: Int, _ outcome: Result<UnsafeRawBufferPointer, PoolError>, function: String) {
+        done += 1
+        switch outcome {
+        case let .success(raw):
+            do {
+                outputs[chunk] = try ArgumentCoding.decode([O].self, fromRaw: raw)
+                finished[chunk] = 1
+                itemsDone += items
+            } catch {
+                finished[chunk] = 2
+                if self.error == nil { self.error = .taskFailed(function: function, index: 0, message: "cannot decode the results: \(error)") }
+            }
+        case let .failure(e):
+            finished[chunk] = 2
+            if error == nil { error = e }
+        }
+    }
+}
+
+/// The results of `Pool.imapUnordered`, in completion order: iterate it (each element is an
+/// item's result or its chunk's error). Blocks in `next()` until a result arrives.
+public final class PoolResults<O: Decodable>: Sequence, IteratorProtocol, @unchecked Sendable {
+    let pool: Pool
+    private let chunks: Int
+    // Under the pool's lock.
+    private var buffer: [Result<O, PoolError>] = []
+    private var head = 0
+    private var delivered = 0
+    private var waitedOnce = false
+
+    init(pool: Pool, chunks: Int) {
+        self.pool = pool
+        self.chunks = chunks
+    }
+
+    func deliver(_ outcome: Result<UnsafeRawBufferPointer, PoolError>, function: String) {
+        delivered += 1
+        switch outcome {
+        case let .success(raw):
+            do {
+                for o in try ArgumentCoding.decode([O].self, fromRaw: raw) { buffer.append(.success(o)) }
+            } catch {
+                buffer.append(.failure(.taskFailed(function: function, index: 0, message: "cannot decode the results: \(error)")))
+            }
+        case let .failure(e):
+            buffer.append(.failure(e))
+        }
+    }
+
+    public func next() -> Result<O, PoolError>? {
+        let lock = pool.lock
+        lock.lock()
+        defer { lock.unlock() }
+        while head == buffer.count {
+            if delivered == chunks { return nil }
+            if !waitedOnce {
+                waitedOnce = true
+                lock.unlock()
+                Recorder.record(.poolResultWait, object: pool.object)
+                lock.lock()
+                continue
+            }
+            _ = lock.wait(until: nil)
+        }
+        let r = buffer[head]
+        head += 1
+        if head > 1024 && head * 2 > buffer.count {
+            buffer.removeFirst(head)
+            head = 0
+        }
+        return r
+    }
+}
