@@ -1,8 +1,8 @@
 import Foundation
 import TangleTrace
 
-/// A compact plain-text report for terminals and CI logs, used by `tangle run`, `tangle watch`
-/// and `tangle check` (the analyzer's `tangle analyze --format text` has its own, fuller renderer).
+/// A compact plain-text report (the CLI prints the analyzer's `ReportRenderer.text`; this one is
+/// kept for callers that want a short listing), and the format dispatch of run/watch.
 public enum TextSummary {
     public static func render(_ report: Report, maxFrames: Int = 6) -> String {
         var out = ""
@@ -43,11 +43,12 @@ public enum TextSummary {
         return s + "\n"
     }
 
-    /// Renders `text`, `json` or any `ExportFormat` name; nil for an unknown name.
+    /// Renders `text`, `json` (the analyzer's own renderers, as `tangle analyze` prints them) or
+    /// any `ExportFormat` name; nil for an unknown name.
     public static func render(format: String, result: AnalysisResult, options: ExportOptions) throws -> String? {
         switch format {
-        case "text": return render(result.report)
-        case "json": return try json(result.report)
+        case "text": return ReportRenderer.text(result.report, color: false)
+        case "json": return try ReportRenderer.json(result.report)
         default:
             guard let f = ExportFormat(rawValue: format) else { return nil }
             return try Exporter.render(f, result: result, options: options)
