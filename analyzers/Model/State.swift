@@ -72,21 +72,22 @@ final class ThreadState {
     let index: Int
     let pid: Int32
     let tid: Int32
-    var name: String?
-    var object: UInt64 = 0
-    var firstTime: UInt64
-    var lastTime: UInt64
-    var lastSeq: UInt64 = 0
-    var seenSeq = false
-    var lastEvent: TraceEvent
-    var wait: PendingWait?
+    @exclusivity(unchecked) var name: String?
+    @exclusivity(unchecked) var object: UInt64 = 0
+    @exclusivity(unchecked) var firstTime: UInt64
+    @exclusivity(unchecked) var lastTime: UInt64
+    @exclusivity(unchecked) var lastSeq: UInt64 = 0
+    @exclusivity(unchecked) var seenSeq = false
+    @exclusivity(unchecked) var wait: PendingWait?
     /// How the last wait ended (for confirming hangs seen at a quiescent point).
-    var exited = false
-    var held: [HeldLock] = []
-    var clock = VectorClock()
-    var events = 0
+    @exclusivity(unchecked) var exited = false
+    @exclusivity(unchecked) var held: [HeldLock] = []
+    /// What this thread knows of the others (its own slot is `ownCounter`).
+    @exclusivity(unchecked) var clock = VectorClock()
+    @exclusivity(unchecked) var ownCounter: UInt32 = 1
+    @exclusivity(unchecked) var events = 0
     /// Locks released by `cond.wait` (re-taken on wake).
-    var condReleased: [HeldLock] = []
+    @exclusivity(unchecked) var condReleased: [HeldLock] = []
 
     init(index: Int, pid: Int32, tid: Int32, first: TraceEvent) {
         self.index = index
@@ -94,45 +95,52 @@ final class ThreadState {
         self.tid = tid
         self.firstTime = first.time
         self.lastTime = first.time
-        self.lastEvent = first
-        clock.set(index, 1)
     }
 
-    var own: UInt32 { clock[index] }
+    var own: UInt32 { ownCounter }
 
-    func tick() { clock.set(index, clock[index] &+ 1) }
+    @inline(__always) func tick() { ownCounter &+= 1 }
+
+    @inline(__always) func stamp() -> ClockStamp { ClockStamp(clock: clock, thread: index, own: ownCounter) }
+
+    @inline(__always) func receive(_ s: ClockStamp) {
+        clock.join(s.clock)
+        if s.thread != index { clock.raise(s.thread, s.own) }
+    }
+
+    @inline(__always) func receive(_ c: VectorClock) { clock.join(c) }
 
     func heldIndex(_ lock: UInt64) -> Int? { held.firstIndex { $0.lock == lock } }
 }
 
 final class ProcessState {
     let pid: Int32
-    var ppid: Int32 = 0
-    var header: TraceHeader?
-    var file: String?
-    var name: String?
-    var object: UInt64 = 0
-    var spawn: TraceEvent?
-    var spawnClock: VectorClock?
-    var start: TraceEvent?
-    var exit: TraceEvent?
-    var joinDone: TraceEvent?
-    var joinedBy: Int32 = 0
-    var signalled: TraceEvent?
-    var forked = false
-    var threads: [Int] = []
+    @exclusivity(unchecked) var ppid: Int32 = 0
+    @exclusivity(unchecked) var header: TraceHeader?
+    @exclusivity(unchecked) var file: String?
+    @exclusivity(unchecked) var name: String?
+    @exclusivity(unchecked) var object: UInt64 = 0
+    @exclusivity(unchecked) var spawn: TraceEvent?
+    @exclusivity(unchecked) var spawnClock: ClockStamp?
+    @exclusivity(unchecked) var start: TraceEvent?
+    @exclusivity(unchecked) var exit: TraceEvent?
+    @exclusivity(unchecked) var joinDone: TraceEvent?
+    @exclusivity(unchecked) var joinedBy: Int32 = 0
+    @exclusivity(unchecked) var signalled: TraceEvent?
+    @exclusivity(unchecked) var forked = false
+    @exclusivity(unchecked) var threads: [Int] = []
     /// Handle keys (see `TraceModel.handleKey`) this process holds.
-    var handles: Set<UInt64> = []
+    @exclusivity(unchecked) var handles: Set<UInt64> = []
     /// Handle keys this process explicitly closed (`handle.close`, `pipe.close`).
-    var closedHandles: Set<UInt64> = []
+    @exclusivity(unchecked) var closedHandles: Set<UInt64> = []
     /// Queues this process closed for putting (`queue.close`).
-    var closedQueues: Set<UInt64> = []
-    var firstTime: UInt64 = .max
-    var lastTime: UInt64 = 0
-    var events = 0
-    var exitClock: VectorClock?
-    var children: [Int32] = []
-    var spawnOrder = 0
+    @exclusivity(unchecked) var closedQueues: Set<UInt64> = []
+    @exclusivity(unchecked) var firstTime: UInt64 = .max
+    @exclusivity(unchecked) var lastTime: UInt64 = 0
+    @exclusivity(unchecked) var events = 0
+    @exclusivity(unchecked) var exitClock: VectorClock?
+    @exclusivity(unchecked) var children: [Int32] = []
+    @exclusivity(unchecked) var spawnOrder = 0
 
     init(pid: Int32) { self.pid = pid }
 
@@ -157,7 +165,7 @@ final class ProcessState {
 
 struct PendingMessage {
     var event: TraceEvent
-    var clock: VectorClock
+    var clock: ClockStamp
     var object: UInt64
     /// For pipes: the destination end.
     var end: Int
@@ -165,71 +173,114 @@ struct PendingMessage {
 
 struct PoolTask {
     var submit: TraceEvent?
-    var submitClock: VectorClock?
+    var submitClock: ClockStamp?
     var workerPid: Int32 = 0
     var done: TraceEvent?
-    var doneClock: VectorClock?
+    var doneClock: ClockStamp?
     var retrieved: TraceEvent?
 }
 
 final class ObjectState {
     let id: UInt64
-    var kind: ObjectKind
-    var name: String?
-    var creatorPid: Int32 = 0
-    var created: TraceEvent?
+    @exclusivity(unchecked) var kind: ObjectKind
+    @exclusivity(unchecked) var name: String?
+    @exclusivity(unchecked) var creatorPid: Int32 = 0
+    @exclusivity(unchecked) var created: TraceEvent?
 
     // Locks and semaphores.
-    var owner: Int = -1
-    var depth: UInt64 = 0
-    var ownerEvent: TraceEvent?
-    var semValue: Int64 = 1
-    var semClock = VectorClock()
+    @exclusivity(unchecked) var owner: Int = -1
+    @exclusivity(unchecked) var depth: UInt64 = 0
+    @exclusivity(unchecked) var ownerEvent: TraceEvent?
+    @exclusivity(unchecked) var semValue: Int64 = 1
+    @exclusivity(unchecked) var semClock = VectorClock()
 
     // Queues.
-    var maxsize: UInt64 = 0
-    var pendingCount = 0
-    var puts = 0
-    var gets = 0
-    var taskDones = 0
-    var putters: Set<Int32> = []
-    var getters: Set<Int32> = []
-    var getsByPid: [Int32: Int] = [:]
-    var taskDonesByPid: [Int32: Int] = [:]
-    var taskDoneClock = VectorClock()
-    var lastGet: [Int32: TraceEvent] = [:]
+    @exclusivity(unchecked) var maxsize: UInt64 = 0
+    @exclusivity(unchecked) var pendingCount = 0
+    @exclusivity(unchecked) var puts = 0
+    @exclusivity(unchecked) var gets = 0
+    @exclusivity(unchecked) var taskDones = 0
+    @exclusivity(unchecked) var putters = PidSet()
+    @exclusivity(unchecked) var getters = PidSet()
+    /// Per-process get / task_done counts and last get (a short list: few processes use a queue).
+    @exclusivity(unchecked) var users: [QueueUser] = []
+    @exclusivity(unchecked) var taskDoneClock = VectorClock()
+
+    @inline(__always) func user(_ pid: Int32) -> Int {
+        if let last = users.indices.last, users[last].pid == pid { return last }
+        if let i = users.firstIndex(where: { $0.pid == pid }) { return i }
+        users.append(QueueUser(pid: pid))
+        return users.count - 1
+    }
+
+    func gets(of pid: Int32) -> Int { users.first { $0.pid == pid }?.gets ?? 0 }
+    func taskDones(of pid: Int32) -> Int { users.first { $0.pid == pid }?.taskDones ?? 0 }
+    func lastGet(of pid: Int32) -> TraceEvent? { users.first { $0.pid == pid }?.lastGet }
 
     // Pipes: per destination end.
-    var pipePending: [Int] = [0, 0]
-    var senders: [Set<Int32>] = [[], []]
-    var duplex = false
+    @exclusivity(unchecked) var pipePending: [Int] = [0, 0]
+    @exclusivity(unchecked) var senders: [PidSet] = [PidSet(), PidSet()]
+    @exclusivity(unchecked) var duplex = false
 
     // Events, conditions, barriers.
-    var isSet = false
-    var setClock = VectorClock()
-    var setters: Set<Int32> = []
-    var condLock: UInt64 = 0
-    var notifies: UInt64 = 0
-    var notifiers: Set<Int32> = []
-    var parties: UInt64 = 0
-    var arrived: UInt64 = 0
-    var arrivedThreads: Set<Int> = []
-    var barrierClock = VectorClock()
+    @exclusivity(unchecked) var isSet = false
+    @exclusivity(unchecked) var setClock = VectorClock()
+    @exclusivity(unchecked) var setters = PidSet()
+    @exclusivity(unchecked) var condLock: UInt64 = 0
+    @exclusivity(unchecked) var notifies: UInt64 = 0
+    @exclusivity(unchecked) var notifiers = PidSet()
+    @exclusivity(unchecked) var parties: UInt64 = 0
+    @exclusivity(unchecked) var arrived: UInt64 = 0
+    @exclusivity(unchecked) var arrivedThreads: Set<Int> = []
+    @exclusivity(unchecked) var barrierClock = VectorClock()
 
     // Pools.
-    var tasks: [UInt64: PoolTask] = [:]
-    var workers: Set<Int32> = []
-    var poolClosed: TraceEvent?
+    @exclusivity(unchecked) var tasks: [UInt64: PoolTask] = [:]
+    @exclusivity(unchecked) var workers = PidSet()
+    @exclusivity(unchecked) var poolClosed: TraceEvent?
 
     // Shared memory.
-    var unlinked: TraceEvent?
-    var shmHolders: Set<Int32> = []
+    @exclusivity(unchecked) var unlinked: TraceEvent?
+    @exclusivity(unchecked) var shmHolders = PidSet()
 
     // Releasers of semaphores.
-    var releasers: Set<Int32> = []
+    @exclusivity(unchecked) var releasers = PidSet()
 
     init(id: UInt64, kind: ObjectKind) {
         self.id = id
         self.kind = kind
     }
+}
+
+struct QueueUser {
+    var pid: Int32
+    var gets = 0
+    var taskDones = 0
+    var lastGet: TraceEvent?
+}
+
+/// A small set of pids kept as an array: a handful of processes use any one object, and a linear
+/// scan beats hashing on the hot path (every put/get inserts its pid).
+struct PidSet: Sequence, Sendable {
+    private(set) var items: [Int32] = []
+
+    init() {}
+    init<S: Sequence>(_ s: S) where S.Element == Int32 { for p in s { insert(p) } }
+
+    @inline(__always) mutating func insert(_ pid: Int32) {
+        if let last = items.last, last == pid { return }
+        if !items.contains(pid) { items.append(pid) }
+    }
+
+    mutating func remove(_ pid: Int32) { items.removeAll { $0 == pid } }
+    func contains(_ pid: Int32) -> Bool { items.contains(pid) }
+    var isEmpty: Bool { items.isEmpty }
+    var count: Int { items.count }
+    func union(_ other: PidSet) -> PidSet {
+        var r = self
+        for p in other.items { r.insert(p) }
+        return r
+    }
+    mutating func formUnion<S: Sequence>(_ s: S) where S.Element == Int32 { for p in s { insert(p) } }
+    func makeIterator() -> IndexingIterator<[Int32]> { items.makeIterator() }
 }

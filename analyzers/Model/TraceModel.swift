@@ -9,38 +9,38 @@ import TangleTrace
 final class TraceModel {
     let options: AnalysisOptions
 
-    var processes: [Int32: ProcessState] = [:]
-    var threads: [ThreadState] = []
-    private var threadIndex: [UInt64: Int] = [:]
-    var threadByObject: [UInt64: Int] = [:]
-    var objects: [UInt64: ObjectState] = [:]
-    var messages: [UInt64: PendingMessage] = [:]
-    var stacks: [Int32: [UInt32: [UInt64]]] = [:]
-    var lockOrder = LockOrderGraph()
-    var findings: [RawFinding] = []
-    var problems: [TraceProblemNote] = []
-    var rootPids: [Int32] = []
+    @exclusivity(unchecked) var processes: [Int32: ProcessState] = [:]
+    @exclusivity(unchecked) var threads: [ThreadState] = []
+    @exclusivity(unchecked) private var threadIndex: [UInt64: Int] = [:]
+    @exclusivity(unchecked) var threadByObject: [UInt64: Int] = [:]
+    @exclusivity(unchecked) var objects: [UInt64: ObjectState] = [:]
+    @exclusivity(unchecked) var messages: [UInt64: PendingMessage] = [:]
+    @exclusivity(unchecked) var stacks: [Int32: [UInt32: [UInt64]]] = [:]
+    @exclusivity(unchecked) var lockOrder = LockOrderGraph()
+    @exclusivity(unchecked) var findings: [RawFinding] = []
+    @exclusivity(unchecked) var problems: [TraceProblemNote] = []
+    @exclusivity(unchecked) var rootPids: [Int32] = []
 
-    var firstTime: UInt64 = .max
-    var endTime: UInt64 = 0
-    var eventCount = 0
-    var unmatchedReceives = 0
-    var droppedEvents: UInt64 = 0
+    @exclusivity(unchecked) var firstTime: UInt64 = .max
+    @exclusivity(unchecked) var endTime: UInt64 = 0
+    @exclusivity(unchecked) var eventCount = 0
+    @exclusivity(unchecked) var unmatchedReceives = 0
+    @exclusivity(unchecked) var droppedEvents: UInt64 = 0
 
     // Running accounting for quiescent points.
-    private(set) var liveThreads = 0
-    private(set) var blockedThreads = 0
-    private(set) var unstarted = 0
-    private var blockedVersion = 0
-    private var analyzedVersion = -1
-    private var threadLive: [Bool] = []
-    private var unstartedPids: Set<Int32> = []
+    @exclusivity(unchecked) private(set) var liveThreads = 0
+    @exclusivity(unchecked) private(set) var blockedThreads = 0
+    @exclusivity(unchecked) private(set) var unstarted = 0
+    @exclusivity(unchecked) private var blockedVersion = 0
+    @exclusivity(unchecked) private var analyzedVersion = -1
+    @exclusivity(unchecked) private var threadLive: [Bool] = []
+    @exclusivity(unchecked) private var unstartedPids: Set<Int32> = []
 
     /// Hang/deadlock candidates seen at quiescent points, confirmed or refuted as the trace goes on.
-    var candidates: [WaitCandidate] = []
-    private var candidateWaits: [UInt64: [Int]] = [:]
-    private var misuseSeen: Set<String> = []
-    private var misuseCounts: [String: Int] = [:]
+    @exclusivity(unchecked) var candidates: [WaitCandidate] = []
+    @exclusivity(unchecked) private var candidateWaits: [UInt64: [Int]] = [:]
+    @exclusivity(unchecked) private var misuseSeen: Set<String> = []
+    @exclusivity(unchecked) private var misuseCounts: [String: Int] = [:]
     func misuseSeenContains(_ k: String) -> Bool { misuseSeen.contains(k) }
     func misuseInsert(_ k: String) -> Bool { misuseSeen.insert(k).inserted }
     func misuseCount(_ k: String) -> Int {
@@ -48,9 +48,14 @@ final class TraceModel {
         misuseCounts[k] = n
         return n
     }
-    var quiescentAnalyses = 0
+    @exclusivity(unchecked) var quiescentAnalyses = 0
     /// The wait-for graph of the end of the trace (for exporters).
-    var lastWaitFor: WaitForAnalysis?
+    @exclusivity(unchecked) var lastWaitFor: WaitForAnalysis?
+
+    @exclusivity(unchecked) private var cachePid: Int32 = .min
+    @exclusivity(unchecked) private var cacheTid: Int32 = .min
+    @exclusivity(unchecked) private var cacheThread: ThreadState?
+    @exclusivity(unchecked) private var cacheProcess: ProcessState?
 
     init(options: AnalysisOptions) {
         self.options = options
@@ -113,8 +118,19 @@ final class TraceModel {
         eventCount += 1
         if e.time > endTime { endTime = e.time }
         if e.time < firstTime { firstTime = e.time }
-        let p = process(e.pid)
-        let t = threadFor(e, process: p)
+        let p: ProcessState
+        let t: ThreadState
+        if e.pid == cachePid && e.tid == cacheTid, let ct = cacheThread, let cp = cacheProcess {
+            p = cp
+            t = ct
+        } else {
+            p = process(e.pid)
+            t = threadFor(e, process: p)
+            cachePid = e.pid
+            cacheTid = e.tid
+            cacheThread = t
+            cacheProcess = p
+        }
         p.events += 1
         if e.time < p.firstTime { p.firstTime = e.time }
         if e.time > p.lastTime { p.lastTime = e.time }
@@ -127,7 +143,6 @@ final class TraceModel {
         t.seenSeq = true
         t.lastSeq = e.seq
         t.lastTime = e.time
-        t.lastEvent = e
 
         // A process that was signalled but still records events was not killed (SIGTERM handled).
         if p.signalled != nil && p.exit == nil && p.joinDone == nil && e.kind != .processExit {
@@ -164,7 +179,7 @@ final class TraceModel {
         if live { liveThreads += 1 }
         if wasEmpty {
             if unstartedPids.remove(e.pid) != nil { unstarted -= 1 }
-            if let c = p.spawnClock { t.clock.join(c) }
+            if let c = p.spawnClock { t.receive(c) }
         }
         return t
     }
@@ -238,7 +253,7 @@ final class TraceModel {
     private func processClock(_ p: ProcessState) -> VectorClock {
         if let c = p.exitClock { return c }
         var c = VectorClock()
-        for i in p.threads { c.join(threads[i].clock) }
+        for i in p.threads { c.join(threads[i].stamp()) }
         return c
     }
 
@@ -271,7 +286,7 @@ final class TraceModel {
         case .processExit:
             p.exit = e
             var c = VectorClock()
-            for i in p.threads { c.join(threads[i].clock) }
+            for i in p.threads { c.join(threads[i].stamp()) }
             p.exitClock = c
             t.tick()
             checkLocksAtExit(p, e)
@@ -283,7 +298,7 @@ final class TraceModel {
             }
             if let text = e.text, !text.isEmpty { t.name = text }
             if e.a != 0, let parent = thread(pid: e.pid, tid: Int32(truncatingIfNeeded: e.a)) {
-                t.clock.join(parent.clock)
+                t.receive(parent.stamp())
                 parent.tick()
             }
         case .threadExit:
@@ -293,13 +308,13 @@ final class TraceModel {
         case .threadJoinWait:
             break
         case .threadJoinDone:
-            if e.result == .ok, let i = threadByObject[e.object] { t.clock.join(threads[i].clock) }
+            if e.result == .ok, let i = threadByObject[e.object] { t.receive(threads[i].stamp()) }
         case .processSpawn:
             let childPid = Int32(truncatingIfNeeded: e.a)
             let child = process(childPid)
             child.ppid = e.pid
             child.spawn = e
-            child.spawnClock = t.clock
+            child.spawnClock = t.stamp()
             child.object = e.object
             child.forked = e.b == 1
             if child.name == nil, let text = e.text, !text.isEmpty { child.name = text }
@@ -320,7 +335,7 @@ final class TraceModel {
                 p.children.append(childPid)
                 child.spawnOrder = p.children.count
             }
-            if child.spawnClock == nil { child.spawnClock = t.clock }
+            if child.spawnClock == nil { child.spawnClock = t.stamp() }
             if !child.hasEvents { child.handles = p.handles }
             t.tick()
             if e.b > 0 { forkWithThreads(e, p, t) }
@@ -331,7 +346,7 @@ final class TraceModel {
             if e.result == .ok, let child = processes[childPid] {
                 child.joinDone = e
                 child.joinedBy = e.pid
-                t.clock.join(processClock(child))
+                t.receive(processClock(child))
                 retire(child)
             }
         case .processTerminate, .processKill:
@@ -363,7 +378,7 @@ final class TraceModel {
             let o = object(e.object, kind: .lock)
             if o.kind.isSemaphore {
                 o.semValue -= 1
-                t.clock.join(o.semClock)
+                t.receive(o.semClock)
             } else {
                 if o.owner == t.index, let hi = t.heldIndex(e.object) {
                     t.held[hi].depth = max(e.a, 1)
@@ -382,7 +397,7 @@ final class TraceModel {
             let o = object(e.object, kind: .lock)
             if o.kind.isSemaphore {
                 o.semValue += 1
-                o.semClock.join(t.clock)
+                o.semClock.join(t.stamp())
                 o.releasers.insert(e.pid)
                 t.tick()
             } else {
@@ -424,16 +439,17 @@ final class TraceModel {
             o.puts += 1
             o.pendingCount += 1
             o.putters.insert(e.pid)
-            messages[e.a] = PendingMessage(event: e, clock: t.clock, object: e.object, end: 0)
+            messages[e.a] = PendingMessage(event: e, clock: t.stamp(), object: e.object, end: 0)
             t.tick()
         case .queueGet:
             let o = object(e.object, kind: .queue)
             o.gets += 1
-            o.getsByPid[e.pid, default: 0] += 1
+            let u = o.user(e.pid)
+            o.users[u].gets += 1
+            o.users[u].lastGet = e
             o.getters.insert(e.pid)
-            o.lastGet[e.pid] = e
             if let m = messages.removeValue(forKey: e.a) {
-                t.clock.join(m.clock)
+                t.receive(m.clock)
                 o.pendingCount -= 1
             } else {
                 unmatchedReceives += 1
@@ -446,11 +462,11 @@ final class TraceModel {
         case .queueTaskDone:
             let o = object(e.object, kind: .joinableQueue)
             o.taskDones += 1
-            o.taskDonesByPid[e.pid, default: 0] += 1
-            o.taskDoneClock.join(t.clock)
+            o.users[o.user(e.pid)].taskDones += 1
+            o.taskDoneClock.join(t.stamp())
             t.tick()
         case .queueJoinDone:
-            if e.result == .ok { t.clock.join(object(e.object).taskDoneClock) }
+            if e.result == .ok { t.receive(object(e.object).taskDoneClock) }
 
         // Pipes.
         case .pipeNew:
@@ -463,7 +479,7 @@ final class TraceModel {
             let end = Int(e.c & 1)
             o.pipePending[1 - end] += 1
             o.senders[end].insert(e.pid)
-            messages[e.a] = PendingMessage(event: e, clock: t.clock, object: e.object, end: 1 - end)
+            messages[e.a] = PendingMessage(event: e, clock: t.stamp(), object: e.object, end: 1 - end)
             t.tick()
         case .pipeRecvWait:
             _ = object(e.object, kind: .pipe)
@@ -472,7 +488,7 @@ final class TraceModel {
             let end = Int(e.c & 1)
             if e.result != .eof {
                 if let m = messages.removeValue(forKey: e.a) {
-                    t.clock.join(m.clock)
+                    t.receive(m.clock)
                     o.pipePending[m.end] = max(0, o.pipePending[m.end] - 1)
                 } else {
                     unmatchedReceives += 1
@@ -491,7 +507,7 @@ final class TraceModel {
         case .eventSet:
             let o = object(e.object, kind: .event)
             o.isSet = true
-            o.setClock.join(t.clock)
+            o.setClock.join(t.stamp())
             o.setters.insert(e.pid)
             t.tick()
         case .eventClear:
@@ -499,7 +515,7 @@ final class TraceModel {
         case .eventWait:
             break
         case .eventWake:
-            if e.result == .ok { t.clock.join(object(e.object, kind: .event).setClock) }
+            if e.result == .ok { t.receive(object(e.object, kind: .event).setClock) }
         case .conditionNew:
             let o = created(e, kind: .condition)
             o.condLock = e.a
@@ -515,7 +531,7 @@ final class TraceModel {
             }
         case .conditionWake:
             let o = object(e.object, kind: .condition)
-            t.clock.join(o.setClock)
+            t.receive(o.setClock)
             if o.condLock != 0, let ri = t.condReleased.firstIndex(where: { $0.lock == o.condLock }) {
                 var h = t.condReleased.remove(at: ri)
                 h.event = e
@@ -529,7 +545,7 @@ final class TraceModel {
         case .conditionNotify:
             let o = object(e.object, kind: .condition)
             o.notifies += 1
-            o.setClock.join(t.clock)
+            o.setClock.join(t.stamp())
             o.notifiers.insert(e.pid)
             t.tick()
         case .barrierNew:
@@ -544,10 +560,10 @@ final class TraceModel {
             }
             o.arrived += 1
             o.arrivedThreads.insert(t.index)
-            o.barrierClock.join(t.clock)
+            o.barrierClock.join(t.stamp())
             t.tick()
         case .barrierPass:
-            t.clock.join(object(e.object, kind: .barrier).barrierClock)
+            t.receive(object(e.object, kind: .barrier).barrierClock)
 
         // Pools.
         case .poolNew:
@@ -558,7 +574,7 @@ final class TraceModel {
             let o = object(e.object, kind: .pool)
             var task = o.tasks[e.a] ?? PoolTask()
             task.submit = e
-            task.submitClock = t.clock
+            task.submitClock = t.stamp()
             o.tasks[e.a] = task
             t.tick()
         case .poolTaskStart:
@@ -566,7 +582,7 @@ final class TraceModel {
             o.workers.insert(e.pid)
             var task = o.tasks[e.a] ?? PoolTask()
             task.workerPid = e.pid
-            if let c = task.submitClock { t.clock.join(c) }
+            if let c = task.submitClock { t.receive(c) }
             o.tasks[e.a] = task
         case .poolTaskDone:
             let o = object(e.object, kind: .pool)
@@ -574,7 +590,7 @@ final class TraceModel {
             var task = o.tasks[e.a] ?? PoolTask()
             task.workerPid = e.pid
             task.done = e
-            task.doneClock = t.clock
+            task.doneClock = t.stamp()
             task.submitClock = nil
             o.tasks[e.a] = task
             t.tick()
@@ -582,7 +598,7 @@ final class TraceModel {
             _ = object(e.object, kind: .pool)
         case .poolResult:
             let o = object(e.object, kind: .pool)
-            if let task = o.tasks.removeValue(forKey: e.a), let c = task.doneClock { t.clock.join(c) }
+            if let task = o.tasks.removeValue(forKey: e.a), let c = task.doneClock { t.receive(c) }
         case .poolClose, .poolTerminate:
             let o = object(e.object, kind: .pool)
             if o.poolClosed == nil { o.poolClosed = e }

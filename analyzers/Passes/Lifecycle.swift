@@ -121,7 +121,7 @@ extension TraceModel {
     }
 
     /// Every process that could still take messages from / act on the object has ended.
-    private func allUsersEnded(_ o: ObjectState, key: UInt64, extra: Set<Int32>) -> Bool {
+    private func allUsersEnded(_ o: ObjectState, key: UInt64, extra: PidSet) -> Bool {
         for (pid, p) in processes {
             let holds = p.handles.contains(key) || extra.contains(pid) || o.creatorPid == pid
             if holds && !p.isDead { return false }
@@ -150,7 +150,7 @@ extension TraceModel {
             let getters = (o.kind == .pipe ? [] : o.getters.sorted())
             for g in getters {
                 participants.append(RawParticipant(pid: g, tid: g, role: "consumer",
-                                                   detail: "got \(o.getsByPid[g] ?? 0) message(s), then \(processes[g].map { endDescription($0) } ?? "ended")",
+                                                   detail: "got \(o.gets(of: g)) message(s), then \(processes[g].map { endDescription($0) } ?? "ended")",
                                                    object: id, core: false))
             }
             var evidence: [(TraceEvent, String?)] = ms.prefix(5).map { ($0.event, "put, never got") }

@@ -66,7 +66,7 @@ struct WaitForAnalysis {
     }
 
     /// Processes that may act on `key` (hold the handle or used the object and did not close it).
-    private func holders(_ o: ObjectState?, key: UInt64, users: Set<Int32>) -> (live: [Int32], exited: [Int32]) {
+    private func holders(_ o: ObjectState?, key: UInt64, users: PidSet) -> (live: [Int32], exited: [Int32]) {
         var live: [Int32] = []
         var exited: [Int32] = []
         for (pid, p) in model.processes {
@@ -87,7 +87,7 @@ struct WaitForAnalysis {
         let e = w.event
         let o = model.objects[e.object]
         var n = WaitNode(thread: t.index, wait: w, isAnd: false, wakers: [], likely: [], exitedWakers: [], enabled: false)
-        func or(_ key: UInt64, users: Set<Int32>, actors: Set<Int32>) {
+        func or(_ key: UInt64, users: PidSet, actors: PidSet) {
             let h = holders(o, key: key, users: users.union(actors))
             n.wakers = h.live.map { .process($0) }
             n.exitedWakers = h.exited
@@ -108,7 +108,7 @@ struct WaitForAnalysis {
             if e.a != 0 { n.enabled = true; break }   // a timed acquire ends by itself
             if o.kind.isSemaphore {
                 if o.semValue > 0 { n.enabled = true; break }
-                or(e.object, users: [], actors: o.releasers)
+                or(e.object, users: PidSet(), actors: o.releasers)
             } else {
                 n.isAnd = true
                 if o.owner < 0 { n.enabled = true; break }
@@ -153,15 +153,15 @@ struct WaitForAnalysis {
         case .eventWait:
             guard let o else { n.enabled = true; break }
             if o.isSet { n.enabled = true; break }
-            or(e.object, users: [], actors: o.setters)
+            or(e.object, users: PidSet(), actors: o.setters)
         case .conditionWait:
             guard let o else { n.enabled = true; break }
             if o.notifies > w.generation { n.enabled = true; break }
-            or(e.object, users: [], actors: o.notifiers)
+            or(e.object, users: PidSet(), actors: o.notifiers)
         case .barrierWait:
             guard let o else { n.enabled = true; break }
             if o.parties > 0 && o.arrived >= o.parties { n.enabled = true; break }
-            or(e.object, users: [], actors: [])
+            or(e.object, users: PidSet(), actors: PidSet())
         case .poolResultWait, .poolJoinWait:
             guard let o else { n.enabled = true; break }
             if e.kind == .poolResultWait, o.tasks[e.a]?.done != nil { n.enabled = true; break }
@@ -424,7 +424,7 @@ extension TraceModel {
                 fixes.append("Close the ends a process does not use: the receiver must close its copy of the write end after starting the writer, so recv sees end-of-file when the writer exits.")
             case .queueJoinWait:
                 if let o = objects[e.object], o.pendingCount == 0, o.gets > o.taskDones {
-                    let culprits = o.getsByPid.keys.filter { (o.getsByPid[$0] ?? 0) > (o.taskDonesByPid[$0] ?? 0) }.sorted()
+                    let culprits = o.users.filter { $0.gets > $0.taskDones }.map(\.pid).sorted()
                     missingTaskDone = (o, culprits)
                 }
                 fixes.append("Call task_done() exactly once for every item got (in a `defer` right after `get`).")
@@ -445,11 +445,11 @@ extension TraceModel {
             let obj = objectLabel(q.id)
             var parts = participants
             for pid in culprits where !parts.contains(where: { $0.pid == pid && $0.role == "forgot-task-done" }) {
-                let n = (q.getsByPid[pid] ?? 0) - (q.taskDonesByPid[pid] ?? 0)
+                let n = q.gets(of: pid) - q.taskDones(of: pid)
                 parts.append(RawParticipant(pid: pid, tid: pid, role: "forgot-task-done",
-                                            detail: "got \(q.getsByPid[pid] ?? 0) item(s), marked \(q.taskDonesByPid[pid] ?? 0) done (\(n) missing)",
-                                            object: q.id, stackEvent: q.lastGet[pid]))
-                if let g = q.lastGet[pid] { evidence.append((g, "\(whoProcess(pid)) gets an item it never marks done")) }
+                                            detail: "got \(q.gets(of: pid)) item(s), marked \(q.taskDones(of: pid)) done (\(n) missing)",
+                                            object: q.id, stackEvent: q.lastGet(of: pid)))
+                if let g = q.lastGet(of: pid) { evidence.append((g, "\(whoProcess(pid)) gets an item it never marks done")) }
             }
             f = RawFinding(
                 kind: .missingTaskDone, severity: .error,
