@@ -74,7 +74,7 @@ public final class RawTraceFile {
     private var dctx: OpaquePointer?
     private var eof = false
     private var stopped = false
-    private var lastHint = 1
+    private var lastHint = 19  // the largest frame header
     private var anyOutput = false
 
     public init(path: String) throws {
@@ -183,7 +183,9 @@ public final class RawTraceFile {
                     return false
                 }
             }
-            var srcSize = inEnd - inPos
+            // At most one block per call (the hint is the size of what comes next), so that a
+            // corrupt block costs only itself and its offset is exact.
+            var srcSize = min(inEnd - inPos, max(lastHint, 1))
             var dstSize = outCap - outEnd
             let hint = LZ4F_decompress(dctx, outBuf + outEnd, &dstSize, inBuf + inPos, &srcSize, nil)
             if LZ4F_isError(hint) != 0 {

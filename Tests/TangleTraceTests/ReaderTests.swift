@@ -1,0 +1,198 @@
+import Foundation
+import XCTest
+@testable import TangleTrace
+
+final class ReaderTests: XCTestCase {
+    static let header = #"{"k":"header","v":1,"pid":10,"ppid":1,"exe":"/bin/x","argv0":"x","clock":"CLOCK_MONOTONIC","boot":"b","t":100,"proc":0,"modules":[]}"#
+
+    private func write(_ text: String, _ name: String, in dir: String) -> String {
+        let path = dir + "/" + name
+        FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+        return path
+    }
+
+    /// Plain .jsonl reads; omitted pid and seq are restored; argument keys map back to a/b/c.
+    func testPlainJSONLAndRestoredFields() throws {
+        let dir = makeTempDir("plain")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let text = Self.header + "\n" + """
+        {"t":200,"tid":11,"k":"queue.put","o":5,"msg":7,"size":9}
+        {"t":210,"tid":11,"k":"queue.get","o":5,"msg":7,"size":9,"extra":"x","more":1}
+        {"t":220,"tid":12,"seq":4,"k":"proc.join-done","o":6,"child":3,"status":1,"signal":9,"r":"timeout"}
+        {"t":230,"tid":12,"k":"lock.new","name":"a\\"b\\u00e9","type":1}
+        """
+        let trace = try TraceReader.load(paths: [write(text, "10-100.jsonl", in: dir)])
+        XCTAssertEqual(trace.events.count, 4)
+        XCTAssertEqual(trace.events.map(\.seq), [0, 1, 4, 5])
+        XCTAssertEqual(trace.events.map(\.pid), [10, 10, 10, 10])
+        XCTAssertEqual(trace.events[0].a, 7)
+        XCTAssertEqual(trace.events[0].b, 9)
+        XCTAssertEqual(trace.events[2].a, 3)
+        XCTAssertEqual(trace.events[2].b, 1)
+        XCTAssertEqual(trace.events[2].c, 9)
+        XCTAssertEqual(trace.events[2].result, .timeout)
+        XCTAssertEqual(trace.events[3].text, "a\"bé")
+        XCTAssertEqual(trace.events[3].a, 1)
+    }
+
+    /// Unknown kinds are skipped and counted; invalid lines are reported with an offset and skipped.
+    func testUnknownKindsAndInvalidLines() throws {
+        let dir = makeTempDir("invalid")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let text = Self.header + "\n" + """
+        {"t":200,"tid":11,"k":"future.kind","o":5}
+        not json at all
+        {"t":201,"tid":11,"k":"queue.put"
+        {"t":202,"tid":11,"k":"queue.put","o":[1,2]}
+        {"t":203,"tid":11,"k":"queue.put","o":5}
+        {"tid":11,"k":"queue.put","o":5}
+        """ + "\n"
+        let trace = try TraceReader.load(paths: [write(text, "10-100.jsonl", in: dir)])
+        XCTAssertEqual(trace.events.count, 2, "the nested-o line keeps its kind (o unreadable → 0), the last line lacks t")
+        XCTAssertEqual(trace.problems.filter { $0.kind == .unknownKind }.first?.count, 1)
+        let invalid = trace.problems.filter { $0.kind == .invalidLine }
+        XCTAssertEqual(invalid.count, 3)
+        XCTAssertTrue(invalid.allSatisfy { $0.file.hasSuffix("10-100.jsonl") && $0.offset > 0 })
+    }
+
+    /// A file whose first line is not a header, random bytes, a bad LZ4 magic: errors naming the
+    /// file; no trace files at all: an error naming the directory.
+    func testUnusableInputThrows() throws {
+        let dir = makeTempDir("unusable")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let noHeader = write(#"{"t":1,"tid":1,"k":"queue.put"}"# + "\n", "a.jsonl", in: dir)
+        XCTAssertThrowsError(try TraceReader.load(paths: [noHeader])) { e in
+            XCTAssertTrue("\(e)".contains("a.jsonl"))
+        }
+        var rng = SystemRandomNumberGenerator()
+        let garbage = dir + "/g.jsonl.lz4"
+        FileManager.default.createFile(atPath: garbage, contents: Data((0..<5000).map { _ in UInt8.random(in: 0...255, using: &rng) }))
+        XCTAssertThrowsError(try TraceReader.load(paths: [garbage])) { e in XCTAssertTrue("\(e)".contains("g.jsonl.lz4")) }
+        let empty = makeTempDir("empty")
+        defer { try? FileManager.default.removeItem(atPath: empty) }
+        XCTAssertThrowsError(try TraceReader.load(paths: [empty])) { e in XCTAssertTrue("\(e)".contains(empty)) }
+        XCTAssertThrowsError(try TraceReader.load(paths: [dir + "/does-not-exist"]))
+    }
+
+    /// Fuzz: mutated, truncated and random lines after a valid header never crash the reader.
+    func testFuzzedLinesNeverCrash() throws {
+        let dir = makeTempDir("fuzz")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let seedLines = [
+            #"{"t":200,"tid":11,"seq":3,"k":"queue.put","o":5,"s":2,"msg":7,"size":9,"r":"timeout","name":"q\n"}"#,
+            #"{"k":"stack","pid":10,"id":2,"pcs":[1,2,3]}"#,
+            #"{"k":"module","t":5,"module":{"path":"/x","build_id":"ab","bias":1,"lo":2,"hi":3}}"#,
+        ]
+        var rng = SystemRandomNumberGenerator()
+        var lines: [String] = [Self.header]
+        for i in 0..<3000 {
+            var bytes = Array(seedLines[i % seedLines.count].utf8)
+            switch i % 4 {
+            case 0: bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 32...126, using: &rng)
+            case 1: bytes = Array(bytes.prefix(Int.random(in: 0..<bytes.count, using: &rng)))
+            case 2: bytes = (0..<Int.random(in: 1...80, using: &rng)).map { _ in UInt8.random(in: 1...255, using: &rng) }.filter { $0 != 10 }
+            default: bytes.insert(UInt8.random(in: 32...126, using: &rng), at: Int.random(in: 0...bytes.count, using: &rng))
+            }
+            lines.append(String(decoding: bytes, as: UTF8.self))
+        }
+        let path = write(lines.joined(separator: "\n") + "\n", "10-100.jsonl", in: dir)
+        let trace = try TraceReader.load(paths: [path])
+        XCTAssertGreaterThan(trace.problems.count, 0)
+        // and the JSON parser on raw random bytes
+        for _ in 0..<2000 {
+            let b = (0..<Int.random(in: 0...64, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            _ = b.withUnsafeBytes { JSONParser.parse($0) }
+            var f = EventLineFields()
+            b.withUnsafeBufferPointer { p in
+                if let base = p.baseAddress { _ = parseEventLine(base, p.count, &f) }
+            }
+        }
+    }
+
+    /// A real trace file cut at many byte offsets: the prefix reads (a subset of the full file's
+    /// events, in the same order), the cut is reported as truncation, nothing throws after the
+    /// first block and nothing crashes; garbage written over the tail is reported as corruption.
+    func testCutAtManyOffsets() throws {
+        let dir = makeTempDir("cut")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let child = TraceChild.start("threads", traceDir: dir, extraEnv: ["TANGLE_TEST_THREADS": "2", "TANGLE_TEST_EVENTS": "3000"])
+        XCTAssertEqual(child.wait().status, 0)
+        let file = try XCTUnwrap(traceFiles(dir).first)
+        let full = try TraceReader.load(paths: [file])
+        XCTAssertTrue(full.problems.isEmpty)
+        let data = try Data(contentsOf: URL(fileURLWithPath: file))
+        let cutDir = makeTempDir("cut2")
+        defer { try? FileManager.default.removeItem(atPath: cutDir) }
+        let cutPath = cutDir + "/\(child.pid)-1.jsonl.lz4"
+        var offsets = Array(stride(from: 0, to: data.count, by: max(1, data.count / 150)))
+        offsets += [1, 3, 4, 7, 11, data.count - 1, data.count - 4, data.count - 5]
+        var previous = -1
+        for cut in offsets.sorted() where cut >= 0 && cut < data.count {
+            FileManager.default.createFile(atPath: cutPath, contents: data.prefix(cut))
+            let t: LoadedTrace
+            do {
+                t = try TraceReader.load(paths: [cutPath])
+            } catch {
+                XCTAssertLessThan(cut, 4, "only a file too short for the magic number is unusable (cut \(cut)): \(error)")
+                continue
+            }
+            XCTAssertFalse(t.problems.isEmpty, "cut at \(cut) is reported")
+            if cut >= 4 { XCTAssertEqual(t.truncated.count, 1, "cut at \(cut): \(t.problems)") }
+            XCTAssertLessThanOrEqual(t.events.count, full.events.count)
+            XCTAssertGreaterThanOrEqual(t.events.count, previous, "longer prefixes read no fewer events")
+            previous = t.events.count
+            // prefix per thread
+            for tid in Set(t.events.map(\.tid)) {
+                let a = t.events.filter { $0.tid == tid }
+                let b = full.events.filter { $0.tid == tid }
+                XCTAssertEqual(a, Array(b.prefix(a.count)), "cut \(cut) thread \(tid)")
+            }
+        }
+        // Corrupt bytes in the middle: an error value naming the file and an offset, prefix kept.
+        var bad = data
+        let mid = data.count / 2
+        for i in mid..<min(mid + 64, data.count) { bad[i] ^= 0x5A }
+        FileManager.default.createFile(atPath: cutPath, contents: bad)
+        let t = try TraceReader.load(paths: [cutPath])
+        let corrupt = t.problems.filter { $0.kind == .corrupt }
+        XCTAssertEqual(corrupt.count, 1, "\(t.problems)")
+        XCTAssertTrue(corrupt.first?.file == cutPath)
+        XCTAssertGreaterThan(t.events.count, 0)
+        XCTAssertLessThan(t.events.count, full.events.count)
+    }
+
+    /// Merge across files: time order, ties by pid/tid/seq, and the streaming API publishes
+    /// headers and stacks.
+    func testMergeAcrossFiles() throws {
+        let dir = makeTempDir("merge")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let h1 = Self.header
+        let h2 = Self.header.replacingOccurrences(of: "\"pid\":10", with: "\"pid\":20")
+        _ = write(h1 + "\n" + """
+        {"t":300,"tid":10,"k":"queue.put","o":1}
+        {"t":500,"tid":10,"k":"queue.put","o":1,"s":1}
+        {"k":"stack","id":1,"pcs":[10,20]}
+        {"t":400,"tid":11,"k":"queue.put","o":1}
+        """ + "\n", "10-100.jsonl", in: dir)
+        _ = write(h2 + "\n" + """
+        {"t":300,"tid":20,"k":"queue.get","o":1}
+        {"t":450,"tid":20,"k":"queue.get","o":1}
+        """ + "\n", "20-100.jsonl", in: dir)
+        let stream = try TraceEventStream(paths: [dir])
+        var got: [(UInt64, Int32)] = []
+        while let e = try stream.next() { got.append((e.time, e.pid)) }
+        XCTAssertEqual(got.map(\.0), [300, 300, 400, 450, 500])
+        XCTAssertEqual(got.map(\.1), [10, 20, 10, 20, 10])
+        XCTAssertEqual(Set(stream.headers.keys), [10, 20])
+        XCTAssertEqual(stream.stacks[10]?[1], [10, 20])
+    }
+
+    /// The generic JSON parser: nesting, escapes, numbers.
+    func testJSONParser() {
+        XCTAssertEqual(JSONParser.parse(#"{"a":[1,-2,3.5,true,null,"x\u0041"],"b":{}}"#),
+                       .object([("a", .array([.uint(1), .int(-2), .double(3.5), .bool(true), .null, .string("xA")])), ("b", .object([]))]))
+        XCTAssertNil(JSONParser.parse(#"{"a":1"#))
+        XCTAssertNil(JSONParser.parse(#"{"a":1} x"#))
+        XCTAssertNil(JSONParser.parse(String(repeating: "[", count: 1000)))
+    }
+}

@@ -1,0 +1,175 @@
+import Foundation
+import XCTest
+@testable import TangleTrace
+
+final class RecorderTests: XCTestCase {
+    /// Every event kind recorded by a real child process reads back with its object, arguments,
+    /// result, name and (where asked) an interned stack; the file is complete (not truncated).
+    func testRoundTripOfEveryKind() throws {
+        let dir = makeTempDir("roundtrip")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let child = TraceChild.start("roundtrip", traceDir: dir)
+        XCTAssertEqual(child.wait().status, 0)
+        let files = traceFiles(dir)
+        XCTAssertEqual(files.count, 1)
+        let attrs = try FileManager.default.attributesOfItem(atPath: files[0])
+        XCTAssertEqual((attrs[.posixPermissions] as? NSNumber)?.intValue, 0o600)
+
+        let trace = try TraceReader.load(paths: [dir])
+        XCTAssertTrue(trace.truncated.isEmpty, "\(trace.problems)")
+        XCTAssertEqual(trace.headers.count, 1)
+        let header = try XCTUnwrap(trace.headers[child.pid])
+        XCTAssertEqual(header.schemaVersion, 1)
+        XCTAssertEqual(header.processObject, 77)
+        XCTAssertEqual(header.ppid, getpid())
+        XCTAssertEqual(header.clock, "CLOCK_MONOTONIC")
+        XCTAssertFalse(header.bootID.isEmpty)
+        XCTAssertFalse(header.modules.isEmpty)
+        XCTAssertTrue(header.modules.contains { !$0.buildID.isEmpty && $0.low < $0.high })
+
+        var byKind: [EventKind: TraceEvent] = [:]
+        var lastTime: UInt64 = 0
+        for (i, e) in trace.events.enumerated() {
+            XCTAssertEqual(e.pid, child.pid)
+            XCTAssertEqual(e.seq, UInt64(i), "one thread: seq counts up from 0 without gaps")
+            XCTAssertGreaterThanOrEqual(e.time, lastTime)
+            lastTime = e.time
+            byKind[e.kind] = e
+        }
+        XCTAssertEqual(trace.events.first?.kind, .processStart)
+        XCTAssertEqual(trace.events.first?.object, 77)
+        XCTAssertEqual(trace.events.first?.text, "roundtrip")
+        XCTAssertEqual(trace.events.last?.kind, .processExit)
+        XCTAssertEqual(trace.events.last?.a, 3)
+        for kind in EventKind.allCases where kind != .processStart && kind != .processExit {
+            let want = TraceChildren.expectedEvent(kind)
+            guard let got = byKind[kind] else { XCTFail("missing \(kind.name)"); continue }
+            XCTAssertEqual(got.object, want.object, kind.name)
+            XCTAssertEqual(got.a, want.a, kind.name)
+            XCTAssertEqual(got.b, want.b, kind.name)
+            XCTAssertEqual(got.c, want.c, kind.name)
+            XCTAssertEqual(got.result, want.result, kind.name)
+            XCTAssertEqual(got.text, want.text, kind.name)
+            if kind.rawValue % 2 == 0 {
+                XCTAssertNotEqual(got.stack, 0, kind.name)
+                let pcs = trace.stacks[child.pid]?[got.stack]
+                XCTAssertNotNil(pcs, "stack \(got.stack) of \(kind.name) has a stack record")
+                XCTAssertFalse(pcs?.isEmpty ?? true)
+                // every frame lies in a module's executable range
+                if let pc = pcs?.first {
+                    XCTAssertTrue(header.modules.contains { pc >= $0.low && pc < $0.high }, "first pc in a module")
+                }
+            } else {
+                XCTAssertEqual(got.stack, 0, kind.name)
+            }
+        }
+        XCTAssertEqual(trace.droppedEvents, want(dropped: EventKind.dropped))
+    }
+
+    private func want(dropped kind: EventKind) -> UInt64 { TraceChildren.expectedEvent(kind).a }
+
+    /// A child SIGKILLed while blocked leaves a file whose prefix reads, is reported truncated,
+    /// and reaches the wait event it recorded just before blocking.
+    func testKilledWriterLeavesPrefixReachingLastWait() throws {
+        let dir = makeTempDir("killed")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ready = dir + "/ready.flag"
+        let child = TraceChild.start("blocked", traceDir: dir, extraEnv: ["TANGLE_TEST_READY": ready])
+        var waited = 0
+        while !FileManager.default.fileExists(atPath: ready) && waited < 3000 {
+            usleep(10_000)
+            waited += 10
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: ready), "child never got blocked")
+        kill(child.pid, SIGKILL)
+        XCTAssertEqual(child.wait().signal, SIGKILL)
+        let trace = try TraceReader.load(paths: [dir])
+        XCTAssertEqual(trace.truncated.count, 1, "a killed writer's file has no end mark")
+        let mine = trace.events.filter { $0.pid == child.pid }
+        XCTAssertEqual(mine.last?.kind, .queueGetWait)
+        XCTAssertEqual(mine.last?.object, 42)
+        XCTAssertEqual(mine.filter { $0.kind == .queuePut }.count, 1000)
+    }
+
+    /// SIGTERM: the handler flushes, records proc.exit with the signal, ends the frame, and the
+    /// process still dies of SIGTERM.
+    func testSigtermFlushesAndEndsTheFile() throws {
+        let dir = makeTempDir("term")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ready = dir + "/ready.flag"
+        let child = TraceChild.start("blocked", traceDir: dir, extraEnv: ["TANGLE_TEST_READY": ready])
+        var waited = 0
+        while !FileManager.default.fileExists(atPath: ready) && waited < 3000 {
+            usleep(10_000)
+            waited += 10
+        }
+        kill(child.pid, SIGTERM)
+        XCTAssertEqual(child.wait().signal, SIGTERM)
+        let trace = try TraceReader.load(paths: [dir])
+        XCTAssertTrue(trace.truncated.isEmpty, "\(trace.problems)")
+        XCTAssertEqual(trace.events.last?.kind, .processExit)
+        XCTAssertEqual(trace.events.last?.b, UInt64(SIGTERM))
+    }
+
+    /// Many threads recording at once lose no event: every thread's seq runs 0..<n with no gap.
+    func testManyThreadsLoseNoEvent() throws {
+        let dir = makeTempDir("threads")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let threads = 8, events = 20000
+        let child = TraceChild.start("threads", traceDir: dir,
+                                     extraEnv: ["TANGLE_TEST_THREADS": "\(threads)", "TANGLE_TEST_EVENTS": "\(events)"])
+        XCTAssertEqual(child.wait().status, 0)
+        let trace = try TraceReader.load(paths: [dir])
+        XCTAssertTrue(trace.problems.isEmpty, "\(trace.problems)")
+        var perThread: [Int32: [TraceEvent]] = [:]
+        for e in trace.events where e.kind == .lockAcquired || e.kind == .lockWait {
+            perThread[e.tid, default: []].append(e)
+        }
+        XCTAssertEqual(perThread.count, threads)
+        for (tid, evs) in perThread {
+            XCTAssertEqual(evs.filter { $0.kind == .lockAcquired }.count, events, "thread \(tid)")
+            for (i, e) in evs.enumerated() where e.seq != UInt64(i) {
+                XCTFail("thread \(tid): event \(i) has seq \(e.seq)")
+                break
+            }
+            let acquired = evs.filter { $0.kind == .lockAcquired }.map(\.a)
+            XCTAssertEqual(acquired, (0..<UInt64(events)).map { $0 }, "thread \(tid) in order")
+        }
+        // merged order: times never go backwards
+        for i in 1..<trace.events.count where trace.events[i].time < trace.events[i - 1].time {
+            XCTFail("time goes backwards at \(i)")
+            break
+        }
+    }
+
+    /// A forked child writes its own file (ppid = the forker), starting with proc.start forked=1,
+    /// without the parent's records that were unflushed at fork time.
+    func testForkedChildWritesItsOwnFile() throws {
+        let dir = makeTempDir("fork")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let child = TraceChild.start("fork", traceDir: dir)
+        XCTAssertEqual(child.wait().status, 0)
+        XCTAssertEqual(traceFiles(dir).count, 2)
+        let trace = try TraceReader.load(paths: [dir])
+        XCTAssertTrue(trace.truncated.isEmpty, "\(trace.problems)")
+        let forkEvent = try XCTUnwrap(trace.events.first { $0.kind == .processFork })
+        let grandchild = Int32(forkEvent.a)
+        let h = try XCTUnwrap(trace.headers[grandchild])
+        XCTAssertEqual(h.ppid, child.pid)
+        XCTAssertEqual(h.processObject, 101)
+        let mine = trace.events.filter { $0.pid == grandchild }
+        XCTAssertEqual(mine.map(\.kind), [.processStart, .queueGet, .processExit])
+        XCTAssertEqual(mine.first?.b, 1, "forked")
+        XCTAssertEqual(mine.first?.seq, 0)
+        let parents = trace.events.filter { $0.pid == child.pid && $0.kind == .queuePut }
+        XCTAssertEqual(parents.map(\.a), [1, 2])
+    }
+
+    /// Object and message ids work with tracing off and carry the pid.
+    func testIDsWithoutTracing() {
+        let a = Recorder.newObjectID(), b = Recorder.newObjectID()
+        XCTAssertNotEqual(a, b)
+        XCTAssertEqual(a >> 28, UInt64(getpid()))
+        XCTAssertNotEqual(Recorder.newMessageID(), Recorder.newMessageID())
+    }
+}

@@ -1,0 +1,146 @@
+import Foundation
+import XCTest
+import CTangleSupport
+@testable import TangleTrace
+
+// Children of the test binary: the C constructor in trace_support.c calls this before XCTest's
+// main when TANGLE_TRACE_TEST_CHILD=<name> is set, and _exits with what it returns.
+@_cdecl("tangle_trace_test_child")
+func tangleTraceTestChild(_ name: UnsafePointer<CChar>) -> Int32 {
+    let n = String(cString: name)
+    guard let body = TraceChildren.all[n] else { return 99 }
+    return body()
+}
+
+enum TraceChildren {
+    static let all: [String: () -> Int32] = [
+        "roundtrip": roundTrip,
+        "blocked": blocked,
+        "threads": manyThreads,
+        "fork": forkChild,
+    ]
+
+    static func env(_ key: String) -> String? { ProcessInfo.processInfo.environment[key] }
+
+    /// One event of every kind, args derived from the kind (see `expectedEvent`).
+    static func roundTrip() -> Int32 {
+        Recorder.start(processObject: 77, name: "roundtrip")
+        for kind in EventKind.allCases where kind != .processStart && kind != .processExit {
+            let e = expectedEvent(kind)
+            if let text = e.text {
+                Recorder.record(kind, object: e.object, text: text, a: e.a, b: e.b, c: e.c, result: e.result, stack: kind.rawValue % 2 == 0)
+            } else {
+                Recorder.record(kind, object: e.object, a: e.a, b: e.b, c: e.c, result: e.result, stack: kind.rawValue % 2 == 0)
+            }
+        }
+        Recorder.processExiting(status: 3, signal: 0)
+        return 0
+    }
+
+    /// Records events then blocks (after a wait event) until killed. Writes "ready" to the file
+    /// named by TANGLE_TEST_READY once blocked.
+    static func blocked() -> Int32 {
+        Recorder.start(processObject: 5, name: "blocked")
+        for i in 0..<1000 {
+            Recorder.record(.queuePut, object: 42, a: UInt64(i + 1), b: 8)
+        }
+        Recorder.record(.queueGetWait, object: 42)   // flushes before returning
+        if let ready = env("TANGLE_TEST_READY") {
+            FileManager.default.createFile(atPath: ready, contents: Data("ready".utf8))
+        }
+        while true { sleep(10) }
+    }
+
+    /// THREADS threads × EVENTS events each, at once.
+    static func manyThreads() -> Int32 {
+        let threads = Int(env("TANGLE_TEST_THREADS") ?? "8") ?? 8
+        let events = Int(env("TANGLE_TEST_EVENTS") ?? "20000") ?? 20000
+        var ts: [pthread_t] = []
+        for t in 0..<threads {
+            var tid = pthread_t()
+            let arg = UnsafeMutableRawPointer(bitPattern: UInt(t * 1_000_000 + events + 1))
+            pthread_create(&tid, nil, { arg in
+                let v = Int(bitPattern: UInt(bitPattern: arg))
+                let t = v / 1_000_000, n = v % 1_000_000 - 1
+                for i in 0..<n {
+                    Recorder.record(.lockAcquired, object: UInt64(t + 1), a: UInt64(i), stack: i % 3 == 0)
+                    if i % 5000 == 4999 { Recorder.record(.lockWait, object: UInt64(t + 1)) }
+                }
+                return nil
+            }, arg)
+            ts.append(tid)
+        }
+        for t in ts { pthread_join(t, nil) }
+        Recorder.processExiting(status: 0, signal: 0)
+        return 0
+    }
+
+    /// Records, forks; the child records its own events into its own file.
+    static func forkChild() -> Int32 {
+        Recorder.start(processObject: 100, name: "forker")
+        Recorder.record(.queuePut, object: 1, a: 1, b: 1)
+        Recorder.flush()
+        Recorder.record(.queuePut, object: 1, a: 2, b: 2)   // unflushed at fork time: the child must not carry it
+        let pid = fork()
+        if pid == 0 {
+            Recorder.afterForkInChild(processObject: 101, name: "forked")
+            Recorder.record(.queueGet, object: 1, a: 3, b: 3)
+            Recorder.processExiting(status: 0, signal: 0)
+            _exit(0)
+        }
+        Recorder.record(.processFork, a: UInt64(pid))
+        var st: Int32 = 0
+        waitpid(pid, &st, 0)
+        Recorder.processExiting(status: 0, signal: 0)
+        return 0
+    }
+
+    static func expectedEvent(_ kind: EventKind) -> TraceEvent {
+        let r = UInt64(kind.rawValue)
+        let keys = kind.argumentKeys
+        return TraceEvent(
+            time: 0, pid: 0, tid: 0, seq: 0, kind: kind, object: 1000 + r,
+            result: kind.isWait ? .ok : WaitResult(rawValue: UInt8(r % 7)) ?? .ok,
+            a: keys.a != nil ? r * 10 + 1 : (r % 3 == 0 ? 5 : 0),
+            b: keys.b != nil ? r * 10 + 2 : 0,
+            c: keys.c != nil ? r * 10 + 3 : 0,
+            text: r % 4 == 0 ? "name \"\(kind.name)\"\n\\é" : nil)
+    }
+}
+
+/// Starting a child of the test binary and waiting for it.
+struct TraceChild {
+    let pid: pid_t
+
+    static func start(_ name: String, traceDir: String, extraEnv: [String: String] = [:]) -> TraceChild {
+        var env = ProcessInfo.processInfo.environment
+        env["TANGLE_TRACE_TEST_CHILD"] = name
+        env["TANGLE_TRACE"] = traceDir
+        env["SWIFT_BACKTRACE"] = "enable=no"
+        for (k, v) in extraEnv { env[k] = v }
+        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        let argv = [strdup("trace-test-child"), nil]
+        defer { envp.forEach { free($0) }; argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, "/proc/self/exe", nil, nil, argv, envp)
+        precondition(rc == 0, "posix_spawn failed: \(rc)")
+        return TraceChild(pid: pid)
+    }
+
+    /// Waits; returns (exit status, signal).
+    func wait() -> (status: Int32, signal: Int32) {
+        var st: Int32 = 0
+        while waitpid(pid, &st, 0) < 0 && errno == EINTR {}
+        if st & 0x7f == 0 { return ((st >> 8) & 0xff, 0) }
+        return (0, st & 0x7f)
+    }
+}
+
+func makeTempDir(_ tag: String) -> String {
+    var template = Array((NSTemporaryDirectory() + "/tangle-trace-test-\(tag)-XXXXXX").utf8CString)
+    return String(cString: mkdtemp(&template)!)
+}
+
+func traceFiles(_ dir: String) -> [String] {
+    ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".jsonl.lz4") }.sorted().map { dir + "/" + $0 }
+}
