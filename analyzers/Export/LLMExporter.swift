@@ -27,6 +27,8 @@ enum LLMExporter {
         var format = "tangle-llm-summary/v1"
         var budgetTokens: Int
         var estimatedTokens: Int
+        var totalFindings = 0
+        var actualFindings = 0
         var tokenEstimate = "characters / 4, rounded up"
         var run: Run
         var findings: [FindingDoc]
@@ -38,6 +40,7 @@ enum LLMExporter {
 
         enum CodingKeys: String, CodingKey {
             case tool, version, format, budgetTokens = "budget_tokens", estimatedTokens = "estimated_tokens"
+            case totalFindings = "total_findings", actualFindings = "actual_findings"
             case tokenEstimate = "token_estimate", run, findings, moreFindings = "more_findings"
             case ruledOut = "ruled_out", problems, cut, question
         }
@@ -94,6 +97,8 @@ enum LLMExporter {
 
     struct FrameDoc: Codable {
         var text: String
+        /// The program's own code (not the Tangle or Swift runtime, not a system library).
+        var user: Bool
         var function: String?
         var file: String?
         var line: Int?
@@ -174,7 +179,8 @@ enum LLMExporter {
                         src = SourceDoc(path: fr.file ?? sn.path, start: sn.start, lines: sn.lines)
                         userFramesWithSource += 1
                     }
-                    return FrameDoc(text: ExportSupport.describe(fr), function: fr.function, file: fr.file, line: fr.line, source: src)
+                    return FrameDoc(text: ExportSupport.describe(fr), user: !ExportSupport.isSystemFrame(fr) && fr.file != nil,
+                                    function: fr.function, file: fr.file, line: fr.line, source: src)
                 }
                 return StackDoc(label: s.label, warning: s.warning, frames: frames, framesOmitted: 0)
             }
@@ -195,6 +201,7 @@ enum LLMExporter {
         }
         let base = Doc(
             version: options.toolVersion, budgetTokens: options.llmBudgetTokens, estimatedTokens: 0,
+            totalFindings: report.findings.count, actualFindings: report.findings.filter { $0.confidence == .actual }.count,
             run: Run(processes: procs, primitives: ExportSupport.primitives(context), files: report.stats.files,
                      threads: report.stats.threads, events: report.stats.events),
             findings: [], moreFindings: [],
@@ -216,9 +223,12 @@ enum LLMExporter {
                 if i >= plan.timelines { g.timeline = nil }
                 g.stacks = g.stacks.map { s in
                     var s = s
-                    if s.frames.count > plan.maxFrames {
-                        s.framesOmitted = s.frames.count - plan.maxFrames
-                        s.frames = Array(s.frames.prefix(plan.maxFrames))
+                    // Keep the innermost frames, and always down to the first user frame.
+                    let user = (s.frames.firstIndex { $0.user } ?? -1) + 1
+                    let keep = max(plan.maxFrames, user)
+                    if s.frames.count > keep {
+                        s.framesOmitted = s.frames.count - keep
+                        s.frames = Array(s.frames.prefix(keep))
                     }
                     return s
                 }
@@ -281,7 +291,7 @@ enum LLMExporter {
         for depth in [8, 4, 2] where try !fits(plan) {
             plan.maxFrames = depth
             plan.cuts.removeAll { $0.hasPrefix("stacks cut to") }
-            plan.cuts.append("stacks cut to their innermost \(depth) frames")
+            plan.cuts.append("stacks cut to their innermost \(depth) frames (and their first user frame)")
         }
         // 5. Ruled-out list.
         if try !fits(plan), !built.base.ruledOut.isEmpty {
@@ -330,9 +340,10 @@ enum LLMExporter {
 
     static func markdown(_ doc: Doc) -> String {
         var out = ""
-        let actual = doc.findings.filter { $0.confidence == "actual" }.count + doc.moreFindings.filter { $0.confidence == "actual" }.count
-        let total = doc.findings.count + doc.moreFindings.count
+        let actual = doc.actualFindings, total = doc.totalFindings
         out += "# Tangle analysis: \(total == 0 ? "no findings" : "\(total) finding\(total == 1 ? "" : "s") (\(actual) actual, \(total - actual) predicted)")\n\n"
+        let shown = doc.findings.count + doc.moreFindings.count
+        if shown < total { out += "(\(doc.findings.count) in full, \(doc.moreFindings.count) in one line, \(total - shown) left out for the budget.)\n\n" }
         out += "Summary for a model to debug from, by tangle \(doc.version). Budget \(doc.budgetTokens) tokens, this summary ≈ \(doc.estimatedTokens) (estimated as characters / 4).\n\n"
 
         out += "## What ran\n\n"
