@@ -57,6 +57,9 @@ public func processesTestEntryPoints() {
         t.start()
         t.join()
     }
+    EntryPoint.register("procs.cpu-count") {
+        CurrentProcess.exit(Int32(CPUCount.available()))
+    }
     poolTestFunctions()
 }
 
