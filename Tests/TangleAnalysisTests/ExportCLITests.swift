@@ -140,6 +140,21 @@ final class ExportCLITests: XCTestCase {
         XCTAssertEqual(try ExportTestSupport.run(tangle, ["run", "--", "/bin/sh", "-c", "kill -9 $$"]).status, 128 + 9)
         XCTAssertEqual(try ExportTestSupport.run(tangle, ["run", "--", "/bin/true"]).status, 0)
         XCTAssertEqual(try ExportTestSupport.run(tangle, ["run", "--", "/no/such/command"]).status, 127)
+        // SIGTERM sent to tangle run (a cancelled CI job) goes to the command's group: it ends
+        // promptly with the command's status, 128+SIGTERM.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: tangle)
+        p.arguments = ["run", "--", "/bin/sleep", "1000"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        usleep(1_000_000)   // time to install the forwarder
+        kill(p.processIdentifier, SIGTERM)
+        let t1 = Date()
+        p.waitUntilExit()
+        XCTAssertLessThan(Date().timeIntervalSince(t1), 10)
+        XCTAssertEqual(p.terminationReason, .exit)
+        XCTAssertEqual(p.terminationStatus, 128 + SIGTERM)
         // A trace dir that already holds a trace is refused.
         XCTAssertEqual(try ExportTestSupport.run(tangle, ["run", "--trace-dir", traceDir, "--", "/bin/true"]).status, 2)
     }
