@@ -11,7 +11,8 @@ build: setup
 	$(SWIFT) build $(BUILD_FLAGS)
 
 demo: setup
-	$(SWIFT) build -c release $(BUILD_FLAGS)
+	$(SWIFT) build -c release $(BUILD_FLAGS) --product tangle-scenarios
+	$(SWIFT) build -c release $(BUILD_FLAGS) --product tangle
 	./.build/release/tangle demo
 
 test: setup

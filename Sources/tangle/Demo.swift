@@ -1,138 +1,227 @@
 import ArgumentParser
 import Foundation
+import TangleAnalysis
 import TangleTrace
 
-/// `tangle demo [--trace-dir DIR]` (interim, until the scenarios exist): records a small
-/// multi-threaded, multi-process workload — this process and two children re-executed from the
-/// same binary with TANGLE_TRACE set — then prints `tangle stats` of the directory.
+/// `tangle demo [--list] [--scenario NAME] [--format F] [--trace-dir DIR]`: runs the scenarios of
+/// `tangle-scenarios` for real (each traced into its own directory, hanging ones stopped by a
+/// timeout), analyzes each trace and prints the analysis. It is also a self-check: each analysis is
+/// compared with `traces/<name>/expected.json`; the exit status is 0 when every scenario produced
+/// exactly what it expects (and nothing else), 1 otherwise, 2 for unusable arguments.
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Record a small multi-process, multi-threaded workload and print its trace statistics.")
+        abstract: "Run the bug scenarios for real, analyze each trace, and check the findings against traces/*/expected.json.",
+        discussion: """
+        Each scenario runs as `tangle run --timeout T -- tangle-scenarios NAME` into DIR/NAME (a fresh \
+        temporary directory unless --trace-dir is given), so hanging scenarios are stopped by SIGTERM \
+        to their process group and analyzed as they stand. Shared memory a scenario leaked on purpose \
+        is unlinked afterwards.
+        With --scenario NAME --format json, standard output is exactly that scenario's report (as \
+        `tangle analyze --format json` prints it); the self-check verdict goes to standard error.
+        --record-corpus DIR copies each scenario's trace files into DIR/NAME/ (replacing the old ones; \
+        expected.json is kept): that is how the traces/ corpus is regenerated.
+        Exit status: 0 every scenario matched its expected.json, 1 a mismatch, 2 unusable arguments.
+        """)
 
-    @Option(name: .long, help: "Where to write the trace (default: a fresh directory, printed).")
+    @Flag(name: .long, help: "List the scenarios and exit.")
+    var list = false
+
+    @Option(name: .long, help: "Run only this scenario (repeatable).")
+    var scenario: [String] = []
+
+    @Option(name: .long, help: "Report format: text (default), json, or an exporter format.")
+    var format: String = "text"
+
+    @Option(name: .long, help: "Keep the traces in DIR/<scenario>/ (default: a new temporary directory, removed unless a check failed).")
     var traceDir: String?
 
-    @Option(name: .long, help: "Rounds per thread.")
-    var rounds = 200
+    @Option(name: .long, help: "Directory holding <scenario>/expected.json (default: ./traces, or the repository's traces/ above this executable).")
+    var corpus: String?
+
+    @Option(name: .customLong("record-corpus"), help: "Copy each scenario's trace files into DIR/<scenario>/.")
+    var recordCorpus: String?
+
+    @Option(name: .long, help: "Seconds before a scenario's process group is stopped.")
+    var timeout: Double = 3
+
+    @Option(name: .long, help: "Seconds between SIGTERM and SIGKILL.")
+    var grace: Double = 1
+
+    @Option(name: .long, help: "Scenarios run at the same time.")
+    var jobs: Int = 4
+
+    @Flag(name: .long, help: "Print only the self-check summary (no reports).")
+    var quiet = false
+
+    @Option(name: .long, help: "Colors in text output: auto, always, never.")
+    var color: String = "auto"
+
+    func validate() throws {
+        if !TextSummary.formatNames.contains(format) {
+            throw ValidationError("--format must be one of \(TextSummary.formatNames.joined(separator: ", "))")
+        }
+        if timeout <= 0 { throw ValidationError("--timeout must be positive") }
+        if grace < 0 { throw ValidationError("--grace must not be negative") }
+        if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+        if !["auto", "always", "never"].contains(color) { throw ValidationError("--color must be auto, always or never") }
+    }
 
     func run() throws {
-        let dir: String
+        let executable: String
+        let infos: [ScenarioRunner.Info]
+        do {
+            executable = try ScenarioRunner.scenariosExecutable()
+            infos = try ScenarioRunner.list(executable: executable)
+        } catch {
+            throw failUnusable("\(error)")
+        }
+        if list {
+            let width = infos.map(\.name.count).max() ?? 0
+            for i in infos {
+                print(i.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + (i.hangs ? "[hangs] " : "") + i.summary)
+            }
+            return
+        }
+        for name in scenario where !infos.contains(where: { $0.name == name }) {
+            throw failUnusable("unknown scenario '\(name)' (tangle demo --list names them)")
+        }
+        let selected = scenario.isEmpty ? infos : scenario.compactMap { n in infos.first { $0.name == n } }
+        let corpusDir: String
+        do { corpusDir = try ScenarioRunner.corpusDirectory(corpus) } catch { throw failUnusable("\(error)") }
+
+        let base: String
+        let temporary = traceDir == nil
         if let traceDir {
-            dir = traceDir
-            try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-                throw failUnusable("\(dir): cannot create the trace directory")
+            base = traceDir.hasPrefix("/") ? traceDir : FileManager.default.currentDirectoryPath + "/" + traceDir
+            do { try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true) } catch {
+                throw failUnusable("\(traceDir): cannot create the directory: \(error.localizedDescription)")
+            }
+            for s in selected {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: "\(base)/\(s.name)")) ?? []
+                if names.contains(where: { $0.hasSuffix(".jsonl.lz4") || $0.hasSuffix(".jsonl") }) {
+                    throw failUnusable("\(base)/\(s.name) already holds trace files: remove them or choose another --trace-dir")
+                }
             }
         } else {
-            var template = Array((NSTemporaryDirectory() + "/tangle-demo-XXXXXX").utf8CString)
-            guard let p = mkdtemp(&template) else { throw failUnusable("cannot create a temporary directory") }
-            dir = String(cString: p)
-        }
-        setenv("TANGLE_TRACE", dir, 1)
-        guard Recorder.isEnabled, Recorder.directory == dir else {
-            throw failUnusable("the recorder was read before TANGLE_TRACE could be set")
-        }
-        print("trace directory: \(dir)")
-        Recorder.start(processObject: Recorder.newObjectID(), name: "demo")
-        let lock = Recorder.newObjectID()
-        let queue = Recorder.newObjectID()
-        Recorder.record(.lockNew, object: lock, text: "demo.lock", a: LockType.lock.rawValue, b: 1)
-        Recorder.record(.queueNew, object: queue, text: "demo.queue", a: 0, b: 1)
-
-        // Two children, re-executed from this binary.
-        var children: [(pid: pid_t, object: UInt64)] = []
-        for index in 0..<2 {
-            let object = Recorder.newObjectID()
-            let args = ["tangle", "demo-child", "--index", String(index), "--lock", String(lock),
-                        "--queue", String(queue), "--process-object", String(object), "--rounds", String(rounds)]
-            var pid: pid_t = 0
-            let argv = args.map { strdup($0) } + [nil]
-            defer { argv.forEach { free($0) } }
-            let rc = posix_spawn(&pid, "/proc/self/exe", nil, nil, argv, environ)
-            if rc != 0 { throw failUnusable("cannot start a child: \(String(cString: strerror(rc)))") }
-            Recorder.record(.processSpawn, object: object, text: "demo-child", a: UInt64(pid), b: 0)
-            children.append((pid, object))
+            let tmp = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+            var template = Array("\(tmp)/tangle-demo-XXXXXX".utf8CString)
+            guard let p = mkdtemp(&template) else { throw failUnusable("cannot create a temporary directory in \(tmp)") }
+            base = String(cString: p)
         }
 
-        // Two producer threads here.
-        let group = DispatchGroup()
-        for t in 0..<2 {
-            group.enter()
-            Thread {
-                demoProducer(thread: t, rounds: rounds, lock: lock, queue: queue)
-                group.leave()
-            }.start()
-        }
-        group.wait()
+        let single = selected.count == 1 && !scenario.isEmpty
+        var options = AnalysisOptions()
+        options.keepEvents = !["text", "json"].contains(format)
+        let started = Date()
+        let outcomes = ScenarioRunner.runAll(
+            selected.map(\.name), executable: executable, jobs: jobs, timeout: timeout, grace: grace, options: options,
+            traceDir: { "\(base)/\($0)" }, logFile: { "\(base)/\($0).log" },
+            progress: { o in
+                if !single && !quiet {
+                    writeStderr("tangle demo: \(o.name) \(o.ended) (\(String(format: "%.1f", o.seconds)) s)\n")
+                }
+            })
+        let elapsed = Date().timeIntervalSince(started)
 
-        for child in children {
-            Recorder.record(.processJoinWait, object: child.object, a: UInt64(child.pid))
-            var status: Int32 = 0
-            while waitpid(child.pid, &status, 0) < 0 && errno == EINTR {}
-            let exited = (status & 0x7f) == 0
-            Recorder.record(.processJoinDone, object: child.object, a: UInt64(child.pid),
-                            b: exited ? UInt64((status >> 8) & 0xff) : 0, c: exited ? 0 : UInt64(status & 0x7f))
+        var failures: [(String, [String])] = []
+        var jsonEntries: [String] = []
+        let useColor = wantsColor()
+        for (info, o) in zip(selected, outcomes) {
+            let expected = ScenarioRunner.loadExpected(corpus: corpusDir, name: info.name)
+            let problems = ScenarioRunner.check(o, expected: expected)
+            if !problems.isEmpty { failures.append((info.name, problems)) }
+            let verdict = problems.isEmpty ? "OK" : "MISMATCH"
+            if let recordCorpus, o.result != nil {
+                record(o, into: "\(recordCorpus)/\(info.name)")
+            }
+            if single {
+                if let result = o.result {
+                    print(try render(result, color: useColor), terminator: "")
+                }
+                writeStderr("tangle demo: \(info.name): \(verdict)\(problems.isEmpty ? "" : ": " + problems.joined(separator: "; "))\n")
+                continue
+            }
+            if quiet { continue }
+            switch format {
+            case "json":
+                let report = try o.result.map { try ReportRenderer.json($0.report) } ?? "null"
+                let entry = """
+                {"scenario": \(jsonString(info.name)), "ok": \(problems.isEmpty), "ended": \(jsonString(o.ended)), \
+                "trace_dir": \(jsonString(o.traceDir)), "problems": [\(problems.map(jsonString).joined(separator: ", "))], \
+                "report": \(report.trimmingCharacters(in: .whitespacesAndNewlines))}
+                """
+                jsonEntries.append(entry)
+            default:
+                print("━━ \(info.name)\(info.hangs ? " [hangs]" : ""): \(info.summary)")
+                print("   \(o.ended) after \(String(format: "%.1f", o.seconds)) s; trace: \(o.traceDir)")
+                if let result = o.result {
+                    print(try render(result, color: useColor), terminator: "")
+                } else {
+                    print("   no analysis: \(o.analysisError ?? "?")")
+                }
+                let want = expected.map { $0.findings.isEmpty ? "no finding" : $0.findings.map { "\($0.count)× \($0.kind) (\($0.confidence))" }.joined(separator: ", ") } ?? "?"
+                print("   expected: \(want) → \(verdict)")
+                for p in problems { print("     - \(p)") }
+                print("")
+            }
         }
-        Recorder.processExiting(status: 0, signal: 0)
+        if !single {
+            if format == "json" && !quiet {
+                print("[\n" + jsonEntries.joined(separator: ",\n") + "\n]")
+            }
+            let ok = selected.count - failures.count
+            let line = "tangle demo: \(ok)/\(selected.count) scenarios produced what traces/*/expected.json says (\(String(format: "%.1f", elapsed)) s)"
+            if format == "text" && !quiet { print(line) } else { writeStderr(line + "\n") }
+            for (name, problems) in failures {
+                writeStderr("tangle demo: MISMATCH \(name): \(problems.joined(separator: "; "))\n")
+            }
+        }
+        if temporary {
+            if failures.isEmpty {
+                try? FileManager.default.removeItem(atPath: base)
+            } else {
+                writeStderr("tangle demo: traces kept in \(base)\n")
+            }
+        }
+        if !failures.isEmpty { throw ExitCode(1) }
+    }
 
-        let stats = try TraceStats.compute(paths: [dir])
-        print("tangle stats \(dir):")
-        print(stats.text, terminator: "")
+    private func render(_ result: AnalysisResult, color: Bool) throws -> String {
+        switch format {
+        case "text": return ReportRenderer.text(result.report, color: color)
+        case "json": return try ReportRenderer.json(result.report)
+        default:
+            var eo = ExportOptions()
+            eo.sourceRoots = [FileManager.default.currentDirectoryPath]
+            return try Exporter.render(ExportFormat(rawValue: format)!, result: result, options: eo)
+        }
+    }
+
+    private func wantsColor() -> Bool {
+        switch color {
+        case "always": return true
+        case "never": return false
+        default:
+            if let nc = ProcessInfo.processInfo.environment["NO_COLOR"], !nc.isEmpty { return false }
+            if ProcessInfo.processInfo.environment["TERM"] == "dumb" { return false }
+            return isatty(1) != 0
+        }
+    }
+
+    /// Replaces the trace files in `dir` with the run's (expected.json and other files stay).
+    private func record(_ o: ScenarioRunner.Outcome, into dir: String) {
+        let fm = FileManager.default
+        try? fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        for old in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] where old.hasSuffix(".jsonl.lz4") || old.hasSuffix(".jsonl") {
+            try? fm.removeItem(atPath: "\(dir)/\(old)")
+        }
+        for f in (try? fm.contentsOfDirectory(atPath: o.traceDir)) ?? [] where f.hasSuffix(".jsonl.lz4") {
+            try? fm.copyItem(atPath: "\(o.traceDir)/\(f)", toPath: "\(dir)/\(f)")
+        }
     }
 }
 
-@inline(never) func demoProducer(thread: Int, rounds: Int, lock: UInt64, queue: UInt64) {
-    let me = Recorder.newObjectID()
-    Recorder.threadStarted(object: me, name: "producer-\(thread)")
-    for _ in 0..<rounds {
-        Recorder.record(.lockAcquired, object: lock, a: 1)
-        let msg = Recorder.newMessageID()
-        Recorder.record(.queuePut, object: queue, a: msg, b: 48)
-        Recorder.record(.lockReleased, object: lock)
-        usleep(50)
-    }
-    Recorder.threadExited(object: me)
-}
-
-/// The demo's child process (hidden verb).
-struct DemoChild: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "demo-child", shouldDisplay: false)
-
-    @Option var index = 0
-    @Option var lock: UInt64 = 0
-    @Option var queue: UInt64 = 0
-    @Option var processObject: UInt64 = 0
-    @Option var rounds = 200
-
-    func run() throws {
-        Recorder.start(processObject: processObject, name: "demo-child-\(index)")
-        let group = DispatchGroup()
-        for t in 0..<2 {
-            group.enter()
-            Thread {
-                demoConsumer(rounds: rounds / 2, lock: lock, queue: queue, thread: t)
-                group.leave()
-            }.start()
-        }
-        group.wait()
-        Recorder.processExiting(status: 0, signal: 0)
-    }
-}
-
-@inline(never) func demoConsumer(rounds: Int, lock: UInt64, queue: UInt64, thread: Int) {
-    let me = Recorder.newObjectID()
-    Recorder.threadStarted(object: me, name: "consumer-\(thread)")
-    for i in 0..<rounds {
-        if i % 10 == 0 {
-            Recorder.record(.queueGetWait, object: queue)   // flushes: a wait
-            usleep(200)
-        }
-        Recorder.record(.queueGet, object: queue, a: Recorder.newMessageID(), b: 48)
-        Recorder.record(.lockWait, object: lock)
-        Recorder.record(.lockAcquired, object: lock, a: 1)
-        Recorder.record(.queueTaskDone, object: queue, a: UInt64(rounds - i - 1))
-        Recorder.record(.lockReleased, object: lock)
-    }
-    Recorder.threadExited(object: me)
+private func jsonString(_ s: String) -> String {
+    let data = (try? JSONEncoder().encode(s)) ?? Data("\"\"".utf8)
+    return String(decoding: data, as: UTF8.self)
 }

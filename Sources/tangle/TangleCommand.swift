@@ -14,7 +14,6 @@ struct TangleCommand: ParsableCommand {
             Stats.self,
             Bench.self,
             Demo.self,
-            DemoChild.self,
         ]
     )
 
