@@ -59,10 +59,20 @@ struct Watch: ParsableCommand {
         }
         let graceNs = UInt64(grace * 1e9)
         var announced = false
+        // Re-read and re-analyze only when the files changed (names and sizes).
+        var cachedState: (signature: [String], state: WatchState)?
+        var cachedResult: (signature: [String], result: AnalysisResult)?
         while true {
-            let state: WatchState
+            var state: WatchState
+            let signature = WatchState.signature(directory)
             do {
-                state = try WatchState.read(directory)
+                if let c = cachedState, c.signature == signature {
+                    state = c.state
+                    state.refreshLiveness()
+                } else {
+                    state = try WatchState.read(directory)
+                    cachedState = (signature, state)
+                }
             } catch {
                 if once { throw failUnusable("\(error)") }
                 if !announced { writeStderr("tangle: watching \(directory): waiting for trace files\n"); announced = true }
@@ -79,7 +89,13 @@ struct Watch: ParsableCommand {
                 }
                 if !blockedLong.isEmpty {
                     // Someone has been blocked for the grace period: ask the analyzer.
-                    let result = try analyzeOrFail([directory], symbols: symbols)
+                    let result: AnalysisResult
+                    if let c = cachedResult, c.signature == signature {
+                        result = c.result
+                    } else {
+                        result = try analyzeOrFail([directory], symbols: symbols)
+                        cachedResult = (signature, result)
+                    }
                     let stuck = result.report.findings.filter { f in
                         guard f.confidence == .actual, [.deadlock, .selfDeadlock, .hang].contains(f.kind) else { return false }
                         return f.participants.allSatisfy { p in
@@ -157,6 +173,16 @@ struct WatchState {
     var exitedPids: Set<Int32> = []
     var liveThreads: [Key] = []
 
+    /// Names and sizes of the directory's trace files: equal signatures, equal contents (the
+    /// recorder only appends).
+    static func signature(_ dir: String) -> [String] {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".jsonl.lz4") || $0.hasSuffix(".jsonl") }.sorted()
+        return names.map { name in
+            var st = stat()
+            return stat(dir + "/" + name, &st) == 0 ? "\(name):\(st.st_size)" : name
+        }
+    }
+
     static func read(_ dir: String) throws -> WatchState {
         let stream = try TraceEventStream(paths: [dir])
         var s = WatchState()
@@ -168,15 +194,28 @@ struct WatchState {
             if e.kind == .threadExit { s.exitedThreads.insert(k) }
             if e.kind == .processExit { s.exitedPids.insert(e.pid) }
         }
-        for pid in stream.headers.keys { s.pids.insert(pid) }
-        let myBoot = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-        for pid in s.pids where !s.exitedPids.contains(pid) {
-            // A process that died without recording its exit (SIGKILL) is gone too, on this boot.
-            let boot = stream.headers[pid]?.bootID ?? ""
-            if !myBoot.isEmpty && boot == myBoot && kill(pid, 0) != 0 && errno == ESRCH { s.exitedPids.insert(pid) }
+        for (pid, h) in stream.headers {
+            s.pids.insert(pid)
+            s.boots[pid] = h.bootID
         }
-        s.liveThreads = s.last.keys.filter { !s.exitedThreads.contains($0) && !s.exitedPids.contains($0.pid) }
-            .sorted { ($0.pid, $0.tid) < ($1.pid, $1.tid) }
+        s.recordedExits = s.exitedPids
+        s.refreshLiveness()
         return s
+    }
+
+    var boots: [Int32: String] = [:]
+    var recordedExits: Set<Int32> = []
+
+    /// Which processes are gone: recorded their exit, or (same boot) no longer exist — a process
+    /// SIGKILLed leaves no exit record. Called on every check, even when the files did not change.
+    mutating func refreshLiveness() {
+        let myBoot = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        exitedPids = recordedExits
+        for pid in pids where !exitedPids.contains(pid) {
+            let boot = boots[pid] ?? ""
+            if !myBoot.isEmpty && boot == myBoot && kill(pid, 0) != 0 && errno == ESRCH { exitedPids.insert(pid) }
+        }
+        liveThreads = last.keys.filter { !exitedThreads.contains($0) && !exitedPids.contains($0.pid) }
+            .sorted { ($0.pid, $0.tid) < ($1.pid, $1.tid) }
     }
 }

@@ -240,6 +240,9 @@ final class ExportCLITests: XCTestCase {
         ])
         let done = try ExportTestSupport.run(tangle, ["watch", exitedDir, "--grace", "1", "--interval", "0.2"])
         XCTAssertEqual(done.status, 0, done.stdout + done.stderr)
+        // Killed without an exit record (the blocked trace above, its process now gone): exit 0.
+        let gone = try ExportTestSupport.run(tangle, ["watch", trace, "--grace", "30", "--interval", "0.2"])
+        XCTAssertEqual(gone.status, 0, gone.stdout + gone.stderr)
         XCTAssertEqual(try ExportTestSupport.run(tangle, ["watch", dir + "/no-such-dir", "--once"]).status, 2)
     }
 }
