@@ -45,6 +45,7 @@ let package = Package(
             name: "TangleAnalysis",
             dependencies: ["TangleTrace", "CDW", "CTangleSupport"],
             path: "analyzers",
+            exclude: ["Symbolize/README.md"],
             swiftSettings: swiftFramePointers
         ),
         .executableTarget(
