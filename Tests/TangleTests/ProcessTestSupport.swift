@@ -60,6 +60,15 @@ public func processesTestEntryPoints() {
     EntryPoint.register("procs.cpu-count") {
         CurrentProcess.exit(Int32(CPUCount.available()))
     }
+    // A pool of `workers`: a map of 100 items in 10 chunks, an apply, a failing apply; close, join.
+    EntryPoint.register("procs.pool-run") { (workers: Int) in
+        let pool = try Pool(workers: workers)
+        _ = try pool.map(squareFn, Array(0..<100), chunkSize: 10)
+        _ = try pool.apply(squareFn, 3)
+        _ = try? pool.apply(failOnNegativeFn, -1)
+        pool.close()
+        pool.join()
+    }
     poolTestFunctions()
 }
 

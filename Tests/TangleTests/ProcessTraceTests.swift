@@ -1,0 +1,95 @@
+import Glibc
+import XCTest
+@testable import Tangle
+
+/// Runs a traced child (TANGLE_TRACE set for the child only) and checks that the trace it and its
+/// own children wrote matches what happened: spawns, forks, starts, joins with their statuses,
+/// exits, threads, and a pool's tasks.
+final class ProcessTraceTests: XCTestCase {
+    override class func setUp() {
+        super.setUp()
+        setenv("SWIFT_BACKTRACE", "enable=no", 1)
+    }
+
+    private func runTraced(_ entry: String, _ argument: Int) throws -> (LoadedTrace, Int32) {
+        let dir = makeTempDir("tangle-proc-trace")
+        addTeardownBlock { removeTree(dir) }
+        // Let the test process decide whether it traces (from its own environment) before the
+        // variable is set for the child: the recorder reads it once.
+        TangleRuntime.ensureStarted()
+        _ = Recorder.isEnabled
+        setenv("TANGLE_TRACE", dir, 1)
+        let child = ChildProcess(entryPoint: entry, arguments: argument)
+        do {
+            try child.start()
+        } catch {
+            unsetenv("TANGLE_TRACE")
+            throw error
+        }
+        unsetenv("TANGLE_TRACE")
+        XCTAssertEqual(child.join(timeout: .seconds(60)), .exited(0))
+        return (try TraceReader.load(paths: [dir]), child.pid)
+    }
+
+    /// Spawns and forks, joins, exits and a thread, as the intermediary and its children recorded them.
+    func testSpawnForkJoinTrace() throws {
+        let (trace, root) = try runTraced("procs.spawn-some", 3)
+        XCTAssertTrue(trace.truncated.isEmpty, "\(trace.problems)")
+        let mine = trace.events.filter { $0.pid == root }
+        let spawns = mine.filter { $0.kind == .processSpawn }
+        XCTAssertEqual(spawns.count, 4)
+        XCTAssertEqual(spawns.filter { $0.b == 1 }.count, 1, "one forked child")
+        XCTAssertEqual(mine.filter { $0.kind == .processFork }.count, 1)
+        let joins = mine.filter { $0.kind == .processJoinDone && $0.result == .ok }
+        XCTAssertEqual(joins.count, 4)
+        XCTAssertEqual(Set(joins.map { $0.b }), [0, 1, 2, 9])
+        XCTAssertEqual(Set(joins.map { $0.a }), Set(spawns.map { $0.a }), "each spawned pid joined")
+        // Every child wrote a file whose proc.start names the object of its proc.spawn, and an exit.
+        for spawn in spawns {
+            let pid = Int32(spawn.a)
+            XCTAssertNotNil(trace.headers[pid], "no trace file for child \(pid)")
+            let start = trace.events.first { $0.pid == pid && $0.kind == .processStart }
+            XCTAssertEqual(start?.object, spawn.object)
+            XCTAssertEqual(start?.a, UInt64(root))
+            XCTAssertEqual(start?.b, spawn.b, "forked flag")
+            let exit = trace.events.first { $0.pid == pid && $0.kind == .processExit }
+            let join = joins.first { $0.a == spawn.a }
+            XCTAssertEqual(exit?.a, join?.b, "exit status recorded by the child = status seen at join")
+        }
+        // The root itself: start, thread start/exit/join, exit 0.
+        XCTAssertEqual(mine.filter { $0.kind == .processStart }.count, 1)
+        XCTAssertEqual(mine.filter { $0.kind == .threadStart && $0.text == "worker" }.count, 1)
+        XCTAssertEqual(mine.filter { $0.kind == .threadExit }.count, 1)
+        XCTAssertEqual(mine.filter { $0.kind == .threadJoinDone }.count, 1)
+        XCTAssertEqual(mine.filter { $0.kind == .processExit }.map { $0.a }, [0])
+    }
+
+    /// A pool's trace: pool.new with the worker count, one submit per chunk, as many task-start /
+    /// task-done in the workers, results, close, join, and the workers spawned and joined.
+    func testPoolTrace() throws {
+        let (trace, root) = try runTraced("procs.pool-run", 2)
+        XCTAssertTrue(trace.truncated.isEmpty, "\(trace.problems)")
+        let mine = trace.events.filter { $0.pid == root }
+        let new = mine.filter { $0.kind == .poolNew }
+        XCTAssertEqual(new.count, 1)
+        XCTAssertEqual(new.first?.a, 2)
+        let pool = new.first?.object ?? 0
+        let submits = mine.filter { $0.kind == .poolSubmit && $0.object == pool }
+        XCTAssertEqual(submits.count, 10 + 1 + 1, "10 map chunks, one apply, one failing apply")
+        let starts = trace.events.filter { $0.kind == .poolTaskStart && $0.object == pool }
+        let dones = trace.events.filter { $0.kind == .poolTaskDone && $0.object == pool }
+        XCTAssertEqual(Set(starts.map { $0.a }), Set(submits.map { $0.a }))
+        XCTAssertEqual(Set(dones.map { $0.a }), Set(submits.map { $0.a }))
+        XCTAssertEqual(dones.filter { $0.result == .error }.count, 1)
+        XCTAssertTrue(starts.allSatisfy { $0.pid != root }, "tasks run in the workers")
+        let results = mine.filter { $0.kind == .poolResult && $0.object == pool }
+        XCTAssertEqual(results.count, 12)
+        XCTAssertEqual(results.filter { $0.result == .error }.count, 1)
+        XCTAssertEqual(mine.filter { $0.kind == .poolClose }.count, 1)
+        XCTAssertEqual(mine.filter { $0.kind == .poolJoinDone }.count, 1)
+        let workerSpawns = mine.filter { $0.kind == .processSpawn }
+        XCTAssertEqual(workerSpawns.count, 2)
+        XCTAssertEqual(Set(mine.filter { $0.kind == .processJoinDone && $0.result == .ok }.map { $0.a }),
+                       Set(workerSpawns.map { $0.a }))
+    }
+}
