@@ -11,6 +11,7 @@ struct TangleCommand: ParsableCommand {
         subcommands: [
             Cat.self,
             Check.self, BaselineCommand.self, Run.self, Watch.self,
+            Analyze.self,
             Stats.self,
             Bench.self,
             Demo.self,
@@ -40,6 +41,7 @@ struct Bench: ParsableCommand {
         abstract: "Benchmarks (release builds only give meaningful figures).",
         subcommands: [
             BenchRecord.self,
+            BenchAnalyze.self,
         ]
     )
 }

@@ -1,3 +1,4 @@
+import Foundation
 import TangleTrace
 @testable import TangleAnalysis
 
@@ -178,4 +179,26 @@ extension Report {
     func kinds() -> [FindingKind] { findings.map(\.kind) }
     func count(_ k: FindingKind) -> Int { findings.filter { $0.kind == k }.count }
     func first(_ k: FindingKind) -> Finding? { findings.first { $0.kind == k } }
+}
+
+extension TraceBuilder {
+    /// Writes the trace as plain `.jsonl` files, one per process (`<pid>-<start>.jsonl`), the way the
+    /// recorder lays them out; returns the directory. `skip` leaves a process's file out; `cutLast`
+    /// cuts that many bytes off the end of a process's file (a truncated write).
+    func writeJSONL(to dir: String, skip: Set<Int32> = [], cut: [Int32: Int] = [:]) throws -> String {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        for h in headers where !skip.contains(h.pid) {
+            var text = "{\"k\":\"header\",\"v\":1,\"pid\":\(h.pid),\"ppid\":\(h.ppid),\"exe\":\"\(h.executable)\",\"argv0\":\"\(h.argv0)\",\"clock\":\"CLOCK_MONOTONIC\",\"boot\":\"\(h.bootID)\",\"t\":\(h.startTime),\"proc\":\(h.processObject),\"modules\":["
+            text += h.modules.map { "{\"path\":\"\($0.path)\",\"build_id\":\"\($0.buildID)\",\"bias\":\($0.bias),\"lo\":\($0.low),\"hi\":\($0.high)}" }.joined(separator: ",")
+            text += "]}\n"
+            for st in stacks where st.pid == h.pid {
+                text += "{\"k\":\"stack\",\"pid\":\(st.pid),\"id\":\(st.id),\"pcs\":[\(st.pcs.map(String.init).joined(separator: ","))]}\n"
+            }
+            for e in events where e.pid == h.pid { text += EventJSON.string(e) + "\n" }
+            var data = Data(text.utf8)
+            if let n = cut[h.pid] { data = data.prefix(max(0, data.count - n)) }
+            try data.write(to: URL(fileURLWithPath: "\(dir)/\(h.pid)-\(h.startTime).jsonl"))
+        }
+        return dir
+    }
 }

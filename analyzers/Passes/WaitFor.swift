@@ -355,7 +355,9 @@ extension TraceModel {
             participants.append(RawParticipant(pid: t.pid, tid: t.tid, role: "waits", detail: what, object: e.object,
                                                stackEvent: e))
             evidence.append((e, "\(who(t)) blocks: \(what)"))
-            if e.object != 0 && !objectsInvolved.contains(e.object) { objectsInvolved.append(e.object) }
+            if e.object != 0 && !objectsInvolved.contains(e.object) && e.kind != .processJoinWait && e.kind != .threadJoinWait {
+                objectsInvolved.append(e.object)
+            }
             var why: [String] = []
             for w in n.wakers {
                 let label: String
@@ -383,7 +385,9 @@ extension TraceModel {
                     highlight.insert("t:\(t.pid):\(t.tid)->p:\(pid)")
                     let blocked = a.stuckThreads(of: w).filter { $0 != i }
                     if pid == t.pid && blocked.isEmpty {
-                        label = "its own process (only this thread is left, and it is waiting)"
+                        // Only the waiter itself is left in its process: nothing to say (the
+                        // pipe note covers the case where that matters).
+                        continue
                     } else if let j = blocked.first, let ow = threads[j].wait {
                         label = "\(whoProcess(pid)) is itself blocked in \(describeWait(ow.event))"
                     } else {
@@ -400,7 +404,13 @@ extension TraceModel {
                 let label = "\(whoProcess(pid)) \(endDescription(p))"
                 why.append(label)
                 if addedHelpers.insert("p:\(pid)").inserted {
-                    participants.append(RawParticipant(pid: pid, tid: pid, role: "exited", detail: label, object: e.object, core: false))
+                    var did = ""
+                    if let o = objects[e.object] {
+                        if o.kind.isQueue && o.putters.contains(pid) { did = " after putting on \(objectLabel(o.id))" }
+                        else if o.kind == .pipe && o.senders[1 - n.wait.end].contains(pid) { did = " after sending on \(objectLabel(o.id))" }
+                        else { did = "; it held \(objectLabel(o.id))" }
+                    }
+                    participants.append(RawParticipant(pid: pid, tid: pid, role: "exited", detail: endDescription(p) + did, object: e.object, core: false))
                     if let end = p.exit ?? p.joinDone ?? p.signalled { evidence.append((end, "\(whoProcess(pid)) \(endDescription(p))")) }
                 }
             }
@@ -435,7 +445,9 @@ extension TraceModel {
             }
         }
         var seenFix: Set<String> = []
-        let fix = fixes.filter { seenFix.insert($0).inserted }.joined(separator: " ")
+        // The root cause first: joins are usually blocked behind the real wait.
+        let joinFix = "Do not join a child that waits for the joiner: finish the exchange (drain its queue, send its pill) before joining."
+        let fix = (fixes.filter { $0 != joinFix } + fixes.filter { $0 == joinFix }).filter { seenFix.insert($0).inserted }.joined(separator: " ")
         let objNames = objectsInvolved.map { objectLabel($0) }
         let objList = objNames.prefix(4).joined(separator: ", ")
 
@@ -470,10 +482,13 @@ extension TraceModel {
                 fix: fix)
             f.why = a.atEnd ? "blocked at the end of the trace" : "every live thread was blocked at t=\(firstThread.wait?.event.time ?? 0) and the waits never completed"
         } else {
-            let waitObjs = objList.isEmpty ? "" : " on \(objList)"
+            // Name the root wait (not a join) in the title.
+            let root = order.first { threads[$0].wait.map { $0.event.kind != .processJoinWait && $0.event.kind != .threadJoinWait } ?? false } ?? order[0]
+            let rootWhat = threads[root].wait.map { describeWait($0.event) } ?? "a wait"
+            let others = group.count - 1
             f = RawFinding(
                 kind: .hang, severity: .error,
-                title: "\(group.count) thread(s) wait forever\(waitObjs): no live process can wake them",
+                title: "\(who(threads[root])) waits forever (\(rootWhat)): no live process can wake it" + (others > 0 ? "; \(others) more blocked behind it" : ""),
                 participants: participants, evidence: evidence,
                 explanation: "Every thread or process that could end these waits has exited or is itself blocked, so they will never return. " + lines.joined(separator: " "),
                 fix: fix)

@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import TangleAnalysis
+import TangleTrace
+
+/// `tangle analyze PATH… [--format F] [--output FILE] [--symbols DIR]`: every concurrency bug in the
+/// traces. Exit status: 0 no finding, 1 findings, 2 unusable input (message on stderr naming the file).
+struct Analyze: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Analyze trace files or directories and report deadlocks, hangs, leaks and misuse.",
+        discussion: """
+        Formats: text (default; colored on a terminal unless NO_COLOR is set), json (the stable report), \
+        and the exporters: \(ExportFormat.allCases.map(\.rawValue).joined(separator: ", ")).
+        Exit status: 0 no finding, 1 findings, 2 unusable input.
+        """
+    )
+
+    @Argument(help: "Trace files (.jsonl.lz4, .jsonl) or directories holding them.")
+    var paths: [String]
+
+    @Option(name: .long, help: "text, json, or an exporter format (sarif, junit, llm, llm-json, perfetto, dot, html).")
+    var format: String = "text"
+
+    @Option(name: [.short, .long], help: "Write the report to FILE instead of standard output.")
+    var output: String?
+
+    @Option(name: .customLong("symbols"), help: "A directory to look for binaries in when they moved (repeatable).")
+    var symbols: [String] = []
+
+    @Option(name: .long, help: "Seconds an exited child may stay unreaped before it is reported as a zombie.")
+    var zombieThreshold: Double = 1.0
+
+    @Option(name: .long, help: "Colors in text output: auto (terminal and no NO_COLOR), always, never.")
+    var color: String = "auto"
+
+    func run() throws {
+        let exportFormat = ExportFormat(rawValue: format)
+        guard format == "text" || format == "json" || exportFormat != nil else {
+            throw failUnusable("unknown format '\(format)' (text, json, \(ExportFormat.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        guard ["auto", "always", "never"].contains(color) else {
+            throw failUnusable("--color must be auto, always or never")
+        }
+        var options = AnalysisOptions()
+        options.symbolDirectories = symbols
+        options.zombieThresholdNs = UInt64(max(0, zombieThreshold) * 1e9)
+        // Only the timeline exporters need the merged events kept in memory.
+        options.keepEvents = exportFormat != nil
+        let result: AnalysisResult
+        do {
+            result = try Analyzer.analyze(paths: paths, options: options)
+        } catch {
+            throw failUnusable("\(error)")
+        }
+        let text: String
+        do {
+            switch format {
+            case "text":
+                text = ReportRenderer.text(result.report, color: useColor())
+            case "json":
+                text = try ReportRenderer.json(result.report)
+            default:
+                var eo = ExportOptions()
+                eo.sourceRoots = [FileManager.default.currentDirectoryPath]
+                text = try Exporter.render(exportFormat!, result: result, options: eo)
+            }
+        } catch {
+            throw failUnusable("could not render the report: \(error)")
+        }
+        if let output {
+            guard FileManager.default.createFile(atPath: output, contents: Data(text.utf8)) else {
+                throw failUnusable("cannot write \(output)")
+            }
+        } else {
+            FileHandle.standardOutput.write(Data(text.utf8))
+        }
+        if !result.report.findings.isEmpty { throw ExitCode(1) }
+    }
+
+    private func useColor() -> Bool {
+        switch color {
+        case "always": return true
+        case "never": return false
+        default:
+            if output != nil { return false }
+            if let nc = ProcessInfo.processInfo.environment["NO_COLOR"], !nc.isEmpty { return false }
+            if ProcessInfo.processInfo.environment["TERM"] == "dumb" { return false }
+            return isatty(1) != 0
+        }
+    }
+}
