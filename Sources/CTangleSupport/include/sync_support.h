@@ -1,0 +1,152 @@
+// C shims for Tangle's cross-process primitives (owned by the primitives area): futex-based locks,
+// semaphores, events and sequence counters living in MAP_SHARED memory, a per-thread cache of the
+// pid/tid, owner liveness checks, memfd/shm/mmap helpers. Hot paths are static inline.
+#ifndef TANGLE_SYNC_SUPPORT_H
+#define TANGLE_SYNC_SUPPORT_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---- identity (cached; reset in a forked child by a pthread_atfork handler) ----
+extern __thread int32_t tangle_sync_tid_cache;
+extern int32_t tangle_sync_pid_cache;
+int32_t tangle_sync_tid_slow(void);
+int32_t tangle_sync_pid_slow(void);
+static inline int32_t tangle_sync_tid(void) {
+    int32_t t = tangle_sync_tid_cache;
+    return __builtin_expect(t != 0, 1) ? t : tangle_sync_tid_slow();
+}
+static inline int32_t tangle_sync_pid(void) {
+    int32_t p = __atomic_load_n(&tangle_sync_pid_cache, __ATOMIC_RELAXED);
+    return __builtin_expect(p != 0, 1) ? p : tangle_sync_pid_slow();
+}
+
+/// 1 when `pid` is a live process (not gone, not a zombie), else 0.
+int tangle_sync_pid_alive(int32_t pid);
+
+// ---- atomics on shared memory ----
+static inline uint32_t tangle_atomic_load32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void tangle_atomic_store32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline uint32_t tangle_atomic_add32(uint32_t *p, uint32_t v) { return __atomic_fetch_add(p, v, __ATOMIC_ACQ_REL); }
+static inline uint32_t tangle_atomic_sub32(uint32_t *p, uint32_t v) { return __atomic_fetch_sub(p, v, __ATOMIC_ACQ_REL); }
+static inline int tangle_atomic_cas32(uint32_t *p, uint32_t expected, uint32_t desired) {
+    return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+static inline int32_t tangle_atomic_load_i32(const int32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void tangle_atomic_store_i32(int32_t *p, int32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline int tangle_atomic_cas_i32(int32_t *p, int32_t expected, int32_t desired) {
+    return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+static inline uint64_t tangle_atomic_load64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void tangle_atomic_store64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline void tangle_cpu_relax(void) { __builtin_ia32_pause(); }
+
+// ---- futex (process-shared) ----
+/// Waits while *addr == val, at most `timeout_ns` (< 0: no limit). 0 woken/changed, ETIMEDOUT, EINTR.
+int tangle_futex_wait(uint32_t *addr, uint32_t val, int64_t timeout_ns);
+/// Wakes up to n waiters. Returns how many were woken.
+int tangle_futex_wake(uint32_t *addr, int n);
+
+/// CLOCK_MONOTONIC nanoseconds.
+uint64_t tangle_sync_now_ns(void);
+
+// ---- the lock core: a futex word plus the owner, in shared memory ----
+/// word: 0 free, 1 held, 2 held with (possible) waiters.
+typedef struct {
+    uint32_t word;
+    int32_t owner_pid;
+    int32_t owner_tid;
+    uint32_t depth;      // RLock recursion depth
+} tangle_lock_t;
+
+/// Fast path: 1 when acquired (owner recorded), 0 when held by someone.
+static inline int tangle_lock_try(tangle_lock_t *l) {
+    uint32_t expected = 0;
+    if (__atomic_compare_exchange_n(&l->word, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+        l->owner_pid = tangle_sync_pid();
+        l->owner_tid = tangle_sync_tid();
+        return 1;
+    }
+    return 0;
+}
+
+/// Slow path: spins briefly, then blocks until acquired, `timeout_ns` passes (< 0: no limit) or the
+/// owner is found dead. Returns 0 (acquired), ETIMEDOUT, or EOWNERDEAD (acquired from a dead owner
+/// whose pid is stored in *dead_owner). `timeout_ns == 0` never blocks (checks a dead owner only).
+int tangle_lock_acquire_slow(tangle_lock_t *l, int64_t timeout_ns, int32_t *dead_owner);
+
+/// Spins up to `spins` iterations for the lock to become free and takes it. 1 acquired, 0 not.
+int tangle_lock_spin(tangle_lock_t *l, int spins);
+
+/// Releases (by anyone). Returns the previous word (0 = it was not held).
+static inline uint32_t tangle_lock_release(tangle_lock_t *l) {
+    l->owner_pid = 0;
+    l->owner_tid = 0;
+    uint32_t old = __atomic_exchange_n(&l->word, 0, __ATOMIC_RELEASE);
+    if (__builtin_expect(old == 2, 0)) tangle_futex_wake(&l->word, 1);
+    return old;
+}
+
+// ---- semaphores: value word + waiter count ----
+typedef struct {
+    uint32_t value;
+    uint32_t waiters;
+    uint32_t max;        // bounded semaphore limit (0 = unbounded)
+    uint32_t pad;
+} tangle_sem_t;
+
+static inline int tangle_sem_try(tangle_sem_t *s) {
+    uint32_t v = __atomic_load_n(&s->value, __ATOMIC_RELAXED);
+    while (v > 0) {
+        if (__atomic_compare_exchange_n(&s->value, &v, v - 1, 1, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) return 1;
+    }
+    return 0;
+}
+/// 0 acquired, ETIMEDOUT.
+int tangle_sem_acquire_slow(tangle_sem_t *s, int64_t timeout_ns);
+/// 0, or EOVERFLOW when a bounded semaphore would exceed its maximum.
+int tangle_sem_release(tangle_sem_t *s, uint32_t n);
+
+// ---- memory ----
+/// memfd_create(name, MFD_CLOEXEC), sized to `size`. -1 and errno on failure.
+int tangle_sync_memfd(const char *name, size_t size);
+/// mmap(NULL, size, RW, MAP_SHARED, fd, 0); NULL and errno on failure.
+void *tangle_sync_map(int fd, size_t size);
+int tangle_sync_unmap(void *p, size_t size);
+/// Size of the object behind fd (fstat), or -1.
+int64_t tangle_sync_fd_size(int fd);
+/// 1 when fd is an open descriptor.
+int tangle_sync_fd_valid(int fd);
+/// shm_open + ftruncate (create, O_EXCL) or shm_open (attach). -1 and errno.
+int tangle_sync_shm_create(const char *name, size_t size);
+int tangle_sync_shm_attach(const char *name);
+int tangle_sync_shm_unlink(const char *name);
+/// ftruncate.
+int tangle_sync_resize(int fd, size_t size);
+
+// ---- pipes / sockets ----
+/// pipe2(O_CLOEXEC). 0 or -1.
+int tangle_sync_pipe(int fds[2]);
+/// socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC). 0 or -1.
+int tangle_sync_socketpair(int fds[2]);
+/// poll one fd for readability: 1 ready (or hung up), 0 timeout, -1 error. timeout_ns < 0: forever.
+int tangle_sync_poll_readable(int fd, int64_t timeout_ns);
+/// write all bytes (retrying on EINTR / partial writes). 0 or errno. Sockets use MSG_NOSIGNAL.
+int tangle_sync_write_all(int fd, const void *buf, size_t n, int is_socket);
+/// SIGPIPE → SIG_IGN when it is still SIG_DFL (as Python does), so a write to a pipe with no
+/// reader returns EPIPE instead of killing the process.
+void tangle_sync_ignore_sigpipe(void);
+/// read up to n bytes (retrying EINTR). >= 0 bytes, -1 and errno.
+long tangle_sync_read(int fd, void *buf, size_t n);
+
+int tangle_sync_errno(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,102 @@
+import Glibc
+import XCTest
+@testable import Tangle
+
+// Entry points the primitives tests run in spawned children (docs/runtime.md "Starting children
+// from tests"): registered by this hook in the child before it looks its entry point up.
+@_cdecl("tangle_test_entry_points_primitives")
+public func primitivesTestEntryPoints() {
+    EntryPoint.register("prim.lock.count") { (a: LockCountArgs) in
+        let shm = try SharedMemory(attach: a.shmName)
+        let counter = shm.buffer(of: Int.self)
+        for _ in 0..<a.times {
+            try a.lock.withLock { counter[0] += 1 }
+        }
+        shm.close()
+    }
+    EntryPoint.register("prim.lock.hold") { (a: LockHoldArgs) in
+        try a.lock.acquire()
+        a.ready.set()
+        while true { sleep(1) }
+    }
+    EntryPoint.register("prim.rlock.hold") { (a: RLockHoldArgs) in
+        try a.lock.acquire()
+        try a.lock.acquire()
+        a.ready.set()
+        while true { sleep(1) }
+    }
+    EntryPoint.register("prim.queue.produce") { (a: QueueProduceArgs) in
+        for i in 0..<a.count { try a.queue.put(a.base + i) }
+    }
+    EntryPoint.register("prim.queue.consume") { (a: QueueConsumeArgs) in
+        var sum = 0
+        while true {
+            let v = try a.queue.get()
+            try a.queue.taskDone()
+            if v < 0 { break }
+            sum += v
+        }
+        try a.results.put(sum)
+    }
+    EntryPoint.register("prim.pipe.send") { (a: PipeSendArgs) in
+        for i in 0..<a.count { try a.conn.send("message \(i)") }
+        a.conn.close()
+    }
+    EntryPoint.register("prim.pipe.echo") { (a: PipeEchoArgs) in
+        while true {
+            let s: String
+            do { s = try a.conn.recv() } catch PipeError.eof { break }
+            try a.conn.send(s.uppercased())
+        }
+    }
+    EntryPoint.register("prim.event") { (a: EventArgs) in
+        a.go.wait()
+        try a.cond.withLock {
+            a.flag[0] = 1
+            try a.cond.notifyAll()
+        }
+        a.done.set()
+    }
+    EntryPoint.register("prim.barrier") { (a: BarrierArgs) in
+        _ = try a.barrier.wait(timeout: .seconds(20))
+        try a.results.put(1)
+    }
+    EntryPoint.register("prim.shm.write") { (a: ShmArgs) in
+        let shm = a.shm
+        let view = shm.buffer(of: UInt32.self)
+        for i in 0..<view.count { view[i] = UInt32(i) * 3 }
+        shm.close()
+    }
+    EntryPoint.register("prim.manager") { (a: ManagerArgs) in
+        for i in 0..<a.times {
+            try a.dict.update("n", default: 0) { $0 += 1 }
+            try a.list.append(a.tag * 1000 + i)
+        }
+    }
+}
+
+struct LockCountArgs: Codable { var lock: Lock; var shmName: String; var times: Int }
+struct LockHoldArgs: Codable { var lock: Lock; var ready: Event }
+struct RLockHoldArgs: Codable { var lock: RLock; var ready: Event }
+struct QueueProduceArgs: Codable { var queue: Queue<Int>; var count: Int; var base: Int }
+struct QueueConsumeArgs: Codable { var queue: JoinableQueue<Int>; var results: Queue<Int> }
+struct PipeSendArgs: Codable { var conn: Connection<String>; var count: Int }
+struct PipeEchoArgs: Codable { var conn: Connection<String> }
+struct EventArgs: Codable { var go: Event; var done: Event; var cond: Condition; var flag: SharedList<Int> }
+struct BarrierArgs: Codable { var barrier: Barrier; var results: Queue<Int> }
+struct ShmArgs: Codable { var shm: SharedMemory }
+struct ManagerArgs: Codable { var dict: SharedDictionary<String, Int>; var list: SharedList<Int>; var times: Int; var tag: Int }
+
+/// Starts a spawned child running `entry` with `args`, returning it started.
+func startChild<A: Encodable>(_ entry: String, _ args: A, method: ChildProcess.StartMethod = .spawn) throws -> ChildProcess {
+    let child = ChildProcess(entryPoint: entry, arguments: args, method: method)
+    try child.start()
+    return child
+}
+
+/// Joins `child` (at most 30 s) and checks it exited with status 0.
+func assertExitsCleanly(_ child: ChildProcess, file: StaticString = #filePath, line: UInt = #line) {
+    let status = child.join(timeout: .seconds(30))
+    XCTAssertEqual(status, .exited(0), "child \(child.name) ended with \(String(describing: status))", file: file, line: line)
+    if status == nil { child.kill(); _ = child.join(timeout: .seconds(5)) }
+}
