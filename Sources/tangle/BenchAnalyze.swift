@@ -167,6 +167,8 @@ struct BenchAnalyze: ParsableCommand {
 enum BenchAnalyzeChild {
     final class Channel: @unchecked Sendable {
         let cond = NSCondition()
+        /// The consumers' shared lock 'C' (really taken, so the trace is correct).
+        let shared = NSLock()
         var items: [UInt64] = []
         var head = 0
         var count: Int { items.count - head }
@@ -252,8 +254,10 @@ enum BenchAnalyzeChild {
             ch.cond.broadcast()
             ch.cond.unlock()
             if item >> 63 == 1 { return }   // the poison pill
+            ch.shared.lock()
             Recorder.record(.lockAcquired, object: lock, a: 1)
             Recorder.record(.lockReleased, object: lock)
+            ch.shared.unlock()
         }
     }
 }

@@ -209,4 +209,25 @@ final class LifecycleTests: XCTestCase {
         b.exit(main)
         XCTAssertTrue(b.analyze().kinds().contains(.lockHeldAtExit))
     }
+
+    /// Events merged slightly out of order across threads (T2's acquire before T1's release) do not
+    /// make a non-owner release, and a get merged before its put leaves nothing "lost".
+    func testMergeDisorderIsTolerated() {
+        let b = TraceBuilder()
+        let main = b.root(1)
+        let l = b.lock(main, "L")
+        let q = b.queue(main, "q")
+        let t1 = b.thread(main, main + 1), t2 = b.thread(main, main + 2)
+        b.acquire(main, main + 1, l)
+        b.acquire(main, main + 2, l)          // really after T1's release, merged before it
+        b.release(main, main + 1, l)
+        b.release(main, main + 2, l)
+        b.get(main, main + 2, q, 77)          // the get of message 77 …
+        b.ev(main, main + 1, .queuePut, o: q, a: 77, b: 8)   // … before its put
+        b.threadExit(main, main + 1, obj: t1)
+        b.threadExit(main, main + 2, obj: t2)
+        b.exit(main)
+        let r = b.analyze()
+        XCTAssertEqual(r.findings.map(\.title), [])
+    }
 }

@@ -25,6 +25,9 @@ final class TraceModel {
     @exclusivity(unchecked) var endTime: UInt64 = 0
     @exclusivity(unchecked) var eventCount = 0
     @exclusivity(unchecked) var unmatchedReceives = 0
+    /// Message ids received before their put/send was seen (merge out of order, or a missing
+    /// file): a put arriving later for one of them is not left pending.
+    @exclusivity(unchecked) var earlyReceives: Set<UInt64> = []
     @exclusivity(unchecked) var droppedEvents: UInt64 = 0
 
     // Running accounting for quiescent points.
@@ -401,19 +404,24 @@ final class TraceModel {
                 o.releasers.insert(e.pid)
                 t.tick()
             } else {
-                if (o.owner >= 0 && o.owner != t.index) || e.b != 0 {
+                // The releaser holds it (by our books): a normal release, even if the merge put
+                // another thread's acquire first. Otherwise — or when the runtime says so (b) —
+                // it is a release by a non-owner.
+                let mine = t.heldIndex(e.object)
+                if e.b != 0 || (mine == nil && o.owner >= 0 && o.owner != t.index) {
                     nonOwnerRelease(e, o, t)
                 }
-                let ownerThread = o.owner >= 0 ? threads[o.owner] : t
+                let holder = mine != nil ? t : (o.owner >= 0 ? threads[o.owner] : t)
                 if e.a == 0 {
-                    if let hi = ownerThread.heldIndex(e.object) { ownerThread.held.remove(at: hi) }
-                    if let hi = t.heldIndex(e.object) { t.held.remove(at: hi) }
-                    o.owner = -1
-                    o.depth = 0
-                    o.ownerEvent = nil
+                    if let hi = holder.heldIndex(e.object) { holder.held.remove(at: hi) }
+                    if o.owner == holder.index || o.owner == t.index || mine == nil {
+                        o.owner = -1
+                        o.depth = 0
+                        o.ownerEvent = nil
+                    }
                 } else {
-                    o.depth = e.a
-                    if let hi = ownerThread.heldIndex(e.object) { ownerThread.held[hi].depth = e.a }
+                    if let hi = holder.heldIndex(e.object) { holder.held[hi].depth = e.a }
+                    if o.owner == holder.index { o.depth = e.a }
                 }
             }
         case .lockTimeout:
@@ -437,9 +445,13 @@ final class TraceModel {
         case .queuePut:
             let o = object(e.object, kind: .queue)
             o.puts += 1
-            o.pendingCount += 1
             o.putters.insert(e.pid)
-            messages[e.a] = PendingMessage(event: e, clock: t.stamp(), object: e.object, end: 0)
+            if !earlyReceives.isEmpty && earlyReceives.remove(e.a) != nil {
+                unmatchedReceives -= 1
+            } else {
+                o.pendingCount += 1
+                messages[e.a] = PendingMessage(event: e, clock: t.stamp(), object: e.object, end: 0)
+            }
             t.tick()
         case .queueGet:
             let o = object(e.object, kind: .queue)
@@ -453,7 +465,7 @@ final class TraceModel {
                 o.pendingCount -= 1
             } else {
                 unmatchedReceives += 1
-                if o.pendingCount > 0 { o.pendingCount -= 1 }
+                earlyReceives.insert(e.a)
             }
         case .queueTimeout:
             break
@@ -477,9 +489,13 @@ final class TraceModel {
         case .pipeSend:
             let o = object(e.object, kind: .pipe)
             let end = Int(e.c & 1)
-            o.pipePending[1 - end] += 1
             o.senders[end].insert(e.pid)
-            messages[e.a] = PendingMessage(event: e, clock: t.stamp(), object: e.object, end: 1 - end)
+            if !earlyReceives.isEmpty && earlyReceives.remove(e.a) != nil {
+                unmatchedReceives -= 1
+            } else {
+                o.pipePending[1 - end] += 1
+                messages[e.a] = PendingMessage(event: e, clock: t.stamp(), object: e.object, end: 1 - end)
+            }
             t.tick()
         case .pipeRecvWait:
             _ = object(e.object, kind: .pipe)
@@ -492,7 +508,7 @@ final class TraceModel {
                     o.pipePending[m.end] = max(0, o.pipePending[m.end] - 1)
                 } else {
                     unmatchedReceives += 1
-                    o.pipePending[end] = max(0, o.pipePending[end] - 1)
+                    earlyReceives.insert(e.a)
                 }
             }
         case .pipeClose:
