@@ -22,12 +22,15 @@ let poisonPillMissing = Scenario(
     hangs: true
 ) {
     let queue = Queue<Int?>(name: "work")
-    let consumers = try (1...2).map { i in
-        try spawn("scn.pill-consumer", PillArgs(queue: queue), name: "consumer-\(i)")
-    }
+    let first = try spawn("scn.pill-consumer", PillArgs(queue: queue), name: "consumer-1")
     for item in 0..<10 { try queue.put(item) }
     try queue.put(nil)          // one pill for two consumers: the bug
-    for c in consumers { c.join() }
+    // Out of band (nothing traced): let consumer-1 drain everything, pill included, before
+    // consumer-2 starts, so the run is the same every time (consumer-1 exits, consumer-2 blocks;
+    // otherwise consumer-2 might get the pill and sit as a zombie while we join consumer-1).
+    while queue.qsize > 0 { sleepMs(1) }
+    let second = try spawn("scn.pill-consumer", PillArgs(queue: queue), name: "consumer-2")
+    for c in [first, second] { c.join() }
 }
 
 struct PillArgs: Codable { var queue: Queue<Int?> }

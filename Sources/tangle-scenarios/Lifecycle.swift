@@ -103,9 +103,8 @@ let ownerDied = Scenario(
     child.kill()
     try expectExit(child, child.join(), .signaled(SIGKILL))
     do {
-        // NEEDS(primitives): a plain `acquire()` (no timeout) never notices the dead owner (see
-        // /work/helpers/runtime-issues.md); with a timeout, the 50 ms liveness check runs.
-        if try lock.acquire(timeout: .seconds(10)) { try lock.release() }
+        try lock.acquire()
+        try lock.release()
         throw ScenarioFailure("the lock did not report its dead owner")
     } catch SyncError.ownerDied {
         // Expected: recovered, free again.
