@@ -97,7 +97,7 @@ static int tangle_lock_take_from_dead(tangle_lock_t *l, int32_t *dead_owner) {
     if (tangle_sync_pid_alive(owner)) return 0;
     if (!__atomic_compare_exchange_n(&l->owner_pid, &owner, tangle_sync_pid(), 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
         return 0;
-    // The word is still held (1 or 2): it is ours now. Make sure it reads as held.
+    // The word is still held: it is ours now. Make sure it reads as held.
     uint32_t w = __atomic_load_n(&l->word, __ATOMIC_ACQUIRE);
     if (w == 0) __atomic_store_n(&l->word, 1, __ATOMIC_RELEASE);
     l->owner_tid = tangle_sync_tid();
@@ -116,13 +116,12 @@ int tangle_lock_acquire_slow(tangle_lock_t *l, int64_t timeout_ns, int32_t *dead
     uint64_t start = tangle_sync_now_ns();
     uint64_t deadline = timeout_ns > 0 ? start + (uint64_t)timeout_ns : UINT64_MAX;
     uint64_t last_check = start;
+    for (int i = 0; i < 100; i++) {
+        if (__atomic_load_n(&l->word, __ATOMIC_RELAXED) == 0 && tangle_lock_try(l)) return 0;
+        __builtin_ia32_pause();
+    }
     for (;;) {
-        uint32_t c = __atomic_exchange_n(&l->word, 2, __ATOMIC_ACQUIRE);
-        if (c == 0) {
-            l->owner_pid = tangle_sync_pid();
-            l->owner_tid = tangle_sync_tid();
-            return 0;
-        }
+        if (tangle_lock_try(l)) return 0;
         uint64_t now = tangle_sync_now_ns();
         if (now - last_check >= (uint64_t)TANGLE_LIVENESS_SLICE_NS) {
             last_check = now;
@@ -131,7 +130,9 @@ int tangle_lock_acquire_slow(tangle_lock_t *l, int64_t timeout_ns, int32_t *dead
         if (now >= deadline) return ETIMEDOUT;
         uint64_t left = deadline - now;
         int64_t wait = left > (uint64_t)TANGLE_LIVENESS_SLICE_NS ? TANGLE_LIVENESS_SLICE_NS : (int64_t)left;
-        tangle_futex_wait(&l->word, 2, wait);
+        __atomic_fetch_add(&l->waiters, 1, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&l->word, __ATOMIC_SEQ_CST) != 0) tangle_futex_wait(&l->word, 1, wait);
+        __atomic_fetch_sub(&l->waiters, 1, __ATOMIC_SEQ_CST);
     }
 }
 

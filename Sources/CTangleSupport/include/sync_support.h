@@ -56,12 +56,14 @@ int tangle_futex_wake(uint32_t *addr, int n);
 uint64_t tangle_sync_now_ns(void);
 
 // ---- the lock core: a futex word plus the owner, in shared memory ----
-/// word: 0 free, 1 held, 2 held with (possible) waiters.
+/// word: 0 free, 1 held. `waiters` counts threads asleep (or about to sleep) on the word, so a
+/// release only makes a futex_wake system call when someone really waits.
 typedef struct {
     uint32_t word;
     int32_t owner_pid;
     int32_t owner_tid;
     uint32_t depth;      // RLock recursion depth
+    uint32_t waiters;
 } tangle_lock_t;
 
 /// Fast path: 1 when acquired (owner recorded), 0 when held by someone.
@@ -87,8 +89,8 @@ int tangle_lock_spin(tangle_lock_t *l, int spins);
 static inline uint32_t tangle_lock_release(tangle_lock_t *l) {
     l->owner_pid = 0;
     l->owner_tid = 0;
-    uint32_t old = __atomic_exchange_n(&l->word, 0, __ATOMIC_RELEASE);
-    if (__builtin_expect(old == 2, 0)) tangle_futex_wake(&l->word, 1);
+    uint32_t old = __atomic_exchange_n(&l->word, 0, __ATOMIC_SEQ_CST);
+    if (__builtin_expect(__atomic_load_n(&l->waiters, __ATOMIC_SEQ_CST) != 0, 0)) tangle_futex_wake(&l->word, 1);
     return old;
 }
 

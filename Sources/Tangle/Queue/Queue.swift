@@ -45,7 +45,6 @@ struct _QueueState {
     var joinSeq: UInt32
     var joinWaiters: UInt32
     var joinable: UInt32
-    var pad: (UInt32, UInt64, UInt64, UInt64, UInt64)
 }
 
 /// A FIFO queue of `Codable` messages shared by threads and processes (Python's

@@ -22,7 +22,7 @@ public class _SharedBox<C: Codable>: @unchecked Sendable {
     private var cacheVersion: UInt64 = .max
     private let local = _ConnMutex()   // one thread of this process at a time (the cache)
 
-    static var headerSize: Int { 48 }
+    static var headerSize: Int { (MemoryLayout<_ContainerState>.stride + 15) & ~15 }
 
     init(initial: C, typeName: String) {
         object = Recorder.newObjectID()
