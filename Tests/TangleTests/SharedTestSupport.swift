@@ -67,6 +67,30 @@ public func primitivesTestEntryPoints() {
         for i in 0..<view.count { view[i] = UInt32(i) * 3 }
         shm.close()
     }
+    EntryPoint.register("prim.trace.workload") { (n: Int) in
+        let q = Queue<Int>(name: "trace-q")
+        let lock = Lock(name: "trace-lock")
+        let (rx, tx) = try Pipe(String.self, duplex: false)
+        let ready = Event(name: "trace-event")
+        let producer = ChildProcess(entryPoint: "prim.queue.produce", arguments: QueueProduceArgs(queue: q, count: n, base: 0))
+        try producer.start()
+        for _ in 0..<n { _ = try q.get(timeout: .seconds(30)) }
+        _ = producer.join(timeout: .seconds(30))
+        for _ in 0..<10 { try lock.withLock {} }
+        let sender = ChildProcess(fork: {
+            rx.close()
+            ready.wait()
+            for i in 0..<5 { try tx.send("m\(i)") }
+            tx.close()
+        })
+        try sender.start()
+        tx.close()
+        ready.set()
+        while true {
+            do { _ = try rx.recv(timeout: .seconds(30)) } catch PipeError.eof { break }
+        }
+        _ = sender.join(timeout: .seconds(30))
+    }
     EntryPoint.register("prim.manager") { (a: ManagerArgs) in
         for i in 0..<a.times {
             try a.dict.update("n", default: 0) { $0 += 1 }
