@@ -186,9 +186,22 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
     /// Puts `item` or throws `QueueError.full` at once.
     public func putNowait(_ item: T) throws { try put(item, ns: 0) }
 
+    /// Plain-data messages (`Int`, `Double`, structs of them …) are copied as their bytes instead of
+    /// going through `BinaryCodec`: every process of a session runs the same executable, so the
+    /// layout is the same on both sides.
+    @inline(__always) private var copiesRawBytes: Bool { _isPOD(T.self) && MemoryLayout<T>.size <= 256 }
+
     private func put(_ item: T, ns: Int64) throws {
         try checkOpen()
-        try BinaryCodec.withEncoded(item) { payload in
+        if copiesRawBytes {
+            try withUnsafeBytes(of: item) { try putEncoded($0, ns: ns) }
+        } else {
+            try BinaryCodec.withEncoded(item) { try putEncoded($0, ns: ns) }
+        }
+    }
+
+    private func putEncoded(_ payload: UnsafeRawBufferPointer, ns: Int64) throws {
+        do {
             let n = payload.count
             let need = 16 + ((n + 7) & ~7)
             guard need <= capacity else {
@@ -303,6 +316,12 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
             signal(&s.pointee.notFull, &s.pointee.notFullWaiters, 1)
             unlockQueue()
             if Recorder.isEnabled { Recorder.record(.queueGet, object: object, a: msg, b: UInt64(n)) }
+            if copiesRawBytes {
+                guard n == MemoryLayout<T>.size else {
+                    throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "queue \(object): a \(n)-byte message for a \(MemoryLayout<T>.size)-byte \(T.self)"))
+                }
+                return buffer.baseAddress!.loadUnaligned(as: T.self)
+            }
             return try BinaryCodec.decode(T.self, fromRaw: UnsafeRawBufferPointer(start: buffer.baseAddress, count: n))
         }
     }
