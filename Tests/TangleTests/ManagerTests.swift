@@ -44,5 +44,8 @@ final class ManagerTests: XCTestCase {
         l[0] = "z"
         XCTAssertEqual(try l.remove(at: 1), "b")
         XCTAssertEqual(try l.snapshot(), ["z", "c"])
+        XCTAssertThrowsError(try l.get(5)) { XCTAssertEqual($0 as? SharedListError, .indexOutOfRange(index: 5, count: 2)) }
+        XCTAssertThrowsError(try l.remove(at: -1))
+        XCTAssertEqual(l.count, 2)
     }
 }

@@ -159,6 +159,15 @@ public final class SharedDictionary<Key: Codable & Hashable, Value: Codable>: _S
     }
 }
 
+public enum SharedListError: Error, Equatable, CustomStringConvertible {
+    case indexOutOfRange(index: Int, count: Int)
+    public var description: String {
+        switch self {
+        case .indexOutOfRange(let i, let n): return "shared list index \(i) out of range (count \(n))"
+        }
+    }
+}
+
 /// A list several processes update safely (Python's `Manager().list()`).
 public final class SharedList<Element: Codable>: _SharedBox<[Element]>, ProcessTransferable, @unchecked Sendable {
     public init(_ initial: [Element] = []) { super.init(initial: initial, typeName: "SharedList") }
@@ -166,10 +175,26 @@ public final class SharedList<Element: Codable>: _SharedBox<[Element]>, ProcessT
 
     public func append(_ element: Element) throws { try modify { $0.append(element) } }
     public func append(contentsOf elements: [Element]) throws { try modify { $0.append(contentsOf: elements) } }
-    public func get(_ index: Int) throws -> Element { try read { $0[index] } }
-    public func set(_ index: Int, _ element: Element) throws { try modify { $0[index] = element } }
+    /// Throws `SharedListError.indexOutOfRange` (Python's IndexError) for a bad index.
+    public func get(_ index: Int) throws -> Element {
+        try read { list in
+            guard list.indices.contains(index) else { throw SharedListError.indexOutOfRange(index: index, count: list.count) }
+            return list[index]
+        }
+    }
+    public func set(_ index: Int, _ element: Element) throws {
+        try modify { list in
+            guard list.indices.contains(index) else { throw SharedListError.indexOutOfRange(index: index, count: list.count) }
+            list[index] = element
+        }
+    }
     @discardableResult
-    public func remove(at index: Int) throws -> Element { try modify { $0.remove(at: index) } }
+    public func remove(at index: Int) throws -> Element {
+        try modify { list in
+            guard list.indices.contains(index) else { throw SharedListError.indexOutOfRange(index: index, count: list.count) }
+            return list.remove(at: index)
+        }
+    }
     public var count: Int { (try? read { $0.count }) ?? 0 }
     /// Atomic read-modify-write of the whole list.
     public func update<R>(_ body: (inout [Element]) throws -> R) throws -> R { try modify(body) }
