@@ -141,19 +141,19 @@ enum HTMLExporter {
             svg += "<line x1=\"\(f(x(lane.first)))\" y1=\"\(f(yy + laneH / 2))\" x2=\"\(f(x(lane.end)))\" y2=\"\(f(yy + laneH / 2))\" class=\"life\"/>\n"
         }
         // Holds under waits under put/get marks.
-        func layer(_ c: String) -> Int { c == "hold" ? 0 : c == "wait" ? 1 : 2 }
+        func layer(_ c: TimelineModel.Category) -> Int { c == .hold ? 0 : c == .wait ? 1 : 2 }
         let drawn = model.slices.prefix(maxSlices).enumerated().sorted { (layer($0.element.category), $0.offset) < (layer($1.element.category), $1.offset) }.map(\.element)
         for s in drawn {
             guard let yy = y(s.thread) else { continue }
             let x0 = x(s.start), w = max(1.5, (s.unfinished && s.end >= model.end ? labelW + plotW : x(s.end)) - x0)
-            let cls = s.category == "wait" ? (s.unfinished ? "waitbad" : "wait") : s.category
-            let (dy, hh) = s.category == "hold" ? (4.0, laneH - 8) : s.category == "wait" ? (7.0, laneH - 14) : (2.0, laneH - 4)
+            let cls = s.category == .wait ? (s.unfinished ? "waitbad" : "wait") : s.category.rawValue
+            let (dy, hh) = s.category == .hold ? (4.0, laneH - 8) : s.category == .wait ? (7.0, laneH - 14) : (2.0, laneH - 4)
             let dur = ExportSupport.millis(s.end - s.start)
-            svg += "<rect x=\"\(f(x0))\" y=\"\(f(yy + dy))\" width=\"\(f(w))\" height=\"\(f(hh))\" class=\"\(cls)\"><title>\(h(s.name)) — \(dur) ms</title></rect>\n"
+            svg += "<rect x=\"\(f(x0))\" y=\"\(f(yy + dy))\" width=\"\(f(w))\" height=\"\(f(hh))\" class=\"\(cls)\"><title>\(h(model.name(s))) — \(dur) ms</title></rect>\n"
         }
         for fl in model.flows.prefix(maxFlows) {
             guard let y0 = y(fl.from), let y1 = y(fl.to) else { continue }
-            svg += "<line x1=\"\(f(x(fl.fromTime)))\" y1=\"\(f(y0 + laneH / 2))\" x2=\"\(f(x(fl.toTime)))\" y2=\"\(f(y1 + laneH / 2))\" class=\"flow\" marker-end=\"url(#tlarrow)\"><title>\(h(fl.name))</title></line>\n"
+            svg += "<line x1=\"\(f(x(fl.fromTime)))\" y1=\"\(f(y0 + laneH / 2))\" x2=\"\(f(x(fl.toTime)))\" y2=\"\(f(y1 + laneH / 2))\" class=\"flow\" marker-end=\"url(#tlarrow)\"><title>\(h(model.name(fl)))</title></line>\n"
         }
         for m in model.markers {
             let xx = x(m.time)

@@ -43,10 +43,10 @@ enum PerfettoExporter {
         for s in ordered {
             let args = #"{"object":\#(q(ExportSupport.objectLabel(s.object, context))),"unfinished":\#(s.unfinished)}"#
             if s.nested {
-                lines.append(#"{"ph":"X","cat":\#(q(s.category)),"name":\#(q(s.name)),"pid":\#(s.thread.pid),"tid":\#(s.thread.tid),"ts":\#(ts(s.start)),"dur":\#(ExportSupport.micros(s.end - s.start)),"args":\#(args)}"#)
+                lines.append(#"{"ph":"X","cat":"\#(s.category.rawValue)","name":\#(q(model.name(s))),"pid":\#(s.thread.pid),"tid":\#(s.thread.tid),"ts":\#(ts(s.start)),"dur":\#(ExportSupport.micros(s.end - s.start)),"args":\#(args)}"#)
             } else {
                 asyncID += 1
-                let name = q("\(s.name) [tid \(s.thread.tid)]")
+                let name = q("\(model.name(s)) [tid \(s.thread.tid)]")
                 lines.append(#"{"ph":"b","cat":"hold-overlapping","name":\#(name),"id":\#(asyncID),"pid":\#(s.thread.pid),"tid":\#(s.thread.tid),"ts":\#(ts(s.start)),"args":\#(args)}"#)
                 lines.append(#"{"ph":"e","cat":"hold-overlapping","name":\#(name),"id":\#(asyncID),"pid":\#(s.thread.pid),"tid":\#(s.thread.tid),"ts":\#(ts(s.end))}"#)
             }
@@ -54,8 +54,8 @@ enum PerfettoExporter {
 
         // Message flows.
         for f in model.flows {
-            lines.append(#"{"ph":"s","cat":"message","name":\#(q(f.name)),"id":\#(f.id),"bp":"e","pid":\#(f.from.pid),"tid":\#(f.from.tid),"ts":\#(ts(f.fromTime))}"#)
-            lines.append(#"{"ph":"f","cat":"message","name":\#(q(f.name)),"id":\#(f.id),"bp":"e","pid":\#(f.to.pid),"tid":\#(f.to.tid),"ts":\#(ts(f.toTime))}"#)
+            lines.append(#"{"ph":"s","cat":"message","name":\#(q(model.name(f))),"id":\#(f.id),"bp":"e","pid":\#(f.from.pid),"tid":\#(f.from.tid),"ts":\#(ts(f.fromTime))}"#)
+            lines.append(#"{"ph":"f","cat":"message","name":\#(q(model.name(f))),"id":\#(f.id),"bp":"e","pid":\#(f.to.pid),"tid":\#(f.to.tid),"ts":\#(ts(f.toTime))}"#)
         }
 
         // Findings.

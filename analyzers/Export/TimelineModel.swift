@@ -14,13 +14,16 @@ struct TimelineModel {
         var thread: ThreadKey
         var start: UInt64
         var end: UInt64
-        var name: String
-        var category: String   // "hold", "wait", "op"
+        /// The kind of the event that opened the slice (the name is built from it on demand).
+        var kind: EventKind
+        var category: Category
         var object: UInt64
         var unfinished: Bool
         var nested = true
         var eventSeq: UInt64
     }
+
+    enum Category: String { case hold, wait, op }
 
     struct Flow {
         var id: Int
@@ -28,7 +31,7 @@ struct TimelineModel {
         var fromTime: UInt64
         var to: ThreadKey
         var toTime: UInt64
-        var name: String
+        var object: UInt64
     }
 
     struct Marker {
@@ -47,6 +50,45 @@ struct TimelineModel {
 
     var start: UInt64 = 0
     var end: UInt64 = 0
+    private let context: ExportContext
+    private let names = NameCache()
+
+    private final class NameCache {
+        var slices: [String: String] = [:]
+        var objects: [UInt64: String] = [:]
+    }
+
+    private func objectLabel(_ o: UInt64) -> String {
+        if let l = names.objects[o] { return l }
+        let l = ExportSupport.objectLabel(o, context)
+        names.objects[o] = l
+        return l
+    }
+
+    /// "hold 'A'", "wait lock.wait 'B' (never returned)", "put 'tasks'", … (cached per kind/object).
+    func name(_ s: Slice) -> String {
+        let prefix: String
+        switch s.category {
+        case .hold: prefix = "hold"
+        case .wait: prefix = "wait " + s.kind.name
+        default:
+            switch s.kind {
+            case .queuePut: prefix = "put"
+            case .pipeSend: prefix = "send"
+            case .queueGet: prefix = "get"
+            default: prefix = "recv"
+            }
+        }
+        let obj = objectLabel(s.object)
+        var n = obj.isEmpty ? prefix : prefix + " " + obj
+        if s.unfinished { n += s.category == .hold ? " (held at end)" : " (never returned)" }
+        return n
+    }
+
+    func name(_ f: Flow) -> String {
+        let obj = objectLabel(f.object)
+        return obj.isEmpty ? "message" : "message " + obj
+    }
     var threads: [ThreadInfo] = []
     var slices: [Slice] = []
     var flows: [Flow] = []
@@ -54,6 +96,7 @@ struct TimelineModel {
 
     init(result: AnalysisResult) {
         let context = result.context
+        self.context = context
         let events = context.events
         guard let first = events.first else {
             markers = result.report.findings.map { Marker(thread: nil, time: 0, name: "\($0.kind.rawValue): \($0.title)", finding: $0) }
@@ -62,96 +105,116 @@ struct TimelineModel {
         start = events.reduce(first.time) { min($0, $1.time) }
         end = events.reduce(first.time) { max($0, $1.time) }
 
-        // Thread bounds.
-        var firstTime: [ThreadKey: UInt64] = [:], lastTime: [ThreadKey: UInt64] = [:]
-        var threadExit: [ThreadKey: UInt64] = [:], processExit: [Int32: UInt64] = [:]
-        for e in events {
+        // Threads as dense indexes (one hash per run of events of the same thread).
+        var index: [ThreadKey: Int] = [:]
+        var keys: [ThreadKey] = []
+        var firstTime: [UInt64] = [], lastTime: [UInt64] = [], threadExit: [UInt64?] = []
+        var processExit: [Int32: UInt64] = [:]
+        var eventThread = [Int](repeating: 0, count: events.count)
+        var lastKey = ThreadKey(pid: -1, tid: -1), lastIndex = -1
+        for (n, e) in events.enumerated() {
             let k = ThreadKey(pid: e.pid, tid: e.tid)
-            if firstTime[k] == nil { firstTime[k] = e.time }
-            lastTime[k] = max(lastTime[k] ?? 0, e.time)
-            if e.kind == .threadExit { threadExit[k] = e.time }
+            var ti: Int
+            if k == lastKey {
+                ti = lastIndex
+            } else if let i = index[k] {
+                ti = i
+            } else {
+                ti = keys.count
+                index[k] = ti
+                keys.append(k)
+                firstTime.append(e.time)
+                lastTime.append(e.time)
+                threadExit.append(nil)
+            }
+            lastKey = k
+            lastIndex = ti
+            eventThread[n] = ti
+            if e.time > lastTime[ti] { lastTime[ti] = e.time }
+            if e.kind == .threadExit { threadExit[ti] = e.time }
             if e.kind == .processExit { processExit[e.pid] = max(processExit[e.pid] ?? 0, e.time) }
         }
-        var bound: [ThreadKey: UInt64] = [:]
-        for (k, f) in firstTime {
+        var bound = [UInt64](repeating: end, count: keys.count)
+        for ti in keys.indices {
             var b = end
-            if let t = threadExit[k] { b = t } else if let p = processExit[k.pid] { b = p }
-            b = max(b, lastTime[k] ?? f)
-            bound[k] = b
+            if let t = threadExit[ti] { b = t } else if let p = processExit[keys[ti].pid] { b = p }
+            bound[ti] = max(b, lastTime[ti])
         }
-        threads = firstTime.keys.sorted().map { k in
-            ThreadInfo(key: k, label: ExportSupport.threadLabel(pid: k.pid, tid: k.tid, context), first: firstTime[k]!, end: bound[k]!)
+        threads = keys.indices.sorted { keys[$0] < keys[$1] }.map { ti in
+            ThreadInfo(key: keys[ti], label: ExportSupport.threadLabel(pid: keys[ti].pid, tid: keys[ti].tid, context), first: firstTime[ti], end: bound[ti])
         }
 
-        // Next event time per thread, to end waits and size op slices.
-        var openWait: [ThreadKey: TraceEvent] = [:]
-        var openHold: [ThreadKey: [UInt64: TraceEvent]] = [:]
-        var pendingOps: [ThreadKey: [Int]] = [:]   // op slices waiting for the thread's next event
-        var puts: [UInt64: (ThreadKey, UInt64, String)] = [:]
+        // Waits end at the thread's next event; op slices are cut there too.
+        var openWait = [TraceEvent?](repeating: nil, count: keys.count)
+        var openHold = [[UInt64: TraceEvent]](repeating: [:], count: keys.count)
+        var pendingOps = [[Int]](repeating: [], count: keys.count)
+        var puts: [UInt64: (ThreadKey, UInt64, UInt64)] = [:]
         var flowID = 0
         var slices: [Slice] = []
 
-        func label(_ prefix: String, _ e: TraceEvent) -> String {
-            let obj = ExportSupport.objectLabel(e.object, context)
-            return obj.isEmpty ? prefix : "\(prefix) \(obj)"
-        }
-
-        for e in events {
-            let k = ThreadKey(pid: e.pid, tid: e.tid)
-            if let w = openWait.removeValue(forKey: k) {
-                slices.append(Slice(thread: k, start: w.time, end: max(w.time, e.time), name: label("wait \(w.kind.name)", w),
-                                    category: "wait", object: w.object, unfinished: false, eventSeq: w.seq))
+        for (n, e) in events.enumerated() {
+            let ti = eventThread[n]
+            let k = keys[ti]
+            if let w = openWait[ti] {
+                openWait[ti] = nil
+                slices.append(Slice(thread: k, start: w.time, end: max(w.time, e.time), kind: w.kind,
+                                    category: .wait, object: w.object, unfinished: false, eventSeq: w.seq))
             }
-            if let ops = pendingOps.removeValue(forKey: k) {
-                for i in ops { slices[i].end = min(slices[i].end, max(slices[i].start, e.time)) }
+            if !pendingOps[ti].isEmpty {
+                for i in pendingOps[ti] { slices[i].end = min(slices[i].end, max(slices[i].start, e.time)) }
+                pendingOps[ti].removeAll(keepingCapacity: true)
             }
             switch e.kind {
             case .lockAcquired, .lockOwnerDied:
-                if openHold[k]?[e.object] == nil { openHold[k, default: [:]][e.object] = e }
+                if openHold[ti][e.object] == nil { openHold[ti][e.object] = e }
             case .lockReleased:
                 if e.a == 0 {
-                    var owner = k
-                    if openHold[k]?[e.object] == nil, let other = openHold.keys.sorted().first(where: { openHold[$0]?[e.object] != nil }) {
+                    var owner = ti
+                    if openHold[ti][e.object] == nil,
+                       let other = keys.indices.filter({ openHold[$0][e.object] != nil }).min(by: { keys[$0] < keys[$1] }) {
                         owner = other   // released by a non-owner: the owner's hold ends here
                     }
-                    if let h = openHold[owner]?.removeValue(forKey: e.object) {
-                        slices.append(Slice(thread: owner, start: h.time, end: max(h.time, e.time), name: label("hold", h),
-                                            category: "hold", object: e.object, unfinished: false, eventSeq: h.seq))
+                    if let h = openHold[owner].removeValue(forKey: e.object) {
+                        slices.append(Slice(thread: keys[owner], start: h.time, end: max(h.time, e.time), kind: h.kind,
+                                            category: .hold, object: e.object, unfinished: false, eventSeq: h.seq))
                     }
                 }
             case .queuePut, .pipeSend, .queueGet, .pipeRecv:
                 let isPut = e.kind == .queuePut || e.kind == .pipeSend
-                let opEnd = min(e.time + 1000, bound[k] ?? end)
-                slices.append(Slice(thread: k, start: e.time, end: max(e.time, opEnd), name: label(isPut ? (e.kind == .queuePut ? "put" : "send") : (e.kind == .queueGet ? "get" : "recv"), e),
-                                    category: "op", object: e.object, unfinished: false, eventSeq: e.seq))
-                pendingOps[k, default: []].append(slices.count - 1)
+                let opEnd = min(e.time + 1000, bound[ti])
+                slices.append(Slice(thread: k, start: e.time, end: max(e.time, opEnd), kind: e.kind,
+                                    category: .op, object: e.object, unfinished: false, eventSeq: e.seq))
+                pendingOps[ti].append(slices.count - 1)
                 if e.result == .ok && e.a != 0 {
                     if isPut {
-                        puts[e.a] = (k, e.time, label("message", e))
+                        puts[e.a] = (k, e.time, e.object)
                     } else if let p = puts.removeValue(forKey: e.a) {
                         flowID += 1
-                        flows.append(Flow(id: flowID, from: p.0, fromTime: p.1, to: k, toTime: e.time, name: p.2))
+                        flows.append(Flow(id: flowID, from: p.0, fromTime: p.1, to: k, toTime: e.time, object: p.2))
                     }
                 }
             default: break
             }
-            if e.kind.isWait { openWait[k] = e }
+            if e.kind.isWait { openWait[ti] = e }
         }
-        for (k, w) in openWait.sorted(by: { $0.key < $1.key }) {
-            let b = bound[k] ?? end
-            slices.append(Slice(thread: k, start: w.time, end: max(w.time, b), name: label("wait \(w.kind.name)", w) + " (never returned)",
-                                category: "wait", object: w.object, unfinished: true, eventSeq: w.seq))
-        }
-        for k in openHold.keys.sorted() {
-            for (obj, h) in openHold[k]!.sorted(by: { $0.key < $1.key }) {
-                let b = bound[k] ?? end
-                slices.append(Slice(thread: k, start: h.time, end: max(h.time, b), name: label("hold", h) + " (held at end)",
-                                    category: "hold", object: obj, unfinished: true, eventSeq: h.seq))
+        let order = keys.indices.sorted { keys[$0] < keys[$1] }
+        for ti in order {
+            if let w = openWait[ti] {
+                slices.append(Slice(thread: keys[ti], start: w.time, end: max(w.time, bound[ti]), kind: w.kind,
+                                    category: .wait, object: w.object, unfinished: true, eventSeq: w.seq))
             }
         }
+        for ti in order {
+            for (obj, h) in openHold[ti].sorted(by: { $0.key < $1.key }) {
+                slices.append(Slice(thread: keys[ti], start: h.time, end: max(h.time, bound[ti]), kind: h.kind,
+                                    category: .hold, object: obj, unfinished: true, eventSeq: h.seq))
+            }
+        }
+        var boundByKey: [ThreadKey: UInt64] = [:]
+        for ti in keys.indices { boundByKey[keys[ti]] = bound[ti] }
 
         // Nesting per thread: sort by start, longer first, holds outside waits outside ops.
-        func rank(_ c: String) -> Int { c == "hold" ? 0 : c == "wait" ? 1 : 2 }
+        func rank(_ c: Category) -> Int { c == .hold ? 0 : c == .wait ? 1 : 2 }
         slices.sort { a, b in
             if a.thread != b.thread { return a.thread < b.thread }
             if a.start != b.start { return a.start < b.start }
@@ -178,7 +241,7 @@ struct TimelineModel {
         for f in result.report.findings {
             if let last = f.evidence.max(by: { ($0.time, $0.seq) < ($1.time, $1.seq) }) {
                 let k = ThreadKey(pid: last.pid, tid: last.tid)
-                markers.append(Marker(thread: bound[k] == nil ? nil : k, time: min(max(last.time, start), end), name: "\(f.kind.rawValue): \(f.title)", finding: f))
+                markers.append(Marker(thread: boundByKey[k] == nil ? nil : k, time: min(max(last.time, start), end), name: "\(f.kind.rawValue): \(f.title)", finding: f))
             } else {
                 markers.append(Marker(thread: nil, time: end, name: "\(f.kind.rawValue): \(f.title)", finding: f))
             }
