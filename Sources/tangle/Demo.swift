@@ -125,12 +125,15 @@ struct Demo: ParsableCommand {
 
         var failures: [(String, [String])] = []
         var jsonEntries: [String] = []
+        var table: [(name: String, want: String, got: String, ok: Bool)] = []
         let useColor = wantsColor()
         for (info, o) in zip(selected, outcomes) {
             let expected = ScenarioRunner.loadExpected(corpus: corpusDir, name: info.name)
             let problems = ScenarioRunner.check(o, expected: expected)
             if !problems.isEmpty { failures.append((info.name, problems)) }
             let verdict = problems.isEmpty ? "OK" : "MISMATCH"
+            table.append((info.name, describe(expected?.findings), o.result.map { describe(ScenarioRunner.summarize($0.report)) } ?? "no analysis",
+                          problems.isEmpty))
             if let recordCorpus, o.result != nil {
                 record(o, into: "\(recordCorpus)/\(info.name)")
             }
@@ -159,8 +162,7 @@ struct Demo: ParsableCommand {
                 } else {
                     print("   no analysis: \(o.analysisError ?? "?")")
                 }
-                let want = expected.map { $0.findings.isEmpty ? "no finding" : $0.findings.map { "\($0.count)× \($0.kind) (\($0.confidence))" }.joined(separator: ", ") } ?? "?"
-                print("   expected: \(want) → \(verdict)")
+                print("   expected: \(describe(expected?.findings)) → \(verdict)")
                 for p in problems { print("     - \(p)") }
                 print("")
             }
@@ -168,6 +170,15 @@ struct Demo: ParsableCommand {
         if !single {
             if format == "json" && !quiet {
                 print("[\n" + jsonEntries.joined(separator: ",\n") + "\n]")
+            }
+            if format == "text" && !quiet {
+                let w1 = table.map(\.name.count).max() ?? 0, w2 = max(8, table.map(\.want.count).max() ?? 0)
+                print("scenario".padding(toLength: w1, withPad: " ", startingAt: 0) + "  " + "expected".padding(toLength: w2, withPad: " ", startingAt: 0) + "  got")
+                for r in table {
+                    print(r.name.padding(toLength: w1, withPad: " ", startingAt: 0) + "  " + r.want.padding(toLength: w2, withPad: " ", startingAt: 0)
+                          + "  " + (r.ok ? "OK" : "MISMATCH: " + r.got))
+                }
+                print("")
             }
             let ok = selected.count - failures.count
             let line = "tangle demo: \(ok)/\(selected.count) scenarios produced what traces/*/expected.json says (\(String(format: "%.1f", elapsed)) s)"
@@ -219,6 +230,12 @@ struct Demo: ParsableCommand {
             try? fm.copyItem(atPath: "\(o.traceDir)/\(f)", toPath: "\(dir)/\(f)")
         }
     }
+}
+
+/// "1× deadlock (actual), …" or "no finding".
+private func describe(_ findings: [ScenarioRunner.Expected.Entry]?) -> String {
+    guard let findings else { return "?" }
+    return findings.isEmpty ? "no finding" : findings.map { "\($0.count)× \($0.kind) (\($0.confidence))" }.joined(separator: ", ")
 }
 
 private func jsonString(_ s: String) -> String {
