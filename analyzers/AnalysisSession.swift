@@ -65,7 +65,11 @@ public final class AnalysisSession {
         let lifecycle = model.runLifecycle()
         // 3. Streaming misuse rules (self-deadlock, non-owner release, owner died, fork, held at exit).
         raw += model.findings
-        raw += lifecycle
+        for f in lifecycle {
+            // The wait-for pass may already have reported the same queue (a join blocked on it).
+            if f.kind == .missingTaskDone && raw.contains(where: { $0.kind == .missingTaskDone && $0.fingerprintExtra.contains(f.fingerprintExtra.last ?? "") }) { continue }
+            raw.append(f)
+        }
         // 4. Lock order (predicted), minus what is already an actual deadlock.
         let actualLocks = raw.filter { $0.kind == .deadlock || $0.kind == .selfDeadlock }.map(\.locks).filter { !$0.isEmpty }
         let lo = model.runLockOrder(actualLocks: actualLocks)

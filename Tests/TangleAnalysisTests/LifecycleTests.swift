@@ -230,4 +230,21 @@ final class LifecycleTests: XCTestCase {
         let r = b.analyze()
         XCTAssertEqual(r.findings.map(\.title), [])
     }
+
+    /// A JoinableQueue whose consumer skipped task_done, everyone exiting cleanly: reported at the end.
+    func testMissingTaskDoneWithoutJoin() {
+        let b = TraceBuilder()
+        let main = b.root(1)
+        let q = b.queue(main, "tasks", joinable: true)
+        let c = b.pid(2)
+        let co = b.spawn(main, c, name: "worker")
+        b.attach(c, q, type: .queue)
+        let ms = (0..<3).map { _ in b.put(main, q) }
+        b.get(c, q, ms[0]); b.ev(c, .queueTaskDone, o: q, a: 2)
+        b.get(c, q, ms[1]); b.get(c, q, ms[2])
+        b.exit(c)
+        b.join(main, c, obj: co)
+        b.exit(main)
+        XCTAssertEqual(b.analyze().kinds(), [.missingTaskDone])
+    }
 }

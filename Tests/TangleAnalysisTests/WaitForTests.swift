@@ -284,4 +284,21 @@ final class WaitForTests: XCTestCase {
         b.exit(main)
         XCTAssertEqual(b.analyze().findings.map(\.title), [])
     }
+
+    /// A timeout runner's SIGTERM makes every process record `proc.exit` with signal 15 while
+    /// blocked: the hang seen at the quiescent point is still reported, and the signal deaths add
+    /// no orphan, unjoined-child or owner-died findings.
+    func testHangStoppedBySigtermHandlers() {
+        let b = TraceBuilder()
+        Scenarios.producerConsumer(b, items: 4, pills: 1)
+        let l = b.lock(b.pid(4), "held")
+        b.acquire(b.pid(4), l)
+        b.ev(b.pid(4), .queueGetWait, o: b.events.first { $0.kind == .queueNew }!.object)
+        b.sleep(3_000_000_000)
+        b.exit(b.pid(4), signal: 15)
+        b.exit(b.pid(1), signal: 15)
+        let r = b.analyze()
+        XCTAssertEqual(r.count(.hang) + r.count(.deadlock), 1, "\(r.findings.map(\.title))")
+        XCTAssertEqual(r.findings.count, 1, "\(r.findings.map(\.title))")
+    }
 }

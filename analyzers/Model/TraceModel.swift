@@ -209,10 +209,13 @@ final class TraceModel {
         t.wait = nil
         if isLive(t) { blockedThreads -= 1 }
         // Not a real wake: a timeout, or a join that returned because the child was killed.
+        // Dying (the thread or the process exits: a SIGTERM handler records proc.exit) is not a
+        // wake either.
+        let died = e.kind == .processExit || e.kind == .threadExit
         let timedOut = e.result == .timeout || e.kind == .lockTimeout || e.kind == .queueTimeout
             || (e.kind == .processJoinDone && e.c != 0)
         let key = Self.waitKey(t.index, w.event.seq)
-        if let list = candidateWaits[key] {
+        if !died, let list = candidateWaits[key] {
             for ci in list { candidates[ci].completed(thread: t.index, ok: !timedOut) }
         }
     }

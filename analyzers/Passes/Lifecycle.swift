@@ -12,6 +12,7 @@ extension TraceModel {
         out += processRules()
         out += lostMessages()
         out += lostPoolErrors()
+        out += missingTaskDones()
         out += shmLeaks()
         killedHolders()
         missingProcesses()
@@ -39,7 +40,10 @@ extension TraceModel {
             let parentEnd = parent.exit?.time ?? parent.signalled?.time ?? parent.joinDone?.time ?? endTime
             let worker = isPoolWorker(pid)
             let ended = endedAt(c)
-            if let pexit = parent.exit, c.joinDone == nil, c.hasEvents, ended.map({ $0 > pexit.time }) ?? true {
+            // A parent killed by a signal did not choose to leave its children: no orphan or
+            // unjoined child then (the signal is the story, e.g. a timeout runner).
+            let parentClean = parent.exit.map { $0.b == 0 } ?? false
+            if let pexit = parent.exit, parentClean, c.joinDone == nil, c.hasEvents, ended.map({ $0 > pexit.time }) ?? true {
                 // Orphan: the parent exited while the child still ran.
                 out.append(orphan(c, parent, spawn: spawn))
             } else if let ended {
@@ -49,7 +53,7 @@ extension TraceModel {
                 let unreaped = until > ended ? until - ended : 0
                 if unreaped > options.zombieThresholdNs && !worker {
                     out.append(zombie(c, parent, spawn: spawn, ended: ended, unreaped: unreaped, reaped: reaped))
-                } else if reaped == nil && !parentAlive && !worker && c.exit != nil && ended <= parentEnd {
+                } else if reaped == nil && !parentAlive && parentClean && !worker && c.exit != nil && ended <= parentEnd {
                     out.append(unjoined(c, parent, spawn: spawn))
                 }
             }
@@ -139,6 +143,12 @@ extension TraceModel {
             let users = o.putters.union(o.getters).union(o.senders[0]).union(o.senders[1])
             let keys: [UInt64] = o.kind == .pipe ? ms.map { TraceModel.handleKey(id, end: $0.end) } : [id]
             guard keys.allSatisfy({ allUsersEnded(o, key: $0, extra: users) }) else { continue }
+            // Users killed by a signal never had the chance to take them: the kill (or the hang
+            // that led to it) is the finding, not the leftovers.
+            let killed = processes.values.contains { p in
+                (p.handles.contains(id) || users.contains(p.pid) || o.creatorPid == p.pid) && diedBySignal(p)
+            }
+            if killed { continue }
             let obj = objectLabel(id)
             var participants: [RawParticipant] = []
             var seen: Set<Int32> = []
@@ -165,6 +175,37 @@ extension TraceModel {
                 explanation: "\(ms.count) message(s) were put on \(obj) and were still there when every process using it had ended. \(consumerWords) Whatever they carried (work items, results, errors) was silently dropped.",
                 fix: "Make consumers run until they have taken everything (stop on one sentinel per consumer, sent after the last item), and have the parent drain result queues before joining and exiting.")
             f.fingerprintExtra = ["lost", objectRole(id)] + Set(participants.filter { $0.role == "put" }.map { processes[$0.pid].map { processRoleName($0) } ?? "" }).sorted()
+            out.append(f)
+        }
+        return out
+    }
+
+    /// A JoinableQueue whose items were got but not all marked done, once every user ended cleanly.
+    /// (When someone is blocked in `join()` on it, the wait-for pass reports it instead.)
+    private func missingTaskDones() -> [RawFinding] {
+        var out: [RawFinding] = []
+        for (id, o) in objects.sorted(by: { $0.key < $1.key }) where o.kind == .joinableQueue && o.gets > o.taskDones {
+            let users = o.putters.union(o.getters)
+            guard allUsersEnded(o, key: id, extra: users) else { continue }
+            if processes.values.contains(where: { (users.contains($0.pid) || o.creatorPid == $0.pid) && diedBySignal($0) }) { continue }
+            let obj = objectLabel(id)
+            let culprits = o.users.filter { $0.gets > $0.taskDones }
+            var participants: [RawParticipant] = []
+            var evidence: [(TraceEvent, String?)] = []
+            for u in culprits {
+                participants.append(RawParticipant(pid: u.pid, tid: u.lastGet?.tid ?? u.pid, role: "forgot-task-done",
+                                                   detail: "got \(u.gets) item(s), marked \(u.taskDones) done (\(u.gets - u.taskDones) missing)",
+                                                   object: id, stackEvent: u.lastGet))
+                if let g = u.lastGet { evidence.append((g, "\(whoProcess(u.pid)) gets an item it never marks done")) }
+                if let e = processes[u.pid]?.exit { evidence.append((e, "\(whoProcess(u.pid)) exits")) }
+            }
+            var f = RawFinding(
+                kind: .missingTaskDone, severity: .warning,
+                title: "\(o.gets - o.taskDones) item(s) got from \(obj) were never marked done",
+                participants: participants, evidence: dedupeEvidence(evidence),
+                explanation: "\(obj) is a JoinableQueue: every put adds an unfinished task and every task_done() removes one. \(o.gets) item(s) were got but only \(o.taskDones) task_done() call(s) were made before every process using it ended, so the count never went back to zero: any join() on it would have waited forever.",
+                fix: "Call task_done() once for every get() (in a `defer` right after the get, so errors and early exits also mark the item done).")
+            f.fingerprintExtra = ["missing-task-done", objectRole(id)]
             out.append(f)
         }
         return out
@@ -229,11 +270,16 @@ extension TraceModel {
         return out
     }
 
-    /// Processes that were killed (no clean exit) while holding a lock.
+    func diedBySignal(_ p: ProcessState) -> Bool {
+        if let e = p.exit { return e.b != 0 }
+        if let j = p.joinDone { return j.c != 0 }
+        return p.signalled != nil
+    }
+
+    /// Processes that the program itself killed (a traced kill/terminate) while they held a lock.
     private func killedHolders() {
         for (_, p) in processes.sorted(by: { $0.key < $1.key }) where p.exit == nil && p.isDead {
-            let how = p.joinDone.map { $0.c != 0 } ?? (p.signalled != nil)
-            guard how else { continue }
+            guard p.signalled != nil else { continue }
             for i in p.threads {
                 let t = threads[i]
                 for h in t.held {

@@ -127,7 +127,10 @@ extension TraceModel {
             for h in t.held {
                 guard let o = objects[h.lock], o.kind.isMutex else { continue }
                 if e.b != 0 {
-                    diedHolding(t, h, end: e)
+                    // Killed holding it: reported only when the program itself killed it (a
+                    // traced kill/terminate); a timeout runner stopping a hung program is not a
+                    // new bug.
+                    if p.signalled != nil { diedHolding(t, h, end: e) }
                 } else {
                     lockHeldAtExit(t, h, e, process: true)
                 }
