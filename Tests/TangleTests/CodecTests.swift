@@ -86,4 +86,52 @@ final class CodecTests: XCTestCase {
         XCTAssertThrowsError(try BinaryCodec.decode(Int16.self, from: BinaryCodec.encode(Int.max)))
         XCTAssertThrowsError(try BinaryCodec.decode(Small.self, from: BinaryCodec.encode(["id": 1])))
     }
+
+    class Base: Codable {
+        var a: Int
+        init(a: Int) { self.a = a }
+    }
+
+    final class Derived: Base {
+        var b: String
+        var tags: [String: Int]
+        enum CodingKeys: String, CodingKey { case b, tags }
+        init(a: Int, b: String, tags: [String: Int]) { self.b = b; self.tags = tags; super.init(a: a) }
+        required init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            b = try c.decode(String.self, forKey: .b)
+            var nested = try c.nestedUnkeyedContainer(forKey: .tags)
+            var t: [String: Int] = [:]
+            while !nested.isAtEnd { t[try nested.decode(String.self)] = try nested.decode(Int.self) }
+            tags = t
+            try super.init(from: c.superDecoder())
+        }
+        override func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(b, forKey: .b)
+            var nested = c.nestedUnkeyedContainer(forKey: .tags)
+            for (k, v) in tags.sorted(by: { $0.key < $1.key }) { try nested.encode(k); try nested.encode(v) }
+            try super.encode(to: c.superEncoder())
+        }
+    }
+
+    // Checks: class inheritance through superEncoder/superDecoder and nested unkeyed containers.
+    func testSuperEncoderAndNestedContainers() throws {
+        let v = Derived(a: 42, b: "derived", tags: ["x": 1, "y": 2])
+        let back = try BinaryCodec.decode(Derived.self, from: BinaryCodec.encode(v))
+        XCTAssertEqual(back.a, 42)
+        XCTAssertEqual(back.b, "derived")
+        XCTAssertEqual(back.tags, ["x": 1, "y": 2])
+        // a super decoder whose container outlives the expression that made it
+        let bytes = try BinaryCodec.encode(v)
+        struct Peek: Decodable {
+            var a: Int
+            enum K: String, CodingKey { case a, `super` }
+            init(from decoder: Decoder) throws {
+                let inner = try decoder.container(keyedBy: K.self).superDecoder().container(keyedBy: K.self)
+                a = try inner.decode(Int.self, forKey: .a)
+            }
+        }
+        XCTAssertEqual(try BinaryCodec.decode(Peek.self, from: bytes).a, 42)
+    }
 }

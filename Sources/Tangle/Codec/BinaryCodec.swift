@@ -60,7 +60,7 @@ final class _CodecCacheSlot {
 }
 
 enum _CodecCache {
-    nonisolated(unsafe) static let key: pthread_key_t = {
+    static let key: pthread_key_t = {
         var key = pthread_key_t()
         pthread_key_create(&key) { pointer in
             if let pointer { Unmanaged<_CodecCacheSlot>.fromOpaque(pointer).release() }
@@ -363,15 +363,21 @@ final class _BinaryEncoder: Encoder {
 }
 
 struct _KeyedEncoding<Key: CodingKey>: KeyedEncodingContainerProtocol {
-    let encoder: _BinaryEncoder
+    // unowned(unsafe): no reference counting per call; the encoder outlives every container used
+    // inside the `BinaryCodec` call (containers must not escape `encode(to:)`).
+    unowned(unsafe) let encoder: _BinaryEncoder
     let index: Int
     let id: Int
     var codingPath: [CodingKey] { [] }
 
     @inline(__always) private func beginEntry(_ key: Key) throws -> Int {
+        try beginEntry(named: key.stringValue)
+    }
+
+    @inline(__always) private func beginEntry(named name: String) throws -> Int {
         try encoder.activate(index, id)
         encoder.frames[index].count += 1
-        encoder.string(key.stringValue)
+        encoder.string(name)
         return encoder.reserve()
     }
 
@@ -427,12 +433,14 @@ struct _KeyedEncoding<Key: CodingKey>: KeyedEncodingContainerProtocol {
         return _UnkeyedEncoding(encoder: encoder, index: index, id: id)
     }
 
-    mutating func superEncoder() -> Encoder { superEncoder(forKey: Key(stringValue: "super")!) }
+    mutating func superEncoder() -> Encoder { superEncoder(named: "super") }
 
-    mutating func superEncoder(forKey key: Key) -> Encoder {
+    mutating func superEncoder(forKey key: Key) -> Encoder { superEncoder(named: key.stringValue) }
+
+    private mutating func superEncoder(named name: String) -> Encoder {
         // The super encoder writes a single-value or container into this entry; an empty keyed frame
         // around it patches the entry length when it closes.
-        let pos = (try? beginEntry(key)) ?? encoder.reserve()
+        let pos = (try? beginEntry(named: name)) ?? encoder.reserve()
         encoder.frames.append(.init(id: encoder.nextFrameID, lengthPos: -1, countPos: -1, entryPos: pos, count: 0))
         encoder.nextFrameID += 1
         return _SuperEncoder(encoder: encoder)
@@ -441,7 +449,7 @@ struct _KeyedEncoding<Key: CodingKey>: KeyedEncodingContainerProtocol {
 
 /// `superEncoder` result: the shared encoder, whose pseudo-frame (lengthPos -1) patches the entry.
 struct _SuperEncoder: Encoder {
-    let encoder: _BinaryEncoder
+    unowned(unsafe) let encoder: _BinaryEncoder
     var codingPath: [CodingKey] { [] }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
     func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> { encoder.container(keyedBy: type) }
@@ -450,7 +458,7 @@ struct _SuperEncoder: Encoder {
 }
 
 struct _UnkeyedEncoding: UnkeyedEncodingContainer {
-    let encoder: _BinaryEncoder
+    unowned(unsafe) let encoder: _BinaryEncoder
     let index: Int
     let id: Int
     var codingPath: [CodingKey] { [] }
@@ -497,7 +505,7 @@ struct _UnkeyedEncoding: UnkeyedEncodingContainer {
 }
 
 struct _SingleEncoding: SingleValueEncodingContainer {
-    let encoder: _BinaryEncoder
+    unowned(unsafe) let encoder: _BinaryEncoder
     var codingPath: [CodingKey] { [] }
     mutating func encodeNil() throws { encoder.byte(0) }
     mutating func encode<T: Encodable>(_ value: T) throws { try encoder.encodeValue(value) }
@@ -526,6 +534,8 @@ final class _BinaryDecoder: Decoder {
     /// Where the last keyed lookup ended: the next key is usually the entry there.
     @exclusivity(unchecked) var hint: Int = -1
     var inUse = false
+    /// A super decoder handed out to user code: its containers keep it alive.
+    var isSub = false
 
     init(base: UnsafeRawPointer?, start: Int, end: Int) {
         self.base = base
@@ -665,13 +675,16 @@ final class _BinaryDecoder: Decoder {
 }
 
 struct _KeyedDecoding<Key: CodingKey>: KeyedDecodingContainerProtocol {
-    let decoder: _BinaryDecoder
+    unowned(unsafe) let decoder: _BinaryDecoder
+    /// Keeps a super-decoder alive (nil for the per-call decoder, which outlives its containers).
+    let owner: _BinaryDecoder?
     let start: Int
     let end: Int
     var codingPath: [CodingKey] { [] }
 
     init(decoder: _BinaryDecoder, start: Int, end: Int) {
         self.decoder = decoder
+        self.owner = decoder.isSub ? decoder : nil
         self.start = start
         self.end = end
     }
@@ -691,8 +704,10 @@ struct _KeyedDecoding<Key: CodingKey>: KeyedDecodingContainerProtocol {
 
     /// The value range of `key`, looking at the entry after the last one read first (values are
     /// usually read in the order they were written).
-    private func find(_ key: Key) throws -> (Int, Int)? {
-        var name = key.stringValue
+    private func find(_ key: Key) throws -> (Int, Int)? { try find(named: key.stringValue) }
+
+    private func find(named keyName: String) throws -> (Int, Int)? {
+        var name = keyName
         return try name.withUTF8 { utf8 -> (Int, Int)? in
             let raw = UnsafeRawBufferPointer(utf8)
             let hint = decoder.hint
@@ -800,21 +815,38 @@ struct _KeyedDecoding<Key: CodingKey>: KeyedDecodingContainerProtocol {
 
     func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
         guard let (s, e) = try find(key) else { throw notFound(key) }
-        let sub = _BinaryDecoder(base: decoder.base, start: s, end: e)
-        return try sub.container(keyedBy: type)
+        let d = decoder
+        let savedPos = d.pos, savedEnd = d.end
+        d.pos = s
+        d.end = e
+        defer { d.pos = savedPos; d.end = savedEnd }
+        return try d.container(keyedBy: type)
     }
 
     func nestedUnkeyedContainer(forKey key: Key) throws -> UnkeyedDecodingContainer {
         guard let (s, e) = try find(key) else { throw notFound(key) }
-        let sub = _BinaryDecoder(base: decoder.base, start: s, end: e)
-        return try sub.unkeyedContainer()
+        let d = decoder
+        let savedPos = d.pos, savedEnd = d.end
+        d.pos = s
+        d.end = e
+        defer { d.pos = savedPos; d.end = savedEnd }
+        return try d.unkeyedContainer()
     }
 
-    func superDecoder() throws -> Decoder { try superDecoder(forKey: Key(stringValue: "super")!) }
+    func superDecoder() throws -> Decoder {
+        guard let (s, e) = try find(named: "super") else {
+            throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "BinaryCodec: no super value"))
+        }
+        let sub = _BinaryDecoder(base: decoder.base, start: s, end: e)
+        sub.isSub = true
+        return sub
+    }
 
     func superDecoder(forKey key: Key) throws -> Decoder {
         guard let (s, e) = try find(key) else { throw notFound(key) }
-        return _BinaryDecoder(base: decoder.base, start: s, end: e)
+        let sub = _BinaryDecoder(base: decoder.base, start: s, end: e)
+        sub.isSub = true
+        return sub
     }
 }
 
@@ -844,7 +876,8 @@ func _readLength(_ base: UnsafeRawPointer, _ pos: inout Int, _ end: Int) throws 
 }
 
 struct _UnkeyedDecoding: UnkeyedDecodingContainer {
-    let decoder: _BinaryDecoder
+    unowned(unsafe) let decoder: _BinaryDecoder
+    let owner: _BinaryDecoder?
     var pos: Int
     let end: Int
     let elementCount: Int
@@ -852,6 +885,7 @@ struct _UnkeyedDecoding: UnkeyedDecodingContainer {
 
     init(decoder: _BinaryDecoder, pos: Int, end: Int, count: Int) {
         self.decoder = decoder
+        self.owner = decoder.isSub ? decoder : nil
         self.pos = pos
         self.end = end
         self.elementCount = count
@@ -928,7 +962,9 @@ struct _UnkeyedDecoding: UnkeyedDecodingContainer {
 
     mutating func superDecoder() throws -> Decoder {
         currentIndex += 1
-        return _BinaryDecoder(base: decoder.base, start: pos, end: end)
+        let sub = _BinaryDecoder(base: decoder.base, start: pos, end: end)
+        sub.isSub = true
+        return sub
     }
 }
 
