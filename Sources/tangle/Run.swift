@@ -1,7 +1,11 @@
 import ArgumentParser
+import CLZ4
 import Foundation
 import TangleAnalysis
 import TangleTrace
+
+/// CLOCK_MONOTONIC time at which `tangle run` first sent SIGTERM to the group (nil: never).
+nonisolated(unsafe) var stopTime: UInt64?
 
 /// The process group of the app `tangle run` started (0: none), for the signal forwarder.
 nonisolated(unsafe) var runChildGroup: pid_t = 0
@@ -27,7 +31,11 @@ struct Run: ParsableCommand {
         SIGINT/SIGTERM/SIGHUP received by tangle are forwarded to that group. When --timeout passes, \
         tangle sends SIGTERM to the whole group (the recorder flushes on SIGTERM), waits --grace \
         seconds, then sends SIGKILL. Processes still in the group after COMMAND exits get the same \
-        treatment. Then tangle analyzes the trace and prints the report (--format, --output).
+        treatment. When it stopped processes, tangle cuts the trace at the moment it sent SIGTERM \
+        (what follows is the processes dying of the signal, which would hide the hang: a killed lock \
+        owner hands its lock over, a killed waiter no longer waits): the files are rewritten (same names, \
+        same format) up to that moment and the complete files are kept in DIR/after-stop/. Then tangle \
+        analyzes the trace and prints the report (--format, --output).
 
         Exit status, first that applies:
           1    findings at or above --fail-on (default: any finding)
@@ -152,6 +160,22 @@ struct Run: ParsableCommand {
         let how = timedOut ? "stopped by the timeout" : exited ? "exited with status \(appStatus)" : "killed by signal \(status & 0x7f)"
         writeStderr("tangle: \(command[0]) \(how)\n")
 
+        // Events after the stop are the processes dying of our signals: a killed lock owner hands
+        // its lock over (owner-died), a killed waiter no longer waits. They would hide the very hang
+        // the timeout caught, so the trace is cut at the stop (the full files are kept aside).
+        var cutNote: String?
+        if let stopTime {
+            do {
+                let cut = try cutTrace(dir: dir, at: stopTime)
+                if cut.dropped > 0 {
+                    cutNote = "the trace was cut when tangle run sent SIGTERM: \(cut.dropped) later event(s) (the processes stopping) were moved aside with the complete files to \(dir)/\(Run.afterStopDirectory)/"
+                    writeStderr("tangle: \(cutNote!)\n")
+                }
+            } catch {
+                writeStderr("tangle: warning: could not cut the trace at the stop: \(error)\n")
+            }
+        }
+
         // Analyze what was recorded.
         var findingsFail = false
         do {
@@ -167,6 +191,7 @@ struct Run: ParsableCommand {
                 result.report.problems.append(TraceProblemNote(
                     kind: "stopped-by-tangle-run",
                     detail: "tangle run stopped the process group (SIGTERM, then SIGKILL after \(formatSeconds(grace)) s)\(timedOut ? " at the \(formatSeconds(timeout!)) s timeout" : " after the command exited")"
+                        + (cutNote.map { "; " + $0 } ?? "")
                         + (artefacts.isEmpty ? "" : "; \(artefacts.count) lifecycle finding(s) about the stopped processes (orphans, unjoined children, lost messages, …) are consequences of the stop and do not set the exit status")))
             }
             let opts = exportOptions(budget: budget, sourceRoots: sourceRoots)
@@ -193,6 +218,85 @@ struct Run: ParsableCommand {
         if appStatus != 0 { throw ExitCode(appStatus) }
     }
 
+    static let afterStopDirectory = "after-stop"
+
+    /// Rewrites each trace file of `dir` as plain JSON lines without the events recorded at or after
+    /// `cut` (header, stack and module records are kept); the original files move to
+    /// `dir/after-stop/`. Returns how many events were dropped.
+    func cutTrace(dir: String, at cut: UInt64) throws -> (files: Int, dropped: Int) {
+        let files = try findTraceFiles([dir])
+        let aside = dir + "/" + Run.afterStopDirectory
+        try FileManager.default.createDirectory(atPath: aside, withIntermediateDirectories: true)
+        var dropped = 0
+        for f in files {
+            let raw = try RawTraceFile(path: f.path)
+            var out: [UInt8] = []
+            out.reserveCapacity(Int(f.bytes) * 4)
+            while let line = raw.nextLine() {
+                if let t = Run.eventTime(line), t >= cut { dropped += 1; continue }
+                out.append(contentsOf: line)
+                out.append(10)
+            }
+            raw.closeFile()
+            // Same name and format as before (an LZ4 frame for .jsonl.lz4), so nothing downstream changes.
+            let name = ExportPaths.baseName(f.path)
+            try FileManager.default.moveItem(atPath: f.path, toPath: aside + "/" + name)
+            let data = name.hasSuffix(".lz4") ? try Run.lz4Frame(out) : Data(out)
+            let target = dir + "/" + name
+            guard FileManager.default.createFile(atPath: target, contents: data, attributes: [.posixPermissions: 0o600]) else {
+                throw ExportError.encoding(target)
+            }
+        }
+        return (files.count, dropped)
+    }
+
+    /// `bytes` as one complete LZ4 frame (what `lz4cat` and the reader read).
+    static func lz4Frame(_ bytes: [UInt8]) throws -> Data {
+        var prefs = LZ4F_preferences_t()
+        prefs.frameInfo.blockSizeID = LZ4F_max64KB
+        prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled
+        prefs.compressionLevel = 1
+        let bound = LZ4F_compressFrameBound(bytes.count, &prefs)
+        var dst = [UInt8](repeating: 0, count: bound)
+        let n = bytes.withUnsafeBytes { src in
+            dst.withUnsafeMutableBytes { d in LZ4F_compressFrame(d.baseAddress, bound, src.baseAddress, bytes.count, &prefs) }
+        }
+        if LZ4F_isError(n) != 0 { throw ExportError.encoding("LZ4 frame") }
+        return Data(dst[0..<n])
+    }
+
+    /// The `"t"` of an event line; nil for header, stack and module records (and unparsable lines).
+    static func eventTime(_ line: UnsafeRawBufferPointer) -> UInt64? {
+        let b = line.bindMemory(to: UInt8.self)
+        let n = b.count
+        func has(_ s: StaticString) -> Bool {
+            let m = s.utf8CodeUnitCount
+            guard m <= n else { return false }
+            let p = s.utf8Start
+            var i = 0
+            while i + m <= n {
+                if b[i] == p[0] && memcmp(b.baseAddress! + i, p, m) == 0 { return true }
+                i += 1
+            }
+            return false
+        }
+        if has("\"k\":\"header\"") || has("\"k\":\"stack\"") || has("\"k\":\"module\"") { return nil }
+        var i = 0
+        while i + 4 < n {
+            // "t": at the start of a key (after { or ,)
+            if b[i] == 34 && b[i + 1] == 116 && b[i + 2] == 34 && b[i + 3] == 58 && i > 0 && (b[i - 1] == 123 || b[i - 1] == 44) {
+                var j = i + 4
+                while j < n && b[j] == 32 { j += 1 }
+                var v: UInt64 = 0
+                var digits = 0
+                while j < n && b[j] >= 48 && b[j] <= 57 { v = v &* 10 &+ UInt64(b[j] - 48); j += 1; digits += 1 }
+                return digits > 0 ? v : nil
+            }
+            i += 1
+        }
+        return nil
+    }
+
     /// Findings (fingerprint|title) that only say a process killed by SIGTERM/SIGKILL did not clean
     /// up: what happens to every process tangle run stops.
     static func stopArtefacts(_ report: Report) -> Set<String> {
@@ -209,6 +313,7 @@ struct Run: ParsableCommand {
     /// status goes to `status`) when given. Returns true when `mainPid` was reaped.
     func stopGroup(_ group: pid_t, mainPid: pid_t?, status: inout Int32) -> Bool {
         var reaped = false
+        if stopTime == nil { stopTime = monotonicNow() }
         kill(-group, SIGTERM)
         let end = monotonicNow() + UInt64(grace * 1e9)
         while monotonicNow() < end {
