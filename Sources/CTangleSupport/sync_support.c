@@ -16,8 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-__thread int32_t tangle_sync_tid_cache = 0;
+__thread int32_t tangle_sync_tid_cache __attribute__((tls_model("initial-exec"))) = 0;
 int32_t tangle_sync_pid_cache = 0;
+int tangle_sync_tracing = 0;
 
 static void tangle_sync_after_fork_child(void) {
     tangle_sync_tid_cache = 0;

@@ -13,7 +13,7 @@ extern "C" {
 #endif
 
 // ---- identity (cached; reset in a forked child by a pthread_atfork handler) ----
-extern __thread int32_t tangle_sync_tid_cache;
+extern __thread int32_t tangle_sync_tid_cache __attribute__((tls_model("initial-exec")));
 extern int32_t tangle_sync_pid_cache;
 int32_t tangle_sync_tid_slow(void);
 int32_t tangle_sync_pid_slow(void);
@@ -25,6 +25,10 @@ static inline int32_t tangle_sync_pid(void) {
     int32_t p = __atomic_load_n(&tangle_sync_pid_cache, __ATOMIC_RELAXED);
     return __builtin_expect(p != 0, 1) ? p : tangle_sync_pid_slow();
 }
+
+/// 1 when this process records a trace (a copy of Recorder.isEnabled, which is fixed per process,
+/// set when a primitive is created or attached), read on the hot paths without a call.
+extern int tangle_sync_tracing;
 
 /// 1 when `pid` is a live process (not gone, not a zombie), else 0.
 int tangle_sync_pid_alive(int32_t pid);

@@ -85,7 +85,7 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
         state.pointee.capacity = UInt64(cap)
         state.pointee.maxsize = UInt64(maxsize)
         state.pointee.joinable = joinable ? 1 : 0
-        if Recorder.isEnabled {
+        if _tracing {
             if let name { Recorder.record(.queueNew, object: object, text: name, a: UInt64(maxsize), b: joinable ? 1 : 0) }
             else { Recorder.record(.queueNew, object: object, a: UInt64(maxsize), b: joinable ? 1 : 0) }
         }
@@ -240,7 +240,7 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
             let tail = s.pointee.tail
             withUnsafeBytes(of: &header) { ringWrite(tail, $0.baseAddress!, 16) }
             if n > 0 { ringWrite(tail + 16, payload.baseAddress!, n) }
-            if Recorder.isEnabled { Recorder.record(.queuePut, object: object, a: msg, b: UInt64(n)) }
+            if _tracing { Recorder.record(.queuePut, object: object, a: msg, b: UInt64(n)) }
             s.pointee.unfinished += 1
             s.pointee.count += 1
             tangle_atomic_store64(&s.pointee.tail, tail + UInt64(need))
@@ -315,7 +315,7 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
             tangle_atomic_store64(&s.pointee.head, head + UInt64(need))
             signal(&s.pointee.notFull, &s.pointee.notFullWaiters, 1)
             unlockQueue()
-            if Recorder.isEnabled { Recorder.record(.queueGet, object: object, a: msg, b: UInt64(n)) }
+            if _tracing { Recorder.record(.queueGet, object: object, a: msg, b: UInt64(n)) }
             if copiesRawBytes {
                 guard n == MemoryLayout<T>.size else {
                     throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "queue \(object): a \(n)-byte message for a \(MemoryLayout<T>.size)-byte \(T.self)"))

@@ -36,6 +36,10 @@ public enum SyncError: Error, CustomStringConvertible, Equatable {
     }
 }
 
+/// `Recorder.isEnabled` without a cross-module call (a C copy set when a region is made or mapped).
+@inline(__always)
+var _tracing: Bool { tangle_sync_tracing != 0 }
+
 /// Timeout in nanoseconds for the C layer: -1 = no limit.
 @inline(__always)
 func timeoutNanoseconds(_ timeout: Duration?) -> Int64 {
@@ -71,6 +75,7 @@ final class SharedRegion: @unchecked Sendable {
 
     /// Creates a zero-filled region of `bodySize` bytes (plus header).
     init(create bodySize: Int, kind: RegionKind, object: UInt64) {
+        tangle_sync_tracing = Recorder.isEnabled ? 1 : 0
         let total = SharedRegion.headerSize + bodySize
         let fd = tangle_sync_memfd("tangle-\(kind)", total)
         guard fd >= 0 else { fatalError("Tangle: memfd_create failed: \(String(cString: strerror(tangle_sync_errno())))") }
@@ -89,6 +94,7 @@ final class SharedRegion: @unchecked Sendable {
     /// Maps the region behind an inherited descriptor `fd` (duplicated, so this object owns its
     /// own descriptor), checking it really is the `kind` region of `object`.
     init(attach fd: Int32, kind: RegionKind, object: UInt64, typeName: String) throws {
+        tangle_sync_tracing = Recorder.isEnabled ? 1 : 0
         guard fd >= 0, tangle_sync_fd_valid(fd) != 0 else {
             throw SyncError.handleNotInherited(type: typeName, fd: fd, object: object)
         }

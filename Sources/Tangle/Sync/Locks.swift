@@ -27,7 +27,7 @@ public class _LockBase: @unchecked Sendable {
         region = SharedRegion(create: MemoryLayout<tangle_lock_t>.stride, kind: .lock, object: object)
         state = region.body.bindMemory(to: tangle_lock_t.self, capacity: 1)
         self.type = type
-        if Recorder.isEnabled {
+        if _tracing {
             if let name { Recorder.record(.lockNew, object: object, text: name, a: type.rawValue) }
             else { Recorder.record(.lockNew, object: object, a: type.rawValue) }
         }
@@ -98,7 +98,7 @@ public final class Lock: _LockBase, ConditionLock, ProcessTransferable, @uncheck
     @inline(__always)
     public func acquire(timeout: Duration?) throws -> Bool {
         if tangle_lock_try(state) != 0 {
-            if Recorder.isEnabled { Recorder.record(.lockAcquired, object: object, a: 1) }
+            if _tracing { Recorder.record(.lockAcquired, object: object, a: 1) }
             return true
         }
         return try acquireSlow(timeoutNanoseconds(timeout), depthAfter: 1)
@@ -107,7 +107,7 @@ public final class Lock: _LockBase, ConditionLock, ProcessTransferable, @uncheck
     /// Non-blocking acquire. False when someone holds it.
     public func tryAcquire() throws -> Bool {
         if tangle_lock_try(state) != 0 {
-            if Recorder.isEnabled { Recorder.record(.lockAcquired, object: object, a: 1) }
+            if _tracing { Recorder.record(.lockAcquired, object: object, a: 1) }
             return true
         }
         return try acquireSlow(0, depthAfter: 1)
@@ -116,7 +116,7 @@ public final class Lock: _LockBase, ConditionLock, ProcessTransferable, @uncheck
     /// Releases the lock (by any thread or process). Throws when it is not held.
     @inline(__always)
     public func release() throws {
-        if Recorder.isEnabled {
+        if _tracing {
             let s = state.pointee
             let other = s.owner_tid != tangle_sync_tid() || s.owner_pid != tangle_sync_pid()
             Recorder.record(.lockReleased, object: object, a: 0, b: other ? UInt64(UInt32(bitPattern: s.owner_pid)) : 0, stack: false)
@@ -167,12 +167,12 @@ public final class RLock: _LockBase, ConditionLock, ProcessTransferable, @unchec
     private func acquire(ns: Int64) throws -> Bool {
         if isOwnedByCurrentThread {
             state.pointee.depth += 1
-            if Recorder.isEnabled { Recorder.record(.lockAcquired, object: object, a: UInt64(state.pointee.depth)) }
+            if _tracing { Recorder.record(.lockAcquired, object: object, a: UInt64(state.pointee.depth)) }
             return true
         }
         if tangle_lock_try(state) != 0 {
             state.pointee.depth = 1
-            if Recorder.isEnabled { Recorder.record(.lockAcquired, object: object, a: 1) }
+            if _tracing { Recorder.record(.lockAcquired, object: object, a: 1) }
             return true
         }
         // depth is written after the slow path returns (before that, another owner may hold it)
@@ -212,7 +212,7 @@ public final class RLock: _LockBase, ConditionLock, ProcessTransferable, @unchec
         }
         let left = state.pointee.depth - 1
         state.pointee.depth = left
-        if Recorder.isEnabled { Recorder.record(.lockReleased, object: object, a: UInt64(left), stack: false) }
+        if _tracing { Recorder.record(.lockReleased, object: object, a: UInt64(left), stack: false) }
         if left == 0 { _ = tangle_lock_release(state) }
     }
 
@@ -226,7 +226,7 @@ public final class RLock: _LockBase, ConditionLock, ProcessTransferable, @unchec
         guard isOwnedByCurrentThread else { throw SyncError.notOwner(object: object, what: "RLock") }
         let saved = state.pointee.depth
         state.pointee.depth = 0
-        if Recorder.isEnabled { Recorder.record(.lockReleased, object: object, a: 0, stack: false) }
+        if _tracing { Recorder.record(.lockReleased, object: object, a: 0, stack: false) }
         _ = tangle_lock_release(state)
         return saved
     }
@@ -256,7 +256,7 @@ public class Semaphore: ProcessTransferable, @unchecked Sendable {
         state = region.body.bindMemory(to: tangle_sem_t.self, capacity: 1)
         state.pointee.value = UInt32(value)
         state.pointee.max = max
-        if Recorder.isEnabled {
+        if _tracing {
             if let name { Recorder.record(.lockNew, object: object, text: name, a: type.rawValue, b: UInt64(value)) }
             else { Recorder.record(.lockNew, object: object, a: type.rawValue, b: UInt64(value)) }
         }
@@ -278,7 +278,7 @@ public class Semaphore: ProcessTransferable, @unchecked Sendable {
     /// Takes one permit within `timeout` (nil = no limit). False on timeout.
     public func acquire(timeout: Duration?) throws -> Bool {
         if tangle_sem_try(state) != 0 {
-            if Recorder.isEnabled { Recorder.record(.lockAcquired, object: object, a: 1) }
+            if _tracing { Recorder.record(.lockAcquired, object: object, a: 1) }
             return true
         }
         let ns = timeoutNanoseconds(timeout)
@@ -295,7 +295,7 @@ public class Semaphore: ProcessTransferable, @unchecked Sendable {
 
     /// Returns one permit. A BoundedSemaphore throws when that would exceed its initial value.
     public func release() throws {
-        if Recorder.isEnabled { Recorder.record(.lockReleased, object: object, a: 0, stack: false) }
+        if _tracing { Recorder.record(.lockReleased, object: object, a: 0, stack: false) }
         if tangle_sem_release(state, 1) != 0 {
             throw SyncError.boundedOverflow(object: object, max: state.pointee.max)
         }
