@@ -184,7 +184,8 @@ enum HTMLExporter {
         }
         let nodeW = min(230.0, max(130.0, Double(labels.values.map(\.count).max() ?? 0) * 6.5 + 16)), nodeH = 30.0
         let n = nodes.count
-        let r: Double = n == 1 ? 0 : n == 2 ? nodeW / 2 + 80 : 150 + 12 * Double(max(0, n - 6))
+        // Adjacent nodes on the circle at least a node width (plus room) apart.
+        let r: Double = n == 1 ? 0 : n == 2 ? nodeW / 2 + 80 : max(150, (nodeW + 30) / (2 * sin(Double.pi / Double(n))))
         let size = 2 * r + nodeW + 30, height = n <= 2 ? 200.0 : 2 * r + 110
         let cx = size / 2, cy = height / 2
         var pos: [String: (Double, Double)] = [:]
