@@ -40,6 +40,7 @@ struct BenchRecord: ParsableCommand {
         Recorder.flush()
 
         let size = sizeWorkload(perThread: sizeEvents)
+        let decode = decodeRate(Recorder.filePath)
         let result: [String: Any] = [
             "untraced_ns": round2(untraced),
             "record_ns": round2(noStack),
@@ -49,6 +50,7 @@ struct BenchRecord: ParsableCommand {
             "stack_depth": Int(ProcessInfo.processInfo.environment["TANGLE_STACK_DEPTH"] ?? "16") ?? 16,
             "bytes_per_event": round2(size.bytesPerEvent),
             "size_events": size.events,
+            "decode_events_per_s": Int(decode),
             "size_bytes": size.bytes,
             "events_per_mode": batches * batch,
             "targets": ["record_ns": 60, "record_stack_ns": 150, "bytes_per_event": 16],
@@ -60,6 +62,7 @@ struct BenchRecord: ParsableCommand {
             print("record, no stack:     \(fmt(noStack)) ns/event median (target ≤ 60; untraced loop \(fmt(untraced)) ns)")
             print("record, 16-frame stack: \(fmt(withStack)) ns/event median (target ≤ 150)")
             print("size, lock/queue workload: \(fmt(size.bytesPerEvent)) bytes/event (\(size.events) events, \(size.bytes) bytes; target ≤ 16)")
+            print("reading it back (decompress, parse, merge): \(String(format: "%.2f", decode / 1e6)) M events/s")
             if keep { print("trace directory: \(traceDir)") }
         }
         Recorder.processExiting(status: 0, signal: 0)
@@ -68,6 +71,23 @@ struct BenchRecord: ParsableCommand {
 
     private func fmt(_ v: Double) -> String { String(format: "%.1f", v) }
     private func round2(_ v: Double) -> Double { (v * 100).rounded() / 100 }
+}
+
+/// Events per second of the streaming reader over this process's own file (best of 3).
+func decodeRate(_ path: String?) -> Double {
+    guard let path else { return 0 }
+    var best = 0.0
+    for _ in 0..<3 {
+        guard let stream = try? TraceEventStream(paths: [path]) else { return 0 }
+        let t0 = Date()
+        var n = 0
+        var sink: UInt64 = 0
+        while let e = try? stream.next() { n += 1; sink &+= e.a }
+        benchSink &+= sink
+        let dt = Date().timeIntervalSince(t0)
+        if dt > 0 { best = max(best, Double(n) / dt) }
+    }
+    return best
 }
 
 /// Recurses `n` frames (each a real frame: not inlined, not a tail call), then runs `body`.

@@ -30,14 +30,27 @@ struct TraceStats {
         s.files = stream.files.count
         s.compressedBytes = stream.files.reduce(0) { $0 + $1.bytes }
         var kindCounts = [UInt64](repeating: 0, count: 256)
+        var lastPid: Int32 = 0, lastTid: Int32 = 0, run: UInt64 = 0
+        func endRun() {
+            if run > 0 {
+                s.byProcess[lastPid, default: 0] += run
+                s.threads.insert(UInt64(UInt32(bitPattern: lastPid)) << 32 | UInt64(UInt32(bitPattern: lastTid)))
+            }
+            run = 0
+        }
         while let e = try stream.next() {
             s.events += 1
             kindCounts[Int(e.kind.rawValue) & 255] += 1
-            s.byProcess[e.pid, default: 0] += 1
-            s.threads.insert(UInt64(UInt32(bitPattern: e.pid)) << 32 | UInt64(UInt32(bitPattern: e.tid)))
+            if e.pid != lastPid || e.tid != lastTid {
+                endRun()
+                lastPid = e.pid
+                lastTid = e.tid
+            }
+            run += 1
             if e.time < s.firstTime { s.firstTime = e.time }
             if e.time > s.lastTime { s.lastTime = e.time }
         }
+        endRun()
         for k in EventKind.allCases where kindCounts[Int(k.rawValue) & 255] > 0 {
             s.byKind[k.name] = kindCounts[Int(k.rawValue) & 255]
         }

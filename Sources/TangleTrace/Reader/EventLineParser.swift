@@ -156,35 +156,49 @@ func parseEventLine(_ p: UnsafePointer<UInt8>, _ end: Int, _ f: inout EventLineF
     f.extraCount += 1
 }
 
-/// Byte tables for the kinds: names and argument keys, looked up by bytes.
+/// Byte tables for the kinds: names and argument keys, looked up by bytes without copying
+/// anything reference-counted (flat, immortal storage).
 final class KindTable: @unchecked Sendable {
     static let shared = KindTable()
 
-    struct Entry {
-        let kind: EventKind
-        let name: [UInt8]
-        let keys: ([UInt8]?, [UInt8]?, [UInt8]?)
-    }
-
-    private var slots: [Entry?]
+    /// All names and keys, back to back.
+    private let bytes: UnsafeMutablePointer<UInt8>
+    /// Per raw kind value: (offset, length) of the name, then of keys a, b, c (length -1: none).
+    private let spans: UnsafeMutablePointer<Int32>
+    /// Open addressing: raw kind value + 1 (0 = empty).
+    private let slots: UnsafeMutablePointer<UInt16>
     private let mask: Int
-    let byRaw: [Entry?]
+    let maxRaw: Int
 
     private init() {
-        var raw: [Entry?] = Array(repeating: nil, count: Int(EventKind.allCases.map(\.rawValue).max()!) + 1)
-        let size = 512
-        var s: [Entry?] = Array(repeating: nil, count: size)
-        mask = size - 1
-        for k in EventKind.allCases {
+        let all = EventKind.allCases
+        maxRaw = Int(all.map(\.rawValue).max()!)
+        var flat: [UInt8] = []
+        var sp = [Int32](repeating: -1, count: (maxRaw + 1) * 8)
+        for k in all {
+            let base = Int(k.rawValue) * 8
             let keys = k.argumentKeys
-            let e = Entry(kind: k, name: Array(k.name.utf8), keys: (keys.a.map { Array($0.utf8) }, keys.b.map { Array($0.utf8) }, keys.c.map { Array($0.utf8) }))
-            raw[Int(k.rawValue)] = e
-            var h = e.name.withUnsafeBufferPointer { KindTable.hash($0.baseAddress!, $0.count) } & (size - 1)
-            while s[h] != nil { h = (h + 1) & (size - 1) }
-            s[h] = e
+            for (j, str) in [k.name, keys.a, keys.b, keys.c].enumerated() {
+                guard let str else { continue }
+                sp[base + j * 2] = Int32(flat.count)
+                sp[base + j * 2 + 1] = Int32(str.utf8.count)
+                flat.append(contentsOf: str.utf8)
+            }
         }
-        slots = s
-        byRaw = raw
+        bytes = .allocate(capacity: max(flat.count, 1))
+        bytes.initialize(from: flat, count: flat.count)
+        spans = .allocate(capacity: sp.count)
+        spans.initialize(from: sp, count: sp.count)
+        let size = 512
+        mask = size - 1
+        slots = .allocate(capacity: size)
+        slots.initialize(repeating: 0, count: size)
+        for k in all {
+            let base = Int(k.rawValue) * 8
+            var h = KindTable.hash(bytes + Int(sp[base]), Int(sp[base + 1])) & mask
+            while slots[h] != 0 { h = (h + 1) & mask }
+            slots[h] = k.rawValue + 1
+        }
     }
 
     @inline(__always) static func hash(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int {
@@ -193,13 +207,25 @@ final class KindTable: @unchecked Sendable {
         return Int(h)
     }
 
-    @inline(__always) func lookup(_ p: UnsafePointer<UInt8>, _ n: Int) -> Entry? {
+    /// The kind whose name is these bytes.
+    @inline(__always) func lookup(_ p: UnsafePointer<UInt8>, _ n: Int) -> EventKind? {
         var h = KindTable.hash(p, n) & mask
-        while let e = slots[h] {
-            if e.name.count == n && e.name.withUnsafeBufferPointer({ memcmp($0.baseAddress!, p, n) == 0 }) { return e }
+        while true {
+            let raw = Int(slots[h])
+            if raw == 0 { return nil }
+            let base = (raw - 1) * 8
+            if Int(spans[base + 1]) == n && memcmp(bytes + Int(spans[base]), p, n) == 0 {
+                return EventKind(rawValue: UInt16(raw - 1))
+            }
             h = (h + 1) & mask
         }
-        return nil
+    }
+
+    /// Whether the bytes are argument key `which` (0 = a, 1 = b, 2 = c) of `kind`.
+    @inline(__always) func isKey(_ kind: EventKind, _ which: Int, _ p: UnsafePointer<UInt8>, _ n: Int) -> Bool {
+        let base = Int(kind.rawValue) * 8 + 2 + which * 2
+        let len = Int(spans[base + 1])
+        return len == n && memcmp(bytes + Int(spans[base]), p, n) == 0
     }
 }
 
@@ -207,7 +233,3 @@ final class KindTable: @unchecked Sendable {
     n == lit.utf8CodeUnitCount && memcmp(p, lit.utf8Start, n) == 0
 }
 
-@inline(__always) func bytesEqual(_ p: UnsafePointer<UInt8>, _ n: Int, _ a: [UInt8]?) -> Bool {
-    guard let a, a.count == n else { return false }
-    return a.withUnsafeBufferPointer { memcmp($0.baseAddress!, p, n) == 0 }
-}

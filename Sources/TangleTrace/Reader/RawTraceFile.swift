@@ -62,20 +62,20 @@ public final class RawTraceFile {
     /// Bytes read from the file so far.
     public private(set) var fileBytesRead: UInt64 = 0
 
-    private var fd: Int32
-    private var inBuf: UnsafeMutablePointer<UInt8>
+    @exclusivity(unchecked) private var fd: Int32
+    @exclusivity(unchecked) private var inBuf: UnsafeMutablePointer<UInt8>
     private let inCap = 1 << 18
-    private var inPos = 0, inEnd = 0
-    private var inFileOffset: UInt64 = 0   // file offset of inBuf[0]
-    private var outBuf: UnsafeMutablePointer<UInt8>
-    private var outCap = 1 << 20
-    private var outStart = 0, outEnd = 0
-    private var outBase: UInt64 = 0        // decompressed offset of outBuf[0]
-    private var dctx: OpaquePointer?
-    private var eof = false
-    private var stopped = false
-    private var lastHint = 19  // the largest frame header
-    private var anyOutput = false
+    @exclusivity(unchecked) private var inPos = 0, inEnd = 0
+    @exclusivity(unchecked) private var inFileOffset: UInt64 = 0   // file offset of inBuf[0]
+    @exclusivity(unchecked) private var outBuf: UnsafeMutablePointer<UInt8>
+    @exclusivity(unchecked) private var outCap = 1 << 20
+    @exclusivity(unchecked) private var outStart = 0, outEnd = 0
+    @exclusivity(unchecked) private var outBase: UInt64 = 0        // decompressed offset of outBuf[0]
+    @exclusivity(unchecked) private var dctx: OpaquePointer?
+    @exclusivity(unchecked) private var eof = false
+    @exclusivity(unchecked) private var stopped = false
+    @exclusivity(unchecked) private var lastHint = 19  // the largest frame header
+    @exclusivity(unchecked) private var anyOutput = false
 
     public init(path: String) throws {
         self.path = path

@@ -78,30 +78,43 @@ private func info(_ path: String, _ bytes: UInt64) -> TraceFileInfo {
 public final class TraceEventStream {
     public let files: [TraceFileInfo]
     /// Headers by pid, as files are opened.
-    public private(set) var headers: [Int32: TraceHeader] = [:]
+    @exclusivity(unchecked) public private(set) var headers: [Int32: TraceHeader] = [:]
     /// Interned stacks by pid, as they are read.
-    public private(set) var stacks: [Int32: [UInt32: [UInt64]]] = [:]
+    @exclusivity(unchecked) public private(set) var stacks: [Int32: [UInt32: [UInt64]]] = [:]
     /// Problems of files already finished (see `allProblems` at the end).
-    public private(set) var finishedProblems: [TraceProblem] = []
+    @exclusivity(unchecked) public private(set) var finishedProblems: [TraceProblem] = []
     /// Events that arrived later than the reorder window allowed (emitted out of time order).
-    public private(set) var lateEvents: UInt64 = 0
-    public private(set) var eventCount: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var lateEvents: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var eventCount: UInt64 = 0
 
     private final class Source {
         let decoder: TraceFileDecoder
-        var buf: [TraceEvent] = []
-        var head = 0
-        var done = false
-        var lastEmitted: TraceEvent?
+        @exclusivity(unchecked) var buf: [TraceEvent] = []
+        @exclusivity(unchecked) var head = 0
+        @exclusivity(unchecked) var done = false
+        // The front event's sort key (time, pid, tid, seq), kept beside the buffer.
+        @exclusivity(unchecked) var kTime: UInt64 = 0
+        @exclusivity(unchecked) var kPid: Int32 = 0
+        @exclusivity(unchecked) var kTid: Int32 = 0
+        @exclusivity(unchecked) var kSeq: UInt64 = 0
+        // The last emitted event's key (for counting late events).
+        @exclusivity(unchecked) var lTime: UInt64 = 0
+        @exclusivity(unchecked) var lTid: Int32 = 0
         init(_ d: TraceFileDecoder) { decoder = d }
         var count: Int { buf.count - head }
-        var front: TraceEvent { buf[head] }
+        func setKey() {
+            if head < buf.count {
+                buf.withUnsafeBufferPointer { b in
+                    kTime = b[head].time; kPid = b[head].pid; kTid = b[head].tid; kSeq = b[head].seq
+                }
+            }
+        }
     }
 
     private let window: Int
-    private var pending: [TraceFileInfo]       // not opened yet, sorted by start, descending (pop from the end)
-    private var heap: [Source] = []
-    private var openedDecoders: [TraceFileDecoder] = []
+    @exclusivity(unchecked) private var pending: [TraceFileInfo]       // not opened yet, sorted by start, descending (pop from the end)
+    @exclusivity(unchecked) private var heap: [Source] = []
+    @exclusivity(unchecked) private var openedDecoders: [TraceFileDecoder] = []
 
     public init(paths: [String], window: Int = 1024) throws {
         files = try findTraceFiles(paths)
@@ -125,6 +138,7 @@ public final class TraceEventStream {
         openedDecoders.append(d)
         let s = Source(d)
         refill(s)
+        s.setKey()
         if s.count > 0 { heapPush(s) } else { finish(s) }
     }
 
@@ -146,14 +160,20 @@ public final class TraceEventStream {
         }
         while s.count <= window {
             guard let e = s.decoder.next() else { s.done = true; return }
+            let (t, pid, tid, seq) = (e.time, e.pid, e.tid, e.seq)
             s.buf.append(e)
             // Insertion from the back: the recorder's output is almost sorted.
-            var j = s.buf.count - 1
-            while j > s.head && eventPrecedes(s.buf[j], s.buf[j - 1]) {
-                // never move an event before an earlier one of the same thread
-                if s.buf[j - 1].tid == e.tid && s.buf[j - 1].pid == e.pid { break }
-                s.buf.swapAt(j, j - 1)
-                j -= 1
+            let head = s.head
+            s.buf.withUnsafeMutableBufferPointer { b in
+                var j = b.count - 1
+                while j > head {
+                    let p = b[j - 1]
+                    let before = t != p.time ? t < p.time : (pid != p.pid ? pid < p.pid : (tid != p.tid ? tid < p.tid : seq < p.seq))
+                    // never move an event before an earlier one of the same thread
+                    if !before || (p.tid == tid && p.pid == pid) { break }
+                    b.swapAt(j, j - 1)
+                    j -= 1
+                }
             }
         }
     }
@@ -162,22 +182,24 @@ public final class TraceEventStream {
     /// turns out not to be a trace.
     public func next() throws -> TraceEvent? {
         while true {
-            if let last = pending.last, heap.isEmpty || last.startFromName <= heap[0].front.time {
+            if let last = pending.last, heap.isEmpty || last.startFromName <= heap[0].kTime {
                 pending.removeLast()
                 try open(last)
                 continue
             }
             guard !heap.isEmpty else { return nil }
             let s = heap[0]
-            let e = s.front
+            let e = s.buf[s.head]
             s.head += 1
-            if let l = s.lastEmitted, eventPrecedes(e, l), l.tid != e.tid { lateEvents += 1 }
-            s.lastEmitted = e
+            if e.time < s.lTime && e.tid != s.lTid { lateEvents += 1 }
+            s.lTime = e.time
+            s.lTid = e.tid
             refill(s)
             if s.count == 0 {
                 heapPopTop()
                 finish(s)
             } else {
+                s.setKey()
                 siftDown(0)
             }
             eventCount += 1
@@ -197,7 +219,12 @@ public final class TraceEventStream {
 
     // MARK: heap of sources, keyed by their front event
 
-    private func less(_ a: Source, _ b: Source) -> Bool { eventPrecedes(a.front, b.front) }
+    @inline(__always) private func less(_ a: Source, _ b: Source) -> Bool {
+        if a.kTime != b.kTime { return a.kTime < b.kTime }
+        if a.kPid != b.kPid { return a.kPid < b.kPid }
+        if a.kTid != b.kTid { return a.kTid < b.kTid }
+        return a.kSeq < b.kSeq
+    }
 
     private func heapPush(_ s: Source) {
         heap.append(s)

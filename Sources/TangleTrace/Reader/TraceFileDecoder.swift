@@ -6,18 +6,23 @@ import Glibc
 public final class TraceFileDecoder {
     public let raw: RawTraceFile
     public var path: String { raw.path }
-    public private(set) var header: TraceHeader?
+    @exclusivity(unchecked) public private(set) var header: TraceHeader?
     /// Stack id → return addresses, for this file's process.
-    public private(set) var stacks: [UInt32: [UInt64]] = [:]
-    public private(set) var events: UInt64 = 0
-    public private(set) var unknownKinds: [String: UInt64] = [:]
-    public private(set) var unknownKeys: UInt64 = 0
-    public private(set) var invalidLines: UInt64 = 0
-    public private(set) var dropped: UInt64 = 0
-    private var decodeProblems: [TraceProblem] = []
-    private var lastSeq: [Int32: UInt64] = [:]
-    private var fields = EventLineFields()
+    @exclusivity(unchecked) public private(set) var stacks: [UInt32: [UInt64]] = [:]
+    @exclusivity(unchecked) public private(set) var events: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var unknownKinds: [String: UInt64] = [:]
+    @exclusivity(unchecked) public private(set) var unknownKeys: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var invalidLines: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var dropped: UInt64 = 0
+    @exclusivity(unchecked) private var decodeProblems: [TraceProblem] = []
+    @exclusivity(unchecked) private var lastSeq: [Int32: UInt64] = [:]
+    // The last thread seen and its seq (saves the dictionary on runs of one thread's events).
+    @exclusivity(unchecked) private var cachedTid: Int32 = 0
+    @exclusivity(unchecked) private var cachedSeq: UInt64 = 0
+    @exclusivity(unchecked) private var cachedValid = false
     private let kinds = KindTable.shared
+    private var pid: Int32 = 0
+    private var hasHeader = false
     /// Called when a stack record is read (the stream uses it to publish stacks as they come).
     var onStack: ((Int32, UInt32, [UInt64]) -> Void)?
 
@@ -44,6 +49,8 @@ public final class TraceFileDecoder {
                 message: "schema version \(h.schemaVersion) is newer than this reader's (\(TraceHeader.currentSchemaVersion)): reading what it knows"))
         }
         header = h
+        pid = h.pid
+        hasHeader = true
     }
 
     public var problems: [TraceProblem] {
@@ -90,31 +97,47 @@ public final class TraceFileDecoder {
 
     /// The next event of this file in file order, or nil at its end.
     public func next() -> TraceEvent? {
-        guard let header else { return nil }
+        guard hasHeader else { return nil }
         while let line = raw.nextLine() {
             if line.isEmpty { continue }
             let p = line.baseAddress!.assumingMemoryBound(to: UInt8.self)
-            fields = EventLineFields()
+            var fields = EventLineFields()
             switch parseEventLine(p, line.count, &fields) {
             case .invalid:
                 invalid("invalid JSON line")
                 continue
             case .nested:
-                if let e = nestedLine(line, header) { return e }
+                if let e = nestedLine(line) { return e }
                 continue
             case .ok:
                 break
             }
-            if let e = event(from: p, header) { return e }
+            if let e = event(from: p, fields) { return e }
         }
         return nil
     }
 
-    private func event(from p: UnsafePointer<UInt8>, _ header: TraceHeader) -> TraceEvent? {
-        let f = fields
+    /// The seq of an event of `tid` without an explicit one: the previous + 1, or 0.
+    @inline(__always) private func restoreSeq(_ tid: Int32, _ explicit: UInt64?) -> UInt64 {
+        if !cachedValid || cachedTid != tid {
+            if cachedValid { lastSeq[cachedTid] = cachedSeq }
+            cachedTid = tid
+            cachedValid = true
+            if let explicit {
+                cachedSeq = explicit
+            } else {
+                cachedSeq = lastSeq[tid].map { $0 &+ 1 } ?? 0
+            }
+            return cachedSeq
+        }
+        cachedSeq = explicit ?? (cachedSeq &+ 1)
+        return cachedSeq
+    }
+
+    private func event(from p: UnsafePointer<UInt8>, _ f: EventLineFields) -> TraceEvent? {
         guard f.kindLen >= 0 else { invalid("a line without \"k\""); return nil }
         let kp = p + f.kindStart
-        guard let entry = kinds.lookup(kp, f.kindLen) else {
+        guard let kind = kinds.lookup(kp, f.kindLen) else {
             if bytesEqual(kp, f.kindLen, "header") { invalid("a second header"); return nil }
             let name = String(decoding: UnsafeBufferPointer(start: kp, count: f.kindLen), as: UTF8.self)
             unknownKinds[name, default: 0] += 1
@@ -122,15 +145,9 @@ public final class TraceFileDecoder {
         }
         guard f.hasTime, f.hasTid else { invalid("an event without \"t\" or \"tid\""); return nil }
         let tid = Int32(truncatingIfNeeded: f.tid)
-        let seq: UInt64
-        if f.hasSeq {
-            seq = f.seq
-        } else {
-            seq = lastSeq[tid].map { $0 &+ 1 } ?? 0
-        }
-        lastSeq[tid] = seq
-        var e = TraceEvent(time: f.time, pid: f.hasPid ? Int32(truncatingIfNeeded: f.pid) : header.pid, tid: tid, seq: seq,
-                           kind: entry.kind, object: f.object, stack: UInt32(truncatingIfNeeded: f.stack))
+        let seq = restoreSeq(tid, f.hasSeq ? f.seq : nil)
+        var e = TraceEvent(time: f.time, pid: f.hasPid ? Int32(truncatingIfNeeded: f.pid) : pid, tid: tid, seq: seq,
+                           kind: kind, object: f.object, stack: UInt32(truncatingIfNeeded: f.stack))
         if f.resultLen >= 0 {
             let rp = p + f.resultStart
             let name = String(decoding: UnsafeBufferPointer(start: rp, count: f.resultLen), as: UTF8.self)
@@ -145,9 +162,9 @@ public final class TraceFileDecoder {
                         for j in 0..<f.extraCount {
                             let kp = p + ks[j]
                             let n = kl[j]
-                            if bytesEqual(kp, n, entry.keys.0) || bytesEqual(kp, n, "a") { e.a = vs[j] }
-                            else if bytesEqual(kp, n, entry.keys.1) || bytesEqual(kp, n, "b") { e.b = vs[j] }
-                            else if bytesEqual(kp, n, entry.keys.2) || bytesEqual(kp, n, "c") { e.c = vs[j] }
+                            if kinds.isKey(kind, 0, kp, n) || bytesEqual(kp, n, "a") { e.a = vs[j] }
+                            else if kinds.isKey(kind, 1, kp, n) || bytesEqual(kp, n, "b") { e.b = vs[j] }
+                            else if kinds.isKey(kind, 2, kp, n) || bytesEqual(kp, n, "c") { e.c = vs[j] }
                             else { unknownKeys += 1 }
                         }
                     }
@@ -164,13 +181,13 @@ public final class TraceFileDecoder {
                 e.text = String(decoding: UnsafeBufferPointer(start: np, count: f.nameLen), as: UTF8.self)
             }
         }
-        if entry.kind == .dropped { dropped &+= e.a }
+        if kind == .dropped { dropped &+= e.a }
         events += 1
         return e
     }
 
     /// Stack and module records, and any event line the fast parser declined.
-    private func nestedLine(_ line: UnsafeRawBufferPointer, _ header: TraceHeader) -> TraceEvent? {
+    private func nestedLine(_ line: UnsafeRawBufferPointer) -> TraceEvent? {
         guard let v = JSONParser.parse(line), case .object = v else {
             invalid("invalid JSON line")
             return nil
@@ -183,7 +200,7 @@ public final class TraceFileDecoder {
             }
             let pcs = items.compactMap(\.uint64)
             stacks[UInt32(truncatingIfNeeded: id)] = pcs
-            let pid = v["pid"]?.int64.map { Int32(truncatingIfNeeded: $0) } ?? header.pid
+            let pid = v["pid"]?.int64.map { Int32(truncatingIfNeeded: $0) } ?? self.pid
             onStack?(pid, UInt32(truncatingIfNeeded: id), pcs)
             return nil
         }
@@ -203,9 +220,8 @@ public final class TraceFileDecoder {
         }
         guard let t = v["t"]?.uint64, let tidv = v["tid"]?.int64 else { invalid("an event without \"t\" or \"tid\""); return nil }
         let tid = Int32(truncatingIfNeeded: tidv)
-        let seq = v["seq"]?.uint64 ?? (lastSeq[tid].map { $0 &+ 1 } ?? 0)
-        lastSeq[tid] = seq
-        var e = TraceEvent(time: t, pid: v["pid"]?.int64.map { Int32(truncatingIfNeeded: $0) } ?? header.pid, tid: tid,
+        let seq = restoreSeq(tid, v["seq"]?.uint64)
+        var e = TraceEvent(time: t, pid: v["pid"]?.int64.map { Int32(truncatingIfNeeded: $0) } ?? pid, tid: tid,
                            seq: seq, kind: kind, object: v["o"]?.uint64 ?? 0,
                            stack: UInt32(truncatingIfNeeded: v["s"]?.uint64 ?? 0))
         if let r = v["r"]?.string { e.result = WaitResult(name: r) ?? .error }
