@@ -363,9 +363,7 @@ final class _BinaryEncoder: Encoder {
 }
 
 struct _KeyedEncoding<Key: CodingKey>: KeyedEncodingContainerProtocol {
-    // unowned(unsafe): no reference counting per call; the encoder outlives every container used
-    // inside the `BinaryCodec` call (containers must not escape `encode(to:)`).
-    unowned(unsafe) let encoder: _BinaryEncoder
+    let encoder: _BinaryEncoder
     let index: Int
     let id: Int
     var codingPath: [CodingKey] { [] }
@@ -449,7 +447,7 @@ struct _KeyedEncoding<Key: CodingKey>: KeyedEncodingContainerProtocol {
 
 /// `superEncoder` result: the shared encoder, whose pseudo-frame (lengthPos -1) patches the entry.
 struct _SuperEncoder: Encoder {
-    unowned(unsafe) let encoder: _BinaryEncoder
+    let encoder: _BinaryEncoder
     var codingPath: [CodingKey] { [] }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
     func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> { encoder.container(keyedBy: type) }
@@ -458,7 +456,7 @@ struct _SuperEncoder: Encoder {
 }
 
 struct _UnkeyedEncoding: UnkeyedEncodingContainer {
-    unowned(unsafe) let encoder: _BinaryEncoder
+    let encoder: _BinaryEncoder
     let index: Int
     let id: Int
     var codingPath: [CodingKey] { [] }
@@ -505,7 +503,7 @@ struct _UnkeyedEncoding: UnkeyedEncodingContainer {
 }
 
 struct _SingleEncoding: SingleValueEncodingContainer {
-    unowned(unsafe) let encoder: _BinaryEncoder
+    let encoder: _BinaryEncoder
     var codingPath: [CodingKey] { [] }
     mutating func encodeNil() throws { encoder.byte(0) }
     mutating func encode<T: Encodable>(_ value: T) throws { try encoder.encodeValue(value) }
@@ -675,16 +673,13 @@ final class _BinaryDecoder: Decoder {
 }
 
 struct _KeyedDecoding<Key: CodingKey>: KeyedDecodingContainerProtocol {
-    unowned(unsafe) let decoder: _BinaryDecoder
-    /// Keeps a super-decoder alive (nil for the per-call decoder, which outlives its containers).
-    let owner: _BinaryDecoder?
+    let decoder: _BinaryDecoder
     let start: Int
     let end: Int
     var codingPath: [CodingKey] { [] }
 
     init(decoder: _BinaryDecoder, start: Int, end: Int) {
         self.decoder = decoder
-        self.owner = decoder.isSub ? decoder : nil
         self.start = start
         self.end = end
     }
@@ -876,8 +871,7 @@ func _readLength(_ base: UnsafeRawPointer, _ pos: inout Int, _ end: Int) throws 
 }
 
 struct _UnkeyedDecoding: UnkeyedDecodingContainer {
-    unowned(unsafe) let decoder: _BinaryDecoder
-    let owner: _BinaryDecoder?
+    let decoder: _BinaryDecoder
     var pos: Int
     let end: Int
     let elementCount: Int
@@ -885,7 +879,6 @@ struct _UnkeyedDecoding: UnkeyedDecodingContainer {
 
     init(decoder: _BinaryDecoder, pos: Int, end: Int, count: Int) {
         self.decoder = decoder
-        self.owner = decoder.isSub ? decoder : nil
         self.pos = pos
         self.end = end
         self.elementCount = count
