@@ -249,27 +249,3 @@ final class LifecycleTests: XCTestCase {
     }
 }
 
-/// The in-flight message table behaves like a dictionary (insert, overwrite, remove, grow, reserved ids).
-final class MessageTableTests: XCTestCase {
-    func testAgainstDictionary() {
-        var t = MessageTable()
-        var d: [UInt64: UInt64] = [:]
-        var rng = SystemRandomNumberGenerator()
-        let e = TraceEvent(time: 0, pid: 1, tid: 1, seq: 0, kind: .queuePut)
-        func msg(_ v: UInt64) -> PendingMessage {
-            PendingMessage(event: TraceEvent(time: v, pid: 1, tid: 1, seq: 0, kind: .queuePut), clock: ClockStamp(clock: VectorClock(), thread: 0, own: 1), object: v, end: 0)
-        }
-        _ = e
-        for step in 0..<20000 {
-            let k: UInt64 = step % 97 == 0 ? [0, .max][step % 2] : UInt64.random(in: 0..<3000, using: &rng) << 3
-            if Bool.random(using: &rng) {
-                t[k] = msg(UInt64(step))
-                d[k] = UInt64(step)
-            } else {
-                XCTAssertEqual(t.removeValue(forKey: k)?.object, d.removeValue(forKey: k))
-            }
-            XCTAssertEqual(t.count + 0, d.count - (d[0] != nil ? 1 : 0) - (d[.max] != nil ? 1 : 0))
-        }
-        XCTAssertEqual(Set(t.values.map(\.object)), Set(d.values))
-    }
-}

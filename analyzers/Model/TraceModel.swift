@@ -14,7 +14,7 @@ final class TraceModel {
     @exclusivity(unchecked) private var threadIndex: [UInt64: Int] = [:]
     @exclusivity(unchecked) var threadByObject: [UInt64: Int] = [:]
     @exclusivity(unchecked) var objects: [UInt64: ObjectState] = [:]
-    @exclusivity(unchecked) var messages = MessageTable()
+    @exclusivity(unchecked) var messages: [UInt64: PendingMessage] = [:]
     @exclusivity(unchecked) var stacks: [Int32: [UInt32: [UInt64]]] = [:]
     @exclusivity(unchecked) var lockOrder = LockOrderGraph()
     @exclusivity(unchecked) var findings: [RawFinding] = []
