@@ -24,9 +24,12 @@ final class QueueTraceTests: XCTestCase {
         unsetenv("TANGLE_TRACE")
         XCTAssertEqual(child.join(timeout: .seconds(60)), .exited(0))
         let trace = try TraceReader.load(paths: [dir])
-        XCTAssertTrue(trace.truncated.isEmpty, "\(trace.problems)")
         let root = child.pid
         let ev = trace.events
+        // Only the lock holder that was SIGKILLed may have a cut file.
+        let killed = Set(ev.filter { $0.kind == .processKill }.map { Int32($0.a) })
+        XCTAssertEqual(killed.count, 1)
+        XCTAssertTrue(trace.truncated.allSatisfy { p in killed.contains { p.file.contains("/\($0)-") } }, "\(trace.problems)")
 
         // Queue: 40 puts by the grandchild, 40 gets by the root, same message ids, put before get.
         guard let qnew = ev.first(where: { $0.kind == .queueNew && $0.pid == root }) else { return XCTFail("no queue.new") }
@@ -64,9 +67,23 @@ final class QueueTraceTests: XCTestCase {
         let rootClose = ev.filter { $0.kind == .handleClose && $0.object == pnew.object && $0.pid == root }
         XCTAssertTrue(rootClose.contains { $0.c == 1 }, "the root closed its write end")
 
+        // Owner killed while holding a lock: acquired in the holder, never released there, then
+        // lock.owner-died in the root naming the holder's pid.
+        guard let dnew = ev.first(where: { $0.kind == .lockNew && $0.text == "trace-doomed" }) else { return XCTFail("no doomed lock") }
+        let died = ev.filter { $0.kind == .lockOwnerDied && $0.object == dnew.object }
+        XCTAssertEqual(died.count, 1)
+        XCTAssertEqual(died.first?.pid, root)
+        XCTAssertEqual(died.first?.result, .ownerDied)
+        let holderPid = Int32(died.first?.a ?? 0)
+        XCTAssertNotEqual(holderPid, root)
+        XCTAssertEqual(ev.filter { $0.kind == .lockAcquired && $0.object == dnew.object && $0.pid == holderPid }.count, 1,
+                       "holder \(holderPid) events: \(ev.filter { $0.pid == holderPid }.map { "\($0.kind.name) o=\($0.object)" }), doomed \(dnew.object)")
+        XCTAssertEqual(ev.filter { $0.kind == .lockReleased && $0.object == dnew.object && $0.pid == holderPid }.count, 0)
+
         // Event: set before the waiter's wake.
-        let sets = ev.filter { $0.kind == .eventSet }
-        let wakes = ev.filter { $0.kind == .eventWake && $0.result == .ok }
+        guard let enew = ev.first(where: { $0.kind == .eventNew && $0.text == "trace-event" }) else { return XCTFail("no event.new") }
+        let sets = ev.filter { $0.kind == .eventSet && $0.object == enew.object }
+        let wakes = ev.filter { $0.kind == .eventWake && $0.result == .ok && $0.object == enew.object }
         XCTAssertEqual(sets.count, 1)
         XCTAssertFalse(wakes.isEmpty)
         XCTAssertTrue(wakes.allSatisfy { $0.time >= sets[0].time })

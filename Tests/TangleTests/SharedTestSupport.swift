@@ -16,6 +16,10 @@ public func primitivesTestEntryPoints() {
     }
     EntryPoint.register("prim.lock.hold") { (a: LockHoldArgs) in
         try a.lock.acquire()
+        // It sleeps outside Tangle (no wait event flushes its buffer) and is SIGKILLed as soon as
+        // `ready` is set: flush first so the trace keeps its acquire (the recorder otherwise
+        // flushes every ~50 ms).
+        Recorder.flush()
         a.ready.set()
         while true { sleep(1) }
     }
@@ -90,6 +94,18 @@ public func primitivesTestEntryPoints() {
             do { _ = try rx.recv(timeout: .seconds(30)) } catch PipeError.eof { break }
         }
         _ = sender.join(timeout: .seconds(30))
+        // An owner SIGKILLed while holding a lock: the trace shows its acquire, no release, and the
+        // survivor's lock.owner-died naming it.
+        let doomed = Lock(name: "trace-doomed")
+        let held = Event()
+        let holder = ChildProcess(entryPoint: "prim.lock.hold", arguments: LockHoldArgs(lock: doomed, ready: held))
+        try holder.start()
+        guard held.wait(timeout: .seconds(30)) else { throw SyncError.timeout(object: held.object, what: "event") }
+        holder.kill()
+        _ = holder.join(timeout: .seconds(30))
+        do { try doomed.acquire() } catch SyncError.ownerDied {}
+        try doomed.acquire()
+        try doomed.release()
     }
     EntryPoint.register("prim.manager") { (a: ManagerArgs) in
         for i in 0..<a.times {
