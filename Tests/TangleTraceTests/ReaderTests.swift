@@ -20,11 +20,21 @@ final class ReaderTests: XCTestCase {
         {"t":210,"tid":11,"k":"queue.get","o":5,"msg":7,"size":9,"extra":"x","more":1}
         {"t":220,"tid":12,"seq":4,"k":"proc.join-done","o":6,"child":3,"status":1,"signal":9,"r":"timeout"}
         {"t":230,"tid":12,"k":"lock.new","name":"a\\"b\\u00e9","type":1}
+        {"t":123456789012345,"tid":13,"k":"queue.put","o":18446744073709551615,"msg":12345678,"size":99999999}
+        {"t":1234567890123456789,"tid":13,"k":"queue.put","o":87654321,"msg":123456789,"size":1}
         """
         let trace = try TraceReader.load(paths: [write(text, "10-100.jsonl", in: dir)])
-        XCTAssertEqual(trace.events.count, 4)
-        XCTAssertEqual(trace.events.map(\.seq), [0, 1, 4, 5])
-        XCTAssertEqual(trace.events.map(\.pid), [10, 10, 10, 10])
+        XCTAssertEqual(trace.events.count, 6)
+        XCTAssertEqual(trace.events.map(\.seq), [0, 1, 4, 5, 0, 1])
+        XCTAssertEqual(trace.events.map(\.pid), [10, 10, 10, 10, 10, 10])
+        // numbers of every length parse exactly (8-digit fast path, 20 digits, 19 digits)
+        XCTAssertEqual(trace.events[4].time, 123456789012345)
+        XCTAssertEqual(trace.events[4].object, UInt64.max)
+        XCTAssertEqual(trace.events[4].a, 12345678)
+        XCTAssertEqual(trace.events[4].b, 99999999)
+        XCTAssertEqual(trace.events[5].time, 1234567890123456789)
+        XCTAssertEqual(trace.events[5].object, 87654321)
+        XCTAssertEqual(trace.events[5].a, 123456789)
         XCTAssertEqual(trace.events[0].a, 7)
         XCTAssertEqual(trace.events[0].b, 9)
         XCTAssertEqual(trace.events[2].a, 3)

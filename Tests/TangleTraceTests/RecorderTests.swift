@@ -135,11 +135,16 @@ final class RecorderTests: XCTestCase {
             let acquired = evs.filter { $0.kind == .lockAcquired }.map(\.a)
             XCTAssertEqual(acquired, (0..<UInt64(events)).map { $0 }, "thread \(tid) in order")
         }
-        // merged order: times never go backwards
-        for i in 1..<trace.events.count where trace.events[i].time < trace.events[i - 1].time {
-            XCTFail("time goes backwards at \(i)")
-            break
+        // merged order: time goes backwards only where the reader says an event came later than
+        // its reorder window allowed (a thread preempted for > 250 ms inside `record`)
+        let stream = try TraceEventStream(paths: [dir])
+        var backwards: UInt64 = 0
+        var last: UInt64 = 0
+        while let e = try stream.next() {
+            if e.time < last { backwards += 1 }
+            last = max(last, e.time)
         }
+        XCTAssertEqual(backwards, stream.lateEvents)
     }
 
     /// A forked child writes its own file (ppid = the forker), starting with proc.start forked=1,

@@ -85,6 +85,19 @@ func parseEventLine(_ p: UnsafePointer<UInt8>, _ end: Int, _ f: inout EventLineF
             if c == UInt8(ascii: "-") { neg = true; i += 1 }
             var v: UInt64 = 0
             let ds = i
+            // Eight digits at a time (SWAR), then one by one.
+            if end - i >= 8 {
+                let x = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
+                if (x & 0xF0F0_F0F0_F0F0_F0F0) == 0x3030_3030_3030_3030
+                    && ((x &+ 0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) == 0x3030_3030_3030_3030 {
+                    var y = x &- 0x3030_3030_3030_3030
+                    y = (y &* 10 &+ (y >> 8)) & 0x00FF_00FF_00FF_00FF
+                    y = (y &* 100 &+ (y >> 16)) & 0x0000_FFFF_0000_FFFF
+                    y = (y &* 10000 &+ (y >> 32)) & 0xFFFF_FFFF
+                    v = y
+                    i += 8
+                }
+            }
             while i < end {
                 let d = p[i] &- 48
                 if d > 9 { break }
@@ -214,7 +227,7 @@ final class KindTable: @unchecked Sendable {
             let raw = Int(slots[h])
             if raw == 0 { return nil }
             let base = (raw - 1) * 8
-            if Int(spans[base + 1]) == n && memcmp(bytes + Int(spans[base]), p, n) == 0 {
+            if Int(spans[base + 1]) == n && same(bytes + Int(spans[base]), p, n) {
                 return EventKind(rawValue: UInt16(raw - 1))
             }
             h = (h + 1) & mask
@@ -225,11 +238,23 @@ final class KindTable: @unchecked Sendable {
     @inline(__always) func isKey(_ kind: EventKind, _ which: Int, _ p: UnsafePointer<UInt8>, _ n: Int) -> Bool {
         let base = Int(kind.rawValue) * 8 + 2 + which * 2
         let len = Int(spans[base + 1])
-        return len == n && memcmp(bytes + Int(spans[base]), p, n) == 0
+        return len == n && same(bytes + Int(spans[base]), p, n)
+    }
+
+    @inline(__always) private func same(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ n: Int) -> Bool {
+        var i = 0
+        while i < n {
+            if a[i] != b[i] { return false }
+            i += 1
+        }
+        return true
     }
 }
 
 @inline(__always) func bytesEqual(_ p: UnsafePointer<UInt8>, _ n: Int, _ lit: StaticString) -> Bool {
-    n == lit.utf8CodeUnitCount && memcmp(p, lit.utf8Start, n) == 0
+    if n != lit.utf8CodeUnitCount { return false }
+    let q = lit.utf8Start
+    for i in 0..<n where p[i] != q[i] { return false }
+    return true
 }
 

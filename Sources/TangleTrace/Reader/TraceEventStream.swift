@@ -71,8 +71,10 @@ private func info(_ path: String, _ bytes: UInt64) -> TraceFileInfo {
 }
 
 /// The streaming reader: every file's events merged in time order (ties: pid, tid, seq; each
-/// thread's seq order kept). Each file goes through a reorder window of `window` events (the
-/// recorder writes in nearly sorted order); a file is opened only when the merge reaches the start
+/// thread's seq order kept). Each file goes through a reorder window (the recorder writes in nearly
+/// sorted order: a thread preempted between taking its timestamp and publishing the record shows
+/// up late; the window holds 250 ms of a file's events, at most 32768, at least 1024); events later
+/// than that are emitted out of time order and counted in `lateEvents`; a file is opened only when the merge reaches the start
 /// time in its name, and closed at its end, so memory is bounded by the window and the processes
 /// alive at once, not by the trace's length.
 public final class TraceEventStream {
@@ -83,7 +85,8 @@ public final class TraceEventStream {
     @exclusivity(unchecked) public private(set) var stacks: [Int32: [UInt32: [UInt64]]] = [:]
     /// Problems of files already finished (see `allProblems` at the end).
     @exclusivity(unchecked) public private(set) var finishedProblems: [TraceProblem] = []
-    /// Events that arrived later than the reorder window allowed (emitted out of time order).
+    /// Events emitted out of time order (earlier than an event already emitted): they arrived
+    /// later than the reorder window allowed.
     @exclusivity(unchecked) public private(set) var lateEvents: UInt64 = 0
     @exclusivity(unchecked) public private(set) var eventCount: UInt64 = 0
 
@@ -97,9 +100,7 @@ public final class TraceEventStream {
         @exclusivity(unchecked) var kPid: Int32 = 0
         @exclusivity(unchecked) var kTid: Int32 = 0
         @exclusivity(unchecked) var kSeq: UInt64 = 0
-        // The last emitted event's key (for counting late events).
-        @exclusivity(unchecked) var lTime: UInt64 = 0
-        @exclusivity(unchecked) var lTid: Int32 = 0
+        @exclusivity(unchecked) var maxTime: UInt64 = 0
         init(_ d: TraceFileDecoder) { decoder = d }
         var count: Int { buf.count - head }
         func setKey() {
@@ -112,13 +113,21 @@ public final class TraceEventStream {
     }
 
     private let window: Int
+    @exclusivity(unchecked) private var maxEmitted: UInt64 = 0
+    private let maxWindow: Int
+    private let timeWindow: UInt64
     @exclusivity(unchecked) private var pending: [TraceFileInfo]       // not opened yet, sorted by start, descending (pop from the end)
     @exclusivity(unchecked) private var heap: [Source] = []
     @exclusivity(unchecked) private var openedDecoders: [TraceFileDecoder] = []
 
-    public init(paths: [String], window: Int = 1024) throws {
+    /// `window`: events always held back per file before one is released; beyond that, events are
+    /// held while they are less than `timeWindow` ns older than the newest event read from their
+    /// file, up to `maxWindow` events (the memory bound per open file).
+    public init(paths: [String], window: Int = 1024, timeWindow: UInt64 = 250_000_000, maxWindow: Int = 32768) throws {
         files = try findTraceFiles(paths)
         self.window = max(1, window)
+        self.maxWindow = max(self.window, maxWindow)
+        self.timeWindow = timeWindow
         pending = files.sorted { $0.startFromName > $1.startFromName }
         // Open the files whose name does not give a start now (order unknown).
         while let last = pending.last, last.startFromName == 0 {
@@ -127,8 +136,8 @@ public final class TraceEventStream {
         }
     }
 
-    public convenience init(files: [String], window: Int = 1024) throws {
-        try self.init(paths: files, window: window)
+    public convenience init(files: [String]) throws {
+        try self.init(paths: files)
     }
 
     private func open(_ f: TraceFileInfo) throws {
@@ -158,9 +167,10 @@ public final class TraceEventStream {
             s.buf.removeFirst(s.head)
             s.head = 0
         }
-        while s.count <= window {
+        while s.count <= window || (s.count <= maxWindow && s.maxTime &- timeWindow < s.buf[s.head].time) {
             guard let e = s.decoder.next() else { s.done = true; return }
             let (t, pid, tid, seq) = (e.time, e.pid, e.tid, e.seq)
+            if t > s.maxTime { s.maxTime = t }
             s.buf.append(e)
             // Insertion from the back: the recorder's output is almost sorted.
             let head = s.head
@@ -191,9 +201,7 @@ public final class TraceEventStream {
             let s = heap[0]
             let e = s.buf[s.head]
             s.head += 1
-            if e.time < s.lTime && e.tid != s.lTid { lateEvents += 1 }
-            s.lTime = e.time
-            s.lTid = e.tid
+            if e.time < maxEmitted { lateEvents += 1 } else { maxEmitted = e.time }
             refill(s)
             if s.count == 0 {
                 heapPopTop()
