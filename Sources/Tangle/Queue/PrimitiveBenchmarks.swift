@@ -1,0 +1,65 @@
+import CTangleSupport
+import Glibc
+
+/// Measurements of the primitives for `tangle bench runtime` (the benchmark binary calls these;
+/// tracing is on or off according to `TANGLE_TRACE` in the measuring process and its children).
+public enum PrimitiveBenchmarks {
+    /// Small messages per second through a `Queue<Int>` from a child process to this one.
+    /// The child is forked (no entry point to register) unless `method` is `.spawn`, which needs
+    /// `registerEntryPoints()` called before `TangleRuntime.bootstrap()`. The child's start-up is
+    /// not timed: it waits on an Event the parent sets when it starts the clock.
+    public static func queueMessagesPerSecond(messages: Int = 1_000_000, method: ChildProcess.StartMethod = .fork) throws -> Double {
+        let queue = Queue<Int>(maxsize: 0, bufferSize: 1 << 20, name: "bench")
+        let go = Event(name: "bench-go")
+        let child: ChildProcess
+        if method == .fork {
+            child = ChildProcess(fork: { try produce(queue, go, messages) })
+        } else {
+            child = ChildProcess(entryPoint: "tangle.bench.queue-producer",
+                                 arguments: QueueBenchArgs(queue: queue, go: go, messages: messages), method: method)
+        }
+        try child.start()
+        let start = tangle_sync_now_ns()
+        go.set()
+        var sum = 0
+        for _ in 0..<messages { sum &+= try queue.get() }
+        let elapsed = tangle_sync_now_ns() - start
+        _ = child.join(timeout: .seconds(60))
+        precondition(sum == messages &* (messages &- 1) / 2, "queue benchmark: lost messages")
+        return Double(messages) / (Double(elapsed) / 1e9)
+    }
+
+    /// Median-of-5 ns for one uncontended `Lock` acquire + release in this process.
+    public static func lockPairNanoseconds(iterations: Int = 2_000_000) throws -> Double {
+        let lock = Lock(name: "bench")
+        var samples: [Double] = []
+        for _ in 0..<5 {
+            let start = tangle_sync_now_ns()
+            for _ in 0..<iterations {
+                try lock.acquire()
+                try lock.release()
+            }
+            samples.append(Double(tangle_sync_now_ns() - start) / Double(iterations))
+        }
+        samples.sort()
+        return samples[2]
+    }
+
+    /// Registers the spawn entry point of `queueMessagesPerSecond(method: .spawn)`.
+    public static func registerEntryPoints() {
+        EntryPoint.register("tangle.bench.queue-producer") { (a: QueueBenchArgs) in
+            try produce(a.queue, a.go, a.messages)
+        }
+    }
+
+    struct QueueBenchArgs: Codable {
+        var queue: Queue<Int>
+        var go: Event
+        var messages: Int
+    }
+
+    private static func produce(_ queue: Queue<Int>, _ go: Event, _ messages: Int) throws {
+        go.wait()
+        for i in 0..<messages { try queue.put(i) }
+    }
+}
