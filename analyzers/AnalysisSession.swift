@@ -132,27 +132,14 @@ public final class AnalysisSession {
         var objectNames: [UInt64: String] = [:]
         for (id, o) in model.objects { if let n = o.name { objectNames[id] = n } }
 
-        var waitFor: [GraphEdge] = []
-        if let a = model.lastWaitFor {
-            for (i, n) in a.nodes.sorted(by: { $0.key < $1.key }) {
-                let t = model.threads[i]
-                let from = "t:\(t.pid):\(t.tid)"
-                for w in n.wakers {
-                    let to: String, toLabel: String
-                    switch w {
-                    case .thread(let j):
-                        let o = model.threads[j]
-                        to = "t:\(o.pid):\(o.tid)"
-                        toLabel = model.who(o)
-                    case .process(let pid):
-                        to = "p:\(pid)"
-                        toLabel = model.whoProcess(pid)
-                    }
-                    waitFor.append(GraphEdge(from: from, fromLabel: model.who(t), to: to, toLabel: toLabel,
-                                             label: model.describeWait(n.wait.event),
-                                             highlighted: highlighted.contains("\(from)->\(to)")))
-                }
-            }
+        // The end state's graph, plus the graphs of hangs/deadlocks confirmed at quiescent points
+        // (often the only picture: a timeout runner's SIGTERM ends every wait before the end).
+        var waitFor: [GraphEdge] = model.lastWaitFor.map { model.waitForEdges($0) } ?? []
+        for c in model.candidates where c.confirmed { waitFor += c.edges }
+        var seenEdges: Set<String> = []
+        waitFor = waitFor.filter { seenEdges.insert("\($0.from)->\($0.to)|\($0.label)").inserted }
+        for k in waitFor.indices where highlighted.contains("\(waitFor[k].from)->\(waitFor[k].to)") {
+            waitFor[k].highlighted = true
         }
         var lockOrder: [GraphEdge] = []
         for e in model.lockOrder.edges {

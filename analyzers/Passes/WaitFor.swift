@@ -10,6 +10,8 @@ struct WaitCandidate {
     var members: Set<Int>
     var refuted = false
     var completedMembers: Set<Int> = []
+    /// The wait-for edges of its members at that point (for the exporters' graph).
+    var edges: [GraphEdge] = []
 
     mutating func completed(thread: Int, ok: Bool) {
         if ok { refuted = true }
@@ -307,8 +309,14 @@ extension TraceModel {
     /// Runs the wait-for pass now. At a quiescent point the results become candidates; at the end
     /// they are findings (unless a confirmed candidate already covers the same waits).
     func runWaitFor(atEnd: Bool) -> [RawFinding] {
+        var unused: WaitForAnalysis?
+        return runWaitFor(atEnd: atEnd, keep: &unused)
+    }
+
+    func runWaitFor(atEnd: Bool, keep: inout WaitForAnalysis?) -> [RawFinding] {
         var analysis = WaitForAnalysis(model: self, atEnd: atEnd)
         analysis.solve()
+        keep = analysis
         if atEnd { lastWaitFor = analysis }
         var out: [RawFinding] = []
         for group in analysis.groups() {
@@ -318,12 +326,45 @@ extension TraceModel {
     }
 
     func quiescentPoint() {
-        for f in runWaitFor(atEnd: false) {
+        var analysis: WaitForAnalysis?
+        for f in runWaitFor(atEnd: false, keep: &analysis) {
             let known = candidates.contains { !$0.refuted && !$0.waitKeys.isDisjoint(with: f.waitKeys) }
             if known { continue }
             let members = Set(f.participants.filter { $0.role == "waits" }.compactMap { thread(pid: $0.pid, tid: $0.tid)?.index })
-            registerCandidate(WaitCandidate(finding: f, waitKeys: f.waitKeys, members: members))
+            var c = WaitCandidate(finding: f, waitKeys: f.waitKeys, members: members)
+            if let analysis { c.edges = waitForEdges(analysis, only: members) }
+            registerCandidate(c)
         }
+    }
+
+    /// The wait-for graph as exporter edges (`only`: the waits of these threads).
+    func waitForEdges(_ a: WaitForAnalysis, only: Set<Int>? = nil) -> [GraphEdge] {
+        var out: [GraphEdge] = []
+        for (i, n) in a.nodes.sorted(by: { $0.key < $1.key }) where only?.contains(i) ?? true {
+            let t = threads[i]
+            let from = "t:\(t.pid):\(t.tid)"
+            for w in n.wakers {
+                let to: String, toLabel: String
+                switch w {
+                case .thread(let j):
+                    let o = threads[j]
+                    to = "t:\(o.pid):\(o.tid)"
+                    toLabel = who(o)
+                case .process(let pid):
+                    if pid == t.pid && (processes[pid]?.threads.count ?? 0) <= 1 { continue }
+                    to = "p:\(pid)"
+                    toLabel = whoProcess(pid)
+                }
+                out.append(GraphEdge(from: from, fromLabel: who(t), to: to, toLabel: toLabel,
+                                     label: describeWait(n.wait.event)))
+            }
+            for pid in n.exitedWakers {
+                out.append(GraphEdge(from: from, fromLabel: who(t), to: "p:\(pid)",
+                                     toLabel: whoProcess(pid) + " (" + (processes[pid].map { endDescription($0) } ?? "ended") + ")",
+                                     label: "could have woken it: " + describeWait(n.wait.event)))
+            }
+        }
+        return out
     }
 
     private func waitKeyOf(_ i: Int) -> UInt64 {
@@ -403,6 +444,7 @@ extension TraceModel {
                 guard let p = processes[pid] else { continue }
                 let label = "\(whoProcess(pid)) \(endDescription(p))"
                 why.append(label)
+                highlight.insert("t:\(t.pid):\(t.tid)->p:\(pid)")
                 if addedHelpers.insert("p:\(pid)").inserted {
                     var did = ""
                     if let o = objects[e.object] {
