@@ -84,6 +84,9 @@ public enum TangleRuntime {
             state.parentPID = parent
         }
         started.store(true, ordering: .releasing)
+        // Routed by main's bootstrap: main registered the entry points, so our own children can be
+        // routed the same way. Routed early (a test binary): they must be routed early too.
+        if !early { bootstrapped.store(true, ordering: .releasing) }
         Recorder.start(processObject: object, name: name)
         if early { EntryPoint.runTestHooksOnce() }
 

@@ -150,12 +150,12 @@ public final class Pool: @unchecked Sendable {
     public func applyAsync<I, O>(_ function: PoolFunction<I, O>, _ input: I) throws -> AsyncResult<O> {
         try checkRegistered(function.name)
         let result = AsyncResult<O>(pool: self)
-        let payload = try ArgumentCoding.encode([input])
+        let payload = try PoolCoding.encode([input][...])
         let id = try submit(function: function.name, payload: payload, items: 1) { [result] outcome in
             switch outcome {
             case let .success(raw):
                 do {
-                    let outputs = try ArgumentCoding.decode([O].self, fromRaw: raw)
+                    let outputs = try PoolCoding.decode(O.self, raw)
                     result.outcome = outputs.count == 1 ? .success(outputs[0]) : .failure(.taskFailed(function: function.name, index: 0, message: "expected 1 result, got \(outputs.count)"))
                 } catch {
                     result.outcome = .failure(.taskFailed(function: function.name, index: 0, message: "cannot decode the result: \(error)"))
@@ -195,7 +195,7 @@ public final class Pool: @unchecked Sendable {
         taskIDs.reserveCapacity(chunkCount)
         for c in 0..<chunkCount {
             let range = (c * size)..<min((c + 1) * size, items.count)
-            let payload = try ArgumentCoding.encode(Array(items[range]))
+            let payload = try PoolCoding.encode(items[range])
             let id = try submit(function: function.name, payload: payload, items: range.count) { [collector] outcome in
                 collector.deliver(chunk: c, items: range.count, outcome, function: function.name)
             }
@@ -247,7 +247,7 @@ public final class Pool: @unchecked Sendable {
         let results = PoolResults<O>(pool: self, chunks: chunkCount)
         for c in 0..<chunkCount {
             let range = (c * size)..<min((c + 1) * size, items.count)
-            let payload = try ArgumentCoding.encode(Array(items[range]))
+            let payload = try PoolCoding.encode(items[range])
             _ = try submit(function: function.name, payload: payload, items: range.count) { [results] outcome in
                 results.deliver(outcome, function: function.name)
             }
@@ -587,7 +587,7 @@ final class MapCollector<O: Decodable> {
         switch outcome {
         case let .success(raw):
             do {
-                outputs[chunk] = try ArgumentCoding.decode([O].self, fromRaw: raw)
+                outputs[chunk] = try PoolCoding.decode(O.self, raw)
                 finished[chunk] = 1
                 itemsDone += items
             } catch {
@@ -622,7 +622,7 @@ public final class PoolResults<O: Decodable>: Sequence, IteratorProtocol, @unche
         switch outcome {
         case let .success(raw):
             do {
-                for o in try ArgumentCoding.decode([O].self, fromRaw: raw) { buffer.append(.success(o)) }
+                for o in try PoolCoding.decode(O.self, raw) { buffer.append(.success(o)) }
             } catch {
                 buffer.append(.failure(.taskFailed(function: function, index: 0, message: "cannot decode the results: \(error)")))
             }

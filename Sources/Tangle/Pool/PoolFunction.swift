@@ -20,7 +20,7 @@ public struct PoolFunction<Input: Codable, Output: Codable>: Sendable {
         let erased: PoolFunctions.Body = { raw in
             let inputs: [Input]
             do {
-                inputs = try ArgumentCoding.decode([Input].self, fromRaw: raw)
+                inputs = try PoolCoding.decode(Input.self, raw)
             } catch {
                 return .failure(index: 0, message: "cannot decode the inputs of '\(name)' as [\(Input.self)]: \(error)")
             }
@@ -34,7 +34,7 @@ public struct PoolFunction<Input: Codable, Output: Codable>: Sendable {
                 }
             }
             do {
-                return .success(try ArgumentCoding.encode(outputs))
+                return .success(try PoolCoding.encode(outputs[...]))
             } catch {
                 return .failure(index: 0, message: "cannot encode the outputs of '\(name)': \(error)")
             }
@@ -91,6 +91,64 @@ public enum PoolError: Error, CustomStringConvertible, Equatable {
         case let .unregisteredFunction(name):
             "pool function '\(name)' is not registered; call PoolFunction.register(\"\(name)\") { … } before TangleRuntime.bootstrap()"
         case let .workerStartFailed(why): "cannot start a pool worker: \(why)"
+        }
+    }
+}
+
+/// How a chunk of items travels between the pool and its workers: plain numbers (Int, Double, …)
+/// as their raw bytes (both sides are the same executable), everything else through `BinaryCodec`.
+/// Format: `[u8 1][raw elements]` or `[u8 0][BinaryCodec of [T]]`.
+enum PoolCoding {
+    /// Standard library scalars whose bytes are their value (no references, no custom Codable).
+    static func isRaw<T>(_ type: T.Type) -> Bool {
+        let id = ObjectIdentifier(type)
+        return id == ObjectIdentifier(Int.self) || id == ObjectIdentifier(Int64.self)
+            || id == ObjectIdentifier(Int32.self) || id == ObjectIdentifier(Int16.self)
+            || id == ObjectIdentifier(Int8.self) || id == ObjectIdentifier(UInt.self)
+            || id == ObjectIdentifier(UInt64.self) || id == ObjectIdentifier(UInt32.self)
+            || id == ObjectIdentifier(UInt16.self) || id == ObjectIdentifier(UInt8.self)
+            || id == ObjectIdentifier(Double.self) || id == ObjectIdentifier(Float.self)
+            || id == ObjectIdentifier(Bool.self)
+    }
+
+    static func encode<T: Encodable>(_ items: ArraySlice<T>) throws -> [UInt8] {
+        if isRaw(T.self) {
+            let bytes = items.count * MemoryLayout<T>.stride
+            return [UInt8](unsafeUninitializedCapacity: 1 + bytes) { buffer, count in
+                buffer[0] = 1
+                items.withUnsafeBytes { src in
+                    if bytes > 0 { UnsafeMutableRawPointer(buffer.baseAddress! + 1).copyMemory(from: src.baseAddress!, byteCount: bytes) }
+                }
+                count = 1 + bytes
+            }
+        }
+        var out: [UInt8] = [0]
+        out.append(contentsOf: try ArgumentCoding.encode(Array(items)))
+        return out
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ raw: UnsafeRawBufferPointer) throws -> [T] {
+        guard raw.count >= 1 else { throw PoolCodingError.empty }
+        let body = UnsafeRawBufferPointer(rebasing: raw[1...])
+        if raw[0] == 1 {
+            guard isRaw(T.self), body.count % MemoryLayout<T>.stride == 0 else { throw PoolCodingError.mismatch("\(T.self)") }
+            let n = body.count / MemoryLayout<T>.stride
+            return [T](unsafeUninitializedCapacity: n) { buffer, count in
+                if n > 0 { UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: body.baseAddress!, byteCount: body.count) }
+                count = n
+            }
+        }
+        return try ArgumentCoding.decode([T].self, fromRaw: body)
+    }
+
+    enum PoolCodingError: Error, CustomStringConvertible {
+        case empty
+        case mismatch(String)
+        var description: String {
+            switch self {
+            case .empty: "empty chunk"
+            case let .mismatch(t): "raw chunk does not hold \(t) values"
+            }
         }
     }
 }
