@@ -241,9 +241,11 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
             withUnsafeBytes(of: &header) { ringWrite(tail, $0.baseAddress!, 16) }
             if n > 0 { ringWrite(tail + 16, payload.baseAddress!, n) }
             if _tracing { Recorder.record(.queuePut, object: object, a: msg, b: UInt64(n)) }
+            // One store makes the record visible (a getter looks at head != tail); the counters
+            // follow. A process dying in between leaves the ring consistent.
+            tangle_atomic_store64(&s.pointee.tail, tail + UInt64(need))
             s.pointee.unfinished += 1
             s.pointee.count += 1
-            tangle_atomic_store64(&s.pointee.tail, tail + UInt64(need))
             signal(&s.pointee.notEmpty, &s.pointee.notEmptyWaiters, 1)
             unlockQueue()
         }
@@ -279,14 +281,14 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
         try checkOpen()
         let s = state
         lockQueue()
-        if s.pointee.count == 0 {
+        if s.pointee.head == s.pointee.tail {
             if ns != 0 {
                 unlockQueue()
                 var spins = 0
-                while spins < 4000 && tangle_atomic_load64(&s.pointee.count) == 0 { tangle_cpu_relax(); spins += 1 }
+                while spins < 4000 && tangle_atomic_load64(&s.pointee.tail) == tangle_atomic_load64(&s.pointee.head) { tangle_cpu_relax(); spins += 1 }
                 lockQueue()
             }
-            if s.pointee.count == 0 {
+            if s.pointee.head == s.pointee.tail {
                 if ns == 0 {
                     unlockQueue()
                     Recorder.record(.queueTimeout, object: object, a: 1, result: .empty)
@@ -294,7 +296,7 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
                 }
                 Recorder.record(.queueGetWait, object: object)
                 let end = deadline(after: ns)
-                while s.pointee.count == 0 {
+                while s.pointee.head == s.pointee.tail {
                     if !waitLocked(&s.pointee.notEmpty, &s.pointee.notEmptyWaiters, end) {
                         unlockQueue()
                         Recorder.record(.queueTimeout, object: object, a: 1, result: .timeout)
@@ -311,8 +313,8 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
         let need = 16 + ((n + 7) & ~7)
         return try withUnsafeTemporaryAllocation(byteCount: max(n, 1), alignment: 8) { buffer in
             if n > 0 { ringRead(head + 16, buffer.baseAddress!, n) }
-            s.pointee.count -= 1
             tangle_atomic_store64(&s.pointee.head, head + UInt64(need))
+            if s.pointee.count > 0 { s.pointee.count -= 1 }
             signal(&s.pointee.notFull, &s.pointee.notFullWaiters, 1)
             unlockQueue()
             if _tracing { Recorder.record(.queueGet, object: object, a: msg, b: UInt64(n)) }
