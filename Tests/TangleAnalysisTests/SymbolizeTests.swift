@@ -394,6 +394,10 @@ final class SymbolizeTests: XCTestCase {
         XCTAssertEqual(FrameClassifier.origin(of: f("static Tangle.Recorder.flush()")), .tangle)
         XCTAssertEqual(FrameClassifier.origin(of: f("tangle_fp_walk")), .tangle)
         XCTAssertEqual(FrameClassifier.origin(of: f("tangle_main", "tangle")), .user)
+        // An application module whose name starts with tangle_ (the scenarios) is user code; a
+        // closure inside a static Tangle function is Tangle's.
+        XCTAssertEqual(FrameClassifier.origin(of: f("tangle_scenarios.nestedAcquire(_:_:)", "tangle-scenarios")), .user)
+        XCTAssertEqual(FrameClassifier.origin(of: f("closure #1 in static Tangle.EntryPoint.register(_:_:)")), .tangle)
         XCTAssertEqual(FrameClassifier.origin(of: f("Swift.Array.append(_:)")), .swiftRuntime)
         XCTAssertEqual(FrameClassifier.origin(of: f(nil, "libswiftCore.so")), .swiftRuntime)
         XCTAssertEqual(FrameClassifier.origin(of: f("__libc_start_call_main", "libc.so.6")), .system)

@@ -47,7 +47,7 @@ public enum FrameClassifier {
             let owner = enclosingFunction(f)
             // SwiftPM renames an executable's `main` to `<module>_main`: the `tangle` CLI's own
             // entry point is not Tangle's runtime.
-            if tanglePrefixes.contains(where: { owner.hasPrefix($0) }) && !owner.hasSuffix("_main") { return .tangle }
+            if isTangleFunction(owner) { return .tangle }
             if swiftPrefixes.contains(where: { owner.hasPrefix($0) }) { return .swiftRuntime }
             if systemPrefixes.contains(where: { owner.hasPrefix($0) }) { return .system }
         }
@@ -72,13 +72,27 @@ public enum FrameClassifier {
         frames.first(where: { !isRuntimeFrame($0) })
     }
 
-    /// "closure #1 in closure #2 in Tangle.Pool.map(_:)" → "Tangle.Pool.map(_:)".
+    /// Tangle's runtime, recorder or C shims. `tangle_` names only the C shims (no module dot):
+    /// a Swift module such as `tangle_scenarios` is an application. SwiftPM renames an
+    /// executable's `main` to `<module>_main`: the `tangle` CLI's entry point is not the runtime.
+    static func isTangleFunction(_ owner: Substring) -> Bool {
+        if owner.hasSuffix("_main") { return false }
+        if owner.hasPrefix("tangle_") { return !owner.contains(".") }
+        return tanglePrefixes.contains(where: { owner.hasPrefix($0) })
+    }
+
+    /// "closure #1 in static closure #2 in static Tangle.Pool.map(_:)" → "Tangle.Pool.map(_:)".
     static func enclosingFunction(_ name: String) -> Substring {
         var s = Substring(name)
-        if s.hasPrefix("static ") { s = s.dropFirst(7) }
-        while s.hasPrefix("closure #") || s.hasPrefix("implicit closure #") {
-            guard let r = s.range(of: " in ") else { break }
-            s = s[r.upperBound...]
+        while true {
+            if s.hasPrefix("static ") {
+                s = s.dropFirst(7)
+            } else if s.hasPrefix("closure #") || s.hasPrefix("implicit closure #") {
+                guard let r = s.range(of: " in ") else { break }
+                s = s[r.upperBound...]
+            } else {
+                break
+            }
         }
         return s
     }
