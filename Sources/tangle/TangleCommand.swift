@@ -42,6 +42,7 @@ struct Bench: ParsableCommand {
         subcommands: [
             BenchRecord.self,
             BenchAnalyze.self,
+            BenchRuntime.self,
         ]
     )
 }

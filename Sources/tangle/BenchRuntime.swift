@@ -1,0 +1,213 @@
+import ArgumentParser
+import Foundation
+
+/// `tangle bench runtime [--json]`: the runtime's costs against Python's `multiprocessing`, on the
+/// same machine in the same run. The Swift figures come from the `tangle-runtime-bench` executable
+/// found beside `tangle` (it links only Tangle, so spawn + join is what an app pays); the Python
+/// figures from an embedded python3 script (skipped with a message when python3 is absent).
+struct BenchRuntime: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "runtime",
+        abstract: "Queue msgs/s, Lock acquire+release ns (traced and untraced), spawn+join ms, Pool.map ns/item — vs Python multiprocessing.")
+
+    @Flag(name: .long, help: "Print one JSON object.")
+    var json = false
+
+    @Flag(name: .long, help: "Fewer iterations (a quick, noisier run).")
+    var quick = false
+
+    @Flag(name: .long, help: "Skip the Python peer.")
+    var noPython = false
+
+    /// Keys every run prints (null when a measurement failed).
+    static let keys = [
+        "queue_msgs_per_s", "queue_msgs_per_s_untraced", "lock_pair_ns", "lock_pair_ns_untraced",
+        "spawn_join_ms", "spawn_join_ms_traced", "fork_join_ms", "pool_map_ns_per_item", "pool_map_ns_per_item_traced",
+    ]
+
+    func run() throws {
+        guard let bench = Self.findBenchBinary() else {
+            throw failUnusable("cannot find tangle-runtime-bench beside \(Self.selfPath()); build it (swift build --product tangle-runtime-bench)")
+        }
+        var args = ["--json"]
+        if quick { args.append("--quick") }
+        let (swiftOut, swiftStatus) = try Self.capture(bench, args, environment: ["SWIFT_BACKTRACE": "enable=no"])
+        var swiftFigures = (try? JSONSerialization.jsonObject(with: Data(swiftOut.utf8))) as? [String: Any] ?? [:]
+        if swiftFigures.isEmpty {
+            FileHandle.standardError.write(Data("tangle: tangle-runtime-bench printed no figures (status \(swiftStatus))\n".utf8))
+        }
+        for key in Self.keys where swiftFigures[key] == nil { swiftFigures[key] = NSNull() }
+
+        var pythonFigures: [String: Any] = [:]
+        var pythonNote: String?
+        if noPython {
+            pythonNote = "skipped (--no-python)"
+        } else if let python = Self.findInPath("python3") {
+            let script = FileManager.default.temporaryDirectory.appendingPathComponent("tangle-bench-\(getpid()).py")
+            try Self.pythonScript.write(to: script, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: script) }
+            var pyArgs = [script.path]
+            if quick { pyArgs.append("--quick") }
+            let (out, status) = try Self.capture(python, pyArgs, environment: [:])
+            if let obj = (try? JSONSerialization.jsonObject(with: Data(out.utf8))) as? [String: Any] {
+                pythonFigures = obj
+            } else {
+                pythonNote = "python3 failed (status \(status))"
+            }
+        } else {
+            pythonNote = "python3 not found: Python figures skipped"
+        }
+        if let pythonNote { FileHandle.standardError.write(Data("tangle: \(pythonNote)\n".utf8)) }
+
+        var result: [String: Any] = swiftFigures
+        for (k, v) in pythonFigures { result["python_" + k] = v }
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
+            FileHandle.standardOutput.write(data + Data("\n".utf8))
+            return
+        }
+        func show(_ v: Any?) -> String {
+            guard let n = v as? NSNumber else { return "—" }
+            let d = n.doubleValue
+            return d >= 1000 ? String(format: "%.0f", d) : String(format: "%.2f", d)
+        }
+        var lines = ["measurement                        Tangle        Python"]
+        let rows: [(String, String, String)] = [
+            ("queue msgs/s (traced)", "queue_msgs_per_s", "queue_msgs_per_s"),
+            ("queue msgs/s (untraced)", "queue_msgs_per_s_untraced", "queue_msgs_per_s_untraced"),
+            ("lock acquire+release ns (traced)", "lock_pair_ns", "lock_pair_ns"),
+            ("lock acquire+release ns (untraced)", "lock_pair_ns_untraced", "lock_pair_ns_untraced"),
+            ("spawn+join ms", "spawn_join_ms", "spawn_join_ms"),
+            ("spawn+join ms (traced)", "spawn_join_ms_traced", "spawn_join_ms"),
+            ("fork+join ms", "fork_join_ms", "fork_join_ms"),
+            ("Pool.map ns/item", "pool_map_ns_per_item", "pool_map_ns_per_item"),
+            ("Pool.map ns/item (traced)", "pool_map_ns_per_item_traced", "pool_map_ns_per_item"),
+        ]
+        for (label, k, pk) in rows {
+            lines.append(label.padding(toLength: 34, withPad: " ", startingAt: 0)
+                + show(result[k]).leftPadded(12) + show(result["python_" + pk]).leftPadded(14))
+        }
+        lines.append("(Python has no tracing: its traced and untraced rows are the same figure. Workers: \(result["workers"].map { "\($0)" } ?? "?").)")
+        print(lines.joined(separator: "\n"))
+    }
+
+    static func selfPath() -> String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
+    static func findBenchBinary() -> String? {
+        let dir = (selfPath() as NSString).deletingLastPathComponent
+        let candidate = dir + "/tangle-runtime-bench"
+        return FileManager.default.isExecutableFile(atPath: candidate) ? candidate : nil
+    }
+
+    static func findInPath(_ name: String) -> String? {
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let p = "\(dir)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: p) { return p }
+        }
+        return nil
+    }
+
+    /// Runs `path args`, returns its standard output and exit status (stderr passes through).
+    static func capture(_ path: String, _ args: [String], environment: [String: String]) throws -> (String, Int32) {
+        let process = Foundation.Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = args
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "TANGLE_TRACE")
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        let pipe = Foundation.Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (String(decoding: data, as: UTF8.self), process.terminationStatus)
+    }
+
+    /// The Python peer: the same four measurements with `multiprocessing`.
+    static let pythonScript = #"""
+import json, multiprocessing as mp, os, statistics, sys, time
+
+def consumer(q, ack, n):
+    q.get()
+    ack.put(1)
+    for _ in range(n):
+        q.get()
+    ack.put(2)
+
+def noop():
+    pass
+
+def square(x):
+    return x * x
+
+def cpu_count():
+    try:
+        return len(os.sched_getaffinity(0))
+    except Exception:
+        return os.cpu_count() or 1
+
+def main():
+    quick = "--quick" in sys.argv
+    out = {}
+    n = 20000 if quick else 200000
+    q, ack = mp.Queue(), mp.Queue()
+    p = mp.Process(target=consumer, args=(q, ack, n))
+    p.start()
+    q.put(-1)
+    ack.get()
+    t0 = time.perf_counter()
+    for i in range(n):
+        q.put(i)
+    ack.get()
+    t1 = time.perf_counter()
+    p.join()
+    out["queue_msgs_per_s"] = out["queue_msgs_per_s_untraced"] = round(n / (t1 - t0))
+
+    lock = mp.Lock()
+    m = 200000 if quick else 1000000
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(m):
+            lock.acquire()
+            lock.release()
+        best = min(best, (time.perf_counter() - t0) / m * 1e9)
+    out["lock_pair_ns"] = out["lock_pair_ns_untraced"] = round(best, 2)
+
+    for method, key, k in (("spawn", "spawn_join_ms", 3 if quick else 10), ("fork", "fork_join_ms", 5 if quick else 30)):
+        ctx = mp.get_context(method)
+        times = []
+        for _ in range(k):
+            t0 = time.perf_counter()
+            c = ctx.Process(target=noop)
+            c.start()
+            c.join()
+            times.append((time.perf_counter() - t0) * 1e3)
+        out[key] = round(statistics.median(times), 2)
+
+    items = 100000 if quick else 1000000
+    with mp.Pool(cpu_count()) as pool:
+        pool.map(square, range(1000))
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            pool.map(square, range(items))
+            best = min(best, (time.perf_counter() - t0) / items * 1e9)
+    out["pool_map_ns_per_item"] = round(best, 2)
+    out["start_method"] = mp.get_start_method()
+    out["version"] = sys.version.split()[0]
+    print(json.dumps(out))
+
+if __name__ == "__main__":
+    main()
+"""#
+}
+
+private extension String {
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}
