@@ -60,6 +60,24 @@ public enum Recorder {
         if rc != 0 || kind.isWait { afterAppend(rc, kind, object, a, b, c, result, id) }
     }
 
+    /// For the recorder's own entry points (start, threadStarted, …): the stack starts at their
+    /// caller, not inside the recorder.
+    @inline(never)
+    static func recordFromRecorder(
+        _ kind: EventKind, object: UInt64 = 0, text: String? = nil, a: UInt64 = 0, b: UInt64 = 0,
+        c: UInt64 = 0, result: WaitResult = .ok, stack: Bool = true
+    ) {
+        guard enabledFlag else { return }
+        if tangle_trace_state != 1 {
+            ensureStarted()
+            if tangle_trace_state != 1 { return }
+        }
+        let id = text.map { TextTable.put($0) } ?? 0
+        // skip 2: the return addresses into this function and into the recorder's entry point.
+        let rc = tangle_trace_append(kind.rawValue, result.rawValue, id, object, a, b, c, stack ? 1 : 0, 2)
+        if rc != 0 || kind.isWait { afterAppend(rc, kind, object, a, b, c, result, id) }
+    }
+
     @inline(never)
     private static func afterAppend(
         _ rc: Int32, _ kind: EventKind, _ object: UInt64, _ a: UInt64, _ b: UInt64, _ c: UInt64,
@@ -143,27 +161,18 @@ public enum Recorder {
         ensureStarted()
         if first {
             let ppid = UInt64(UInt32(bitPattern: getppid()))
-            if let name {
-                record(.processStart, object: processObject, text: name, a: ppid, b: forked ? 1 : 0)
-            } else {
-                record(.processStart, object: processObject, a: ppid, b: forked ? 1 : 0)
-            }
+            recordFromRecorder(.processStart, object: processObject, text: name, a: ppid, b: forked ? 1 : 0)
         }
     }
 
     public static func threadStarted(object: UInt64, name: String?) {
         guard enabledFlag else { return }
-        let parent: UInt64 = 0
-        if let name {
-            record(.threadStart, object: object, text: name, a: parent)
-        } else {
-            record(.threadStart, object: object, a: parent)
-        }
+        recordFromRecorder(.threadStart, object: object, text: name, a: 0)
     }
 
     public static func threadExited(object: UInt64) {
         guard enabledFlag else { return }
-        record(.threadExit, object: object)
+        recordFromRecorder(.threadExit, object: object)
     }
 
     /// Records `proc.exit` (a: status, b: signal), flushes, ends the frame. Later events are lost.
@@ -171,7 +180,7 @@ public enum Recorder {
         guard enabledFlag, tangle_trace_state == 1 else { return }
         if !exitRecorded {
             exitRecorded = true
-            record(.processExit, a: UInt64(UInt32(bitPattern: status)), b: UInt64(UInt32(bitPattern: signal)), stack: false)
+            recordFromRecorder(.processExit, a: UInt64(UInt32(bitPattern: status)), b: UInt64(UInt32(bitPattern: signal)), stack: false)
         }
         tangle_trace_lock()
         if tangle_trace_state == 1 {
