@@ -41,7 +41,7 @@ struct BenchRecord: ParsableCommand {
 
         let size = sizeWorkload(perThread: sizeEvents)
         let decode = decodeRate(Recorder.filePath)
-        let result: [String: Any] = [
+        var result: [String: Any] = [
             "untraced_ns": round2(untraced),
             "record_ns": round2(noStack),
             "record_stack_ns": round2(withStack),
@@ -55,6 +55,7 @@ struct BenchRecord: ParsableCommand {
             "events_per_mode": batches * batch,
             "targets": ["record_ns": 60, "record_stack_ns": 150, "bytes_per_event": 16],
         ]
+        if keep { result["trace_dir"] = traceDir }
         if json {
             let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
             FileHandle.standardOutput.write(data + Data("\n".utf8))

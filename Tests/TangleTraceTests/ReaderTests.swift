@@ -171,6 +171,30 @@ final class ReaderTests: XCTestCase {
         XCTAssertLessThan(t.events.count, full.events.count)
     }
 
+    /// A small real file (no stacks) cut at every byte offset: never throws once the LZ4 magic
+    /// number is there, reports the cut, and reads a prefix of each thread's events.
+    func testCutAtEveryOffsetOfASmallFile() throws {
+        let dir = makeTempDir("every")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let child = TraceChild.start("roundtrip", traceDir: dir, extraEnv: ["TANGLE_STACK_DEPTH": "0"])
+        XCTAssertEqual(child.wait().status, 0)
+        let file = try XCTUnwrap(traceFiles(dir).first)
+        let full = try TraceReader.load(paths: [file])
+        XCTAssertTrue(full.problems.filter { $0.kind != .dropped }.isEmpty, "\(full.problems)")
+        let data = try Data(contentsOf: URL(fileURLWithPath: file))
+        let cutPath = dir + "/cut/\(child.pid)-1.jsonl.lz4"
+        try FileManager.default.createDirectory(atPath: dir + "/cut", withIntermediateDirectories: true)
+        for cut in 0..<data.count {
+            FileManager.default.createFile(atPath: cutPath, contents: data.prefix(cut))
+            guard let t = try? TraceReader.load(paths: [cutPath]) else {
+                XCTAssertLessThan(cut, 4, "unusable only before the magic number is complete (cut \(cut))")
+                continue
+            }
+            XCTAssertTrue(t.problems.contains { $0.kind == .truncated || $0.kind == .empty }, "cut \(cut)")
+            XCTAssertEqual(t.events, Array(full.events.prefix(t.events.count)), "cut \(cut): a prefix")
+        }
+    }
+
     /// Merge across files: time order, ties by pid/tid/seq, and the streaming API publishes
     /// headers and stacks.
     func testMergeAcrossFiles() throws {
