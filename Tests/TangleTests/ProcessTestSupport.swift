@@ -69,6 +69,23 @@ public func processesTestEntryPoints() {
         pool.close()
         pool.join()
     }
+    // Forks once with no other thread running, once while a TangleThread waits.
+    EntryPoint.register("procs.fork-threads") { (_: Int) in
+        let a = ChildProcess(fork: {})
+        try a.start()
+        a.join()
+        let gate = CondLock()
+        var open = false
+        let t = TangleThread(name: "waiting") {
+            gate.withLock { while !open { _ = gate.wait(until: nil) } }
+        }
+        t.start()
+        let b = ChildProcess(fork: {})
+        try b.start()
+        b.join()
+        gate.withLock { open = true; gate.broadcast() }
+        t.join()
+    }
     poolTestFunctions()
 }
 

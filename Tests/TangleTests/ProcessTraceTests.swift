@@ -93,3 +93,13 @@ final class ProcessTraceTests: XCTestCase {
                        Set(workerSpawns.map { $0.a }))
     }
 }
+
+extension ProcessTraceTests {
+    /// proc.fork counts the other threads running at fork time: none in a single-threaded traced
+    /// child (the recorder's flusher is not counted), one while a TangleThread runs.
+    func testForkThreadCount() throws {
+        let (trace, root) = try runTraced("procs.fork-threads", 0)
+        let forks = trace.events.filter { $0.pid == root && $0.kind == .processFork }
+        XCTAssertEqual(forks.map { $0.b }, [0, 1])
+    }
+}

@@ -198,7 +198,9 @@ public final class ChildProcess: @unchecked Sendable {
 
     private func startForked() throws {
         let bytes = try encoded().0
-        let otherThreads = countThreads() - 1
+        // Other threads running now, not counting the recorder's own flusher thread (the recorder
+        // makes itself fork-safe with pthread_atfork; counting it would flag every traced fork).
+        let otherThreads = countThreads() - 1 - (Recorder.isEnabled ? 1 : 0)
         let parent = getpid()
         Recorder.flush()
         let childPID = tangle_fork()
