@@ -86,6 +86,12 @@ public func processesTestEntryPoints() {
         gate.withLock { open = true; gate.broadcast() }
         t.join()
     }
+    // Says it is running (after the bootstrap set PR_SET_PDEATHSIG), then sleeps.
+    EntryPoint.register("procs.ready-then-sleep") { (out: InheritedFD) in
+        _ = FD.writeAll(out.fd, [1])
+        close(out.fd)
+        while true { sleep(100) }
+    }
     poolTestFunctions()
 }
 

@@ -216,3 +216,29 @@ final class ProcessTests: XCTestCase {
         XCTAssertFalse(CurrentProcess.activeChildren.contains { $0 === child })
     }
 }
+
+extension ProcessTests {
+    /// A daemon child started from a thread that then exits keeps running (PR_SET_PDEATHSIG follows
+    /// the thread that spawned it, so Tangle spawns it from a long-lived thread).
+    func testDaemonOutlivesStartingThread() throws {
+        var child: ChildProcess?
+        let t = TangleThread(name: "short-lived") {
+            // The thread stays until the child runs (its death signal is armed), then exits.
+            let (r, w) = makePipe()
+            let c = ChildProcess(entryPoint: "procs.ready-then-sleep", arguments: InheritedFD(w), daemon: true)
+            try? c.start()
+            close(w)
+            _ = readToEnd(r)
+            close(r)
+            child = c
+        }
+        t.start()
+        t.join()
+        let c = try XCTUnwrap(child)
+        XCTAssertGreaterThan(c.pid, 0)
+        usleep(200_000)
+        XCTAssertTrue(c.isAlive, "the daemon died with the thread that started it")
+        c.kill()
+        XCTAssertEqual(c.join(timeout: .seconds(20)), .signaled(SIGKILL))
+    }
+}

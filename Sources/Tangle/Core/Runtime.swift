@@ -145,6 +145,7 @@ public enum TangleRuntime {
         let state = ProcessState.shared
         state.lock.reinitializeAfterFork()
         EntryPoint.reinitializeAfterFork()
+        DaemonSpawner.reinitializeAfterFork()
         state.isChild = true
         state.isDaemon = daemon
         state.name = name

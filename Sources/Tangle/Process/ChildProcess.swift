@@ -191,7 +191,19 @@ public final class ChildProcess: @unchecked Sendable {
             environment.append("\(ChildEnvironment.argumentsFD)=\(memfd)")
         }
         let argv0 = CommandLine.arguments.first ?? "tangle-child"
-        let childPID = try Spawner.spawn(path: "/proc/self/exe", argv: [argv0], environment: environment, keep: keep)
+        let childPID: Int32
+        if daemon && tangle_runtime_gettid() != getpid() {
+            // PR_SET_PDEATHSIG fires when the *thread* that started the child exits: a daemon
+            // started from a short-lived thread would die with that thread. Spawn it from a
+            // thread that lives as long as the process.
+            var result: Result<Int32, Error> = .failure(ProcessError.spawnFailed(name, EAGAIN))
+            DaemonSpawner.run {
+                result = Result { try Spawner.spawn(path: "/proc/self/exe", argv: [argv0], environment: environment, keep: keep) }
+            }
+            childPID = try result.get()
+        } else {
+            childPID = try Spawner.spawn(path: "/proc/self/exe", argv: [argv0], environment: environment, keep: keep)
+        }
         lock.withLock { _pid = childPID }
         Recorder.record(.processSpawn, object: object, text: entryPoint ?? name, a: UInt64(childPID), b: 0)
     }
@@ -379,5 +391,61 @@ enum Spawner {
         }
         if rc != 0 { throw ProcessError.spawnFailed(argv.first ?? path, rc) }
         return pid
+    }
+}
+
+/// A thread that lives as long as the process and performs the posix_spawn of daemon children
+/// requested from other threads than the main one (see `startSpawned`).
+enum DaemonSpawner {
+    private final class Request {
+        let work: () -> Void
+        var done = false
+        init(_ work: @escaping () -> Void) { self.work = work }
+    }
+
+    private static let lock = CondLock()
+    nonisolated(unsafe) private static var queue: [Request] = []
+    nonisolated(unsafe) private static var running = false
+
+    static func run(_ work: @escaping () -> Void) {
+        let request = Request(work)
+        lock.withLock {
+            if !running {
+                running = true
+                var thread = pthread_t()
+                var attr = pthread_attr_t()
+                pthread_attr_init(&attr)
+                pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
+                _ = pthread_create(&thread, &attr, { _ in
+                    DaemonSpawner.serve()
+                    return nil
+                }, nil)
+                pthread_attr_destroy(&attr)
+            }
+            queue.append(request)
+            lock.broadcast()
+            while !request.done { _ = lock.wait(until: nil) }
+        }
+    }
+
+    private static func serve() -> Never {
+        while true {
+            let request = lock.withLock { () -> Request in
+                while queue.isEmpty { _ = lock.wait(until: nil) }
+                return queue.removeFirst()
+            }
+            request.work()
+            lock.withLock {
+                request.done = true
+                lock.broadcast()
+            }
+        }
+    }
+
+    /// In a forked child: the serving thread does not exist there.
+    static func reinitializeAfterFork() {
+        lock.reinitializeAfterFork()
+        queue = []
+        running = false
     }
 }
