@@ -186,9 +186,15 @@ int tangle_trace_append(uint16_t kind, uint8_t result, uint32_t text, uint64_t o
     }
     uint64_t need = 1 + (uint64_t)((n + 7) / 8);
     uint64_t head = b->head;
-    uint64_t tail = __atomic_load_n(&b->tail, __ATOMIC_ACQUIRE);
+    uint64_t tail = b->cached_tail;
     uint64_t used = head - tail;
-    if (used + need > b->mask + 1) return -1;
+    if (used + need > b->mask / 2) {
+        // Short of room (or past half) by our last view: look at what the drainer freed.
+        tail = __atomic_load_n(&b->tail, __ATOMIC_ACQUIRE);
+        b->cached_tail = tail;
+        used = head - tail;
+        if (used + need > b->mask + 1) return -1;
+    }
     tangle_slot *s = &b->slots[head & b->mask];
     s->w[0] = tangle_now_ns();
     s->w[1] = object;
@@ -277,6 +283,7 @@ static void atfork_child(void) {
     buffers = NULL;
     if (mine) {
         mine->tail = mine->head;
+        mine->cached_tail = mine->head;
         mine->seq = 0;
         mine->dropped = 0;
         mine->tid = tangle_gettid();

@@ -9,12 +9,13 @@ final class Writer {
     let path: String
     let pid: Int32
     private let frame: LZ4FrameWriter
-    private var out = ByteWriter(capacity: 1 << 17)
-    private var stacks: [UInt64: UInt32] = [:]
-    private var lastSeq: [Int32: UInt64] = [:]
-    private var moduleAdds: UInt64 = 0
-    private var knownModules: Set<String> = []
-    private(set) var events: UInt64 = 0
+    // (all under the recorder's writer lock: no dynamic exclusivity checks needed)
+    @exclusivity(unchecked) private var out = ByteWriter(capacity: 1 << 17)
+    @exclusivity(unchecked) private var stacks: [UInt64: UInt32] = [:]
+    @exclusivity(unchecked) private var lastSeq: [Int32: UInt64] = [:]
+    @exclusivity(unchecked) private var moduleAdds: UInt64 = 0
+    @exclusivity(unchecked) private var knownModules: Set<String> = []
+    @exclusivity(unchecked) private(set) var events: UInt64 = 0
     var bytesWritten: UInt64 { frame.bytesWritten }
 
     init?(directory: String, processObject: UInt64) {

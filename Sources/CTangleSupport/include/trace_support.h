@@ -36,6 +36,7 @@ typedef struct tangle_tbuf {
     tangle_slot *slots;
     uint64_t mask;                // nslots - 1
     uint64_t seq;                 // next sequence number (owner only)
+    uint64_t cached_tail;         // the owner's last view of `tail` (re-read only when short of room)
     uint64_t dropped;             // events that could not be recorded (owner increments)
     int exited;                   // the thread has exited: drain, then free
     pid_t tid;
