@@ -15,7 +15,8 @@ demo: setup
 	$(SWIFT) build -c release $(BUILD_FLAGS) --product tangle
 	./.build/release/tangle demo
 
-test: setup
+test:
+	@bash scripts/setup.sh --test
 	$(SWIFT) test $(BUILD_FLAGS)
 
 bench: setup

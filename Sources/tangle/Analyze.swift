@@ -33,10 +33,19 @@ struct Analyze: ParsableCommand {
     @Option(name: .long, help: "Colors in text output: auto (terminal and no NO_COLOR), always, never.")
     var color: String = "auto"
 
+    @Option(name: .long, help: "LLM summary budget in tokens (--format llm / llm-json; default 4000).")
+    var budget: Int?
+
+    @Option(name: .customLong("source-root"), help: "Directories to find source files in (LLM summary, HTML); the current directory is always tried.")
+    var sourceRoots: [String] = []
+
     func run() throws {
         let exportFormat = ExportFormat(rawValue: format)
         guard format == "text" || format == "json" || exportFormat != nil else {
             throw failUnusable("unknown format '\(format)' (text, json, \(ExportFormat.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        if let budget, budget < 100 {
+            throw failUnusable("--budget must be at least 100 tokens")
         }
         guard ["auto", "always", "never"].contains(color) else {
             throw failUnusable("--color must be auto, always or never")
@@ -60,8 +69,8 @@ struct Analyze: ParsableCommand {
             case "json":
                 text = try ReportRenderer.json(result.report)
             default:
-                var eo = ExportOptions()
-                eo.sourceRoots = [FileManager.default.currentDirectoryPath]
+                var eo = exportOptions(budget: budget, sourceRoots: sourceRoots)
+                eo.sourceRoots.append(FileManager.default.currentDirectoryPath)
                 text = try Exporter.render(exportFormat!, result: result, options: eo)
             }
         } catch {
