@@ -5,19 +5,7 @@ import Tangle
 struct MeasureArgs: Codable {
     var kind: String
     var count: Int
-    var out: OutDescriptor
-}
-
-/// A descriptor handed to the child at the same number.
-struct OutDescriptor: Codable {
-    var fd: Int32
-    init(_ fd: Int32) { self.fd = fd }
-    init(from decoder: Decoder) throws { fd = try decoder.singleValueContainer().decode(Int32.self) }
-    func encode(to encoder: Encoder) throws {
-        HandleTransfer.inheritDescriptor(fd)
-        var c = encoder.singleValueContainer()
-        try c.encode(fd)
-    }
+    var out: InheritedDescriptor
 }
 
 let benchSquare = PoolFunction<Int, Int>("bench.square")
@@ -98,7 +86,7 @@ enum RuntimeBench {
         for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         if traced { setenv("TANGLE_TRACE", traceDir, 1) } else { unsetenv("TANGLE_TRACE") }
         defer { unsetenv("TANGLE_TRACE") }
-        let child = ChildProcess(entryPoint: "bench.measure", arguments: MeasureArgs(kind: kind, count: count, out: OutDescriptor(fds[1])))
+        let child = ChildProcess(entryPoint: "bench.measure", arguments: MeasureArgs(kind: kind, count: count, out: InheritedDescriptor(fds[1])))
         do {
             try child.start()
         } catch {

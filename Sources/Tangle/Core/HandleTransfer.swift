@@ -31,3 +31,20 @@ public enum HandleTransfer {
         return (value, box.descriptors.filter { seen.insert($0).inserted })
     }
 }
+
+/// A raw file descriptor handed to a child at the same number: its `Codable` form is the number,
+/// and encoding it during a spawn asks for the descriptor to be inherited. For plumbing of your own
+/// (a result pipe, a socket) next to Tangle's typed handles.
+public struct InheritedDescriptor: Codable, Sendable, Equatable {
+    public var fd: Int32
+
+    public init(_ fd: Int32) { self.fd = fd }
+
+    public init(from decoder: Decoder) throws { fd = try decoder.singleValueContainer().decode(Int32.self) }
+
+    public func encode(to encoder: Encoder) throws {
+        HandleTransfer.inheritDescriptor(fd)
+        var c = encoder.singleValueContainer()
+        try c.encode(fd)
+    }
+}

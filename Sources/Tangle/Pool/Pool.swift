@@ -314,7 +314,7 @@ public final class Pool: @unchecked Sendable {
         }
         let process = ChildProcess(
             entryPoint: PoolWorker.entryName,
-            arguments: PoolWorkerArguments(socket: PassedDescriptor(pair[1]), pool: object),
+            arguments: PoolWorkerArguments(socket: InheritedDescriptor(pair[1]), pool: object),
             name: "PoolWorker-\(serial)", daemon: true)
         do {
             try process.start()

@@ -71,20 +71,8 @@ enum PoolWire {
     }
 }
 
-/// A descriptor passed to a child at the same number (the pool's worker socket).
-struct PassedDescriptor: Codable {
-    var fd: Int32
-    init(_ fd: Int32) { self.fd = fd }
-    init(from decoder: Decoder) throws { fd = try decoder.singleValueContainer().decode(Int32.self) }
-    func encode(to encoder: Encoder) throws {
-        HandleTransfer.inheritDescriptor(fd)
-        var c = encoder.singleValueContainer()
-        try c.encode(fd)
-    }
-}
-
 struct PoolWorkerArguments: Codable {
-    var socket: PassedDescriptor
+    var socket: InheritedDescriptor
     var pool: UInt64
 }
 
