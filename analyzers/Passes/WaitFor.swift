@@ -491,7 +491,9 @@ extension TraceModel {
         let joinFix = "Do not join a child that waits for the joiner: finish the exchange (drain its queue, send its pill) before joining."
         let fix = (fixes.filter { $0 != joinFix } + fixes.filter { $0 == joinFix }).filter { seenFix.insert($0).inserted }.joined(separator: " ")
         let objNames = objectsInvolved.map { objectLabel($0) }
-        let objList = objNames.prefix(4).joined(separator: ", ")
+        let objList = objNames.count > 5
+            ? objNames.prefix(4).joined(separator: ", ") + " and \(objNames.count - 4) more"
+            : objNames.joined(separator: ", ")
 
         var f: RawFinding
         let firstThread = threads[order[0]]
