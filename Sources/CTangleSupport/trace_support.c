@@ -6,6 +6,7 @@
 #include <elf.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,6 +172,33 @@ void tangle_trace_count_drop(void) {
     if (b) b->dropped++;
 }
 
+// The ring is full: wake the flusher and let it make room (it publishes its progress as it
+// formats), rather than formatting on this thread. Gives up (returns 0: the caller drains the ring
+// itself under the writer lock) when the recorder is not running or the drainer makes no progress
+// for 2 ms (flusher descheduled, stuck in write(2), or gone).
+__attribute__((noinline)) static int wait_for_room(tangle_tbuf *b, uint64_t head, uint64_t need) {
+    if (__atomic_load_n(&tangle_trace_state, __ATOMIC_RELAXED) != 1) return 0;
+    tangle_trace_wake();
+    uint64_t last = __atomic_load_n(&b->tail, __ATOMIC_ACQUIRE);
+    uint64_t since = tangle_now_ns();
+    uint64_t want = need + (b->mask + 1) / 8;  // wait for a useful amount of room, not one slot
+    for (unsigned i = 1;; i++) {
+        uint64_t tail = __atomic_load_n(&b->tail, __ATOMIC_ACQUIRE);
+        if (head - tail + want <= b->mask + 1 || (tail != last && head - tail + need <= b->mask + 1 && i > 4096)) {
+            b->cached_tail = tail;
+            return 1;
+        }
+        if (tail != last) {
+            last = tail;
+            since = tangle_now_ns();
+        } else if ((i & 31) == 0) {
+            if (__atomic_load_n(&tangle_trace_state, __ATOMIC_RELAXED) != 1) return 0;
+            if (tangle_now_ns() - since > 2000000ull) return 0;
+        }
+        if (i < 64) __builtin_ia32_pause(); else sched_yield();
+    }
+}
+
 int tangle_trace_append(uint16_t kind, uint8_t result, uint32_t text, uint64_t object, uint64_t a,
                         uint64_t b_, uint64_t c, int want_stack, int skip) {
     tangle_tbuf *b = tls_buf;
@@ -193,7 +221,10 @@ int tangle_trace_append(uint16_t kind, uint8_t result, uint32_t text, uint64_t o
         tail = __atomic_load_n(&b->tail, __ATOMIC_ACQUIRE);
         b->cached_tail = tail;
         used = head - tail;
-        if (used + need > b->mask + 1) return -1;
+        if (used + need > b->mask + 1) {
+            if (!wait_for_room(b, head, need)) return -1;
+            used = head - b->cached_tail;
+        }
     }
     tangle_slot *s = &b->slots[head & b->mask];
     s->w[0] = tangle_now_ns();

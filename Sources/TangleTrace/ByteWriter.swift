@@ -57,20 +57,43 @@ public struct ByteWriter: ~Copyable {
             count += 1
             return
         }
-        var tmp: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch
-        var n = 0
-        var x = v
-        withUnsafeMutableBytes(of: &tmp) { raw in
-            let t = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
-            while x > 0 {
-                let q = x / 10
-                t[n] = 48 &+ UInt8(truncatingIfNeeded: x &- q &* 10)
-                n += 1
-                x = q
-            }
-            let out = base + count
-            for i in 0..<n { out[i] = t[n - 1 - i] }
+        count += ByteWriter.writeDigits(v, base + count)
+    }
+
+    /// Decimal digits of `v` (>= 10) at `p`, two at a time; returns how many.
+    @inline(__always) static func writeDigits(_ v: UInt64, _ p: UnsafeMutablePointer<UInt8>) -> Int {
+        var n = 1
+        var t: UInt64 = 10
+        while n < 20 && v >= t {
+            n += 1
+            if n == 20 { break }
+            t &*= 10
         }
+        let pairs: StaticString = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
+        let d = pairs.utf8Start
+        var x = v
+        var i = n
+        while x >= 100 {
+            let q = x / 100
+            let r = Int(x &- q &* 100) &* 2
+            i -= 2
+            p[i] = d[r]
+            p[i + 1] = d[r + 1]
+            x = q
+        }
+        if x >= 10 {
+            let r = Int(x) &* 2
+            p[i - 2] = d[r]
+            p[i - 1] = d[r + 1]
+        } else {
+            p[i - 1] = 48 &+ UInt8(truncatingIfNeeded: x)
+        }
+        return n
+    }
+
+    /// `n` bytes from `p` (no capacity check: the caller reserved).
+    @inline(__always) public mutating func unchecked(_ p: UnsafePointer<UInt8>, _ n: Int) {
+        (base + count).update(from: p, count: n)
         count += n
     }
 

@@ -16,6 +16,13 @@ final class Writer {
     @exclusivity(unchecked) private var moduleAdds: UInt64 = 0
     @exclusivity(unchecked) private var knownModules: Set<String> = []
     @exclusivity(unchecked) private(set) var events: UInt64 = 0
+    /// Per kind raw value: `,"k":"<name>"` and the `,"<key>":` of a, b, c, each as a length byte then
+    /// the bytes, `KindPrefixTable.stride` apart (formatting copies bytes, no String work per event).
+    private let kinds = KindPrefixTable()
+    /// A direct-mapped cache in front of `stacks` (stack hash -> id; hash 0 never used).
+    private let cacheKeys = UnsafeMutablePointer<UInt64>.allocate(capacity: Writer.cacheSize)
+    private let cacheIDs = UnsafeMutablePointer<UInt32>.allocate(capacity: Writer.cacheSize)
+    static let cacheSize = 4096
     var bytesWritten: UInt64 { frame.bytesWritten }
 
     init?(directory: String, processObject: UInt64) {
@@ -31,6 +38,8 @@ final class Writer {
         }
         guard let f = LZ4FrameWriter(fd: fd) else { close(fd); return nil }
         frame = f
+        cacheKeys.initialize(repeating: 0, count: Writer.cacheSize)
+        cacheIDs.initialize(repeating: 0, count: Writer.cacheSize)
         writeHeader(start: start, processObject: processObject)
         frame.flush()
     }
@@ -170,20 +179,55 @@ final class Writer {
     /// Drains every thread's buffer into the file, merged by time; `flushFrame`: close the LZ4
     /// block and write(2) it (what makes the records survive a SIGKILL).
     func drain(flushFrame: Bool) {
-        var bufs: [(b: UnsafeMutablePointer<tangle_tbuf>, pos: UInt64, head: UInt64)] = []
+        // Per pending buffer: read position, head, and the next seq the reader expects for its tid
+        // (looked up once per drain, not per event).
+        var bufs: [(b: UnsafeMutablePointer<tangle_tbuf>, pos: UInt64, head: UInt64, next: UInt64)] = []
         var p = tangle_trace_buffers()
         while let b = p {
             let head = tangle_tbuf_head(b)
-            if head != b.pointee.tail { bufs.append((b, b.pointee.tail, head)) }
+            if head != b.pointee.tail {
+                let tid = b.pointee.tid
+                bufs.append((b, b.pointee.tail, head, lastSeq[tid].map { $0 &+ 1 } ?? 0))
+            }
             p = b.pointee.next
         }
-        if !bufs.isEmpty { checkModules(now: tangle_now_ns()) }
+        if bufs.isEmpty {
+            if flushFrame { frame.flush() }
+            tangle_trace_reap()
+            return
+        }
+        checkModules(now: tangle_now_ns())
+        if bufs.count > 1 {
+            // Two buffers of one tid (an exited thread's, a new thread's that reuses the id): their
+            // seqs interleave, so write every seq of that tid explicitly this time.
+            for i in 0..<bufs.count {
+                for j in 0..<i where bufs[j].b.pointee.tid == bufs[i].b.pointee.tid {
+                    bufs[i].next = UInt64.max
+                    bufs[j].next = UInt64.max
+                }
+            }
+        }
         if bufs.count == 1 {
-            let (b, pos, head) = bufs[0]
+            let (b, pos, head, next0) = bufs[0]
+            let ring = Ring(b)
             var i = pos
-            while i < head { i += formatRecord(b, i) }
-            tangle_tbuf_set_tail(b, head)
-        } else if !bufs.isEmpty {
+            var end = head
+            var next = next0
+            var n = 0
+            // Frees the ring as it goes (a producer waiting for room resumes early) and follows a
+            // producer that keeps recording, for a bounded number of rounds.
+            for _ in 0..<8 {
+                while i < end {
+                    i += formatRecord(ring, i, &next)
+                    n &+= 1
+                    if n & 63 == 0 { tangle_tbuf_set_tail(b, i) }
+                }
+                tangle_tbuf_set_tail(b, i)
+                end = tangle_tbuf_head(b)
+                if end == i || othersPending(b) { break }  // (others: keep the file nearly time-sorted)
+            }
+            lastSeq[b.pointee.tid] = next &- 1
+        } else {
             while true {
                 var best = -1
                 var bestTime = UInt64.max
@@ -193,54 +237,127 @@ final class Writer {
                     if t < bestTime { bestTime = t; best = j }
                 }
                 if best < 0 { break }
-                bufs[best].pos += formatRecord(bufs[best].b, bufs[best].pos)
+                bufs[best].pos += formatRecord(Ring(bufs[best].b), bufs[best].pos, &bufs[best].next)
+                if bufs[best].pos & 63 < 3 { tangle_tbuf_set_tail(bufs[best].b, bufs[best].pos) }
             }
-            for e in bufs { tangle_tbuf_set_tail(e.b, e.head) }
+            for e in bufs {
+                tangle_tbuf_set_tail(e.b, e.head)
+                // (UInt64.max - 1 after a forced run: the next expected seq can never match.)
+                lastSeq[e.b.pointee.tid] = e.next == UInt64.max ? UInt64.max &- 1 : e.next &- 1
+            }
         }
         emit()
         if flushFrame { frame.flush() }
         tangle_trace_reap()
     }
 
-    /// Formats the record at `index` (and its stack record when new); returns the slots it took.
+    /// True when a buffer other than `b` holds records not drained yet.
+    private func othersPending(_ b: UnsafeMutablePointer<tangle_tbuf>) -> Bool {
+        var p = tangle_trace_buffers()
+        while let o = p {
+            if o != b && tangle_tbuf_head(o) != o.pointee.tail { return true }
+            p = o.pointee.next
+        }
+        return false
+    }
+
+    /// A thread buffer's fixed geometry, read once per drain (not per record).
+    struct Ring {
+        let slots: UnsafeMutablePointer<tangle_slot>
+        let mask: UInt64
+        let tid: Int32
+        @inline(__always) init(_ b: UnsafeMutablePointer<tangle_tbuf>) {
+            slots = b.pointee.slots!
+            mask = b.pointee.mask
+            tid = b.pointee.tid
+        }
+    }
+
+    /// The stack id of hash `h` (writing the stack line first when it is new).
     @inline(__always)
-    private func formatRecord(_ b: UnsafeMutablePointer<tangle_tbuf>, _ index: UInt64) -> UInt64 {
-        let mask = b.pointee.mask
-        let slots = b.pointee.slots!
+    private func stackID(_ h: UInt64, _ slots: UnsafeMutablePointer<tangle_slot>, _ index: UInt64,
+                         _ mask: UInt64, _ npcs: Int) -> UInt32 {
+        let ci = Int(truncatingIfNeeded: (h ^ (h >> 29) ^ (h >> 47)) & UInt64(Writer.cacheSize - 1))
+        if cacheKeys[ci] == h { return cacheIDs[ci] }
+        return stackIDSlow(h, slots, index, mask, npcs, ci)
+    }
+
+    @inline(never)
+    private func stackIDSlow(_ h: UInt64, _ slots: UnsafeMutablePointer<tangle_slot>, _ index: UInt64,
+                             _ mask: UInt64, _ npcs: Int, _ ci: Int) -> UInt32 {
+        let id: UInt32
+        if let known = stacks[h] {
+            id = known
+        } else {
+            id = UInt32(stacks.count + 1)
+            stacks[h] = id
+            out.ascii("{\"k\":\"stack\",\"pid\":")
+            out.int(Int64(pid))
+            out.ascii(",\"id\":")
+            out.uint(UInt64(id))
+            out.ascii(",\"pcs\":[")
+            for i in 0..<npcs {
+                if i > 0 { out.byte(44) }
+                let slot = slots[Int((index + 1 + UInt64(i / 8)) & mask)]
+                let pc: UInt64 = withUnsafeBytes(of: slot.w) { $0.load(fromByteOffset: (i % 8) * 8, as: UInt64.self) }
+                out.uint(pc)
+            }
+            out.ascii("]}\n")
+        }
+        cacheKeys[ci] = h
+        cacheIDs[ci] = id
+        return id
+    }
+
+    /// Formats the record at `index` (and its stack record when new); returns the slots it took.
+    /// `next`: the seq the reader will restore for this tid when `seq` is omitted.
+    @inline(__always)
+    private func formatRecord(_ r: Ring, _ index: UInt64, _ next: inout UInt64) -> UInt64 {
+        let mask = r.mask
+        let slots = r.slots
+        tangle_prefetch(slots + Int((index &+ 6) & mask))
         let s = slots[Int(index & mask)].w
         let meta = s.6
         let npcs = Int((meta >> 24) & 0xFF)
         let kindRaw = UInt16(truncatingIfNeeded: meta)
         let resultRaw = UInt8(truncatingIfNeeded: meta >> 16)
         let textID = UInt32(truncatingIfNeeded: meta >> 32)
-        let tid = b.pointee.tid
-        var stackID: UInt32 = 0
-        if npcs > 0 {
-            let h = s.7
-            if let id = stacks[h] {
-                stackID = id
-            } else {
-                stackID = UInt32(stacks.count + 1)
-                stacks[h] = stackID
-                out.ascii("{\"k\":\"stack\",\"pid\":")
-                out.int(Int64(pid))
-                out.ascii(",\"id\":")
-                out.uint(UInt64(stackID))
-                out.ascii(",\"pcs\":[")
-                for i in 0..<npcs {
-                    if i > 0 { out.byte(44) }
-                    let slot = slots[Int((index + 1 + UInt64(i / 8)) & mask)]
-                    let pc: UInt64 = withUnsafeBytes(of: slot.w) { $0.load(fromByteOffset: (i % 8) * 8, as: UInt64.self) }
-                    out.uint(pc)
-                }
-                out.ascii("]}\n")
+        let tid = r.tid
+        var stack: UInt32 = 0
+        if npcs > 0 { stack = stackID(s.7, slots, index, mask, npcs) }
+        let seq = s.5
+        if textID != 0 || resultRaw != 0 {
+            // Rare: names and results go through the general writer.
+            let forced = next == UInt64.max
+            lastSeq[tid] = forced ? UInt64.max &- 1 : next &- 1
+            writeEvent(time: s.0, tid: tid, seq: seq, kindRaw: kindRaw, object: s.1, stack: stack,
+                       resultRaw: resultRaw, a: s.2, b: s.3, c: s.4, text: textID != 0 ? TextTable.take(textID) : nil)
+            next = forced ? UInt64.max : seq &+ 1
+        } else {
+            events &+= 1
+            out.reserve(256)
+            let k = kinds.entry(kindRaw)
+            out.ascii("{\"t\":")
+            out.uint(s.0)
+            out.ascii(",\"tid\":")
+            out.int(Int64(tid))
+            if seq != next {
+                out.ascii(",\"seq\":")
+                out.uint(seq)
             }
+            if next != UInt64.max { next = seq &+ 1 }
+            out.unchecked(k + 1, Int(k[0]))       // ,"k":"<name>"
+            if s.1 != 0 { out.ascii(",\"o\":"); out.uint(s.1) }
+            if stack != 0 { out.ascii(",\"s\":"); out.uint(UInt64(stack)) }
+            if s.2 != 0 { let e = k + KindPrefixTable.stride; out.unchecked(e + 1, Int(e[0])); out.uint(s.2) }
+            if s.3 != 0 { let e = k + 2 * KindPrefixTable.stride; out.unchecked(e + 1, Int(e[0])); out.uint(s.3) }
+            if s.4 != 0 { let e = k + 3 * KindPrefixTable.stride; out.unchecked(e + 1, Int(e[0])); out.uint(s.4) }
+            out.ascii("}\n")
         }
-        writeEvent(time: s.0, tid: tid, seq: s.5, kindRaw: kindRaw, object: s.1, stack: stackID,
-                   resultRaw: resultRaw, a: s.2, b: s.3, c: s.4, text: textID != 0 ? TextTable.take(textID) : nil)
         if out.count >= 48 * 1024 { emit() }
         return 1 + UInt64((npcs + 7) / 8)
     }
+
 
     @inline(__always)
     private func writeEvent(
@@ -254,7 +371,7 @@ final class Writer {
         out.int(Int64(tid))
         // seq is omitted when it is the previous seq of this tid in this file + 1 (or 0 for the
         // tid's first event): the reader restores it.
-        let expected = lastSeq[tid].map { $0 &+ 1 } ?? 0
+        let expected = lastSeq[tid].map { $0 &+ 1 } ?? 0  // (UInt64.max: always explicit)
         if seq != expected {
             out.ascii(",\"seq\":")
             out.uint(seq)
@@ -330,5 +447,43 @@ final class Writer {
         emit()
         frame.end()
         close(frame.fd)
+    }
+}
+
+/// Per event kind raw value (0..<count), four entries of `stride` bytes: `,"k":"<name>"`, then the
+/// `,"<key>":` of a, b and c (`a`/`b`/`c` when the kind names none); each a length byte and the bytes.
+final class KindPrefixTable {
+    static let stride = 64
+    let count: Int
+    let base: UnsafeMutablePointer<UInt8>
+
+    init() {
+        var maxRaw = 0
+        for k in EventKind.allCases { maxRaw = max(maxRaw, Int(k.rawValue)) }
+        count = maxRaw + 2
+        base = .allocate(capacity: count * 4 * KindPrefixTable.stride)
+        base.initialize(repeating: 0, count: count * 4 * KindPrefixTable.stride)
+        for raw in 0..<count {
+            let kind = EventKind(rawValue: UInt16(raw))
+            let keys: (a: String?, b: String?, c: String?) = kind?.argumentKeys ?? (nil, nil, nil)
+            set(raw, 0, ",\"k\":\"" + (kind?.name ?? "unknown") + "\"")
+            set(raw, 1, ",\"" + (keys.a ?? "a") + "\":")
+            set(raw, 2, ",\"" + (keys.b ?? "b") + "\":")
+            set(raw, 3, ",\"" + (keys.c ?? "c") + "\":")
+        }
+    }
+
+    private func set(_ raw: Int, _ field: Int, _ text: String) {
+        let bytes = Array(text.utf8)
+        precondition(bytes.count < KindPrefixTable.stride, "event kind name too long")
+        let p = base + (raw * 4 + field) * KindPrefixTable.stride
+        p[0] = UInt8(bytes.count)
+        for (i, c) in bytes.enumerated() { p[1 + i] = c }
+    }
+
+    /// The `,"k":` entry of `raw` (unknown raw values share the last, "unknown", row).
+    @inline(__always) func entry(_ raw: UInt16) -> UnsafePointer<UInt8> {
+        let r = Int(raw) < count - 1 ? Int(raw) : count - 1
+        return UnsafePointer(base + r * 4 * KindPrefixTable.stride)
     }
 }

@@ -28,16 +28,18 @@ int tangle_pipe2(int fds[2], int flags);
 typedef struct tangle_slot { uint64_t w[8]; } tangle_slot;
 
 typedef struct tangle_tbuf {
+    // What the owning thread writes on every event shares one cache line (the drainer reads only
+    // `head` there, once per drain round), so the drainer's reads of the fields below never miss.
     uint64_t head;                // written by the owning thread only (atomics via __atomic builtins)
-    char pad0[56];
+    uint64_t seq;                 // next sequence number (owner only)
+    uint64_t cached_tail;         // the owner's last view of `tail` (re-read only when short of room)
+    uint64_t dropped;             // events that could not be recorded (owner increments)
+    char pad0[32];
     uint64_t tail;                // written by the drainer only (under the writer lock)
     char pad1[56];
     struct tangle_tbuf *next;     // the global list (under the writer lock)
     tangle_slot *slots;
     uint64_t mask;                // nslots - 1
-    uint64_t seq;                 // next sequence number (owner only)
-    uint64_t cached_tail;         // the owner's last view of `tail` (re-read only when short of room)
-    uint64_t dropped;             // events that could not be recorded (owner increments)
     int exited;                   // the thread has exited: drain, then free
     pid_t tid;
     uintptr_t stack_lo, stack_hi; // the thread's stack range, for the frame-pointer walk
@@ -59,6 +61,9 @@ extern uint64_t tangle_trace_fork_generation;
 /// nothing recorded, drain and retry), -2 (no memory: counted as dropped).
 int tangle_trace_append(uint16_t kind, uint8_t result, uint32_t text, uint64_t object, uint64_t a,
                         uint64_t b, uint64_t c, int want_stack, int skip);
+
+/// A read prefetch hint (the drainer reads slots the recording thread just wrote on another core).
+static inline void tangle_prefetch(const void *p) { __builtin_prefetch(p, 0, 0); }
 
 /// The calling thread's buffer, or NULL when it has recorded nothing yet.
 tangle_tbuf *tangle_trace_current(void);
