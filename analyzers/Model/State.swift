@@ -171,6 +171,69 @@ struct PendingMessage {
     var end: Int
 }
 
+/// A message id as a dictionary key with a cheap hash (ids are `(pid << 28) | counter`; SipHash
+/// costs more than the rest of a put or get).
+struct MessageKey: Hashable {
+    var id: UInt64
+
+    static func == (a: MessageKey, b: MessageKey) -> Bool { a.id == b.id }
+
+    func hash(into hasher: inout Hasher) { hasher.combine(id) }
+
+    func _rawHashValue(seed: Int) -> Int {
+        var x = id ^ UInt64(bitPattern: Int64(seed))
+        x ^= x >> 31
+        x = x &* 0x9E37_79B9_7F4A_7C15
+        x ^= x >> 29
+        return Int(truncatingIfNeeded: x)
+    }
+}
+
+/// Messages in flight by id: a hash index into a slab of entries (free slots reused), so a put or a
+/// get moves an index entry, not the whole message. Memory follows the messages in flight.
+struct MessageTable {
+    private var index: [MessageKey: Int] = [:]
+    private var slab: [PendingMessage?] = []
+    private var free: [Int] = []
+
+    var isEmpty: Bool { index.isEmpty }
+    var count: Int { index.count }
+
+    /// Adds (or replaces) the message with this id.
+    mutating func insert(_ id: UInt64, _ m: PendingMessage) {
+        let key = MessageKey(id: id)
+        if let i = index[key] {
+            slab[i] = m
+            return
+        }
+        let i: Int
+        if let f = free.popLast() {
+            i = f
+            slab[i] = m
+        } else {
+            i = slab.count
+            slab.append(m)
+        }
+        index[key] = i
+    }
+
+    /// Removes and returns the message with this id.
+    mutating func remove(_ id: UInt64) -> PendingMessage? {
+        guard let i = index.removeValue(forKey: MessageKey(id: id)) else { return nil }
+        let m = slab[i].take()
+        free.append(i)
+        if index.isEmpty {
+            // Nothing in flight: give the slab back.
+            slab.removeAll(keepingCapacity: true)
+            free.removeAll(keepingCapacity: true)
+        }
+        return m
+    }
+
+    /// The messages in flight (in no particular order).
+    var values: [PendingMessage] { slab.compactMap { $0 } }
+}
+
 struct PoolTask {
     var submit: TraceEvent?
     var submitClock: ClockStamp?

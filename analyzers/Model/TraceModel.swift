@@ -14,7 +14,7 @@ final class TraceModel {
     @exclusivity(unchecked) private var threadIndex: [UInt64: Int] = [:]
     @exclusivity(unchecked) var threadByObject: [UInt64: Int] = [:]
     @exclusivity(unchecked) var objects: [UInt64: ObjectState] = [:]
-    @exclusivity(unchecked) var messages: [UInt64: PendingMessage] = [:]
+    @exclusivity(unchecked) var messages = MessageTable()
     @exclusivity(unchecked) var stacks: [Int32: [UInt32: [UInt64]]] = [:]
     @exclusivity(unchecked) var lockOrder = LockOrderGraph()
     @exclusivity(unchecked) var findings: [RawFinding] = []
@@ -55,6 +55,10 @@ final class TraceModel {
     /// The wait-for graph of the end of the trace (for exporters).
     @exclusivity(unchecked) var lastWaitFor: WaitForAnalysis?
 
+    private static let objectCacheMask = 15
+    @exclusivity(unchecked) private var objectCacheIDs = [UInt64](repeating: 0, count: objectCacheMask + 1)
+    @exclusivity(unchecked) private var objectCache = [ObjectState?](repeating: nil, count: objectCacheMask + 1)
+
     @exclusivity(unchecked) private var cachePid: Int32 = .min
     @exclusivity(unchecked) private var cacheTid: Int32 = .min
     @exclusivity(unchecked) private var cacheThread: ThreadState?
@@ -87,12 +91,22 @@ final class TraceModel {
     }
 
     func object(_ id: UInt64, kind: ObjectKind = .unknown) -> ObjectState {
-        if let o = objects[id] {
+        // A small direct-mapped cache in front of the dictionary (objects are never removed).
+        let slot = Int(truncatingIfNeeded: id & UInt64(Self.objectCacheMask))
+        if objectCacheIDs[slot] == id, let o = objectCache[slot] {
             if o.kind == .unknown && kind != .unknown { o.kind = kind }
             return o
         }
-        let o = ObjectState(id: id, kind: kind)
-        objects[id] = o
+        let o: ObjectState
+        if let found = objects[id] {
+            o = found
+            if o.kind == .unknown && kind != .unknown { o.kind = kind }
+        } else {
+            o = ObjectState(id: id, kind: kind)
+            objects[id] = o
+        }
+        objectCacheIDs[slot] = id
+        objectCache[slot] = o
         return o
     }
 
@@ -453,7 +467,7 @@ final class TraceModel {
                 unmatchedReceives -= 1
             } else {
                 o.pendingCount += 1
-                messages[e.a] = PendingMessage(event: e, clock: t.stamp(), object: e.object, end: 0)
+                messages.insert(e.a, PendingMessage(event: e, clock: t.stamp(), object: e.object, end: 0))
             }
             t.tick()
         case .queueGet:
@@ -463,7 +477,7 @@ final class TraceModel {
             o.users[u].gets += 1
             o.users[u].lastGet = e
             o.getters.insert(e.pid)
-            if let m = messages.removeValue(forKey: e.a) {
+            if let m = messages.remove(e.a) {
                 t.receive(m.clock)
                 o.pendingCount -= 1
             } else {
@@ -497,7 +511,7 @@ final class TraceModel {
                 unmatchedReceives -= 1
             } else {
                 o.pipePending[1 - end] += 1
-                messages[e.a] = PendingMessage(event: e, clock: t.stamp(), object: e.object, end: 1 - end)
+                messages.insert(e.a, PendingMessage(event: e, clock: t.stamp(), object: e.object, end: 1 - end))
             }
             t.tick()
         case .pipeRecvWait:
@@ -506,7 +520,7 @@ final class TraceModel {
             let o = object(e.object, kind: .pipe)
             let end = Int(e.c & 1)
             if e.result != .eof {
-                if let m = messages.removeValue(forKey: e.a) {
+                if let m = messages.remove(e.a) {
                     t.receive(m.clock)
                     o.pipePending[m.end] = max(0, o.pipePending[m.end] - 1)
                 } else {

@@ -85,18 +85,21 @@ func parseEventLine(_ p: UnsafePointer<UInt8>, _ end: Int, _ f: inout EventLineF
             if c == UInt8(ascii: "-") { neg = true; i += 1 }
             var v: UInt64 = 0
             let ds = i
-            // Eight digits at a time (SWAR), then one by one.
-            if end - i >= 8 {
+            // Up to eight digits at a time (SWAR: count the leading digits of a word, align them to
+            // its top so the bytes below act as leading zeros), then one by one near the line end.
+            while end - i >= 8 {
                 let x = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
-                if (x & 0xF0F0_F0F0_F0F0_F0F0) == 0x3030_3030_3030_3030
-                    && ((x &+ 0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) == 0x3030_3030_3030_3030 {
-                    var y = x &- 0x3030_3030_3030_3030
-                    y = (y &* 10 &+ (y >> 8)) & 0x00FF_00FF_00FF_00FF
-                    y = (y &* 100 &+ (y >> 16)) & 0x0000_FFFF_0000_FFFF
-                    y = (y &* 10000 &+ (y >> 32)) & 0xFFFF_FFFF
-                    v = y
-                    i += 8
-                }
+                let nd = ((x & 0xF0F0_F0F0_F0F0_F0F0) ^ 0x3030_3030_3030_3030)
+                    | (((x &+ 0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) ^ 0x3030_3030_3030_3030)
+                let n = nd == 0 ? 8 : nd.trailingZeroBitCount >> 3
+                if n == 0 { break }
+                var y = (x &- 0x3030_3030_3030_3030) &<< UInt64((8 - n) &* 8)
+                y = (y &* 10 &+ (y >> 8)) & 0x00FF_00FF_00FF_00FF
+                y = (y &* 100 &+ (y >> 16)) & 0x0000_FFFF_0000_FFFF
+                y = (y &* 10000 &+ (y >> 32)) & 0xFFFF_FFFF
+                v = v &* pow10(n) &+ y
+                i += n
+                if n < 8 { break }
             }
             while i < end {
                 let d = p[i] &- 48
@@ -147,6 +150,19 @@ func parseEventLine(_ p: UnsafePointer<UInt8>, _ end: Int, _ f: inout EventLineF
         if p[i] == UInt8(ascii: ",") { i += 1; continue }
         if p[i] == UInt8(ascii: "}") { i += 1; return trailing(p, i, end) }
         return .invalid
+    }
+}
+
+@inline(__always) private func pow10(_ n: Int) -> UInt64 {
+    switch n {
+    case 1: return 10
+    case 2: return 100
+    case 3: return 1000
+    case 4: return 10000
+    case 5: return 100_000
+    case 6: return 1_000_000
+    case 7: return 10_000_000
+    default: return 100_000_000
     }
 }
 
@@ -214,10 +230,23 @@ final class KindTable: @unchecked Sendable {
         }
     }
 
+    /// A cheap hash of a name: its length and up to two 8-byte words (first and last), never
+    /// reading outside the `n` bytes.
     @inline(__always) static func hash(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int {
-        var h: UInt32 = 2166136261
-        for i in 0..<n { h = (h ^ UInt32(p[i])) &* 16777619 }
-        return Int(h)
+        var x: UInt64
+        if n >= 8 {
+            let raw = UnsafeRawPointer(p)
+            x = raw.loadUnaligned(as: UInt64.self) &* 0x9E37_79B9_7F4A_7C15
+            x ^= raw.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self) &* 0xC2B2_AE3D_27D4_EB4F
+        } else {
+            x = 0
+            for i in 0..<n { x = (x << 8) | UInt64(p[i]) }
+            x = x &* 0x9E37_79B9_7F4A_7C15
+        }
+        x ^= UInt64(n) &* 0x1656_67B1_9E37_79F9
+        x ^= x >> 29
+        x = x &* 0xBF58_476D_1CE4_E5B9
+        return Int(truncatingIfNeeded: x >> 32)
     }
 
     /// The kind whose name is these bytes.
@@ -242,6 +271,16 @@ final class KindTable: @unchecked Sendable {
     }
 
     @inline(__always) private func same(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ n: Int) -> Bool {
+        if n >= 8 {
+            // Whole words, the last one overlapping the previous (no reads outside the n bytes).
+            let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+            var i = 0
+            while i + 8 < n {
+                if ra.loadUnaligned(fromByteOffset: i, as: UInt64.self) != rb.loadUnaligned(fromByteOffset: i, as: UInt64.self) { return false }
+                i += 8
+            }
+            return ra.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self) == rb.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
+        }
         var i = 0
         while i < n {
             if a[i] != b[i] { return false }

@@ -90,10 +90,15 @@ public final class TraceEventStream {
     @exclusivity(unchecked) public private(set) var lateEvents: UInt64 = 0
     @exclusivity(unchecked) public private(set) var eventCount: UInt64 = 0
 
+    /// One open file: its decoder and its reorder window, a ring of events moved in and out
+    /// (no copies, no reference counting of `text` on the way through).
     private final class Source {
         let decoder: TraceFileDecoder
-        @exclusivity(unchecked) var buf: [TraceEvent] = []
+        @exclusivity(unchecked) var ring: UnsafeMutablePointer<TraceEvent>
+        @exclusivity(unchecked) var mask: Int
+        /// Absolute positions: the front event is at `head`, the next free slot at `tail`.
         @exclusivity(unchecked) var head = 0
+        @exclusivity(unchecked) var tail = 0
         @exclusivity(unchecked) var done = false
         // The front event's sort key (time, pid, tid, seq), kept beside the buffer.
         @exclusivity(unchecked) var kTime: UInt64 = 0
@@ -101,14 +106,46 @@ public final class TraceEventStream {
         @exclusivity(unchecked) var kTid: Int32 = 0
         @exclusivity(unchecked) var kSeq: UInt64 = 0
         @exclusivity(unchecked) var maxTime: UInt64 = 0
-        init(_ d: TraceFileDecoder) { decoder = d }
-        var count: Int { buf.count - head }
+        init(_ d: TraceFileDecoder) {
+            decoder = d
+            ring = .allocate(capacity: 1024)
+            mask = 1023
+        }
+        deinit {
+            var i = head
+            while i < tail { (ring + (i & mask)).deinitialize(count: 1); i += 1 }
+            ring.deallocate()
+        }
+        @inline(__always) var count: Int { tail - head }
+        @inline(__always) func slot(_ i: Int) -> UnsafeMutablePointer<TraceEvent> { ring + (i & mask) }
         func setKey() {
-            if head < buf.count {
-                buf.withUnsafeBufferPointer { b in
-                    kTime = b[head].time; kPid = b[head].pid; kTid = b[head].tid; kSeq = b[head].seq
-                }
+            if head < tail {
+                let p = slot(head)
+                kTime = p.pointee.time; kPid = p.pointee.pid; kTid = p.pointee.tid; kSeq = p.pointee.seq
             }
+        }
+        /// Doubles the ring, keeping the events in order (at positions 0..<count).
+        func grow() {
+            let n = count
+            let cap = (mask + 1) * 2
+            let nr = UnsafeMutablePointer<TraceEvent>.allocate(capacity: cap)
+            var i = 0
+            while i < n { (nr + i).moveInitialize(from: slot(head + i), count: 1); i += 1 }
+            ring.deallocate()
+            ring = nr
+            mask = cap - 1
+            head = 0
+            tail = n
+        }
+        @inline(__always) func push(_ e: TraceEvent) {
+            if count > mask { grow() }
+            slot(tail).initialize(to: e)
+            tail += 1
+        }
+        @inline(__always) func popFront() -> TraceEvent {
+            let e = slot(head).move()
+            head += 1
+            return e
         }
     }
 
@@ -163,27 +200,25 @@ public final class TraceEventStream {
     /// Reads until the window is full (or the file ends), keeping the buffer sorted.
     private func refill(_ s: Source) {
         if s.done { return }
-        if s.head > 4096 && s.head * 2 > s.buf.count {
-            s.buf.removeFirst(s.head)
-            s.head = 0
-        }
-        while s.count <= window || (s.count <= maxWindow && s.maxTime &- timeWindow < s.buf[s.head].time) {
+        while s.count <= window || (s.count <= maxWindow && s.maxTime &- timeWindow < s.slot(s.head).pointee.time) {
             guard let e = s.decoder.next() else { s.done = true; return }
             let (t, pid, tid, seq) = (e.time, e.pid, e.tid, e.seq)
             if t > s.maxTime { s.maxTime = t }
-            s.buf.append(e)
+            s.push(e)
             // Insertion from the back: the recorder's output is almost sorted.
             let head = s.head
-            s.buf.withUnsafeMutableBufferPointer { b in
-                var j = b.count - 1
-                while j > head {
-                    let p = b[j - 1]
-                    let before = t != p.time ? t < p.time : (pid != p.pid ? pid < p.pid : (tid != p.tid ? tid < p.tid : seq < p.seq))
-                    // never move an event before an earlier one of the same thread
-                    if !before || (p.tid == tid && p.pid == pid) { break }
-                    b.swapAt(j, j - 1)
-                    j -= 1
-                }
+            var j = s.tail - 1
+            while j > head {
+                let q = s.slot(j - 1)
+                let pt = q.pointee.time, ppid = q.pointee.pid, ptid = q.pointee.tid, pseq = q.pointee.seq
+                let before = t != pt ? t < pt : (pid != ppid ? pid < ppid : (tid != ptid ? tid < ptid : seq < pseq))
+                // never move an event before an earlier one of the same thread
+                if !before || (ptid == tid && ppid == pid) { break }
+                let r = s.slot(j)
+                let moved = r.move()
+                r.moveInitialize(from: q, count: 1)
+                q.initialize(to: moved)
+                j -= 1
             }
         }
     }
@@ -199,8 +234,7 @@ public final class TraceEventStream {
             }
             guard !heap.isEmpty else { return nil }
             let s = heap[0]
-            let e = s.buf[s.head]
-            s.head += 1
+            let e = s.popFront()
             if e.time < maxEmitted { lateEvents += 1 } else { maxEmitted = e.time }
             refill(s)
             if s.count == 0 {

@@ -146,44 +146,47 @@ public final class TraceFileDecoder {
         guard f.hasTime, f.hasTid else { invalid("an event without \"t\" or \"tid\""); return nil }
         let tid = Int32(truncatingIfNeeded: f.tid)
         let seq = restoreSeq(tid, f.hasSeq ? f.seq : nil)
-        var e = TraceEvent(time: f.time, pid: f.hasPid ? Int32(truncatingIfNeeded: f.pid) : pid, tid: tid, seq: seq,
-                           kind: kind, object: f.object, stack: UInt32(truncatingIfNeeded: f.stack))
+        var result = WaitResult.ok
         if f.resultLen >= 0 {
             let rp = p + f.resultStart
             let name = String(decoding: UnsafeBufferPointer(start: rp, count: f.resultLen), as: UTF8.self)
-            e.result = WaitResult(name: name) ?? .error
+            result = WaitResult(name: name) ?? .error
         }
-        if f.extraCount > 0 {
-            withUnsafeBytes(of: f.extraKeyStart) { ksRaw in
-                withUnsafeBytes(of: f.extraKeyLen) { klRaw in
-                    withUnsafeBytes(of: f.extraValue) { vRaw in
-                        let ks = ksRaw.bindMemory(to: Int.self), kl = klRaw.bindMemory(to: Int.self)
-                        let vs = vRaw.bindMemory(to: UInt64.self)
-                        for j in 0..<f.extraCount {
-                            let kp = p + ks[j]
-                            let n = kl[j]
-                            if kinds.isKey(kind, 0, kp, n) || bytesEqual(kp, n, "a") { e.a = vs[j] }
-                            else if kinds.isKey(kind, 1, kp, n) || bytesEqual(kp, n, "b") { e.b = vs[j] }
-                            else if kinds.isKey(kind, 2, kp, n) || bytesEqual(kp, n, "c") { e.c = vs[j] }
-                            else { unknownKeys += 1 }
-                        }
-                    }
-                }
+        var a: UInt64 = 0, b: UInt64 = 0, c: UInt64 = 0
+        var j = 0
+        while j < f.extraCount {
+            let ks: Int, n: Int, v: UInt64
+            switch j {
+            case 0: ks = f.extraKeyStart.0; n = f.extraKeyLen.0; v = f.extraValue.0
+            case 1: ks = f.extraKeyStart.1; n = f.extraKeyLen.1; v = f.extraValue.1
+            case 2: ks = f.extraKeyStart.2; n = f.extraKeyLen.2; v = f.extraValue.2
+            case 3: ks = f.extraKeyStart.3; n = f.extraKeyLen.3; v = f.extraValue.3
+            case 4: ks = f.extraKeyStart.4; n = f.extraKeyLen.4; v = f.extraValue.4
+            default: ks = f.extraKeyStart.5; n = f.extraKeyLen.5; v = f.extraValue.5
             }
+            let kp = p + ks
+            if kinds.isKey(kind, 0, kp, n) || bytesEqual(kp, n, "a") { a = v }
+            else if kinds.isKey(kind, 1, kp, n) || bytesEqual(kp, n, "b") { b = v }
+            else if kinds.isKey(kind, 2, kp, n) || bytesEqual(kp, n, "c") { c = v }
+            else { unknownKeys += 1 }
+            j += 1
         }
         unknownKeys += UInt64(f.ignoredKeys)
+        var text: String?
         if f.nameLen >= 0 {
             let np = p + f.nameStart
             if f.nameEscaped {
                 var parser = JSONParser(UnsafeRawBufferPointer(start: np - 1, count: f.nameLen + 2))
-                e.text = parser.string()
+                text = parser.string()
             } else {
-                e.text = String(decoding: UnsafeBufferPointer(start: np, count: f.nameLen), as: UTF8.self)
+                text = String(decoding: UnsafeBufferPointer(start: np, count: f.nameLen), as: UTF8.self)
             }
         }
-        if kind == .dropped { dropped &+= e.a }
+        if kind == .dropped { dropped &+= a }
         events += 1
-        return e
+        return TraceEvent(time: f.time, pid: f.hasPid ? Int32(truncatingIfNeeded: f.pid) : pid, tid: tid, seq: seq,
+                          kind: kind, object: f.object, stack: UInt32(truncatingIfNeeded: f.stack), result: result,
+                          a: a, b: b, c: c, text: text)
     }
 
     /// Stack and module records, and any event line the fast parser declined.
