@@ -84,6 +84,29 @@ final class ReaderTests: XCTestCase {
         XCTAssertThrowsError(try TraceReader.load(paths: [dir + "/does-not-exist"]))
     }
 
+    /// A directory with one readable trace and files that are not traces: the good file is read in
+    /// full and each bad one is reported as a skipped corrupt file; only a directory with no
+    /// readable file at all is an error.
+    func testUnreadableFileBesideGoodOnesIsSkippedAndReported() throws {
+        let dir = makeTempDir("mixed")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = write(Self.header + "\n" + #"{"t":200,"tid":11,"k":"queue.put","o":5,"msg":7,"size":9}"# + "\n", "10-100.jsonl", in: dir)
+        _ = write("this is not a trace\n", "11-100.jsonl", in: dir)
+        FileManager.default.createFile(atPath: dir + "/12-100.jsonl.lz4", contents: Data(repeating: 0x42, count: 300))
+        let trace = try TraceReader.load(paths: [dir])
+        XCTAssertEqual(trace.events.count, 1)
+        XCTAssertEqual(trace.events.first?.kind, .queuePut)
+        let skipped = trace.problems.filter { $0.kind == .corrupt }
+        XCTAssertEqual(Set(skipped.map { ($0.file as NSString).lastPathComponent }), ["11-100.jsonl", "12-100.jsonl.lz4"])
+        XCTAssertTrue(skipped.allSatisfy { $0.message.contains("file skipped") })
+
+        let bad = makeTempDir("allbad")
+        defer { try? FileManager.default.removeItem(atPath: bad) }
+        _ = write("this is not a trace\n", "11-100.jsonl", in: bad)
+        FileManager.default.createFile(atPath: bad + "/12-100.jsonl.lz4", contents: Data(repeating: 0x42, count: 300))
+        XCTAssertThrowsError(try TraceReader.load(paths: [bad]))
+    }
+
     /// Fuzz: mutated, truncated and random lines after a valid header never crash the reader.
     func testFuzzedLinesNeverCrash() throws {
         let dir = makeTempDir("fuzz")

@@ -156,6 +156,7 @@ public final class TraceEventStream {
     @exclusivity(unchecked) private var pending: [TraceFileInfo]       // not opened yet, sorted by start, descending (pop from the end)
     @exclusivity(unchecked) private var heap: [Source] = []
     @exclusivity(unchecked) private var openedDecoders: [TraceFileDecoder] = []
+    private var unreadableFiles = 0
 
     /// `window`: events always held back per file before one is released; beyond that, events are
     /// held while they are less than `timeWindow` ns older than the newest event read from their
@@ -178,7 +179,19 @@ public final class TraceEventStream {
     }
 
     private func open(_ f: TraceFileInfo) throws {
-        let d = try TraceFileDecoder(path: f.path)
+        let d: TraceFileDecoder
+        do {
+            d = try TraceFileDecoder(path: f.path)
+        } catch let error as TraceReadError where files.count > 1 {
+            // One unreadable file (not a trace, no header, unreadable) must not cost the session
+            // its other files: it is skipped and reported. Only a session with no readable file
+            // at all is unusable.
+            unreadableFiles += 1
+            if unreadableFiles == files.count { throw error }
+            finishedProblems.append(TraceProblem(kind: .corrupt, file: f.path, offset: 0,
+                                                 message: error.message + "; file skipped"))
+            return
+        }
         if let h = d.header { headers[h.pid] = h }
         d.onStack = { [unowned self] pid, id, pcs in self.stacks[pid, default: [:]][id] = pcs }
         openedDecoders.append(d)
