@@ -400,21 +400,15 @@ enum LLMExporter {
             for f in doc.moreFindings { out += "- \(f.rank). [\(f.severity), \(f.confidence), \(f.kind)] \(f.title) (`\(f.fingerprint)`)\n" }
             out += "\n"
         }
-        if !doc.ruledOut.isEmpty {
-            out += "## Ruled out\n\n"
-            for r in doc.ruledOut { out += "- \(r)\n" }
+        func bulletSection(_ heading: String, _ items: [String]) {
+            guard !items.isEmpty else { return }
+            out += "## \(heading)\n\n"
+            for item in items { out += "- \(item)\n" }
             out += "\n"
         }
-        if !doc.problems.isEmpty {
-            out += "## Trace problems (the analysis ran as far as the input went)\n\n"
-            for p in doc.problems { out += "- \(p)\n" }
-            out += "\n"
-        }
-        if !doc.cut.isEmpty {
-            out += "## Cut for budget\n\n"
-            for c in doc.cut { out += "- \(c)\n" }
-            out += "\n"
-        }
+        bulletSection("Ruled out", doc.ruledOut)
+        bulletSection("Trace problems (the analysis ran as far as the input went)", doc.problems)
+        bulletSection("Cut for budget", doc.cut)
         out += "## Question\n\n\(doc.question)\n"
         return out
     }
