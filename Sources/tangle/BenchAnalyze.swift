@@ -49,9 +49,7 @@ struct BenchAnalyze: ParsableCommand {
             dir = trace
         } else {
             guard events >= 1000, processes >= 1 else { throw failUnusable("--events must be ≥ 1000 and --processes ≥ 1") }
-            var template = Array((NSTemporaryDirectory() + "/tangle-bench-analyze-XXXXXX").utf8CString)
-            guard let p = mkdtemp(&template) else { throw failUnusable("cannot create a temporary directory") }
-            dir = String(cString: p)
+            dir = try makeTemporaryDirectory("bench-analyze")
             generated = true
             let g0 = Date()
             try generate(into: dir)

@@ -23,9 +23,7 @@ struct BenchRecord: ParsableCommand {
 
     func run() throws {
         if events < 1000 || sizeEvents < 100 { throw failUnusable("--events must be ≥ 1000 and --size-events ≥ 100") }
-        var template = Array((NSTemporaryDirectory() + "/tangle-bench-XXXXXX").utf8CString)
-        guard let p = mkdtemp(&template) else { throw failUnusable("cannot create a temporary directory") }
-        let dir = String(cString: p)
+        let dir = try makeTemporaryDirectory("bench")
         if getenv("TANGLE_TRACE") == nil { setenv("TANGLE_TRACE", dir, 1) }
         guard Recorder.isEnabled, let traceDir = Recorder.directory else {
             throw failUnusable("the recorder was read before TANGLE_TRACE could be set")
@@ -110,12 +108,6 @@ nonisolated(unsafe) var benchSink: UInt64 = 0
 
 @inline(never) func benchWork(_ i: UInt64) -> UInt64 { i &* 2654435761 &+ 1 }
 
-@inline(__always) private func nowNS() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
-
 /// Median over batches of the ns per iteration. mode 0: untraced loop; 1: + record, no stack;
 /// 2: + record with a stack.
 @inline(never) func timeLoop(batches: Int, batch: Int, mode: Int) -> Double {
@@ -124,7 +116,7 @@ nonisolated(unsafe) var benchSink: UInt64 = 0
     samples.reserveCapacity(batches)
     var acc: UInt64 = 0
     for b in 0..<batches {
-        let t0 = nowNS()
+        let t0 = monotonicNow()
         var i = UInt64(b * batch)
         let end = i + UInt64(batch)
         switch mode {
@@ -135,7 +127,7 @@ nonisolated(unsafe) var benchSink: UInt64 = 0
         default:
             while i < end { acc &+= benchWork(i); Recorder.record(.lockAcquired, object: object, a: 1, stack: true); i += 1 }
         }
-        let t1 = nowNS()
+        let t1 = monotonicNow()
         samples.append(Double(t1 - t0) / Double(batch))
     }
     benchSink &+= acc

@@ -103,10 +103,7 @@ struct Demo: ParsableCommand {
                 }
             }
         } else {
-            let tmp = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
-            var template = Array("\(tmp)/tangle-demo-XXXXXX".utf8CString)
-            guard let p = mkdtemp(&template) else { throw failUnusable("cannot create a temporary directory in \(tmp)") }
-            base = String(cString: p)
+            base = try makeTemporaryDirectory("demo")
         }
 
         let single = selected.count == 1 && !scenario.isEmpty

@@ -15,12 +15,6 @@ private func runForwardSignal(_ sig: Int32) {
     if runChildGroup > 0 { kill(-runChildGroup, sig) }
 }
 
-func monotonicNow() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
-
 /// `tangle run [--trace-dir DIR] [--timeout SECONDS] -- COMMAND…`
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -345,10 +339,7 @@ struct Run: ParsableCommand {
             }
             return ExportPaths.normalize(abs)
         }
-        let base = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
-        var template = Array("\(base)/tangle-run-XXXXXX".utf8CString)
-        guard let p = mkdtemp(&template) else { throw failUnusable("cannot create a temporary trace directory in \(base)") }
-        return String(cString: p)
+        return try makeTemporaryDirectory("run")
     }
 }
 
