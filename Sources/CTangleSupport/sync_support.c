@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "sync_support.h"
+#include "trace_support.h"  // tangle_now_ns: one clock for the trace and the waits
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -60,12 +61,6 @@ int tangle_sync_pid_alive(int32_t pid) {
     return (state == 'Z' || state == 'X' || state == 'x') ? 0 : 1;
 }
 
-uint64_t tangle_sync_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 int tangle_futex_wait(uint32_t *addr, uint32_t val, int64_t timeout_ns) {
     struct timespec ts, *tsp = NULL;
     if (timeout_ns >= 0) {
@@ -114,7 +109,7 @@ int tangle_lock_acquire_slow(tangle_lock_t *l, int64_t timeout_ns, int32_t *dead
         if (tangle_lock_try(l)) return 0;
         return tangle_lock_take_from_dead(l, dead_owner) ? EOWNERDEAD : ETIMEDOUT;
     }
-    uint64_t start = tangle_sync_now_ns();
+    uint64_t start = tangle_now_ns();
     uint64_t deadline = timeout_ns > 0 ? start + (uint64_t)timeout_ns : UINT64_MAX;
     uint64_t last_check = start;
     for (int i = 0; i < 100; i++) {
@@ -123,7 +118,7 @@ int tangle_lock_acquire_slow(tangle_lock_t *l, int64_t timeout_ns, int32_t *dead
     }
     for (;;) {
         if (tangle_lock_try(l)) return 0;
-        uint64_t now = tangle_sync_now_ns();
+        uint64_t now = tangle_now_ns();
         if (now - last_check >= (uint64_t)TANGLE_LIVENESS_SLICE_NS) {
             last_check = now;
             if (tangle_lock_take_from_dead(l, dead_owner)) return EOWNERDEAD;
@@ -143,13 +138,13 @@ int tangle_sem_acquire_slow(tangle_sem_t *s, int64_t timeout_ns) {
         __builtin_ia32_pause();
     }
     if (timeout_ns == 0) return ETIMEDOUT;
-    uint64_t deadline = timeout_ns > 0 ? tangle_sync_now_ns() + (uint64_t)timeout_ns : UINT64_MAX;
+    uint64_t deadline = timeout_ns > 0 ? tangle_now_ns() + (uint64_t)timeout_ns : UINT64_MAX;
     for (;;) {
         if (tangle_sem_try(s)) return 0;
         __atomic_fetch_add(&s->waiters, 1, __ATOMIC_SEQ_CST);
         int64_t wait = -1;
         if (deadline != UINT64_MAX) {
-            uint64_t now = tangle_sync_now_ns();
+            uint64_t now = tangle_now_ns();
             if (now >= deadline) {
                 __atomic_fetch_sub(&s->waiters, 1, __ATOMIC_SEQ_CST);
                 return tangle_sem_try(s) ? 0 : ETIMEDOUT;
@@ -209,11 +204,11 @@ int tangle_sync_socketpair(int fds[2]) { return socketpair(AF_UNIX, SOCK_STREAM 
 
 int tangle_sync_poll_readable(int fd, int64_t timeout_ns) {
     struct pollfd p = { .fd = fd, .events = POLLIN, .revents = 0 };
-    uint64_t deadline = timeout_ns >= 0 ? tangle_sync_now_ns() + (uint64_t)timeout_ns : UINT64_MAX;
+    uint64_t deadline = timeout_ns >= 0 ? tangle_now_ns() + (uint64_t)timeout_ns : UINT64_MAX;
     for (;;) {
         int ms = -1;
         if (timeout_ns >= 0) {
-            uint64_t now = tangle_sync_now_ns();
+            uint64_t now = tangle_now_ns();
             ms = now >= deadline ? 0 : (int)((deadline - now + 999999) / 1000000);
         }
         int r = poll(&p, 1, ms);

@@ -56,9 +56,6 @@ int tangle_futex_wait(uint32_t *addr, uint32_t val, int64_t timeout_ns);
 /// Wakes up to n waiters. Returns how many were woken.
 int tangle_futex_wake(uint32_t *addr, int n);
 
-/// CLOCK_MONOTONIC nanoseconds.
-uint64_t tangle_sync_now_ns(void);
-
 // ---- the lock core: a futex word plus the owner, in shared memory ----
 /// word: 0 free, 1 held. `waiters` counts threads asleep (or about to sleep) on the word, so a
 /// release only makes a futex_wake system call when someone really waits.

@@ -63,11 +63,7 @@ final class CondLock: @unchecked Sendable {
 enum Clock {
     /// CLOCK_MONOTONIC in nanoseconds (the trace's clock).
     @inline(__always)
-    static func now() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
+    static func now() -> UInt64 { tangle_now_ns() }
 
     /// The monotonic deadline `timeout` from now (nil = no deadline).
     static func deadline(after timeout: Duration?) -> UInt64? {

@@ -19,11 +19,11 @@ public enum PrimitiveBenchmarks {
                                  arguments: QueueBenchArgs(queue: queue, go: go, messages: messages), method: method)
         }
         try child.start()
-        let start = tangle_sync_now_ns()
+        let start = tangle_now_ns()
         go.set()
         var sum = 0
         for _ in 0..<messages { sum &+= try queue.get() }
-        let elapsed = tangle_sync_now_ns() - start
+        let elapsed = tangle_now_ns() - start
         _ = child.join(timeout: .seconds(60))
         precondition(sum == messages &* (messages &- 1) / 2, "queue benchmark: lost messages")
         return Double(messages) / (Double(elapsed) / 1e9)
@@ -34,12 +34,12 @@ public enum PrimitiveBenchmarks {
         let lock = Lock(name: "bench")
         var samples: [Double] = []
         for _ in 0..<5 {
-            let start = tangle_sync_now_ns()
+            let start = tangle_now_ns()
             for _ in 0..<iterations {
                 try lock.acquire()
                 try lock.release()
             }
-            samples.append(Double(tangle_sync_now_ns() - start) / Double(iterations))
+            samples.append(Double(tangle_now_ns() - start) / Double(iterations))
         }
         samples.sort()
         return samples[2]

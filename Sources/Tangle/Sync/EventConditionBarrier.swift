@@ -11,13 +11,13 @@ struct _SeqWords {
 @inline(__always)
 func remaining(_ deadline: UInt64?) -> Int64? {
     guard let deadline else { return -1 }
-    let now = tangle_sync_now_ns()
+    let now = tangle_now_ns()
     return now >= deadline ? nil : Int64(deadline - now)
 }
 
 @inline(__always)
 func deadline(after ns: Int64) -> UInt64? {
-    ns < 0 ? nil : tangle_sync_now_ns() &+ UInt64(ns)
+    ns < 0 ? nil : tangle_now_ns() &+ UInt64(ns)
 }
 
 /// A flag shared by threads and processes (Python's `Event`): `wait` blocks until it is set.
