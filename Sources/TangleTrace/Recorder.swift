@@ -34,8 +34,9 @@ public enum Recorder {
         _ kind: EventKind, object: UInt64 = 0, a: UInt64 = 0, b: UInt64 = 0, c: UInt64 = 0,
         result: WaitResult = .ok, stack: Bool = true
     ) {
-        guard enabledFlag else { return }
+        // The running state first: one plain load on the hot path (`enabledFlag` is a lazy global).
         if tangle_trace_state != 1 {
+            guard enabledFlag else { return }
             ensureStarted()
             if tangle_trace_state != 1 { return }
         }

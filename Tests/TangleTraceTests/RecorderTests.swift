@@ -19,7 +19,7 @@ final class RecorderTests: XCTestCase {
         XCTAssertTrue(trace.truncated.isEmpty, "\(trace.problems)")
         XCTAssertEqual(trace.headers.count, 1)
         let header = try XCTUnwrap(trace.headers[child.pid])
-        XCTAssertEqual(header.schemaVersion, 1)
+        XCTAssertEqual(header.schemaVersion, TraceHeader.currentSchemaVersion)
         XCTAssertEqual(header.processObject, 77)
         XCTAssertEqual(header.ppid, getpid())
         XCTAssertEqual(header.clock, "CLOCK_MONOTONIC")
@@ -168,6 +168,45 @@ final class RecorderTests: XCTestCase {
         XCTAssertEqual(mine.first?.seq, 0)
         let parents = trace.events.filter { $0.pid == child.pid && $0.kind == .queuePut }
         XCTAssertEqual(parents.map(\.a), [1, 2])
+    }
+
+    /// A stack recorded again and again is written once per file: later records carry only its
+    /// hash and the writer names the id it gave it. A forked child's new file gets the stack's
+    /// addresses again (its thread forgets what it sent to the parent's file).
+    func testRepeatedStackIsWrittenOncePerFileAndAgainAfterFork() throws {
+        let dir = makeTempDir("stacks")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let child = TraceChild.start("stacks", traceDir: dir)
+        XCTAssertEqual(child.wait().status, 0)
+        let trace = try TraceReader.load(paths: [dir])
+        XCTAssertTrue(trace.problems.isEmpty, "\(trace.problems)")
+        let parent = trace.events.filter { $0.pid == child.pid && $0.kind == .lockAcquired }
+        XCTAssertEqual(parent.count, 1010)
+        let ids = Set(parent.map(\.stack))
+        XCTAssertEqual(ids.count, 1, "one call site, one stack id")
+        let id = try XCTUnwrap(ids.first)
+        XCTAssertNotEqual(id, 0)
+        let pcs = try XCTUnwrap(trace.stacks[child.pid]?[id])
+        XCTAssertFalse(pcs.isEmpty)
+
+        let forked = try XCTUnwrap(trace.headers.keys.first { $0 != child.pid })
+        let mine = trace.events.filter { $0.pid == forked && $0.kind == .lockAcquired }
+        XCTAssertEqual(mine.count, 10)
+        XCTAssertEqual(Set(mine.map(\.stack)).count, 1)
+        let childID = try XCTUnwrap(mine.first?.stack)
+        XCTAssertNotEqual(childID, 0, "the child's events keep their stack")
+        XCTAssertEqual(trace.stacks[forked]?[childID], pcs, "same call site, same addresses")
+
+        // Each file holds that stack's record once.
+        for file in traceFiles(dir) {
+            let raw = try RawTraceFile(path: file)
+            var stackLines = 0
+            while let line = raw.nextLine() {
+                if String(decoding: line, as: UTF8.self).contains("\"k\":\"stack\"") { stackLines += 1 }
+            }
+            XCTAssertGreaterThan(stackLines, 0)
+            XCTAssertLessThanOrEqual(stackLines, 4, "\(file): a stack line per distinct stack, not per event")
+        }
     }
 
     /// Object and message ids work with tracing off and carry the pid.

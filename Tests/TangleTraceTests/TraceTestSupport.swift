@@ -18,6 +18,7 @@ enum TraceChildren {
         "blocked": blocked,
         "threads": manyThreads,
         "fork": forkChild,
+        "stacks": repeatedStacks,
     ]
 
     static func env(_ key: String) -> String? { ProcessInfo.processInfo.environment[key] }
@@ -89,6 +90,31 @@ enum TraceChildren {
             _exit(0)
         }
         Recorder.record(.processFork, a: UInt64(pid))
+        var st: Int32 = 0
+        waitpid(pid, &st, 0)
+        Recorder.processExiting(status: 0, signal: 0)
+        return 0
+    }
+
+    /// 1000 events from one call site, then a fork; parent and child record 10 more from that same
+    /// site (same return addresses in both: fork keeps the address space).
+    static func repeatedStacks() -> Int32 {
+        Recorder.start(processObject: 200, name: "stacks")
+        var pid: pid_t = -1
+        for round in 0..<2 {
+            if round == 1 {
+                Recorder.flush()
+                pid = fork()
+                if pid == 0 { Recorder.afterForkInChild(processObject: 201, name: "stacks-child") }
+            }
+            for i in 0..<(round == 0 ? 1000 : 10) {
+                Recorder.record(.lockAcquired, object: 7, a: UInt64(i % 3 + 1))
+            }
+            if round == 1 && pid == 0 {
+                Recorder.processExiting(status: 0, signal: 0)
+                _exit(0)
+            }
+        }
         var st: Int32 = 0
         waitpid(pid, &st, 0)
         Recorder.processExiting(status: 0, signal: 0)
