@@ -78,7 +78,9 @@ final class ThreadState {
     @exclusivity(unchecked) var lastTime: UInt64
     @exclusivity(unchecked) var lastSeq: UInt64 = 0
     @exclusivity(unchecked) var seenSeq = false
-    @exclusivity(unchecked) var wait: PendingWait?
+    @exclusivity(unchecked) var wait: PendingWait? { didSet { isWaiting = wait != nil } }
+    /// `wait != nil`, without copying the wait (the per-event check).
+    @exclusivity(unchecked) private(set) var isWaiting = false
     /// How the last wait ended (for confirming hangs seen at a quiescent point).
     @exclusivity(unchecked) var exited = false
     @exclusivity(unchecked) var held: [HeldLock] = []
@@ -126,7 +128,9 @@ final class ProcessState {
     @exclusivity(unchecked) var exit: TraceEvent?
     @exclusivity(unchecked) var joinDone: TraceEvent?
     @exclusivity(unchecked) var joinedBy: Int32 = 0
-    @exclusivity(unchecked) var signalled: TraceEvent?
+    @exclusivity(unchecked) var signalled: TraceEvent? { didSet { isSignalled = signalled != nil } }
+    /// `signalled != nil`, without copying the event (the per-event check).
+    @exclusivity(unchecked) private(set) var isSignalled = false
     @exclusivity(unchecked) var forked = false
     @exclusivity(unchecked) var threads: [Int] = []
     /// Handle keys (see `TraceModel.handleKey`) this process holds.
@@ -171,39 +175,72 @@ struct PendingMessage {
     var end: Int
 }
 
-/// A message id as a dictionary key with a cheap hash (ids are `(pid << 28) | counter`; SipHash
-/// costs more than the rest of a put or get).
-struct MessageKey: Hashable {
-    var id: UInt64
+/// Messages in flight by id: an open-addressing index (linear probing, backward-shift deletion,
+/// a cheap hash: ids are `(pid << 28) | counter` and SipHash costs more than the rest of a put or
+/// get) into a slab of entries (free slots reused), so a put or a get moves an index entry, not the
+/// whole message. Memory follows the messages in flight.
+final class MessageTable {
+    @exclusivity(unchecked) private var keys: UnsafeMutablePointer<UInt64>
+    /// Slab slot + 1 (0: an empty bucket).
+    @exclusivity(unchecked) private var slots: UnsafeMutablePointer<Int32>
+    @exclusivity(unchecked) private var mask: Int
+    @exclusivity(unchecked) private(set) var count = 0
+    @exclusivity(unchecked) private var slab: [PendingMessage?] = []
+    @exclusivity(unchecked) private var free: [Int] = []
 
-    static func == (a: MessageKey, b: MessageKey) -> Bool { a.id == b.id }
+    init() {
+        mask = 63
+        keys = .allocate(capacity: mask + 1)
+        slots = .allocate(capacity: mask + 1)
+        slots.initialize(repeating: 0, count: mask + 1)
+    }
 
-    func hash(into hasher: inout Hasher) { hasher.combine(id) }
+    deinit {
+        keys.deallocate()
+        slots.deallocate()
+    }
 
-    func _rawHashValue(seed: Int) -> Int {
-        var x = id ^ UInt64(bitPattern: Int64(seed))
+    var isEmpty: Bool { count == 0 }
+
+    @inline(__always) private static func hash(_ id: UInt64) -> Int {
+        var x = id
         x ^= x >> 31
         x = x &* 0x9E37_79B9_7F4A_7C15
         x ^= x >> 29
         return Int(truncatingIfNeeded: x)
     }
-}
 
-/// Messages in flight by id: a hash index into a slab of entries (free slots reused), so a put or a
-/// get moves an index entry, not the whole message. Memory follows the messages in flight.
-struct MessageTable {
-    private var index: [MessageKey: Int] = [:]
-    private var slab: [PendingMessage?] = []
-    private var free: [Int] = []
+    /// The bucket holding `id`, or the empty bucket where it would go.
+    @inline(__always) private func find(_ id: UInt64) -> (bucket: Int, found: Bool) {
+        var h = Self.hash(id) & mask
+        while true {
+            let s = slots[h]
+            if s == 0 { return (h, false) }
+            if keys[h] == id { return (h, true) }
+            h = (h &+ 1) & mask
+        }
+    }
 
-    var isEmpty: Bool { index.isEmpty }
-    var count: Int { index.count }
+    private func grow() {
+        let oldKeys = keys, oldSlots = slots, oldCap = mask + 1
+        mask = oldCap * 2 - 1
+        keys = .allocate(capacity: mask + 1)
+        slots = .allocate(capacity: mask + 1)
+        slots.initialize(repeating: 0, count: mask + 1)
+        for i in 0..<oldCap where oldSlots[i] != 0 {
+            let b = find(oldKeys[i]).bucket
+            keys[b] = oldKeys[i]
+            slots[b] = oldSlots[i]
+        }
+        oldKeys.deallocate()
+        oldSlots.deallocate()
+    }
 
     /// Adds (or replaces) the message with this id.
-    mutating func insert(_ id: UInt64, _ m: PendingMessage) {
-        let key = MessageKey(id: id)
-        if let i = index[key] {
-            slab[i] = m
+    func insert(_ id: UInt64, _ m: PendingMessage) {
+        let (b, found) = find(id)
+        if found {
+            slab[Int(slots[b]) - 1] = m
             return
         }
         let i: Int
@@ -214,15 +251,35 @@ struct MessageTable {
             i = slab.count
             slab.append(m)
         }
-        index[key] = i
+        keys[b] = id
+        slots[b] = Int32(i + 1)
+        count += 1
+        if count * 2 > mask + 1 { grow() }
     }
 
     /// Removes and returns the message with this id.
-    mutating func remove(_ id: UInt64) -> PendingMessage? {
-        guard let i = index.removeValue(forKey: MessageKey(id: id)) else { return nil }
+    func remove(_ id: UInt64) -> PendingMessage? {
+        let (b, found) = find(id)
+        guard found else { return nil }
+        let i = Int(slots[b]) - 1
+        // Backward-shift deletion: pull later entries of the probe run into the hole.
+        var hole = b
+        var j = (b &+ 1) & mask
+        while slots[j] != 0 {
+            let home = Self.hash(keys[j]) & mask
+            // Move j into the hole when its home is not in (hole, j] (cyclically).
+            if (j &- home) & mask >= (j &- hole) & mask {
+                keys[hole] = keys[j]
+                slots[hole] = slots[j]
+                hole = j
+            }
+            j = (j &+ 1) & mask
+        }
+        slots[hole] = 0
+        count -= 1
         let m = slab[i].take()
         free.append(i)
-        if index.isEmpty {
+        if count == 0 {
             // Nothing in flight: give the slab back.
             slab.removeAll(keepingCapacity: true)
             free.removeAll(keepingCapacity: true)

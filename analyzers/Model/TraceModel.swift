@@ -14,7 +14,7 @@ final class TraceModel {
     @exclusivity(unchecked) private var threadIndex: [UInt64: Int] = [:]
     @exclusivity(unchecked) var threadByObject: [UInt64: Int] = [:]
     @exclusivity(unchecked) var objects: [UInt64: ObjectState] = [:]
-    @exclusivity(unchecked) var messages = MessageTable()
+    let messages = MessageTable()
     @exclusivity(unchecked) var stacks: [Int32: [UInt32: [UInt64]]] = [:]
     @exclusivity(unchecked) var lockOrder = LockOrderGraph()
     @exclusivity(unchecked) var findings: [RawFinding] = []
@@ -55,17 +55,43 @@ final class TraceModel {
     /// The wait-for graph of the end of the trace (for exporters).
     @exclusivity(unchecked) var lastWaitFor: WaitForAnalysis?
 
+    // Caches in front of the dictionaries. Their references are unowned(unsafe) — no reference
+    // counting on the hot path — which is safe because processes, threads and objects are never
+    // removed from `processes`, `threads` and `objects`, which own them.
+    private struct CachedObject {
+        var id: UInt64
+        var filled: Bool
+        var object: Unmanaged<ObjectState>
+    }
     private static let objectCacheMask = 15
-    @exclusivity(unchecked) private var objectCacheIDs = [UInt64](repeating: 0, count: objectCacheMask + 1)
-    @exclusivity(unchecked) private var objectCache = [ObjectState?](repeating: nil, count: objectCacheMask + 1)
+    private let objectCache: UnsafeMutablePointer<CachedObject>
+    private let placeholder: ObjectState
 
     @exclusivity(unchecked) private var cachePid: Int32 = .min
     @exclusivity(unchecked) private var cacheTid: Int32 = .min
-    @exclusivity(unchecked) private var cacheThread: ThreadState?
-    @exclusivity(unchecked) private var cacheProcess: ProcessState?
+    @exclusivity(unchecked) private var cacheThread: Unmanaged<ThreadState>
+    @exclusivity(unchecked) private var cacheProcess: Unmanaged<ProcessState>
+    @exclusivity(unchecked) private var cacheValid = false
+    private let placeholderThread: ThreadState
+    private let placeholderProcess: ProcessState
 
     init(options: AnalysisOptions) {
         self.options = options
+        let po = ObjectState(id: 0, kind: .unknown)
+        let pt = ThreadState(index: -1, pid: .min, tid: .min, first: TraceEvent(time: 0, pid: 0, tid: 0, seq: 0, kind: .dropped))
+        let pp = ProcessState(pid: .min)
+        placeholder = po
+        placeholderThread = pt
+        placeholderProcess = pp
+        cacheThread = .passUnretained(pt)
+        cacheProcess = .passUnretained(pp)
+        objectCache = .allocate(capacity: Self.objectCacheMask + 1)
+        objectCache.initialize(repeating: CachedObject(id: 0, filled: false, object: .passUnretained(po)), count: Self.objectCacheMask + 1)
+    }
+
+    deinit {
+        objectCache.deinitialize(count: Self.objectCacheMask + 1)
+        objectCache.deallocate()
     }
 
     // MARK: Lookups
@@ -91,12 +117,23 @@ final class TraceModel {
     }
 
     func object(_ id: UInt64, kind: ObjectKind = .unknown) -> ObjectState {
+        withObject(id, kind: kind) { $0 }
+    }
+
+    /// `body(object(id, kind:))` without reference counting when the object is in the cache.
+    @inline(__always) func withObject<R>(_ id: UInt64, kind: ObjectKind = .unknown, _ body: (ObjectState) -> R) -> R {
         // A small direct-mapped cache in front of the dictionary (objects are never removed).
-        let slot = Int(truncatingIfNeeded: id & UInt64(Self.objectCacheMask))
-        if objectCacheIDs[slot] == id, let o = objectCache[slot] {
-            if o.kind == .unknown && kind != .unknown { o.kind = kind }
-            return o
+        let c = objectCache + Int(truncatingIfNeeded: id & UInt64(Self.objectCacheMask))
+        if c.pointee.id == id && c.pointee.filled {
+            return c.pointee.object._withUnsafeGuaranteedRef { o in
+                if o.kind == .unknown && kind != .unknown { o.kind = kind }
+                return body(o)
+            }
         }
+        return body(objectMiss(id, kind: kind))
+    }
+
+    @inline(never) private func objectMiss(_ id: UInt64, kind: ObjectKind) -> ObjectState {
         let o: ObjectState
         if let found = objects[id] {
             o = found
@@ -105,8 +142,7 @@ final class TraceModel {
             o = ObjectState(id: id, kind: kind)
             objects[id] = o
         }
-        objectCacheIDs[slot] = id
-        objectCache[slot] = o
+        objectCache[Int(truncatingIfNeeded: id & UInt64(Self.objectCacheMask))] = CachedObject(id: id, filled: true, object: .passUnretained(o))
         return o
     }
 
@@ -135,19 +171,25 @@ final class TraceModel {
         eventCount += 1
         if e.time > endTime { endTime = e.time }
         if e.time < firstTime { firstTime = e.time }
-        let p: ProcessState
-        let t: ThreadState
-        if e.pid == cachePid && e.tid == cacheTid, let ct = cacheThread, let cp = cacheProcess {
-            p = cp
-            t = ct
+        if e.pid == cachePid && e.tid == cacheTid && cacheValid {
+            // The last event's thread again (runs of one thread are the common case): borrowed
+            // references, no reference counting.
+            cacheProcess._withUnsafeGuaranteedRef { p in
+                cacheThread._withUnsafeGuaranteedRef { t in consume(e, p, t) }
+            }
         } else {
-            p = process(e.pid)
-            t = threadFor(e, process: p)
+            let p = process(e.pid)
+            let t = threadFor(e, process: p)
             cachePid = e.pid
             cacheTid = e.tid
-            cacheThread = t
-            cacheProcess = p
+            cacheThread = .passUnretained(t)
+            cacheProcess = .passUnretained(p)
+            cacheValid = true
+            consume(e, p, t)
         }
+    }
+
+    @inline(__always) private func consume(_ e: TraceEvent, _ p: ProcessState, _ t: ThreadState) {
         p.events += 1
         if e.time < p.firstTime { p.firstTime = e.time }
         if e.time > p.lastTime { p.lastTime = e.time }
@@ -162,14 +204,14 @@ final class TraceModel {
         t.lastTime = e.time
 
         // A process that was signalled but still records events was not killed (SIGTERM handled).
-        if p.signalled != nil && p.exit == nil && p.joinDone == nil && e.kind != .processExit {
+        if p.isSignalled && p.exit == nil && p.joinDone == nil && e.kind != .processExit {
             p.signalled = nil
             reviveThreads(p)
         }
 
         if e.kind.isWait {
             beginWait(t, e)
-        } else if t.wait != nil {
+        } else if t.isWaiting {
             endWait(t, e)
         }
 
@@ -290,6 +332,98 @@ final class TraceModel {
         return o
     }
 
+    // The hot cases of `apply`, with the object borrowed (see `withObject`).
+
+    @inline(__always) private func lockWait(_ e: TraceEvent, _ t: ThreadState, _ o: ObjectState) {
+        if o.kind == .lock && o.owner == t.index {
+            selfDeadlock(e, o, t)
+        }
+        if o.kind.isMutex { lockOrder.record(thread: t, lock: e.object, event: e, attempt: true) }
+    }
+
+    @inline(__always) private func lockAcquired(_ e: TraceEvent, _ t: ThreadState, _ o: ObjectState) {
+        if o.kind.isSemaphore {
+            o.semValue -= 1
+            t.receive(o.semClock)
+        } else {
+            if o.owner == t.index, let hi = t.heldIndex(e.object) {
+                t.held[hi].depth = max(e.a, 1)
+            } else {
+                if e.a <= 1 || t.heldIndex(e.object) == nil {
+                    lockOrder.record(thread: t, lock: e.object, event: e, attempt: false)
+                }
+                if let hi = t.heldIndex(e.object) { t.held.remove(at: hi) }
+                t.held.append(HeldLock(lock: e.object, depth: max(e.a, 1), event: e, clock: t.clock))
+            }
+            o.owner = t.index
+            o.depth = max(e.a, 1)
+            o.ownerEvent = e
+        }
+    }
+
+    @inline(__always) private func lockReleased(_ e: TraceEvent, _ t: ThreadState, _ o: ObjectState) {
+        if o.kind.isSemaphore {
+            o.semValue += 1
+            o.semClock.join(t.stamp())
+            o.releasers.insert(e.pid)
+            t.tick()
+        } else {
+            // The releaser holds it (by our books): a normal release, even if the merge put
+            // another thread's acquire first. Otherwise — or when the runtime says so (b) —
+            // it is a release by a non-owner.
+            let mine = t.heldIndex(e.object)
+            if e.b != 0 || (mine == nil && o.owner >= 0 && o.owner != t.index) {
+                nonOwnerRelease(e, o, t)
+            }
+            if mine != nil || o.owner < 0 {
+                release(e, t, o, holder: t, mine: mine)
+            } else {
+                release(e, t, o, holder: threads[o.owner], mine: mine)
+            }
+        }
+    }
+
+    @inline(__always) private func release(_ e: TraceEvent, _ t: ThreadState, _ o: ObjectState, holder: ThreadState, mine: Int?) {
+        if e.a == 0 {
+            if let hi = mine ?? holder.heldIndex(e.object) { holder.held.remove(at: hi) }
+            if o.owner == holder.index || o.owner == t.index || mine == nil {
+                o.owner = -1
+                o.depth = 0
+                o.ownerEvent = nil
+            }
+        } else {
+            if let hi = mine ?? holder.heldIndex(e.object) { holder.held[hi].depth = e.a }
+            if o.owner == holder.index { o.depth = e.a }
+        }
+    }
+
+    @inline(__always) private func queuePut(_ e: TraceEvent, _ t: ThreadState, _ o: ObjectState) {
+        o.puts += 1
+        o.putters.insert(e.pid)
+        if !earlyReceives.isEmpty && earlyReceives.remove(e.a) != nil {
+            unmatchedReceives -= 1
+        } else {
+            o.pendingCount += 1
+            messages.insert(e.a, PendingMessage(event: e, clock: t.stamp(), object: e.object, end: 0))
+        }
+        t.tick()
+    }
+
+    @inline(__always) private func queueGet(_ e: TraceEvent, _ t: ThreadState, _ o: ObjectState) {
+        o.gets += 1
+        let u = o.user(e.pid)
+        o.users[u].gets += 1
+        o.users[u].lastGet = e
+        o.getters.insert(e.pid)
+        if let m = messages.remove(e.a) {
+            t.receive(m.clock)
+            o.pendingCount -= 1
+        } else {
+            unmatchedReceives += 1
+            earlyReceives.insert(e.a)
+        }
+    }
+
     // swiftlint:disable:next cyclomatic_complexity function_body_length
     private func apply(_ e: TraceEvent, _ p: ProcessState, _ t: ThreadState) {
         switch e.kind {
@@ -389,58 +523,11 @@ final class TraceModel {
             o.semValue = kind.isSemaphore ? Int64(e.b) : 1
             addHandle(e.pid, e.object)
         case .lockWait:
-            let o = object(e.object, kind: .lock)
-            if o.kind == .lock && o.owner == t.index {
-                selfDeadlock(e, o, t)
-            }
-            if o.kind.isMutex { lockOrder.record(thread: t, lock: e.object, event: e, attempt: true) }
+            withObject(e.object, kind: .lock) { o in lockWait(e, t, o) }
         case .lockAcquired:
-            let o = object(e.object, kind: .lock)
-            if o.kind.isSemaphore {
-                o.semValue -= 1
-                t.receive(o.semClock)
-            } else {
-                if o.owner == t.index, let hi = t.heldIndex(e.object) {
-                    t.held[hi].depth = max(e.a, 1)
-                } else {
-                    if e.a <= 1 || t.heldIndex(e.object) == nil {
-                        lockOrder.record(thread: t, lock: e.object, event: e, attempt: false)
-                    }
-                    if let hi = t.heldIndex(e.object) { t.held.remove(at: hi) }
-                    t.held.append(HeldLock(lock: e.object, depth: max(e.a, 1), event: e, clock: t.clock))
-                }
-                o.owner = t.index
-                o.depth = max(e.a, 1)
-                o.ownerEvent = e
-            }
+            withObject(e.object, kind: .lock) { o in lockAcquired(e, t, o) }
         case .lockReleased:
-            let o = object(e.object, kind: .lock)
-            if o.kind.isSemaphore {
-                o.semValue += 1
-                o.semClock.join(t.stamp())
-                o.releasers.insert(e.pid)
-                t.tick()
-            } else {
-                // The releaser holds it (by our books): a normal release, even if the merge put
-                // another thread's acquire first. Otherwise — or when the runtime says so (b) —
-                // it is a release by a non-owner.
-                let mine = t.heldIndex(e.object)
-                if e.b != 0 || (mine == nil && o.owner >= 0 && o.owner != t.index) {
-                    nonOwnerRelease(e, o, t)
-                }
-                let holder = mine != nil ? t : (o.owner >= 0 ? threads[o.owner] : t)
-                if e.a == 0 {
-                    if let hi = holder.heldIndex(e.object) { holder.held.remove(at: hi) }
-                    if o.owner == holder.index || o.owner == t.index || mine == nil {
-                        o.owner = -1
-                        o.depth = 0
-                        o.ownerEvent = nil
-                    }
-                } else {
-                    if let hi = holder.heldIndex(e.object) { holder.held[hi].depth = e.a }
-                    if o.owner == holder.index { o.depth = e.a }
-                }
-            }
+            withObject(e.object, kind: .lock) { o in lockReleased(e, t, o) }
         case .lockTimeout:
             break
         case .lockOwnerDied:
@@ -460,30 +547,9 @@ final class TraceModel {
         case .queuePutWait, .queueGetWait, .queueJoinWait:
             _ = object(e.object, kind: .queue)
         case .queuePut:
-            let o = object(e.object, kind: .queue)
-            o.puts += 1
-            o.putters.insert(e.pid)
-            if !earlyReceives.isEmpty && earlyReceives.remove(e.a) != nil {
-                unmatchedReceives -= 1
-            } else {
-                o.pendingCount += 1
-                messages.insert(e.a, PendingMessage(event: e, clock: t.stamp(), object: e.object, end: 0))
-            }
-            t.tick()
+            withObject(e.object, kind: .queue) { o in queuePut(e, t, o) }
         case .queueGet:
-            let o = object(e.object, kind: .queue)
-            o.gets += 1
-            let u = o.user(e.pid)
-            o.users[u].gets += 1
-            o.users[u].lastGet = e
-            o.getters.insert(e.pid)
-            if let m = messages.remove(e.a) {
-                t.receive(m.clock)
-                o.pendingCount -= 1
-            } else {
-                unmatchedReceives += 1
-                earlyReceives.insert(e.a)
-            }
+            withObject(e.object, kind: .queue) { o in queueGet(e, t, o) }
         case .queueTimeout:
             break
         case .queueClose:

@@ -52,15 +52,15 @@ public struct TraceReadError: Error, Sendable, CustomStringConvertible {
 /// truncation; corrupt data stops the file and reports where.
 public final class RawTraceFile {
     public let path: String
-    public private(set) var compressed = false
+    @exclusivity(unchecked) public private(set) var compressed = false
     /// Problems of the raw layer (truncation, corruption).
-    public private(set) var problems: [TraceProblem] = []
+    @exclusivity(unchecked) public private(set) var problems: [TraceProblem] = []
     /// True once the LZ4 end mark was read (a finished file).
-    public private(set) var complete = false
+    @exclusivity(unchecked) public private(set) var complete = false
     /// Decompressed offset of the line last returned.
-    public private(set) var lineOffset: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var lineOffset: UInt64 = 0
     /// Bytes read from the file so far.
-    public private(set) var fileBytesRead: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var fileBytesRead: UInt64 = 0
 
     @exclusivity(unchecked) private var fd: Int32
     @exclusivity(unchecked) private var inBuf: UnsafeMutablePointer<UInt8>
@@ -76,6 +76,17 @@ public final class RawTraceFile {
     @exclusivity(unchecked) private var stopped = false
     @exclusivity(unchecked) private var lastHint = 19  // the largest frame header
     @exclusivity(unchecked) private var anyOutput = false
+    // LZ4 decodes with `stableDst` (no 64 KB copy of its history per block): the previous output
+    // stays where it was until the next call that produces output. So a compressed file's output
+    // buffer is never moved under the decoder: lines are decoded forward, and when room runs out
+    // the pending partial line goes to another buffer while the old one is kept (`retired`) until
+    // the decoder has written past it; then it becomes the spare.
+    @exclusivity(unchecked) private var decompressOptions = LZ4F_decompressOptions_t()
+    @exclusivity(unchecked) private var spareBuf: UnsafeMutablePointer<UInt8>?
+    @exclusivity(unchecked) private var retired: [(UnsafeMutablePointer<UInt8>, Int)] = []
+    @exclusivity(unchecked) private var released = false
+    /// Room a compressed read wants after the pending line: a whole block (64 KB) and a little.
+    private static let blockRoom = (64 << 10) + 64
 
     public init(path: String) throws {
         self.path = path
@@ -103,6 +114,7 @@ public final class RawTraceFile {
                 throw TraceReadError(file: path, message: "cannot create an LZ4 decompression context")
             }
             dctx = ctx
+            decompressOptions.stableDst = 1
         } else if path.hasSuffix(".lz4") && inEnd >= 4 {
             throw TraceReadError(file: path, message: "not an LZ4 frame (bad magic number)")
         }
@@ -111,13 +123,58 @@ public final class RawTraceFile {
     deinit {
         if fd >= 0 { _ = Glibc.close(fd) }
         if let dctx { LZ4F_freeDecompressionContext(dctx) }
-        inBuf.deallocate()
-        outBuf.deallocate()
+        freeBuffers()
     }
 
-    /// Releases the descriptor early (the object stays readable for its problems).
+    private func freeBuffers() {
+        if released { return }
+        released = true
+        inBuf.deallocate()
+        outBuf.deallocate()
+        spareBuf?.deallocate()
+        spareBuf = nil
+        for (b, _) in retired { b.deallocate() }
+        retired = []
+    }
+
+    /// Releases the descriptor and the buffers early (the object stays readable for its
+    /// problems; it yields no more lines).
     public func closeFile() {
         if fd >= 0 { _ = Glibc.close(fd); fd = -1 }
+        freeBuffers()
+    }
+
+    /// Moves the pending partial line to the start of a buffer of `capacity` bytes. A compressed
+    /// file's old buffer is kept until the decoder has produced output elsewhere (stableDst).
+    private func moveOutput(capacity: Int) {
+        let n = outEnd - outStart
+        if !compressed && capacity == outCap {
+            if n > 0 && outStart > 0 { outBuf.update(from: outBuf + outStart, count: n) }
+        } else {
+            let nb: UnsafeMutablePointer<UInt8>
+            if capacity == outCap, let s = spareBuf {
+                nb = s
+                spareBuf = nil
+            } else {
+                nb = .allocate(capacity: capacity)
+            }
+            if n > 0 { nb.update(from: outBuf + outStart, count: n) }
+            if compressed { retired.append((outBuf, outCap)) } else { outBuf.deallocate() }
+            outBuf = nb
+            outCap = capacity
+        }
+        outBase += UInt64(outStart)
+        outEnd = n
+        outStart = 0
+    }
+
+    /// The decoder has written output into the current buffer: older buffers are free.
+    @inline(__always) private func releaseRetired() {
+        if retired.isEmpty { return }
+        for (b, cap) in retired {
+            if cap == outCap && spareBuf == nil { spareBuf = b } else { b.deallocate() }
+        }
+        retired.removeAll(keepingCapacity: true)
     }
 
     private func fill() {
@@ -149,14 +206,9 @@ public final class RawTraceFile {
     /// Produces more bytes into outBuf[outEnd...]. Returns false when nothing more will come.
     private func produce() -> Bool {
         if stopped { return false }
-        if outEnd == outCap {
-            // The pending line fills the buffer: grow.
-            let nc = outCap * 2
-            let nb = UnsafeMutablePointer<UInt8>.allocate(capacity: nc)
-            nb.update(from: outBuf, count: outEnd)
-            outBuf.deallocate()
-            outBuf = nb
-            outCap = nc
+        if outEnd == outCap || (compressed && outCap - outEnd < Self.blockRoom && outStart == 0 && outEnd > 0) {
+            // The pending line fills the buffer (or leaves no room for a block): grow.
+            moveOutput(capacity: outCap * 2)
         }
         if !compressed {
             if inPos == inEnd { fill() }
@@ -187,7 +239,7 @@ public final class RawTraceFile {
             // corrupt block costs only itself and its offset is exact.
             var srcSize = min(inEnd - inPos, max(lastHint, 1))
             var dstSize = outCap - outEnd
-            let hint = LZ4F_decompress(dctx, outBuf + outEnd, &dstSize, inBuf + inPos, &srcSize, nil)
+            let hint = LZ4F_decompress(dctx, outBuf + outEnd, &dstSize, inBuf + inPos, &srcSize, &decompressOptions)
             if LZ4F_isError(hint) != 0 {
                 let name = String(cString: LZ4F_getErrorName(hint))
                 problems.append(TraceProblem(kind: .corrupt, file: path, offset: inFileOffset + UInt64(inPos),
@@ -199,13 +251,14 @@ public final class RawTraceFile {
             outEnd += dstSize
             lastHint = hint
             if hint == 0 { complete = true } else { complete = false }
-            if dstSize > 0 { anyOutput = true; return true }
+            if dstSize > 0 { anyOutput = true; releaseRetired(); return true }
             if outEnd == outCap { return true }
         }
     }
 
     /// The next line (without its newline), valid until the next call; nil at the end.
     public func nextLine() -> UnsafeRawBufferPointer? {
+        if released { return nil }
         while true {
             if outStart < outEnd {
                 let start = outBuf + outStart
@@ -216,13 +269,9 @@ public final class RawTraceFile {
                     return UnsafeRawBufferPointer(start: start, count: len)
                 }
             }
-            // Compact, then produce more.
-            if outStart > 0 {
-                let n = outEnd - outStart
-                if n > 0 { outBuf.update(from: outBuf + outStart, count: n) }
-                outBase += UInt64(outStart)
-                outEnd = n
-                outStart = 0
+            // Compact (plain files: always; compressed: when a block would not fit), then produce more.
+            if outStart > 0 && (!compressed || outCap - outEnd < Self.blockRoom) {
+                moveOutput(capacity: outCap)
             }
             if !produce() {
                 if outEnd > outStart {

@@ -100,11 +100,6 @@ public final class TraceEventStream {
         @exclusivity(unchecked) var head = 0
         @exclusivity(unchecked) var tail = 0
         @exclusivity(unchecked) var done = false
-        // The front event's sort key (time, pid, tid, seq), kept beside the buffer.
-        @exclusivity(unchecked) var kTime: UInt64 = 0
-        @exclusivity(unchecked) var kPid: Int32 = 0
-        @exclusivity(unchecked) var kTid: Int32 = 0
-        @exclusivity(unchecked) var kSeq: UInt64 = 0
         @exclusivity(unchecked) var maxTime: UInt64 = 0
         init(_ d: TraceFileDecoder) {
             decoder = d
@@ -118,11 +113,11 @@ public final class TraceEventStream {
         }
         @inline(__always) var count: Int { tail - head }
         @inline(__always) func slot(_ i: Int) -> UnsafeMutablePointer<TraceEvent> { ring + (i & mask) }
-        func setKey() {
-            if head < tail {
-                let p = slot(head)
-                kTime = p.pointee.time; kPid = p.pointee.pid; kTid = p.pointee.tid; kSeq = p.pointee.seq
-            }
+        /// The heap entry of this source, keyed by its front event.
+        @inline(__always) func entry() -> HeapEntry {
+            let p = slot(head)
+            return HeapEntry(time: p.pointee.time, pid: p.pointee.pid, tid: p.pointee.tid, seq: p.pointee.seq,
+                             source: Unmanaged.passUnretained(self))
         }
         /// Doubles the ring, keeping the events in order (at positions 0..<count).
         func grow() {
@@ -154,7 +149,21 @@ public final class TraceEventStream {
     private let maxWindow: Int
     private let timeWindow: UInt64
     @exclusivity(unchecked) private var pending: [TraceFileInfo]       // not opened yet, sorted by start, descending (pop from the end)
-    @exclusivity(unchecked) private var heap: [Source] = []
+    /// A source in the merge heap: its front event's sort key (time, pid, tid, seq) and the source
+    /// itself, unretained (`sources` owns it), so the heap's moves and comparisons touch no
+    /// reference count.
+    private struct HeapEntry {
+        var time: UInt64
+        var pid: Int32
+        var tid: Int32
+        var seq: UInt64
+        var source: Unmanaged<Source>
+    }
+    @exclusivity(unchecked) private var heap: [HeapEntry] = []
+    /// The sources in the heap (owners of `heap`'s unretained references).
+    @exclusivity(unchecked) private var sources: [ObjectIdentifier: Source] = [:]
+    /// A source taken out of the heap during `next`, released at the following call.
+    @exclusivity(unchecked) private var finishedSource: Source?
     @exclusivity(unchecked) private var openedDecoders: [TraceFileDecoder] = []
     private var unreadableFiles = 0
 
@@ -197,8 +206,12 @@ public final class TraceEventStream {
         openedDecoders.append(d)
         let s = Source(d)
         refill(s)
-        s.setKey()
-        if s.count > 0 { heapPush(s) } else { finish(s) }
+        if s.count > 0 {
+            sources[ObjectIdentifier(s)] = s
+            heapPush(s.entry())
+        } else {
+            finish(s)
+        }
     }
 
     private func finish(_ s: Source) {
@@ -239,33 +252,41 @@ public final class TraceEventStream {
     /// The next event in merged order, or nil at the end. Throws when a file that is opened late
     /// turns out not to be a trace.
     public func next() throws -> TraceEvent? {
+        finishedSource = nil
         while true {
-            if let last = pending.last, heap.isEmpty || last.startFromName <= heap[0].kTime {
+            if let last = pending.last, heap.isEmpty || last.startFromName <= heap[0].time {
                 pending.removeLast()
                 try open(last)
                 continue
             }
             guard !heap.isEmpty else { return nil }
-            let s = heap[0]
-            let e = s.popFront()
-            if e.time < maxEmitted { lateEvents += 1 } else { maxEmitted = e.time }
-            refill(s)
-            if s.count == 0 {
-                heapPopTop()
-                finish(s)
-            } else {
-                s.setKey()
-                siftDown(0)
-            }
+            let e = heap[0].source._withUnsafeGuaranteedRef { advance($0) }
             eventCount += 1
             return e
         }
     }
 
+    /// Takes the front event of `s`, the heap's top, and restores the heap.
+    @inline(__always) private func advance(_ s: Source) -> TraceEvent {
+        let e = s.popFront()
+        if e.time < maxEmitted { lateEvents += 1 } else { maxEmitted = e.time }
+        refill(s)
+        if s.count == 0 {
+            heapPopTop()
+            finish(s)
+            // Still referenced by the caller's guaranteed reference: dropped at the next call.
+            finishedSource = sources.removeValue(forKey: ObjectIdentifier(s))
+        } else {
+            heap[0] = s.entry()
+            siftDown(0)
+        }
+        return e
+    }
+
     /// Problems of every file opened so far (call after the last event for the full list).
     public var allProblems: [TraceProblem] {
         var all = finishedProblems
-        for s in heap { all.append(contentsOf: s.decoder.problems) }
+        for h in heap { all.append(contentsOf: h.source.takeUnretainedValue().decoder.problems) }
         return all
     }
 
@@ -274,14 +295,14 @@ public final class TraceEventStream {
 
     // MARK: heap of sources, keyed by their front event
 
-    @inline(__always) private func less(_ a: Source, _ b: Source) -> Bool {
-        if a.kTime != b.kTime { return a.kTime < b.kTime }
-        if a.kPid != b.kPid { return a.kPid < b.kPid }
-        if a.kTid != b.kTid { return a.kTid < b.kTid }
-        return a.kSeq < b.kSeq
+    @inline(__always) private func less(_ a: HeapEntry, _ b: HeapEntry) -> Bool {
+        if a.time != b.time { return a.time < b.time }
+        if a.pid != b.pid { return a.pid < b.pid }
+        if a.tid != b.tid { return a.tid < b.tid }
+        return a.seq < b.seq
     }
 
-    private func heapPush(_ s: Source) {
+    private func heapPush(_ s: HeapEntry) {
         heap.append(s)
         var i = heap.count - 1
         while i > 0 {

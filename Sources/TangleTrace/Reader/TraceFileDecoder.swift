@@ -22,13 +22,13 @@ public final class TraceFileDecoder {
     @exclusivity(unchecked) private var cachedSeq: UInt64 = 0
     @exclusivity(unchecked) private var cachedValid = false
     private let kinds = KindTable.shared
-    private var pid: Int32 = 0
-    private var hasHeader = false
+    @exclusivity(unchecked) private var pid: Int32 = 0
+    @exclusivity(unchecked) private var hasHeader = false
     /// What a `dt` counts from: the time of the last valid event line (any kind but header, stack
     /// and module, unknown kinds included), at first the header's `t`.
     @exclusivity(unchecked) private var timeBase: UInt64 = 0
     /// Called when a stack record is read (the stream uses it to publish stacks as they come).
-    var onStack: ((Int32, UInt32, [UInt64]) -> Void)?
+    @exclusivity(unchecked) var onStack: ((Int32, UInt32, [UInt64]) -> Void)?
 
     /// Opens the file and reads its header. Throws when the file is not a trace at all (cannot be
     /// opened, not LZ4 / not JSON lines, or the first line is not a header).
