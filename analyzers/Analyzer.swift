@@ -41,9 +41,15 @@ public enum Analyzer {
             session.addHeader(h, file: paths[pid])
             known.insert(pid)
         }
+        // Pids known to be registered, direct-mapped (saves hashing at every switch of process).
+        var knownCache = [Int32](repeating: 0, count: 64)
         while let e = try stream.next() {
             if e.pid != lastPid {
-                if !known.contains(e.pid) { register(e.pid) }
+                let slot = Int(UInt32(bitPattern: e.pid) & 63)
+                if knownCache[slot] != e.pid || e.pid == 0 {
+                    if !known.contains(e.pid) { register(e.pid) }
+                    if known.contains(e.pid) { knownCache[slot] = e.pid }
+                }
                 lastPid = e.pid
             }
             session.consume(e)

@@ -175,14 +175,19 @@ struct PendingMessage {
     var end: Int
 }
 
-/// Messages in flight by id: an open-addressing index (linear probing, backward-shift deletion,
-/// a cheap hash: ids are `(pid << 28) | counter` and SipHash costs more than the rest of a put or
-/// get) into a slab of entries (free slots reused), so a put or a get moves an index entry, not the
-/// whole message. Memory follows the messages in flight.
+/// Messages in flight by id: an open-addressing index (linear probing, backward-shift deletion)
+/// into a slab of entries (free slots reused), so a put or a get moves an index entry, not the
+/// whole message. Memory follows the messages in flight. Ids are `(pid << 28) | counter`: the
+/// hash keeps runs of 8 consecutive ids in 8 consecutive buckets (one or two cache lines for a
+/// producer's run of puts and a consumer's run of gets) and spreads the runs (SipHash would cost
+/// more than the rest of a put or get).
 final class MessageTable {
-    @exclusivity(unchecked) private var keys: UnsafeMutablePointer<UInt64>
-    /// Slab slot + 1 (0: an empty bucket).
-    @exclusivity(unchecked) private var slots: UnsafeMutablePointer<Int32>
+    private struct Bucket {
+        var id: UInt64
+        /// Slab slot + 1 (0: empty).
+        var slot: Int32
+    }
+    @exclusivity(unchecked) private var buckets: UnsafeMutablePointer<Bucket>
     @exclusivity(unchecked) private var mask: Int
     @exclusivity(unchecked) private(set) var count = 0
     @exclusivity(unchecked) private var slab: [PendingMessage?] = []
@@ -190,57 +195,51 @@ final class MessageTable {
 
     init() {
         mask = 63
-        keys = .allocate(capacity: mask + 1)
-        slots = .allocate(capacity: mask + 1)
-        slots.initialize(repeating: 0, count: mask + 1)
+        buckets = .allocate(capacity: mask + 1)
+        buckets.initialize(repeating: Bucket(id: 0, slot: 0), count: mask + 1)
     }
 
     deinit {
-        keys.deallocate()
-        slots.deallocate()
+        buckets.deallocate()
     }
 
     var isEmpty: Bool { count == 0 }
 
     @inline(__always) private static func hash(_ id: UInt64) -> Int {
-        var x = id
+        var x = id >> 3
         x ^= x >> 31
         x = x &* 0x9E37_79B9_7F4A_7C15
         x ^= x >> 29
-        return Int(truncatingIfNeeded: x)
+        return Int(truncatingIfNeeded: (x << 3) | (id & 7))
     }
 
     /// The bucket holding `id`, or the empty bucket where it would go.
     @inline(__always) private func find(_ id: UInt64) -> (bucket: Int, found: Bool) {
         var h = Self.hash(id) & mask
         while true {
-            let s = slots[h]
-            if s == 0 { return (h, false) }
-            if keys[h] == id { return (h, true) }
+            let b = buckets + h
+            if b.pointee.slot == 0 { return (h, false) }
+            if b.pointee.id == id { return (h, true) }
             h = (h &+ 1) & mask
         }
     }
 
     private func grow() {
-        let oldKeys = keys, oldSlots = slots, oldCap = mask + 1
+        let old = buckets, oldCap = mask + 1
         mask = oldCap * 2 - 1
-        keys = .allocate(capacity: mask + 1)
-        slots = .allocate(capacity: mask + 1)
-        slots.initialize(repeating: 0, count: mask + 1)
-        for i in 0..<oldCap where oldSlots[i] != 0 {
-            let b = find(oldKeys[i]).bucket
-            keys[b] = oldKeys[i]
-            slots[b] = oldSlots[i]
+        buckets = .allocate(capacity: mask + 1)
+        buckets.initialize(repeating: Bucket(id: 0, slot: 0), count: mask + 1)
+        for i in 0..<oldCap where old[i].slot != 0 {
+            buckets[find(old[i].id).bucket] = old[i]
         }
-        oldKeys.deallocate()
-        oldSlots.deallocate()
+        old.deallocate()
     }
 
     /// Adds (or replaces) the message with this id.
     func insert(_ id: UInt64, _ m: PendingMessage) {
         let (b, found) = find(id)
         if found {
-            slab[Int(slots[b]) - 1] = m
+            slab[Int(buckets[b].slot) - 1] = m
             return
         }
         let i: Int
@@ -251,8 +250,7 @@ final class MessageTable {
             i = slab.count
             slab.append(m)
         }
-        keys[b] = id
-        slots[b] = Int32(i + 1)
+        buckets[b] = Bucket(id: id, slot: Int32(i + 1))
         count += 1
         if count * 2 > mask + 1 { grow() }
     }
@@ -261,21 +259,20 @@ final class MessageTable {
     func remove(_ id: UInt64) -> PendingMessage? {
         let (b, found) = find(id)
         guard found else { return nil }
-        let i = Int(slots[b]) - 1
+        let i = Int(buckets[b].slot) - 1
         // Backward-shift deletion: pull later entries of the probe run into the hole.
         var hole = b
         var j = (b &+ 1) & mask
-        while slots[j] != 0 {
-            let home = Self.hash(keys[j]) & mask
+        while buckets[j].slot != 0 {
+            let home = Self.hash(buckets[j].id) & mask
             // Move j into the hole when its home is not in (hole, j] (cyclically).
             if (j &- home) & mask >= (j &- hole) & mask {
-                keys[hole] = keys[j]
-                slots[hole] = slots[j]
+                buckets[hole] = buckets[j]
                 hole = j
             }
             j = (j &+ 1) & mask
         }
-        slots[hole] = 0
+        buckets[hole].slot = 0
         count -= 1
         let m = slab[i].take()
         free.append(i)

@@ -72,6 +72,17 @@ final class TraceModel {
     @exclusivity(unchecked) private var cacheThread: Unmanaged<ThreadState>
     @exclusivity(unchecked) private var cacheProcess: Unmanaged<ProcessState>
     @exclusivity(unchecked) private var cacheValid = false
+    /// Threads (and their processes) by (pid, tid), direct-mapped: merged files interleave a few
+    /// threads, so the last thread alone misses often.
+    private struct CachedThread {
+        var pid: Int32
+        var tid: Int32
+        var filled: Bool
+        var thread: Unmanaged<ThreadState>
+        var process: Unmanaged<ProcessState>
+    }
+    private static let threadCacheMask = 63
+    private let threadCache: UnsafeMutablePointer<CachedThread>
     private let placeholderThread: ThreadState
     private let placeholderProcess: ProcessState
 
@@ -85,6 +96,9 @@ final class TraceModel {
         placeholderProcess = pp
         cacheThread = .passUnretained(pt)
         cacheProcess = .passUnretained(pp)
+        threadCache = .allocate(capacity: Self.threadCacheMask + 1)
+        threadCache.initialize(repeating: CachedThread(pid: 0, tid: 0, filled: false, thread: .passUnretained(pt), process: .passUnretained(pp)),
+                               count: Self.threadCacheMask + 1)
         objectCache = .allocate(capacity: Self.objectCacheMask + 1)
         objectCache.initialize(repeating: CachedObject(id: 0, filled: false, object: .passUnretained(po)), count: Self.objectCacheMask + 1)
     }
@@ -92,6 +106,8 @@ final class TraceModel {
     deinit {
         objectCache.deinitialize(count: Self.objectCacheMask + 1)
         objectCache.deallocate()
+        threadCache.deinitialize(count: Self.threadCacheMask + 1)
+        threadCache.deallocate()
     }
 
     // MARK: Lookups
@@ -178,14 +194,25 @@ final class TraceModel {
                 cacheThread._withUnsafeGuaranteedRef { t in consume(e, p, t) }
             }
         } else {
-            let p = process(e.pid)
-            let t = threadFor(e, process: p)
             cachePid = e.pid
             cacheTid = e.tid
-            cacheThread = .passUnretained(t)
-            cacheProcess = .passUnretained(p)
             cacheValid = true
-            consume(e, p, t)
+            let slot = (UInt32(bitPattern: e.tid) ^ (UInt32(bitPattern: e.pid) &* 0x9E37_79B1)) & UInt32(Self.threadCacheMask)
+            let c = threadCache + Int(slot)
+            if c.pointee.filled && c.pointee.pid == e.pid && c.pointee.tid == e.tid {
+                cacheThread = c.pointee.thread
+                cacheProcess = c.pointee.process
+                cacheProcess._withUnsafeGuaranteedRef { p in
+                    cacheThread._withUnsafeGuaranteedRef { t in consume(e, p, t) }
+                }
+            } else {
+                let p = process(e.pid)
+                let t = threadFor(e, process: p)
+                cacheThread = .passUnretained(t)
+                cacheProcess = .passUnretained(p)
+                c.pointee = CachedThread(pid: e.pid, tid: e.tid, filled: true, thread: .passUnretained(t), process: .passUnretained(p))
+                consume(e, p, t)
+            }
         }
     }
 

@@ -46,16 +46,23 @@ func parseEventLine(_ p: UnsafePointer<UInt8>, _ end: Int, _ f: inout EventLineF
         guard i < end, p[i] == 34 else { return .invalid }
         i += 1
         let ks = i
-        while i < end && p[i] != 34 {
-            if p[i] == 92 { return .nested }  // an escaped key: leave it to the generic parser
+        let kl: Int
+        if let n = shortKey(p, i, end) {
+            // `"key":` with no escape and no space (what the recorder writes), found in one word.
+            kl = n
+            i += n + 2
+        } else {
+            while i < end && p[i] != 34 {
+                if p[i] == 92 { return .nested }  // an escaped key: leave it to the generic parser
+                i += 1
+            }
+            guard i < end else { return .invalid }
+            kl = i - ks
+            i += 1
+            while i < end && isWS(p[i]) { i += 1 }
+            guard i < end, p[i] == UInt8(ascii: ":") else { return .invalid }
             i += 1
         }
-        guard i < end else { return .invalid }
-        let kl = i - ks
-        i += 1
-        while i < end && isWS(p[i]) { i += 1 }
-        guard i < end, p[i] == UInt8(ascii: ":") else { return .invalid }
-        i += 1
         while i < end && isWS(p[i]) { i += 1 }
         guard i < end else { return .invalid }
         let c = p[i]
@@ -170,6 +177,27 @@ func parseEventLine(_ p: UnsafePointer<UInt8>, _ end: Int, _ f: inout EventLineF
     }
 }
 
+/// The length of the key starting at `i` when the eight bytes there hold the whole key (up to six
+/// bytes, no backslash) followed by `":`, else nil (the byte-wise path decides). The lowest byte
+/// flagged by these zero-byte tests is exact, which is all that is used.
+@inline(__always) private func shortKey(_ p: UnsafePointer<UInt8>, _ i: Int, _ end: Int) -> Int? {
+    guard end - i >= 8 else { return nil }
+    let w = UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)
+    let q = w ^ 0x2222_2222_2222_2222
+    let quotes = (q &- 0x0101_0101_0101_0101) & ~q & 0x8080_8080_8080_8080
+    if quotes == 0 { return nil }
+    let n = quotes.trailingZeroBitCount >> 3
+    if n > 6 { return nil }
+    // the byte after the quote is the colon
+    if (w >> UInt64((n + 1) * 8)) & 0xFF != UInt64(UInt8(ascii: ":")) { return nil }
+    if n > 0 {
+        let b = w ^ 0x5C5C_5C5C_5C5C_5C5C
+        let slashes = (b &- 0x0101_0101_0101_0101) & ~b & 0x8080_8080_8080_8080
+        if slashes & ((1 << UInt64(n * 8)) &- 1) != 0 { return nil }
+    }
+    return n
+}
+
 @inline(__always) private func pow10(_ n: Int) -> UInt64 {
     switch n {
     case 1: return 10
@@ -215,6 +243,8 @@ final class KindTable: @unchecked Sendable {
     private let slots: UnsafeMutablePointer<UInt16>
     private let mask: Int
     let maxRaw: Int
+    /// Raw kind value → kind (no `init(rawValue:)` switch per line).
+    private let byRaw: UnsafeMutablePointer<EventKind>
 
     private init() {
         let all = EventKind.allCases
@@ -231,6 +261,9 @@ final class KindTable: @unchecked Sendable {
                 flat.append(contentsOf: str.utf8)
             }
         }
+        byRaw = .allocate(capacity: maxRaw + 1)
+        byRaw.initialize(repeating: all[0], count: maxRaw + 1)
+        for k in all { byRaw[Int(k.rawValue)] = k }
         bytes = .allocate(capacity: max(flat.count, 1))
         bytes.initialize(from: flat, count: flat.count)
         spans = .allocate(capacity: sp.count)
@@ -274,7 +307,7 @@ final class KindTable: @unchecked Sendable {
             if raw == 0 { return nil }
             let base = (raw - 1) * 8
             if Int(spans[base + 1]) == n && same(bytes + Int(spans[base]), p, n) {
-                return EventKind(rawValue: UInt16(raw - 1))
+                return byRaw[raw - 1]
             }
             h = (h + 1) & mask
         }

@@ -227,10 +227,12 @@ public final class TraceEventStream {
     private func refill(_ s: Source) {
         if s.done { return }
         while s.count <= window || (s.count <= maxWindow && s.maxTime &- timeWindow < s.slot(s.head).pointee.time) {
-            guard let e = s.decoder.next() else { s.done = true; return }
-            let (t, pid, tid, seq) = (e.time, e.pid, e.tid, e.seq)
+            if s.count > s.mask { s.grow() }
+            let slot = s.slot(s.tail)
+            guard s.decoder.nextEvent(into: slot) else { s.done = true; return }
+            s.tail += 1
+            let (t, pid, tid, seq) = (slot.pointee.time, slot.pointee.pid, slot.pointee.tid, slot.pointee.seq)
             if t > s.maxTime { s.maxTime = t }
-            s.push(e)
             // Insertion from the back: the recorder's output is almost sorted.
             let head = s.head
             var j = s.tail - 1

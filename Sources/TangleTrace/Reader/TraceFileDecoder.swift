@@ -22,6 +22,8 @@ public final class TraceFileDecoder {
     @exclusivity(unchecked) private var cachedSeq: UInt64 = 0
     @exclusivity(unchecked) private var cachedValid = false
     private let kinds = KindTable.shared
+    /// Where `next()` decodes into (uninitialized between calls).
+    private let scratch = UnsafeMutablePointer<TraceEvent>.allocate(capacity: 1)
     @exclusivity(unchecked) private var pid: Int32 = 0
     @exclusivity(unchecked) private var hasHeader = false
     /// What a `dt` counts from: the time of the last valid event line (any kind but header, stack
@@ -57,6 +59,8 @@ public final class TraceFileDecoder {
         timeBase = h.startTime
         hasHeader = true
     }
+
+    deinit { scratch.deallocate() }
 
     public var problems: [TraceProblem] {
         var all = raw.problems + decodeProblems
@@ -102,7 +106,13 @@ public final class TraceFileDecoder {
 
     /// The next event of this file in file order, or nil at its end.
     public func next() -> TraceEvent? {
-        guard hasHeader else { return nil }
+        nextEvent(into: scratch) ? scratch.move() : nil
+    }
+
+    /// Decodes the next event of this file into uninitialized `dst` (no copy on the way); false at
+    /// the end (`dst` left uninitialized).
+    func nextEvent(into dst: UnsafeMutablePointer<TraceEvent>) -> Bool {
+        guard hasHeader else { return false }
         while let line = raw.nextLine() {
             if line.isEmpty { continue }
             let p = line.baseAddress!.assumingMemoryBound(to: UInt8.self)
@@ -112,14 +122,17 @@ public final class TraceFileDecoder {
                 invalid("invalid JSON line")
                 continue
             case .nested:
-                if let e = nestedLine(line) { return e }
+                if let e = nestedLine(line) {
+                    dst.initialize(to: e)
+                    return true
+                }
                 continue
             case .ok:
                 break
             }
-            if let e = event(from: p, fields) { return e }
+            if event(from: p, fields, into: dst) { return true }
         }
-        return nil
+        return false
     }
 
     /// The seq of an event of `tid` without an explicit one: the previous + 1, or 0.
@@ -146,20 +159,20 @@ public final class TraceFileDecoder {
         return nil
     }
 
-    private func event(from p: UnsafePointer<UInt8>, _ f: EventLineFields) -> TraceEvent? {
-        guard f.kindLen >= 0 else { invalid("a line without \"k\""); return nil }
+    private func event(from p: UnsafePointer<UInt8>, _ f: EventLineFields, into dst: UnsafeMutablePointer<TraceEvent>) -> Bool {
+        guard f.kindLen >= 0 else { invalid("a line without \"k\""); return false }
         let kp = p + f.kindStart
         guard let kind = kinds.lookup(kp, f.kindLen) else {
-            if bytesEqual(kp, f.kindLen, "header") { invalid("a second header"); return nil }
+            if bytesEqual(kp, f.kindLen, "header") { invalid("a second header"); return false }
             // An event line of a kind this reader does not know still moves the dt base.
             if !bytesEqual(kp, f.kindLen, "stack") && !bytesEqual(kp, f.kindLen, "module"), let t = lineTime(f) {
                 timeBase = t
             }
             let name = String(decoding: UnsafeBufferPointer(start: kp, count: f.kindLen), as: UTF8.self)
             unknownKinds[name, default: 0] += 1
-            return nil
+            return false
         }
-        guard let time = lineTime(f), f.hasTid else { invalid("an event without \"t\" (or \"dt\") or \"tid\""); return nil }
+        guard let time = lineTime(f), f.hasTid else { invalid("an event without \"t\" (or \"dt\") or \"tid\""); return false }
         timeBase = time
         let tid = Int32(truncatingIfNeeded: f.tid)
         let seq = restoreSeq(tid, f.hasSeq ? f.seq : nil)
@@ -201,9 +214,10 @@ public final class TraceFileDecoder {
         }
         if kind == .dropped { dropped &+= a }
         events += 1
-        return TraceEvent(time: time, pid: f.hasPid ? Int32(truncatingIfNeeded: f.pid) : pid, tid: tid, seq: seq,
-                          kind: kind, object: f.object, stack: UInt32(truncatingIfNeeded: f.stack), result: result,
-                          a: a, b: b, c: c, text: text)
+        dst.initialize(to: TraceEvent(time: time, pid: f.hasPid ? Int32(truncatingIfNeeded: f.pid) : pid, tid: tid, seq: seq,
+                                      kind: kind, object: f.object, stack: UInt32(truncatingIfNeeded: f.stack), result: result,
+                                      a: a, b: b, c: c, text: text))
+        return true
     }
 
     /// `lineTime` for a generically parsed line.
