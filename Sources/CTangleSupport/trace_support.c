@@ -25,6 +25,75 @@ uint64_t tangle_now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+// ---- The ring's clock ----------------------------------------------------------------------------
+
+int tangle_trace_clock_tsc = 0;
+
+static inline uint64_t read_tsc(void) {
+#if defined(__x86_64__)
+    return __builtin_ia32_rdtsc();
+#else
+    return 0;
+#endif
+}
+
+// The time stored in a ring slot (see tangle_trace_clock_tsc).
+static inline uint64_t ring_time(void) {
+#if defined(__x86_64__)
+    if (__builtin_expect(tangle_trace_clock_tsc, 1)) return __builtin_ia32_rdtsc();
+#endif
+    return tangle_now_ns();
+}
+
+static int file_has(const char *path, const char *what, size_t limit) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char *buf = malloc(limit + 1);
+    if (!buf) { close(fd); return 0; }
+    size_t n = 0;
+    ssize_t r;
+    while (n < limit && (r = read(fd, buf + n, limit - n)) > 0) n += (size_t)r;
+    close(fd);
+    buf[n] = 0;
+    int found = strstr(buf, what) != NULL;
+    free(buf);
+    return found;
+}
+
+static pthread_once_t clock_once = PTHREAD_ONCE_INIT;
+
+static void clock_decide(void) {
+#if defined(__x86_64__)
+    const char *force = getenv("TANGLE_CLOCK");
+    if (force && strcmp(force, "monotonic") == 0) return;
+    // The kernel keeps "tsc" as the clocksource only when it found the TSC synchronised across
+    // CPUs and stable; then CLOCK_MONOTONIC is a linear function of it between NTP adjustments.
+    if (!file_has("/sys/devices/system/clocksource/clocksource0/current_clocksource", "tsc\n", 64)) return;
+    if (!file_has("/proc/cpuinfo", " constant_tsc", 1 << 16) || !file_has("/proc/cpuinfo", " nonstop_tsc", 1 << 16)) return;
+    tangle_trace_clock_tsc = 1;
+#endif
+}
+
+int tangle_trace_clock_init(void) {
+    pthread_once(&clock_once, clock_decide);
+    return tangle_trace_clock_tsc;
+}
+
+uint64_t tangle_clock_pair(uint64_t *tsc, uint64_t *ns) {
+    uint64_t best = UINT64_MAX;
+    for (int i = 0; i < 3; i++) {
+        uint64_t a = read_tsc();
+        uint64_t t = tangle_now_ns();
+        uint64_t b = read_tsc();
+        if (b - a < best) {
+            best = b - a;
+            *tsc = a + (b - a) / 2;
+            *ns = t;
+        }
+    }
+    return best;
+}
+
 // ---- Stacks ------------------------------------------------------------------------------------
 
 __attribute__((noinline)) int tangle_fp_walk(uintptr_t *pcs, int max, int skip, uintptr_t lo, uintptr_t hi) {
@@ -277,7 +346,7 @@ __attribute__((noinline)) int tangle_trace_append(uint16_t kind, uint8_t result,
         }
     }
     tangle_slot *s = &b->slots[head & b->mask];
-    s->w[0] = tangle_now_ns();
+    s->w[0] = ring_time();
     s->w[1] = object;
     s->w[2] = a;
     s->w[3] = b_;

@@ -224,6 +224,7 @@ public enum Recorder {
             exitRecorded = false
         }
         tangle_trace_pid = getpid()
+        _ = tangle_trace_clock_init()  // before the first record, once per process
         guard let w = Writer(directory: dir, processObject: pendingProcessObject) else {
             tangle_trace_state = 4
             return

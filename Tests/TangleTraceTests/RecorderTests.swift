@@ -209,6 +209,36 @@ final class RecorderTests: XCTestCase {
         }
     }
 
+    /// Event times are CLOCK_MONOTONIC ns whichever clock the ring holds (TSC ticks converted by
+    /// the writer, or ns with TANGLE_CLOCK=monotonic): each event lies between the clock readings
+    /// taken just before and just after it (within 2 µs, for a loaded machine), in order.
+    func testEventTimesAreMonotonicNanosecondsInBothClockModes() throws {
+        for mode in ["", "monotonic"] {
+            let dir = makeTempDir("clock")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let child = TraceChild.start("clock", traceDir: dir, extraEnv: mode.isEmpty ? [:] : ["TANGLE_CLOCK": mode])
+            XCTAssertEqual(child.wait().status, 0)
+            let trace = try TraceReader.load(paths: [dir])
+            XCTAssertTrue(trace.problems.isEmpty, "\(trace.problems)")
+            let mine = trace.events.filter { $0.object == 9 }
+            XCTAssertEqual(mine.count, 6000)
+            var worst: Int64 = 0
+            for k in stride(from: 0, to: mine.count - 1, by: 2) {
+                let put = mine[k], get = mine[k + 1]
+                XCTAssertEqual(put.kind, .queuePut)
+                XCTAssertEqual(get.kind, .queueGet)
+                let early = Int64(put.a) - Int64(put.time)   // > 0: converted time before `before`
+                let late = Int64(put.time) - Int64(get.a)     // > 0: converted time after `after`
+                worst = max(worst, early, late)
+                XCTAssertLessThan(early, 2_000, "mode \(mode): event \(k) \(early) ns before the reading taken before it")
+                XCTAssertLessThan(late, 2_000, "mode \(mode): event \(k) \(late) ns after the reading taken after it")
+                XCTAssertLessThanOrEqual(put.time, get.time &+ 2_000)
+            }
+            print("clock mode \(mode.isEmpty ? "default" : mode): worst distance outside the bracket \(worst) ns")
+            XCTAssertEqual(trace.events.filter { $0.object == 8 }.count, 500)
+        }
+    }
+
     /// Object and message ids work with tracing off and carry the pid.
     func testIDsWithoutTracing() {
         let a = Recorder.newObjectID(), b = Recorder.newObjectID()
