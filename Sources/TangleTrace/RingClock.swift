@@ -13,6 +13,10 @@ struct RingClock {
     private var nanos: [UInt64] = []
     /// Pairs closer than this (10 µs) would give a slope dominated by the pairs' own error.
     private var minSpacing: UInt64 = 0
+    /// ns per tick as 32.32 fixed point: over the last segment, and over every pair kept. (A
+    /// 128-bit division per event cost more than formatting the event.)
+    private var lastSlope: UInt64 = 0
+    private var longSlope: UInt64 = 0
     static let maxPairs = 4096
 
     init() {
@@ -28,6 +32,24 @@ struct RingClock {
         ticks.append(c2)
         nanos.append(m2)
         minSpacing = c2 - c
+        updateSlopes()
+    }
+
+    private static func slope(_ dn: UInt64, _ dt: UInt64) -> UInt64 {
+        guard dn >> 32 < dt else { return UInt64.max }
+        return dt.dividingFullWidth((high: dn >> 32, low: dn << 32)).quotient
+    }
+
+    private mutating func updateSlopes() {
+        let n = ticks.count
+        lastSlope = RingClock.slope(nanos[n - 1] - nanos[n - 2], ticks[n - 1] - ticks[n - 2])
+        longSlope = RingClock.slope(nanos[n - 1] - nanos[0], ticks[n - 1] - ticks[0])
+    }
+
+    /// `d` ticks in ns at a 32.32 slope.
+    @inline(__always) private static func scale(_ d: UInt64, _ slope: UInt64) -> UInt64 {
+        let p = d.multipliedFullWidth(by: slope)
+        return p.high << 32 | p.low >> 32
     }
 
     /// Samples a new pair (call after reading the heads of the rings about to be drained).
@@ -42,19 +64,26 @@ struct RingClock {
         }
         ticks.append(c)
         nanos.append(m)
+        updateSlopes()
     }
 
     /// CLOCK_MONOTONIC ns of a ring time.
     @inline(__always) func nanoseconds(_ t: UInt64) -> UInt64 {
         guard tsc else { return t }
         let n = ticks.count
-        if t >= ticks[n - 2] {
-            return t >= ticks[n - 1] ? extrapolate(from: n - 1, t) : interpolate(n - 2, t)
+        // The common cases: a record from the last segment, or after the last pair (by less than
+        // the 10 µs spacing, or a little more; < 2^32 ticks keeps the fixed point exact).
+        let last = ticks[n - 1]
+        if t >= last {
+            if t - last < 1 << 32 { return nanos[n - 1] &+ RingClock.scale(t - last, longSlope) }
+        } else if t >= ticks[n - 2] {
+            return nanos[n - 2] &+ RingClock.scale(t - ticks[n - 2], lastSlope)
         }
         return slowPath(t)
     }
 
     @inline(never) private func slowPath(_ t: UInt64) -> UInt64 {
+        if t >= ticks[ticks.count - 1] { return extrapolate(from: ticks.count - 1, t) }
         if t < ticks[0] { return extrapolate(from: 0, t) }
         // The last pair at or before t (ticks are strictly increasing).
         var lo = 0, hi = ticks.count - 2
