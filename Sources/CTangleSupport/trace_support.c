@@ -25,6 +25,75 @@ uint64_t tangle_now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+// ---- The ring's clock ----------------------------------------------------------------------------
+
+int tangle_trace_clock_tsc = 0;
+
+static inline uint64_t read_tsc(void) {
+#if defined(__x86_64__)
+    return __builtin_ia32_rdtsc();
+#else
+    return 0;
+#endif
+}
+
+// The time stored in a ring slot (see tangle_trace_clock_tsc).
+static inline uint64_t ring_time(void) {
+#if defined(__x86_64__)
+    if (__builtin_expect(tangle_trace_clock_tsc, 1)) return __builtin_ia32_rdtsc();
+#endif
+    return tangle_now_ns();
+}
+
+static int file_has(const char *path, const char *what, size_t limit) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char *buf = malloc(limit + 1);
+    if (!buf) { close(fd); return 0; }
+    size_t n = 0;
+    ssize_t r;
+    while (n < limit && (r = read(fd, buf + n, limit - n)) > 0) n += (size_t)r;
+    close(fd);
+    buf[n] = 0;
+    int found = strstr(buf, what) != NULL;
+    free(buf);
+    return found;
+}
+
+static pthread_once_t clock_once = PTHREAD_ONCE_INIT;
+
+static void clock_decide(void) {
+#if defined(__x86_64__)
+    const char *force = getenv("TANGLE_CLOCK");
+    if (force && strcmp(force, "monotonic") == 0) return;
+    // The kernel keeps "tsc" as the clocksource only when it found the TSC synchronised across
+    // CPUs and stable; then CLOCK_MONOTONIC is a linear function of it between NTP adjustments.
+    if (!file_has("/sys/devices/system/clocksource/clocksource0/current_clocksource", "tsc\n", 64)) return;
+    if (!file_has("/proc/cpuinfo", " constant_tsc", 1 << 16) || !file_has("/proc/cpuinfo", " nonstop_tsc", 1 << 16)) return;
+    tangle_trace_clock_tsc = 1;
+#endif
+}
+
+int tangle_trace_clock_init(void) {
+    pthread_once(&clock_once, clock_decide);
+    return tangle_trace_clock_tsc;
+}
+
+uint64_t tangle_clock_pair(uint64_t *tsc, uint64_t *ns) {
+    uint64_t best = UINT64_MAX;
+    for (int i = 0; i < 3; i++) {
+        uint64_t a = read_tsc();
+        uint64_t t = tangle_now_ns();
+        uint64_t b = read_tsc();
+        if (b - a < best) {
+            best = b - a;
+            *tsc = a + (b - a) / 2;
+            *ns = t;
+        }
+    }
+    return best;
+}
+
 // ---- Stacks ------------------------------------------------------------------------------------
 
 __attribute__((noinline)) int tangle_fp_walk(uintptr_t *pcs, int max, int skip, uintptr_t lo, uintptr_t hi) {
@@ -124,7 +193,9 @@ void tangle_trace_forget_stacks(void) {
     __atomic_add_fetch(&tangle_trace_stack_generation, 1, __ATOMIC_RELEASE);
 }
 
-#define TANGLE_SLOTS 8192u  // 512 KB per thread
+// Slots per thread ring: 8192 (512 KB) unless TANGLE_BUFFER_SLOTS says otherwise (a power of two,
+// 64 ... 1048576; read once, at load).
+static uint64_t ring_slots = 8192u;
 
 static pthread_mutex_t writer_lock = PTHREAD_MUTEX_INITIALIZER;
 static tangle_tbuf *buffers = NULL;
@@ -149,9 +220,9 @@ static tangle_tbuf *buffer_create(void) {
     pthread_once(&key_once, make_key);
     tangle_tbuf *b = calloc(1, sizeof *b);
     if (!b) return NULL;
-    b->slots = malloc(sizeof(tangle_slot) * TANGLE_SLOTS);
+    b->slots = malloc(sizeof(tangle_slot) * ring_slots);
     if (!b->slots) { free(b); return NULL; }
-    b->mask = TANGLE_SLOTS - 1;
+    b->mask = ring_slots - 1;
     b->tid = tangle_gettid();
     if (tangle_thread_stack_range(&b->stack_lo, &b->stack_hi) != 0) { b->stack_lo = 0; b->stack_hi = 0; }
     pthread_mutex_lock(&writer_lock);
@@ -178,12 +249,19 @@ void tangle_trace_count_drop(void) {
     if (b) b->dropped++;
 }
 
-// The ring is full: wake the flusher and let it make room (it publishes its progress as it
-// formats), rather than formatting on this thread. Gives up (returns 0: the caller drains the ring
-// itself under the writer lock) when the recorder is not running or the drainer makes no progress
-// for 2 ms (flusher descheduled, stuck in write(2), or gone).
+// The ring is full. While the flusher is draining (it holds the writer lock and publishes its
+// progress as it formats), wait for room rather than contend. Returns 0 — the caller drains the
+// rings itself under the writer lock — when nobody holds that lock (the flusher sleeps, or waits
+// for a CPU on a busy machine), when the recorder is not running, or when the drainer makes no
+// progress for 2 ms (stuck in write(2), or gone).
 __attribute__((noinline)) static int wait_for_room(tangle_tbuf *b, uint64_t head, uint64_t need) {
     if (__atomic_load_n(&tangle_trace_state, __ATOMIC_RELAXED) != 1) return 0;
+    // Nobody is draining (the flusher sleeps or waits for a CPU on a busy machine): draining
+    // ourselves now beats waiting for it to be scheduled.
+    if (pthread_mutex_trylock(&writer_lock) == 0) {
+        pthread_mutex_unlock(&writer_lock);
+        return 0;
+    }
     tangle_trace_wake();
     uint64_t last = __atomic_load_n(&b->tail, __ATOMIC_ACQUIRE);
     uint64_t since = tangle_now_ns();
@@ -199,6 +277,10 @@ __attribute__((noinline)) static int wait_for_room(tangle_tbuf *b, uint64_t head
             since = tangle_now_ns();
         } else if ((i & 31) == 0) {
             if (__atomic_load_n(&tangle_trace_state, __ATOMIC_RELAXED) != 1) return 0;
+            if (pthread_mutex_trylock(&writer_lock) == 0) {  // the drainer stopped: our turn
+                pthread_mutex_unlock(&writer_lock);
+                return 0;
+            }
             if (tangle_now_ns() - since > 2000000ull) return 0;
         }
         if (i < 64) __builtin_ia32_pause(); else sched_yield();
@@ -277,7 +359,7 @@ __attribute__((noinline)) int tangle_trace_append(uint16_t kind, uint8_t result,
         }
     }
     tangle_slot *s = &b->slots[head & b->mask];
-    s->w[0] = tangle_now_ns();
+    s->w[0] = ring_time();
     s->w[1] = object;
     s->w[2] = a;
     s->w[3] = b_;
@@ -416,6 +498,11 @@ __attribute__((constructor)) static void tangle_trace_route_test_child(void) {
         if (d < 0) d = 0;
         if (d > 64) d = 64;
         tangle_trace_stack_depth = d;
+    }
+    const char *slots = getenv("TANGLE_BUFFER_SLOTS");
+    if (slots && *slots) {
+        unsigned long v = strtoul(slots, NULL, 10);
+        if (v >= 64 && v <= (1ul << 20) && (v & (v - 1)) == 0) ring_slots = v;
     }
     const char *name = getenv("TANGLE_TRACE_TEST_CHILD");
     if (name == NULL || name[0] == 0 || tangle_trace_test_child == NULL) return;

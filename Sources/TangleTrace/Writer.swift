@@ -20,6 +20,8 @@ final class Writer {
     @exclusivity(unchecked) private var lastTime: UInt64 = 0
     /// Formatted line ends (`,"tid":…}\n`) of recent events, reused when an event repeats one.
     private let suffixes = SuffixCache()
+    /// Ring times (TSC ticks or ns) to CLOCK_MONOTONIC ns.
+    @exclusivity(unchecked) private var clock = RingClock()
     /// Per kind raw value: `,"k":"<name>"` and the `,"<key>":` of a, b, c, each as a length byte then
     /// the bytes, `KindPrefixTable.stride` apart (formatting copies bytes, no String work per event).
     private let kinds = KindPrefixTable()
@@ -200,10 +202,15 @@ final class Writer {
             p = b.pointee.next
         }
         if bufs.isEmpty {
+            // Idle: a pair every flusher round anyway, so the next record, however late, lies
+            // within 50 ms of one (the kernel's TSC-to-ns slope drifts with NTP over long spans).
+            clock.sample()
             if flushFrame { frame.flush() }
             tangle_trace_reap()
             return
         }
+        // After the heads were read: every record drained below was timed before this pair.
+        clock.sample()
         checkModules(now: tangle_now_ns())
         if bufs.count > 1 {
             // Two buffers of one tid (an exited thread's, a new thread's that reuses the id): their
@@ -236,6 +243,7 @@ final class Writer {
                 tangle_tbuf_set_tail(b, i)
                 end = tangle_tbuf_head(b)
                 if end == i || othersPending(b) { break }  // (others: keep the file nearly time-sorted)
+                clock.sample()
             }
             lastSeq[b.pointee.tid] = next &- 1
         } else {
@@ -349,17 +357,18 @@ final class Writer {
         var stack: UInt32 = 0
         if s.7 != 0 { stack = npcs > 0 ? stackID(s.7, slots, index, mask, npcs) : knownStackID(s.7) }
         let seq = s.5
+        let time = clock.nanoseconds(s.0)
         if textID != 0 || resultRaw != 0 {
             // Rare: names and results go through the general writer.
             let forced = next == UInt64.max
             lastSeq[tid] = forced ? UInt64.max &- 1 : next &- 1
-            writeEvent(time: s.0, tid: tid, seq: seq, kindRaw: kindRaw, object: s.1, stack: stack,
+            writeEvent(time: time, tid: tid, seq: seq, kindRaw: kindRaw, object: s.1, stack: stack,
                        resultRaw: resultRaw, a: s.2, b: s.3, c: s.4, text: textID != 0 ? TextTable.take(textID) : nil)
             next = forced ? UInt64.max : seq &+ 1
         } else {
             events &+= 1
             out.reserve(256)
-            writeTime(s.0)
+            writeTime(time)
             if seq != next {
                 out.ascii(",\"seq\":")
                 out.uint(seq)

@@ -134,6 +134,12 @@ final class RecorderTests: XCTestCase {
             }
             let acquired = evs.filter { $0.kind == .lockAcquired }.map(\.a)
             XCTAssertEqual(acquired, (0..<UInt64(events)).map { $0 }, "thread \(tid) in order")
+            // Stacks survive full rings (the thread that drains for the flusher records the event
+            // with the stack it would have had): one call site, one non-zero id.
+            let withStack = evs.filter { $0.kind == .lockAcquired && $0.a % 3 == 0 }.map(\.stack)
+            XCTAssertEqual(Set(withStack).count, 1, "thread \(tid): \(Set(withStack))")
+            XCTAssertFalse(withStack.contains(0), "thread \(tid): an event lost its stack")
+            XCTAssertTrue(evs.filter { $0.kind == .lockAcquired && $0.a % 3 != 0 }.allSatisfy { $0.stack == 0 })
         }
         // merged order: time goes backwards only where the reader says an event came later than
         // its reorder window allowed (a thread preempted for > 250 ms inside `record`)
@@ -145,6 +151,27 @@ final class RecorderTests: XCTestCase {
             last = max(last, e.time)
         }
         XCTAssertEqual(backwards, stream.lateEvents)
+    }
+
+    /// With 64-slot rings the threads fill them all the time and drain them themselves: still no
+    /// event lost, none out of order, and none without the stack it asked for.
+    func testTinyRingsLoseNothing() throws {
+        let dir = makeTempDir("tiny")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let child = TraceChild.start("threads", traceDir: dir,
+                                     extraEnv: ["TANGLE_TEST_THREADS": "4", "TANGLE_TEST_EVENTS": "5000", "TANGLE_BUFFER_SLOTS": "64"])
+        XCTAssertEqual(child.wait().status, 0)
+        let trace = try TraceReader.load(paths: [dir])
+        XCTAssertTrue(trace.problems.isEmpty, "\(trace.problems)")
+        var perThread: [Int32: [TraceEvent]] = [:]
+        for e in trace.events where e.kind == .lockAcquired { perThread[e.tid, default: []].append(e) }
+        XCTAssertEqual(perThread.count, 4)
+        for (tid, evs) in perThread {
+            XCTAssertEqual(evs.map(\.a), (0..<UInt64(5000)).map { $0 }, "thread \(tid)")
+            let withStack = evs.filter { $0.a % 3 == 0 }.map(\.stack)
+            XCTAssertFalse(withStack.contains(0), "thread \(tid): an event lost its stack")
+            XCTAssertEqual(Set(withStack).count, 1, "thread \(tid)")
+        }
     }
 
     /// A forked child writes its own file (ppid = the forker), starting with proc.start forked=1,
@@ -206,6 +233,36 @@ final class RecorderTests: XCTestCase {
             }
             XCTAssertGreaterThan(stackLines, 0)
             XCTAssertLessThanOrEqual(stackLines, 4, "\(file): a stack line per distinct stack, not per event")
+        }
+    }
+
+    /// Event times are CLOCK_MONOTONIC ns whichever clock the ring holds (TSC ticks converted by
+    /// the writer, or ns with TANGLE_CLOCK=monotonic): each event lies between the clock readings
+    /// taken just before and just after it (within 2 µs, for a loaded machine), in order.
+    func testEventTimesAreMonotonicNanosecondsInBothClockModes() throws {
+        for mode in ["", "monotonic"] {
+            let dir = makeTempDir("clock")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let child = TraceChild.start("clock", traceDir: dir, extraEnv: mode.isEmpty ? [:] : ["TANGLE_CLOCK": mode])
+            XCTAssertEqual(child.wait().status, 0)
+            let trace = try TraceReader.load(paths: [dir])
+            XCTAssertTrue(trace.problems.isEmpty, "\(trace.problems)")
+            let mine = trace.events.filter { $0.object == 9 }
+            XCTAssertEqual(mine.count, 6000)
+            var worst: Int64 = 0
+            for k in stride(from: 0, to: mine.count - 1, by: 2) {
+                let put = mine[k], get = mine[k + 1]
+                XCTAssertEqual(put.kind, .queuePut)
+                XCTAssertEqual(get.kind, .queueGet)
+                let early = Int64(put.a) - Int64(put.time)   // > 0: converted time before `before`
+                let late = Int64(put.time) - Int64(get.a)     // > 0: converted time after `after`
+                worst = max(worst, early, late)
+                XCTAssertLessThan(early, 2_000, "mode \(mode): event \(k) \(early) ns before the reading taken before it")
+                XCTAssertLessThan(late, 2_000, "mode \(mode): event \(k) \(late) ns after the reading taken after it")
+                XCTAssertLessThanOrEqual(put.time, get.time &+ 2_000)
+            }
+            print("clock mode \(mode.isEmpty ? "default" : mode): worst distance outside the bracket \(worst) ns")
+            XCTAssertEqual(trace.events.filter { $0.object == 8 }.count, 500)
         }
     }
 

@@ -19,6 +19,7 @@ enum TraceChildren {
         "threads": manyThreads,
         "fork": forkChild,
         "stacks": repeatedStacks,
+        "clock": bracketedTimes,
     ]
 
     static func env(_ key: String) -> String? { ProcessInfo.processInfo.environment[key] }
@@ -117,6 +118,26 @@ enum TraceChildren {
         }
         var st: Int32 = 0
         waitpid(pid, &st, 0)
+        Recorder.processExiting(status: 0, signal: 0)
+        return 0
+    }
+
+    /// 3000 events, each bracketed by CLOCK_MONOTONIC readings carried in its own `a` (before)
+    /// and in the next event's `a` (after); drains, sleeps and a second thread in between.
+    static func bracketedTimes() -> Int32 {
+        Recorder.start(processObject: 300, name: "clock")
+        let other = Thread {
+            for i in 0..<500 { Recorder.record(.lockReleased, object: 8, a: UInt64(i)) }
+        }
+        other.start()
+        for i in 0..<3000 {
+            let before = tangle_now_ns()
+            Recorder.record(.queuePut, object: 9, a: before, b: 1)
+            let after = tangle_now_ns()
+            Recorder.record(.queueGet, object: 9, a: after, b: 1)
+            if i % 500 == 0 { usleep(3000) }
+            if i % 700 == 0 { Recorder.flush() }
+        }
         Recorder.processExiting(status: 0, signal: 0)
         return 0
     }

@@ -111,6 +111,21 @@ int tangle_trace_on_exit(void (*fn)(int status, void *arg));
 /// CLOCK_MONOTONIC in ns.
 uint64_t tangle_now_ns(void);
 
+// ---- The ring's clock ----------------------------------------------------------------------------
+// Where the kernel itself derives CLOCK_MONOTONIC from the TSC (clocksource "tsc", constant and
+// nonstop TSC), the hot path stores raw TSC ticks (rdtsc: ~5 ns in line, against 23 ns for
+// clock_gettime, whose lfence serialises) and the writer converts them to CLOCK_MONOTONIC ns by
+// interpolating between (TSC, CLOCK_MONOTONIC) pairs it samples at every drain. Elsewhere, or with
+// TANGLE_CLOCK=monotonic, the ring holds CLOCK_MONOTONIC ns directly.
+
+/// 1 when ring times are TSC ticks. Decided once per process by tangle_trace_clock_init (before the
+/// first record; a forked child inherits it).
+extern int tangle_trace_clock_tsc;
+int tangle_trace_clock_init(void);
+/// A (TSC, CLOCK_MONOTONIC ns) pair: the best (narrowest) of three rdtsc–clock_gettime–rdtsc
+/// brackets, TSC at the bracket's middle. Returns the bracket's width in ticks.
+uint64_t tangle_clock_pair(uint64_t *tsc, uint64_t *ns);
+
 // ---- Stacks ------------------------------------------------------------------------------------
 
 /// Frame-pointer walk from the caller of this function: up to `max` return addresses into `pcs`,
