@@ -84,7 +84,7 @@ struct BenchAnalyze: ParsableCommand {
         let bytes = traceBytes(dir)
         let rss = peakRSSMB()
         let perSecond = Double(n) / max(seconds, 1e-9)
-        let out: [String: Any] = [
+        var out: [String: Any] = [
             "events": n,
             "events_per_s": Int(perSecond),
             "events_per_cpu_s": Int(Double(n) / max(cpu, 1e-9)),
@@ -102,6 +102,7 @@ struct BenchAnalyze: ParsableCommand {
             "read_events_per_s": Int(Double(readCount) / max(readCPU, 1e-9)),
             "model_ns_per_event": readCount == 0 ? 0 : Int(max(0, cpu - readCPU) * 1e9 / Double(readCount)),
         ]
+        if keep && generated { out["trace_dir"] = dir }
         if json {
             let data = try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys])
             FileHandle.standardOutput.write(data + Data("\n".utf8))
