@@ -363,6 +363,61 @@ final class ReaderTests: XCTestCase {
         }
     }
 
+    /// Lines whose text after `{"dt":N` repeats (decoded once, then reused) read exactly as the
+    /// same trace with absolute `t` on every line: explicit seq, names with escapes, unknown keys,
+    /// `dropped`, a repeated unknown kind and a repeated invalid line (each counted every time), a
+    /// line with a second `dt` (the last wins), across many dt values and interleaved threads.
+    func testSchemaV2RepeatedLineEnds() throws {
+        let dir = makeTempDir("v2rep")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ends = [
+            #","tid":11,"k":"lock.acquired","o":9,"s":3,"depth":1}"#,
+            #","tid":11,"k":"lock.released","o":9,"s":4}"#,
+            #","tid":12,"seq":40,"k":"lock.acquired","o":9,"depth":1,"junk":5,"more":"x"}"#,
+            #","tid":12,"k":"lock.new","o":77,"type":1,"name":"a\"b\u00e9"}"#,
+            #","tid":13,"k":"queue.get","o":5,"msg":8,"size":64,"r":"timeout"}"#,
+            #","tid":13,"k":"dropped","count":2}"#,
+            #","tid":13,"k":"no.such.kind","o":1}"#,
+            #","k":"queue.put","o":1}"#,
+            #","tid":11,"k":"lock.acquired","o":9,"dt":7}"#,
+        ]
+        var v2 = [Self.headerV2], v1 = [Self.header.replacingOccurrences(of: "\"t\":100", with: "\"t\":1000")]
+        var base: UInt64 = 1000
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<3000 {
+            let k = Int.random(in: 0..<ends.count, using: &rng)
+            let d = UInt64.random(in: 0...300, using: &rng)
+            let end = ends[k]
+            v2.append(#"{"dt":\#(d)"# + end)
+            if k == 7 {
+                v1.append(#"{"t":\#(base + d)"# + end)  // invalid (no tid): the base stays
+                continue
+            }
+            let t = k == 8 ? base + 7 : base + d
+            v1.append(#"{"t":\#(t)"# + (k == 8 ? #","tid":11,"k":"lock.acquired","o":9}"# : end))
+            base = t
+        }
+        let p2 = write(v2.joined(separator: "\n") + "\n", "10-1000.jsonl", in: dir)
+        try FileManager.default.createDirectory(atPath: dir + "/v1", withIntermediateDirectories: true)
+        let p1 = write(v1.joined(separator: "\n") + "\n", "10-1000.jsonl", in: dir + "/v1")
+        func read(_ path: String) throws -> ([TraceEvent], UInt64, UInt64, [String: UInt64]) {
+            let stream = try TraceEventStream(paths: [path])
+            var events: [TraceEvent] = []
+            while let e = try stream.next() { events.append(e) }
+            let d = try XCTUnwrap(stream.decoders.first)
+            return (events, d.unknownKeys, d.invalidLines, d.unknownKinds)
+        }
+        let (e2, uk2, inv2, kinds2) = try read(p2)
+        let (e1, uk1, inv1, kinds1) = try read(p1)
+        XCTAssertGreaterThan(e1.count, 2000)
+        XCTAssertEqual(e2, e1)
+        XCTAssertEqual(uk2, uk1)
+        XCTAssertEqual(inv2, inv1)
+        XCTAssertGreaterThan(inv1, 0)
+        XCTAssertEqual(kinds2, kinds1)
+        XCTAssertTrue(e2.contains { $0.text == "a\"bé" && $0.kind == .lockNew })
+    }
+
     /// The generic JSON parser: nesting, escapes, numbers.
     func testJSONParser() {
         XCTAssertEqual(JSONParser.parse(#"{"a":[1,-2,3.5,true,null,"x\u0041"],"b":{}}"#),

@@ -10,6 +10,7 @@ struct EventLineFields {
     var delta: UInt64 = 0
     var hasDelta = false
     var deltaNegative = false
+    var deltaCount = 0
     var pid: Int64 = 0
     var hasPid = false
     var tid: Int64 = 0
@@ -144,7 +145,7 @@ func parseEventLine(_ p: UnsafePointer<UInt8>, _ end: Int, _ f: inout EventLineF
                 default: addExtra(&f, ks, kl, v)
                 }
             case 2 where p[ks] == UInt8(ascii: "d") && p[ks + 1] == UInt8(ascii: "t"):
-                f.delta = v; f.hasDelta = true; f.deltaNegative = neg && v != 0
+                f.delta = v; f.hasDelta = true; f.deltaNegative = neg && v != 0; f.deltaCount &+= 1
             case 3:
                 if p[ks + 1] == UInt8(ascii: "i") && p[ks + 2] == UInt8(ascii: "d") && p[ks] == UInt8(ascii: "p") {
                     f.pid = Int64(bitPattern: v); f.hasPid = true

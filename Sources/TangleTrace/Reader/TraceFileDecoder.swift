@@ -22,6 +22,7 @@ public final class TraceFileDecoder {
     @exclusivity(unchecked) private var cachedSeq: UInt64 = 0
     @exclusivity(unchecked) private var cachedValid = false
     private let kinds = KindTable.shared
+    private let templates = LineTemplates()
     /// Where `next()` decodes into (uninitialized between calls).
     private let scratch = UnsafeMutablePointer<TraceEvent>.allocate(capacity: 1)
     @exclusivity(unchecked) private var pid: Int32 = 0
@@ -116,6 +117,17 @@ public final class TraceFileDecoder {
         while let line = raw.nextLine() {
             if line.isEmpty { continue }
             let p = line.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            // A `{"dt":N,…` line whose text after N was decoded recently: reuse that decoding.
+            var restHash: UInt64 = 0
+            var rest = 0
+            if let (delta, r) = leadingDelta(p, line.count), line.count - r <= LineTemplates.maxLength {
+                rest = r
+                restHash = LineTemplates.hash(p + r, line.count - r)
+                if let t = templates.find(p + r, line.count - r, restHash) {
+                    event(from: t, delta: delta, into: dst)
+                    return true
+                }
+            }
             var fields = EventLineFields()
             switch parseEventLine(p, line.count, &fields) {
             case .invalid:
@@ -130,9 +142,42 @@ public final class TraceFileDecoder {
             case .ok:
                 break
             }
-            if event(from: p, fields, into: dst) { return true }
+            let unknownBefore = unknownKeys
+            if event(from: p, fields, into: dst) {
+                if rest > 0 && fields.deltaCount == 1 && !fields.hasTime && !fields.deltaNegative {
+                    let t = templates.slot(p + rest, line.count - rest, restHash)
+                    t.pointee.kind = dst.pointee.kind
+                    t.pointee.pid = dst.pointee.pid
+                    t.pointee.tid = dst.pointee.tid
+                    t.pointee.hasSeq = fields.hasSeq
+                    t.pointee.seq = fields.seq
+                    t.pointee.object = dst.pointee.object
+                    t.pointee.stack = dst.pointee.stack
+                    t.pointee.result = dst.pointee.result
+                    t.pointee.a = dst.pointee.a
+                    t.pointee.b = dst.pointee.b
+                    t.pointee.c = dst.pointee.c
+                    t.pointee.text = dst.pointee.text
+                    t.pointee.unknownKeys = unknownKeys &- unknownBefore
+                }
+                return true
+            }
         }
         return false
+    }
+
+    /// `event(from:into:)` for a line whose text after `{"dt":N` is that of template `t`.
+    @inline(__always) private func event(from t: UnsafeMutablePointer<LineTemplate>, delta: UInt64, into dst: UnsafeMutablePointer<TraceEvent>) {
+        let time = timeBase &+ delta
+        timeBase = time
+        let seq = restoreSeq(t.pointee.tid, t.pointee.hasSeq ? t.pointee.seq : nil)
+        unknownKeys &+= t.pointee.unknownKeys
+        if t.pointee.kind == .dropped { dropped &+= t.pointee.a }
+        events += 1
+        dst.initialize(to: TraceEvent(time: time, pid: t.pointee.pid, tid: t.pointee.tid, seq: seq, kind: t.pointee.kind,
+                                      object: t.pointee.object, stack: t.pointee.stack, result: t.pointee.result,
+                                      a: t.pointee.a, b: t.pointee.b, c: t.pointee.c, text: nil))
+        if t.pointee.text != nil { dst.pointee.text = t.pointee.text }
     }
 
     /// The seq of an event of `tid` without an explicit one: the previous + 1, or 0.

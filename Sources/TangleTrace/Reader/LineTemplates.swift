@@ -1,0 +1,95 @@
+import Glibc
+
+/// Recently decoded event lines by their text after the leading `{"dt":N`: the recorder repeats
+/// the same line end for a thread doing the same thing (a lock taken and released in a loop), and
+/// such a line is then decoded by comparing bytes instead of parsing them. An entry holds exactly
+/// what decoding that text gave (it contains no time), so a hit decodes to the same event.
+struct LineTemplate {
+    var hash: UInt64 = 0
+    /// Length of the text (-1: empty entry).
+    var length = -1
+    var kind: EventKind = .dropped
+    var pid: Int32 = 0
+    var tid: Int32 = 0
+    var hasSeq = false
+    var seq: UInt64 = 0
+    var object: UInt64 = 0
+    var stack: UInt32 = 0
+    var result: WaitResult = .ok
+    var a: UInt64 = 0
+    var b: UInt64 = 0
+    var c: UInt64 = 0
+    var text: String?
+    /// Unknown keys the text has (counted again at each use).
+    var unknownKeys: UInt64 = 0
+}
+
+final class LineTemplates {
+    static let slots = 16
+    static let maxLength = 192
+    let entries: UnsafeMutablePointer<LineTemplate>
+    let bytes: UnsafeMutablePointer<UInt8>
+
+    init() {
+        entries = .allocate(capacity: Self.slots)
+        entries.initialize(repeating: LineTemplate(), count: Self.slots)
+        bytes = .allocate(capacity: Self.slots * Self.maxLength)
+    }
+
+    deinit {
+        entries.deinitialize(count: Self.slots)
+        entries.deallocate()
+        bytes.deallocate()
+    }
+
+    /// A cheap key of `n` ≥ 8 bytes: the length and four words (start, 8, 16, end: the thread, the
+    /// kind, the arguments' end), independent multiplies. Only a prefilter: entries are compared
+    /// byte for byte.
+    @inline(__always) static func hash(_ p: UnsafePointer<UInt8>, _ n: Int) -> UInt64 {
+        let raw = UnsafeRawPointer(p)
+        let w0 = raw.loadUnaligned(as: UInt64.self)
+        let wl = raw.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
+        var h = (w0 &* 0x9E37_79B9_7F4A_7C15) ^ (wl &* 0xBF58_476D_1CE4_E5B9) ^ (UInt64(n) &* 0x94D0_49BB_1331_11EB)
+        if n >= 24 {
+            h ^= raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self) &* 0xD6E8_FEB8_6659_FD93
+            h ^= raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self) &* 0xC2B2_AE3D_27D4_EB4F
+        }
+        return h ^ (h >> 29)
+    }
+
+    /// The entry for this text, when it is there.
+    @inline(__always) func find(_ p: UnsafePointer<UInt8>, _ n: Int, _ h: UInt64) -> UnsafeMutablePointer<LineTemplate>? {
+        let i = Int(truncatingIfNeeded: h >> 60) & (Self.slots - 1)
+        let e = entries + i
+        if e.pointee.length == n && e.pointee.hash == h && memcmp(bytes + i * Self.maxLength, p, n) == 0 { return e }
+        return nil
+    }
+
+    /// Stores the text of an entry (the caller fills in the decoded fields).
+    @inline(__always) func slot(_ p: UnsafePointer<UInt8>, _ n: Int, _ h: UInt64) -> UnsafeMutablePointer<LineTemplate> {
+        let i = Int(truncatingIfNeeded: h >> 60) & (Self.slots - 1)
+        (bytes + i * Self.maxLength).update(from: p, count: n)
+        let e = entries + i
+        e.pointee.hash = h
+        e.pointee.length = n
+        return e
+    }
+}
+
+/// The `N` and the offset of the `,` after it when the line starts with `{"dt":N,` (N: 1 to 19
+/// digits), else nil.
+@inline(__always) func leadingDelta(_ p: UnsafePointer<UInt8>, _ n: Int) -> (delta: UInt64, rest: Int)? {
+    // {"dt": = 7B 22 64 74 22 3A
+    guard n > 16, UnsafeRawPointer(p).loadUnaligned(as: UInt32.self) == 0x7464_227B,
+          p[4] == 0x22, p[5] == 0x3A else { return nil }
+    var i = 6
+    var v: UInt64 = 0
+    while i < n {
+        let d = p[i] &- 48
+        if d > 9 { break }
+        v = v &* 10 &+ UInt64(d)
+        i += 1
+    }
+    guard i > 6, i - 6 <= 19, i < n, p[i] == UInt8(ascii: ",") else { return nil }
+    return (v, i)
+}
