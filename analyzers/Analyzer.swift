@@ -43,16 +43,21 @@ public enum Analyzer {
         }
         // Pids known to be registered, direct-mapped (saves hashing at every switch of process).
         var knownCache = [Int32](repeating: 0, count: 64)
-        while let e = try stream.next() {
-            if e.pid != lastPid {
-                let slot = Int(UInt32(bitPattern: e.pid) & 63)
-                if knownCache[slot] != e.pid || e.pid == 0 {
-                    if !known.contains(e.pid) { register(e.pid) }
-                    if known.contains(e.pid) { knownCache[slot] = e.pid }
+        // Events are moved out of the stream into `e` and consumed in place (no copies).
+        let e = UnsafeMutablePointer<TraceEvent>.allocate(capacity: 1)
+        defer { e.deallocate() }
+        while try stream.next(into: e) {
+            let pid = e.pointee.pid
+            if pid != lastPid {
+                let slot = Int(UInt32(bitPattern: pid) & 63)
+                if knownCache[slot] != pid || pid == 0 {
+                    if !known.contains(pid) { register(pid) }
+                    if known.contains(pid) { knownCache[slot] = pid }
                 }
-                lastPid = e.pid
+                lastPid = pid
             }
-            session.consume(e)
+            session.consume(e.pointee)
+            e.deinitialize(count: 1)
         }
         // Files with a header and no events, and module tables completed by later records.
         for d in stream.decoders { if let h = d.header { paths[h.pid] = d.path } }

@@ -164,6 +164,8 @@ public final class TraceEventStream {
     @exclusivity(unchecked) private var sources: [ObjectIdentifier: Source] = [:]
     /// A source taken out of the heap during `next`, released at the following call.
     @exclusivity(unchecked) private var finishedSource: Source?
+    /// Where `next()` receives the event (uninitialized between calls).
+    private let scratch = UnsafeMutablePointer<TraceEvent>.allocate(capacity: 1)
     @exclusivity(unchecked) private var openedDecoders: [TraceFileDecoder] = []
     private var unreadableFiles = 0
 
@@ -182,6 +184,8 @@ public final class TraceEventStream {
             try open(last)
         }
     }
+
+    deinit { scratch.deallocate() }
 
     public convenience init(files: [String]) throws {
         try self.init(paths: files)
@@ -254,24 +258,33 @@ public final class TraceEventStream {
     /// The next event in merged order, or nil at the end. Throws when a file that is opened late
     /// turns out not to be a trace.
     public func next() throws -> TraceEvent? {
-        finishedSource = nil
+        try next(into: scratch) ? scratch.move() : nil
+    }
+
+    /// `next()`, moving the event into uninitialized `dst` instead of returning it (no copies on
+    /// the way); false at the end (`dst` left uninitialized).
+    public func next(into dst: UnsafeMutablePointer<TraceEvent>) throws -> Bool {
+        if finishedSource != nil { finishedSource = nil }
         while true {
-            if let last = pending.last, heap.isEmpty || last.startFromName <= heap[0].time {
+            // (`pending.isEmpty` first: `pending.last` copies a file record, path included.)
+            if !pending.isEmpty, let last = pending.last, heap.isEmpty || last.startFromName <= heap[0].time {
                 pending.removeLast()
                 try open(last)
                 continue
             }
-            guard !heap.isEmpty else { return nil }
-            let e = heap[0].source._withUnsafeGuaranteedRef { advance($0) }
+            guard !heap.isEmpty else { return false }
+            heap[0].source._withUnsafeGuaranteedRef { advance($0, into: dst) }
             eventCount += 1
-            return e
+            return true
         }
     }
 
-    /// Takes the front event of `s`, the heap's top, and restores the heap.
-    @inline(__always) private func advance(_ s: Source) -> TraceEvent {
-        let e = s.popFront()
-        if e.time < maxEmitted { lateEvents += 1 } else { maxEmitted = e.time }
+    /// Moves the front event of `s`, the heap's top, to `dst` and restores the heap.
+    @inline(__always) private func advance(_ s: Source, into dst: UnsafeMutablePointer<TraceEvent>) {
+        dst.moveInitialize(from: s.slot(s.head), count: 1)
+        s.head += 1
+        let time = dst.pointee.time
+        if time < maxEmitted { lateEvents += 1 } else { maxEmitted = time }
         refill(s)
         if s.count == 0 {
             heapPopTop()
@@ -282,7 +295,6 @@ public final class TraceEventStream {
             heap[0] = s.entry()
             siftDown(0)
         }
-        return e
     }
 
     /// Problems of every file opened so far (call after the last event for the full list).
