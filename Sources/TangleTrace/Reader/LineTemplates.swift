@@ -93,3 +93,40 @@ final class LineTemplates {
     guard i > 6, i - 6 <= 19, i < n, p[i] == UInt8(ascii: ",") else { return nil }
     return (v, i)
 }
+
+/// Initializes an event in place, field by field: building a `TraceEvent` value and moving it
+/// into the memory costs an outlined, value-witness copy and destroy per event (measured ~4 % of
+/// an analysis); writing the fields where they go costs nothing extra.
+struct TraceEventWriter {
+    private let time = MemoryLayout<TraceEvent>.offset(of: \TraceEvent.time)!
+    private let pid = MemoryLayout<TraceEvent>.offset(of: \TraceEvent.pid)!
+    private let tid = MemoryLayout<TraceEvent>.offset(of: \TraceEvent.tid)!
+    private let seq = MemoryLayout<TraceEvent>.offset(of: \TraceEvent.seq)!
+    private let kind = MemoryLayout<TraceEvent>.offset(of: \TraceEvent.kind)!
+    private let object = MemoryLayout<TraceEvent>.offset(of: \TraceEvent.object)!
+    private let stack = MemoryLayout<TraceEvent>.offset(of: \TraceEvent.stack)!
+    private let result = MemoryLayout<TraceEvent>.offset(of: \TraceEvent.result)!
+    private let a = MemoryLayout<TraceEvent>.offset(of: \TraceEvent.a)!
+    private let b = MemoryLayout<TraceEvent>.offset(of: \TraceEvent.b)!
+    private let c = MemoryLayout<TraceEvent>.offset(of: \TraceEvent.c)!
+    private let text = MemoryLayout<TraceEvent>.offset(of: \TraceEvent.text)!
+
+    @inline(__always)
+    func initialize(_ dst: UnsafeMutablePointer<TraceEvent>, time t: UInt64, pid p: Int32, tid th: Int32, seq s: UInt64,
+                    kind k: EventKind, object o: UInt64, stack st: UInt32, result r: WaitResult,
+                    a va: UInt64, b vb: UInt64, c vc: UInt64, text tx: String?) {
+        let raw = UnsafeMutableRawPointer(dst)
+        raw.storeBytes(of: t, toByteOffset: time, as: UInt64.self)
+        raw.storeBytes(of: p, toByteOffset: pid, as: Int32.self)
+        raw.storeBytes(of: th, toByteOffset: tid, as: Int32.self)
+        raw.storeBytes(of: s, toByteOffset: seq, as: UInt64.self)
+        raw.storeBytes(of: k, toByteOffset: kind, as: EventKind.self)
+        raw.storeBytes(of: o, toByteOffset: object, as: UInt64.self)
+        raw.storeBytes(of: st, toByteOffset: stack, as: UInt32.self)
+        raw.storeBytes(of: r, toByteOffset: result, as: WaitResult.self)
+        raw.storeBytes(of: va, toByteOffset: a, as: UInt64.self)
+        raw.storeBytes(of: vb, toByteOffset: b, as: UInt64.self)
+        raw.storeBytes(of: vc, toByteOffset: c, as: UInt64.self)
+        (raw + text).initializeMemory(as: String?.self, repeating: tx, count: 1)
+    }
+}

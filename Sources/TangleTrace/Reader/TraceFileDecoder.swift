@@ -23,6 +23,7 @@ public final class TraceFileDecoder {
     @exclusivity(unchecked) private var cachedValid = false
     private let kinds = KindTable.shared
     private let templates = LineTemplates()
+    private let writer = TraceEventWriter()
     /// Where `next()` decodes into (uninitialized between calls).
     private let scratch = UnsafeMutablePointer<TraceEvent>.allocate(capacity: 1)
     @exclusivity(unchecked) private var pid: Int32 = 0
@@ -174,10 +175,9 @@ public final class TraceFileDecoder {
         unknownKeys &+= t.pointee.unknownKeys
         if t.pointee.kind == .dropped { dropped &+= t.pointee.a }
         events += 1
-        dst.initialize(to: TraceEvent(time: time, pid: t.pointee.pid, tid: t.pointee.tid, seq: seq, kind: t.pointee.kind,
-                                      object: t.pointee.object, stack: t.pointee.stack, result: t.pointee.result,
-                                      a: t.pointee.a, b: t.pointee.b, c: t.pointee.c, text: nil))
-        if t.pointee.text != nil { dst.pointee.text = t.pointee.text }
+        writer.initialize(dst, time: time, pid: t.pointee.pid, tid: t.pointee.tid, seq: seq, kind: t.pointee.kind,
+                          object: t.pointee.object, stack: t.pointee.stack, result: t.pointee.result,
+                          a: t.pointee.a, b: t.pointee.b, c: t.pointee.c, text: t.pointee.text)
     }
 
     /// The seq of an event of `tid` without an explicit one: the previous + 1, or 0.
@@ -259,9 +259,9 @@ public final class TraceFileDecoder {
         }
         if kind == .dropped { dropped &+= a }
         events += 1
-        dst.initialize(to: TraceEvent(time: time, pid: f.hasPid ? Int32(truncatingIfNeeded: f.pid) : pid, tid: tid, seq: seq,
-                                      kind: kind, object: f.object, stack: UInt32(truncatingIfNeeded: f.stack), result: result,
-                                      a: a, b: b, c: c, text: text))
+        writer.initialize(dst, time: time, pid: f.hasPid ? Int32(truncatingIfNeeded: f.pid) : pid, tid: tid, seq: seq,
+                          kind: kind, object: f.object, stack: UInt32(truncatingIfNeeded: f.stack), result: result,
+                          a: a, b: b, c: c, text: text)
         return true
     }
 
