@@ -254,14 +254,11 @@ void tangle_trace_count_drop(void) {
 // rings itself under the writer lock — when nobody holds that lock (the flusher sleeps, or waits
 // for a CPU on a busy machine), when the recorder is not running, or when the drainer makes no
 // progress for 2 ms (stuck in write(2), or gone).
+// 200 µs without progress: longer than a drain round, shorter than a scheduler slice.
+static const uint64_t self_drain_after_ns = 200000;
+
 __attribute__((noinline)) static int wait_for_room(tangle_tbuf *b, uint64_t head, uint64_t need) {
     if (__atomic_load_n(&tangle_trace_state, __ATOMIC_RELAXED) != 1) return 0;
-    // Nobody is draining (the flusher sleeps or waits for a CPU on a busy machine): draining
-    // ourselves now beats waiting for it to be scheduled.
-    if (pthread_mutex_trylock(&writer_lock) == 0) {
-        pthread_mutex_unlock(&writer_lock);
-        return 0;
-    }
     tangle_trace_wake();
     uint64_t last = __atomic_load_n(&b->tail, __ATOMIC_ACQUIRE);
     uint64_t since = tangle_now_ns();
@@ -277,7 +274,9 @@ __attribute__((noinline)) static int wait_for_room(tangle_tbuf *b, uint64_t head
             since = tangle_now_ns();
         } else if ((i & 31) == 0) {
             if (__atomic_load_n(&tangle_trace_state, __ATOMIC_RELAXED) != 1) return 0;
-            if (pthread_mutex_trylock(&writer_lock) == 0) {  // the drainer stopped: our turn
+            // No progress for a while and nobody draining (the flusher waits for a CPU on a busy
+            // machine): draining ourselves beats waiting for it to be scheduled.
+            if (tangle_now_ns() - since > self_drain_after_ns && pthread_mutex_trylock(&writer_lock) == 0) {
                 pthread_mutex_unlock(&writer_lock);
                 return 0;
             }
