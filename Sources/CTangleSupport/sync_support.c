@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -130,6 +131,38 @@ int tangle_lock_acquire_slow(tangle_lock_t *l, int64_t timeout_ns, int32_t *dead
         if (__atomic_load_n(&l->word, __ATOMIC_SEQ_CST) != 0) tangle_futex_wait(&l->word, 1, wait);
         __atomic_fetch_sub(&l->waiters, 1, __ATOMIC_SEQ_CST);
     }
+}
+
+_Static_assert(sizeof(tangle_lock_t) == 20, "tangle_lock_t layout");
+_Static_assert(offsetof(tangle_queue_t, tail_lock) == 64, "queue producers' line");
+_Static_assert(offsetof(tangle_queue_t, head_lock) == 128, "queue consumers' line");
+_Static_assert(offsetof(tangle_queue_t, not_empty_seq) == 192, "queue getters' line");
+_Static_assert(offsetof(tangle_queue_t, not_full_seq) == 256, "queue putters' line");
+_Static_assert(offsetof(tangle_queue_t, join_lock) == 320, "queue join line");
+_Static_assert(sizeof(tangle_queue_t) == 384, "queue state size");
+
+void tangle_queue_lock_slow(tangle_lock_t *l) {
+    if (tangle_lock_spin(l, 400)) return;
+    int32_t dead = 0;
+    (void)tangle_lock_acquire_slow(l, -1, &dead);   // 0 or EOWNERDEAD: held either way
+}
+
+void tangle_queue_wait_nonempty(tangle_queue_t *q, int64_t timeout_ns) {
+    __atomic_fetch_add(&q->not_empty_waiters, 1, __ATOMIC_SEQ_CST);
+    uint32_t seq = __atomic_load_n(&q->not_empty_seq, __ATOMIC_SEQ_CST);
+    uint64_t h = __atomic_load_n(&q->head, __ATOMIC_SEQ_CST);
+    if ((uint32_t)h == (uint32_t)__atomic_load_n(&q->tail, __ATOMIC_SEQ_CST))
+        tangle_futex_wait(&q->not_empty_seq, seq, timeout_ns);
+    __atomic_fetch_sub(&q->not_empty_waiters, 1, __ATOMIC_SEQ_CST);
+}
+
+void tangle_queue_wait_room(tangle_queue_t *q, uint64_t need, int64_t timeout_ns) {
+    __atomic_fetch_add(&q->not_full_waiters, 1, __ATOMIC_SEQ_CST);
+    uint32_t seq = __atomic_load_n(&q->not_full_seq, __ATOMIC_SEQ_CST);
+    uint64_t h = __atomic_load_n(&q->head, __ATOMIC_SEQ_CST);
+    if (!tangle_queue_fits(q, __atomic_load_n(&q->tail, __ATOMIC_SEQ_CST), h, need))
+        tangle_futex_wait(&q->not_full_seq, seq, timeout_ns);
+    __atomic_fetch_sub(&q->not_full_waiters, 1, __ATOMIC_SEQ_CST);
 }
 
 int tangle_sem_acquire_slow(tangle_sem_t *s, int64_t timeout_ns) {
