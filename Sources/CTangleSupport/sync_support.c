@@ -7,6 +7,7 @@
 #include <linux/futex.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -148,21 +149,55 @@ void tangle_queue_lock_slow(tangle_lock_t *l) {
 }
 
 void tangle_queue_wait_nonempty(tangle_queue_t *q, int64_t timeout_ns) {
-    __atomic_fetch_add(&q->not_empty_waiters, 1, __ATOMIC_SEQ_CST);
+    __atomic_fetch_add(&q->not_empty_sleepers, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&q->not_empty_armed, 1, __ATOMIC_SEQ_CST);
     uint32_t seq = __atomic_load_n(&q->not_empty_seq, __ATOMIC_SEQ_CST);
     uint64_t h = __atomic_load_n(&q->head, __ATOMIC_SEQ_CST);
     if ((uint32_t)h == (uint32_t)__atomic_load_n(&q->tail, __ATOMIC_SEQ_CST))
         tangle_futex_wait(&q->not_empty_seq, seq, timeout_ns);
-    __atomic_fetch_sub(&q->not_empty_waiters, 1, __ATOMIC_SEQ_CST);
+    // The wake that ended this sleep disarmed the queue: re-arm it for the getters still asleep.
+    if (__atomic_sub_fetch(&q->not_empty_sleepers, 1, __ATOMIC_SEQ_CST) != 0)
+        __atomic_store_n(&q->not_empty_armed, 1, __ATOMIC_SEQ_CST);
+}
+
+void tangle_queue_pass_on(tangle_queue_t *q) {
+    if (__atomic_load_n(&q->not_empty_sleepers, __ATOMIC_SEQ_CST) == 0) return;
+    uint64_t h = __atomic_load_n(&q->head, __ATOMIC_SEQ_CST);
+    if ((uint32_t)h == (uint32_t)__atomic_load_n(&q->tail, __ATOMIC_SEQ_CST)) return;
+    __atomic_fetch_add(&q->not_empty_seq, 1, __ATOMIC_SEQ_CST);
+    tangle_futex_wake(&q->not_empty_seq, 1);
+}
+
+int tangle_queue_poll_nonempty(tangle_queue_t *q, int spins, int yields) {
+    for (int i = 0; i < spins; i++) {
+        if (tangle_queue_looks_nonempty(q)) return 1;
+        __builtin_ia32_pause();
+    }
+    for (int i = 0; i < yields; i++) {
+        if (tangle_queue_looks_nonempty(q)) return 1;
+        sched_yield();
+    }
+    return tangle_queue_looks_nonempty(q);
+}
+
+int tangle_queue_poll_fits(tangle_queue_t *q, uint64_t need, int spins, int yields) {
+    for (int i = 0; i < spins; i++) {
+        if (tangle_queue_looks_fits(q, need)) return 1;
+        __builtin_ia32_pause();
+    }
+    for (int i = 0; i < yields; i++) {
+        if (tangle_queue_looks_fits(q, need)) return 1;
+        sched_yield();
+    }
+    return tangle_queue_looks_fits(q, need);
 }
 
 void tangle_queue_wait_room(tangle_queue_t *q, uint64_t need, int64_t timeout_ns) {
-    __atomic_fetch_add(&q->not_full_waiters, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&q->not_full_armed, 1, __ATOMIC_SEQ_CST);
     uint32_t seq = __atomic_load_n(&q->not_full_seq, __ATOMIC_SEQ_CST);
     uint64_t h = __atomic_load_n(&q->head, __ATOMIC_SEQ_CST);
     if (!tangle_queue_fits(q, __atomic_load_n(&q->tail, __ATOMIC_SEQ_CST), h, need))
         tangle_futex_wait(&q->not_full_seq, seq, timeout_ns);
-    __atomic_fetch_sub(&q->not_full_waiters, 1, __ATOMIC_SEQ_CST);
 }
 
 int tangle_sem_acquire_slow(tangle_sem_t *s, int64_t timeout_ns) {

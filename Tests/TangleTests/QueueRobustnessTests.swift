@@ -119,4 +119,64 @@ final class QueueRobustnessTests: XCTestCase {
         XCTAssertTrue(q.isEmpty)
         XCTAssertEqual(q.unfinished, 0)
     }
+
+    // Checks: no lost wake-up when several getters sleep (a put wakes one and the woken getter
+    // passes the wake on) or several putters sleep on a full queue: three consumer threads get
+    // 300 messages put one at a time, each after the previous one was acknowledged (so getters are
+    // asleep at every put); then three producer threads fill a maxsize-1 queue drained slowly.
+    func testSleepingGettersAndPuttersAreWoken() throws {
+        let q = Queue<Int>()
+        let acks = Queue<Int>()
+        let sums = Queue<Int>()
+        var consumers: [TestThread] = []
+        for _ in 0..<3 {
+            consumers.append(TestThread {
+                var sum = 0
+                while let v = try? q.get(timeout: .seconds(30)), v >= 0 {
+                    sum += v
+                    try? acks.put(v)
+                }
+                try? sums.put(sum)
+            })
+        }
+        for i in 0..<300 {
+            if i % 10 == 0 { usleep(2000) }
+            try q.put(i)
+            XCTAssertEqual(try acks.get(timeout: .seconds(30)), i)
+        }
+        for _ in 0..<3 { try q.put(-1) }
+        var total = 0
+        for _ in 0..<3 { total += try sums.get(timeout: .seconds(30)) }
+        consumers.forEach { $0.join() }
+        XCTAssertEqual(total, (0..<300).reduce(0, +))
+
+        // Three getters asleep, three messages put in a burst: each getter takes exactly one and
+        // stops, so the one woken must pass the wake on.
+        for round in 0..<5 {
+            let one = Queue<Int>()
+            let done = Queue<Int>()
+            let getters = (0..<3).map { _ in TestThread { if let v = try? one.get(timeout: .seconds(30)) { try? done.put(v) } } }
+            usleep(20_000)
+            for i in 0..<3 { try one.put(round * 10 + i) }
+            var seen = Set<Int>()
+            for _ in 0..<3 { if let v = try? done.get(timeout: .seconds(10)) { seen.insert(v) } }
+            getters.forEach { $0.join() }
+            XCTAssertEqual(seen, Set((0..<3).map { round * 10 + $0 }), "round \(round): a sleeping getter was not woken")
+            if seen.count != 3 { break }
+        }
+
+        let small = Queue<Int>(maxsize: 1)
+        var producers: [TestThread] = []
+        for p in 0..<3 {
+            producers.append(TestThread { for i in 0..<100 { try? small.put(p * 1000 + i, timeout: .seconds(30)) } })
+        }
+        var got = Set<Int>()
+        for k in 0..<300 {
+            if k % 25 == 0 { usleep(2000) }
+            got.insert(try small.get(timeout: .seconds(30)))
+        }
+        producers.forEach { $0.join() }
+        XCTAssertEqual(got.count, 300)
+        XCTAssertTrue(small.isEmpty)
+    }
 }

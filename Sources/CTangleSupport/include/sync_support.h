@@ -121,13 +121,15 @@ typedef struct {
     uint64_t head;              // (messages got << 32) | read position
     uint64_t tail_seen;         // consumers' last read of `tail`
     uint8_t pad2[24];
-    // line 3: getters asleep (bumped and woken by a put only when waiters != 0)
+    // line 3: getters asleep. A put wakes one only when `armed` (a getter went to sleep since the
+    // last wake), so a stream of puts makes one futex_wake per sleep, not one per message.
     uint32_t not_empty_seq;
-    uint32_t not_empty_waiters;
-    uint8_t pad3[56];
-    // line 4: putters asleep (bumped and woken by a get only when waiters != 0)
+    uint32_t not_empty_armed;
+    uint32_t not_empty_sleepers;   // getters inside tangle_queue_wait_nonempty
+    uint8_t pad3[52];
+    // line 4: putters asleep: a get wakes them all when `armed` (they may need different room).
     uint32_t not_full_seq;
-    uint32_t not_full_waiters;
+    uint32_t not_full_armed;
     uint8_t pad4[56];
     // line 5: JoinableQueue (unfinished = messages put - done, mod 2^32)
     tangle_lock_t join_lock;
@@ -194,7 +196,8 @@ static inline void tangle_queue_put_commit(tangle_queue_t *q, uint64_t need) {
     // seq_cst: the store is ordered before the waiters load (a getter registers, then looks).
     __atomic_store_n(&q->tail, tangle_queue_advance(q, t, need), __ATOMIC_SEQ_CST);
     tangle_lock_release(&q->tail_lock);
-    if (__builtin_expect(__atomic_load_n(&q->not_empty_waiters, __ATOMIC_SEQ_CST) != 0, 0)) {
+    if (__builtin_expect(__atomic_load_n(&q->not_empty_armed, __ATOMIC_SEQ_CST) != 0, 0)
+        && __atomic_exchange_n(&q->not_empty_armed, 0, __ATOMIC_SEQ_CST) != 0) {
         __atomic_fetch_add(&q->not_empty_seq, 1, __ATOMIC_SEQ_CST);
         tangle_futex_wake(&q->not_empty_seq, 1);
     }
@@ -217,7 +220,8 @@ static inline void tangle_queue_get_commit(tangle_queue_t *q, uint64_t need) {
     uint64_t h = __atomic_load_n(&q->head, __ATOMIC_RELAXED);
     __atomic_store_n(&q->head, tangle_queue_advance(q, h, need), __ATOMIC_SEQ_CST);
     tangle_lock_release(&q->head_lock);
-    if (__builtin_expect(__atomic_load_n(&q->not_full_waiters, __ATOMIC_SEQ_CST) != 0, 0)) {
+    if (__builtin_expect(__atomic_load_n(&q->not_full_armed, __ATOMIC_SEQ_CST) != 0, 0)
+        && __atomic_exchange_n(&q->not_full_armed, 0, __ATOMIC_SEQ_CST) != 0) {
         __atomic_fetch_add(&q->not_full_seq, 1, __ATOMIC_SEQ_CST);
         tangle_futex_wake(&q->not_full_seq, INT32_MAX);
     }
@@ -235,6 +239,12 @@ static inline int tangle_queue_looks_fits(tangle_queue_t *q, uint64_t need) {
     return tangle_queue_fits(q, __atomic_load_n(&q->tail, __ATOMIC_ACQUIRE), h, need);
 }
 
+/// Before sleeping: polls for a message (or room for `need` bytes), `spins` pauses then up to
+/// `yields` sched_yield calls (on 2 cores a spinner steals the CPU the other side needs). 1 when
+/// the condition looks met.
+int tangle_queue_poll_nonempty(tangle_queue_t *q, int spins, int yields);
+int tangle_queue_poll_fits(tangle_queue_t *q, uint64_t need, int spins, int yields);
+
 /// Messages in the queue (a consistent snapshot: head is read before tail).
 static inline uint32_t tangle_queue_count(tangle_queue_t *q) {
     uint64_t h = __atomic_load_n(&q->head, __ATOMIC_ACQUIRE);
@@ -244,6 +254,9 @@ static inline uint32_t tangle_queue_count(tangle_queue_t *q) {
 /// No lock held: sleeps until a put may have made the queue non-empty, or `timeout_ns` passes
 /// (< 0: no limit). Returns at once when it is not empty. The caller re-checks under head_lock.
 void tangle_queue_wait_nonempty(tangle_queue_t *q, int64_t timeout_ns);
+/// After a getter that slept took a message: a put wakes only one sleeper per arming, so pass the
+/// wake on when messages remain and other getters sleep.
+void tangle_queue_pass_on(tangle_queue_t *q);
 /// No lock held: sleeps until a get may have made room for `need` bytes, or `timeout_ns` passes.
 void tangle_queue_wait_room(tangle_queue_t *q, uint64_t need, int64_t timeout_ns);
 

@@ -109,6 +109,10 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
     }
     public var maxsize: Int { Int(q.pointee.maxsize) }
 
+    /// Polling before a wait: pauses, then sched_yields (see tangle_queue_poll_nonempty).
+    static var spins: Int32 { 1000 }
+    static var yields: Int32 { 20 }
+
     @inline(__always) private func checkOpen() throws {
         if closedLocally { throw QueueError.closed(object: object) }
     }
@@ -189,8 +193,7 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
             throw QueueError.full(object: object)
         }
         tangle_lock_release(&q.pointee.tail_lock)
-        var spins = 0
-        while spins < 2000 && tangle_queue_looks_fits(q, UInt64(need)) == 0 { tangle_cpu_relax(); spins += 1 }
+        _ = tangle_queue_poll_fits(q, UInt64(need), Queue.spins, Queue.yields)
         tangle_queue_lock(&q.pointee.tail_lock)
         var r = tangle_queue_reserve(q, UInt64(need))
         if r >= 0 { return r }
@@ -229,7 +232,8 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
         try checkOpen()
         tangle_queue_lock(&q.pointee.head_lock)
         var r = tangle_queue_peek(q)
-        if r < 0 { r = try getWaitForMessage(ns: ns) }
+        let waited = r < 0
+        if waited { r = try getWaitForMessage(ns: ns) }
         let off = Int(r)
         let n: Int
         let msg: UInt64
@@ -256,12 +260,14 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
                 }
             }
             tangle_queue_get_commit(q, need)
+            if waited { tangle_queue_pass_on(q) }
             if _tracing { Recorder.record(.queueGet, object: object, a: msg, b: UInt64(n)) }
             return value
         }
         return try withUnsafeTemporaryAllocation(byteCount: max(n, 1), alignment: 8) { buffer in
             if n > 0 { ringRead(at, buffer.baseAddress!, n) }
             tangle_queue_get_commit(q, need)
+            if waited { tangle_queue_pass_on(q) }
             if _tracing { Recorder.record(.queueGet, object: object, a: msg, b: UInt64(n)) }
             if copiesRawBytes {
                 throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "queue \(object): a \(n)-byte message for a \(MemoryLayout<T>.size)-byte \(T.self)"))
@@ -280,8 +286,7 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
             throw QueueError.empty(object: object)
         }
         tangle_lock_release(&q.pointee.head_lock)
-        var spins = 0
-        while spins < 4000 && tangle_queue_looks_nonempty(q) == 0 { tangle_cpu_relax(); spins += 1 }
+        _ = tangle_queue_poll_nonempty(q, Queue.spins, Queue.yields)
         tangle_queue_lock(&q.pointee.head_lock)
         var r = tangle_queue_peek(q)
         if r >= 0 { return r }
