@@ -178,6 +178,14 @@ static inline uint64_t tangle_queue_advance(const tangle_queue_t *q, uint64_t wo
     return ((uint64_t)((uint32_t)(word >> 32) + 1) << 32) | p;
 }
 
+#if defined(__x86_64__)
+// A locked instruction (the unlock's exchange) follows: it orders earlier stores before later
+// loads; only keep the compiler from moving the store past it.
+#define TANGLE_QUEUE_FENCE_BEFORE_UNLOCK() __atomic_signal_fence(__ATOMIC_SEQ_CST)
+#else
+#define TANGLE_QUEUE_FENCE_BEFORE_UNLOCK() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#endif
+
 /// tail_lock held: the ring offset where a record of `need` bytes goes, or -1 when it does not fit
 /// (full by bytes or by maxsize).
 static inline int64_t tangle_queue_reserve(tangle_queue_t *q, uint64_t need) {
@@ -193,8 +201,11 @@ static inline int64_t tangle_queue_reserve(tangle_queue_t *q, uint64_t need) {
 /// tail_lock held, record written: publishes it (one store), unlocks, wakes a sleeping getter.
 static inline void tangle_queue_put_commit(tangle_queue_t *q, uint64_t need) {
     uint64_t t = __atomic_load_n(&q->tail, __ATOMIC_RELAXED);
-    // seq_cst: the store is ordered before the waiters load (a getter registers, then looks).
-    __atomic_store_n(&q->tail, tangle_queue_advance(q, t, need), __ATOMIC_SEQ_CST);
+    __atomic_store_n(&q->tail, tangle_queue_advance(q, t, need), __ATOMIC_RELEASE);
+    // The store must be visible before `armed` is read (a getter arms, then reads tail). x86-64:
+    // the unlock's locked exchange drains the store buffer, so it is the fence (one atomic
+    // read-modify-write per put, not two).
+    TANGLE_QUEUE_FENCE_BEFORE_UNLOCK();
     tangle_lock_release(&q->tail_lock);
     if (__builtin_expect(__atomic_load_n(&q->not_empty_armed, __ATOMIC_SEQ_CST) != 0, 0)
         && __atomic_exchange_n(&q->not_empty_armed, 0, __ATOMIC_SEQ_CST) != 0) {
@@ -218,7 +229,8 @@ static inline int64_t tangle_queue_peek(tangle_queue_t *q) {
 /// of them: they may need different room).
 static inline void tangle_queue_get_commit(tangle_queue_t *q, uint64_t need) {
     uint64_t h = __atomic_load_n(&q->head, __ATOMIC_RELAXED);
-    __atomic_store_n(&q->head, tangle_queue_advance(q, h, need), __ATOMIC_SEQ_CST);
+    __atomic_store_n(&q->head, tangle_queue_advance(q, h, need), __ATOMIC_RELEASE);
+    TANGLE_QUEUE_FENCE_BEFORE_UNLOCK();   // the unlock is the fence, as in put_commit
     tangle_lock_release(&q->head_lock);
     if (__builtin_expect(__atomic_load_n(&q->not_full_armed, __ATOMIC_SEQ_CST) != 0, 0)
         && __atomic_exchange_n(&q->not_full_armed, 0, __ATOMIC_SEQ_CST) != 0) {

@@ -113,6 +113,12 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
     static var spins: Int32 { 1000 }
     static var yields: Int32 { 20 }
 
+    /// Sleeps last at most 100 ms, then the sleeper looks again: a process SIGKILLed between
+    /// publishing a change and waking the sleepers cannot leave them asleep for ever.
+    @inline(__always) static func slice(_ left: Int64) -> Int64 {
+        left < 0 || left > 100_000_000 ? 100_000_000 : left
+    }
+
     @inline(__always) private func checkOpen() throws {
         if closedLocally { throw QueueError.closed(object: object) }
     }
@@ -209,7 +215,7 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
                 Recorder.record(.queueTimeout, object: object, a: 0, result: .timeout)
                 throw QueueError.full(object: object)
             }
-            tangle_queue_wait_room(q, UInt64(need), left)
+            tangle_queue_wait_room(q, UInt64(need), Queue.slice(left))
             tangle_queue_lock(&q.pointee.tail_lock)
             r = tangle_queue_reserve(q, UInt64(need))
             if r >= 0 { return r }
@@ -302,7 +308,7 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
                 Recorder.record(.queueTimeout, object: object, a: 1, result: .timeout)
                 throw QueueError.empty(object: object)
             }
-            tangle_queue_wait_nonempty(q, left)
+            tangle_queue_wait_nonempty(q, Queue.slice(left))
             tangle_queue_lock(&q.pointee.head_lock)
             r = tangle_queue_peek(q)
             if r >= 0 { return r }
@@ -361,7 +367,7 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
                 let seq = q.pointee.join_seq
                 tangle_lock_release(&q.pointee.join_lock)
                 let left = remaining(end)
-                if let left { _ = tangle_futex_wait(&q.pointee.join_seq, seq, left) }
+                if let left { _ = tangle_futex_wait(&q.pointee.join_seq, seq, Queue.slice(left)) }
                 tangle_queue_lock(&q.pointee.join_lock)
                 q.pointee.join_waiters -= 1
                 if left == nil {
