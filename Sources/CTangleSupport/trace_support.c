@@ -25,6 +25,75 @@ uint64_t tangle_now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+// ---- The ring's clock ----------------------------------------------------------------------------
+
+int tangle_trace_clock_tsc = 0;
+
+static inline uint64_t read_tsc(void) {
+#if defined(__x86_64__)
+    return __builtin_ia32_rdtsc();
+#else
+    return 0;
+#endif
+}
+
+// The time stored in a ring slot (see tangle_trace_clock_tsc).
+static inline uint64_t ring_time(void) {
+#if defined(__x86_64__)
+    if (__builtin_expect(tangle_trace_clock_tsc, 1)) return __builtin_ia32_rdtsc();
+#endif
+    return tangle_now_ns();
+}
+
+static int file_has(const char *path, const char *what, size_t limit) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char *buf = malloc(limit + 1);
+    if (!buf) { close(fd); return 0; }
+    size_t n = 0;
+    ssize_t r;
+    while (n < limit && (r = read(fd, buf + n, limit - n)) > 0) n += (size_t)r;
+    close(fd);
+    buf[n] = 0;
+    int found = strstr(buf, what) != NULL;
+    free(buf);
+    return found;
+}
+
+static pthread_once_t clock_once = PTHREAD_ONCE_INIT;
+
+static void clock_decide(void) {
+#if defined(__x86_64__)
+    const char *force = getenv("TANGLE_CLOCK");
+    if (force && strcmp(force, "monotonic") == 0) return;
+    // The kernel keeps "tsc" as the clocksource only when it found the TSC synchronised across
+    // CPUs and stable; then CLOCK_MONOTONIC is a linear function of it between NTP adjustments.
+    if (!file_has("/sys/devices/system/clocksource/clocksource0/current_clocksource", "tsc\n", 64)) return;
+    if (!file_has("/proc/cpuinfo", " constant_tsc", 1 << 16) || !file_has("/proc/cpuinfo", " nonstop_tsc", 1 << 16)) return;
+    tangle_trace_clock_tsc = 1;
+#endif
+}
+
+int tangle_trace_clock_init(void) {
+    pthread_once(&clock_once, clock_decide);
+    return tangle_trace_clock_tsc;
+}
+
+uint64_t tangle_clock_pair(uint64_t *tsc, uint64_t *ns) {
+    uint64_t best = UINT64_MAX;
+    for (int i = 0; i < 3; i++) {
+        uint64_t a = read_tsc();
+        uint64_t t = tangle_now_ns();
+        uint64_t b = read_tsc();
+        if (b - a < best) {
+            best = b - a;
+            *tsc = a + (b - a) / 2;
+            *ns = t;
+        }
+    }
+    return best;
+}
+
 // ---- Stacks ------------------------------------------------------------------------------------
 
 __attribute__((noinline)) int tangle_fp_walk(uintptr_t *pcs, int max, int skip, uintptr_t lo, uintptr_t hi) {
@@ -118,12 +187,18 @@ int tangle_trace_stack_depth = 16;
 int tangle_trace_state = 0;
 pid_t tangle_trace_pid = 0;
 uint64_t tangle_trace_fork_generation = 0;
+uint64_t tangle_trace_stack_generation = 1;
+
+void tangle_trace_forget_stacks(void) {
+    __atomic_add_fetch(&tangle_trace_stack_generation, 1, __ATOMIC_RELEASE);
+}
 
 #define TANGLE_SLOTS 8192u  // 512 KB per thread
 
 static pthread_mutex_t writer_lock = PTHREAD_MUTEX_INITIALIZER;
 static tangle_tbuf *buffers = NULL;
-static __thread tangle_tbuf *tls_buf = NULL;
+// initial-exec: one %fs-relative load per event instead of a __tls_get_addr call.
+static __thread tangle_tbuf *tls_buf __attribute__((tls_model("initial-exec"))) = NULL;
 static pthread_key_t exit_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static sem_t wake_sem;
@@ -199,7 +274,38 @@ __attribute__((noinline)) static int wait_for_room(tangle_tbuf *b, uint64_t head
     }
 }
 
-int tangle_trace_append(uint16_t kind, uint8_t result, uint32_t text, uint64_t object, uint64_t a,
+// The frame-pointer walk of tangle_fp_walk, inlined into the hot path and hashing as it goes (two
+// independent multiply lanes, so the hash adds little to the walk's chain of dependent loads).
+static inline __attribute__((always_inline)) int walk_and_hash(uintptr_t fp, uintptr_t *pcs, int max, int skip,
+                                                                uintptr_t lo, uintptr_t hi, uint64_t *hash) {
+    int n = 0;
+    uint64_t h1 = 0x9E3779B97F4A7C15ull, h2 = 0xC2B2AE3D27D4EB4Full;
+    while (n < max) {
+        if (fp < lo || fp > hi - 16 || (fp & 7) != 0) break;
+        const uintptr_t *frame = (const uintptr_t *)fp;
+        uintptr_t next = frame[0];
+        uintptr_t ret = frame[1];
+        if (ret < 4096) break;
+        if (skip > 0) {
+            skip--;
+        } else {
+            pcs[n] = ret;
+            if (n & 1) h2 = (h2 ^ ret) * 0xFF51AFD7ED558CCDull;
+            else h1 = (h1 ^ ret) * 0xC4CEB9FE1A85EC53ull;
+            n++;
+        }
+        if (next <= fp) break;  // the stack grows down: callers' frames sit higher
+        fp = next;
+    }
+    uint64_t h = h1 ^ ((h2 << 31) | (h2 >> 33)) ^ (uint64_t)n;
+    h ^= h >> 33;
+    h *= 0xFF51AFD7ED558CCDull;
+    h ^= h >> 29;
+    *hash = h ? h : 1;
+    return n;
+}
+
+__attribute__((noinline)) int tangle_trace_append(uint16_t kind, uint8_t result, uint32_t text, uint64_t object, uint64_t a,
                         uint64_t b_, uint64_t c, int want_stack, int skip) {
     tangle_tbuf *b = tls_buf;
     if (__builtin_expect(b == NULL, 0)) {
@@ -207,12 +313,25 @@ int tangle_trace_append(uint16_t kind, uint8_t result, uint32_t text, uint64_t o
         if (!b) return -2;
     }
     uintptr_t pcs[64];
-    int n = 0;
+    int n = 0, send = 0;
+    uint64_t h = 0;
     if (want_stack && b->stack_hi != 0) {
-        int depth = tangle_trace_stack_depth;
-        n = tangle_fp_walk(pcs, depth, skip + 1, b->stack_lo, b->stack_hi);
+        // frame 0 is this function's own: its return address (into the caller) is the first seen,
+        // which is what `skip` counts from.
+        n = walk_and_hash((uintptr_t)__builtin_frame_address(0), pcs, tangle_trace_stack_depth, skip,
+                          b->stack_lo, b->stack_hi, &h);
+        if (n > 0) {
+            uint64_t gen = __atomic_load_n(&tangle_trace_stack_generation, __ATOMIC_ACQUIRE);
+            if (__builtin_expect(b->known_generation != gen, 0)) {
+                memset(b->known, 0, sizeof b->known);
+                b->known_generation = gen;
+            }
+            send = b->known[h & 63] == h ? 0 : n;
+        } else {
+            h = 0;
+        }
     }
-    uint64_t need = 1 + (uint64_t)((n + 7) / 8);
+    uint64_t need = 1 + (uint64_t)((send + 7) / 8);
     uint64_t head = b->head;
     uint64_t tail = b->cached_tail;
     uint64_t used = head - tail;
@@ -227,26 +346,18 @@ int tangle_trace_append(uint16_t kind, uint8_t result, uint32_t text, uint64_t o
         }
     }
     tangle_slot *s = &b->slots[head & b->mask];
-    s->w[0] = tangle_now_ns();
+    s->w[0] = ring_time();
     s->w[1] = object;
     s->w[2] = a;
     s->w[3] = b_;
     s->w[4] = c;
     s->w[5] = b->seq++;
-    s->w[6] = (uint64_t)kind | ((uint64_t)result << 16) | ((uint64_t)n << 24) | ((uint64_t)text << 32);
-    uint64_t h = 0;
-    if (n > 0) {
-        h = 1469598103934665603ull;
-        for (int i = 0; i < n; i++) {
-            h ^= pcs[i];
-            h *= 1099511628211ull;
-            h ^= h >> 29;
-            b->slots[(head + 1 + (uint64_t)(i / 8)) & b->mask].w[i % 8] = pcs[i];
-        }
-        if (h == 0) h = 1;
-    }
+    s->w[6] = (uint64_t)kind | ((uint64_t)result << 16) | ((uint64_t)send << 24) | ((uint64_t)text << 32);
     s->w[7] = h;
+    for (int i = 0; i < send; i++) b->slots[(head + 1 + (uint64_t)(i / 8)) & b->mask].w[i % 8] = pcs[i];
     __atomic_store_n(&b->head, head + need, __ATOMIC_RELEASE);
+    // Only once it is in the ring: a record that could not be written leaves the stack unsent.
+    if (send) b->known[h & 63] = h;
     uint64_t half = (b->mask + 1) / 2;
     if (used < half && used + need >= half) return 1;
     return 0;
@@ -322,6 +433,7 @@ static void atfork_child(void) {
         buffers = mine;
     }
     tangle_trace_fork_generation++;
+    tangle_trace_stack_generation++;  // the child's new file knows no stacks
     int st = tangle_trace_state;
     if (st == 1 || st == 3) tangle_trace_state = 2;
 }

@@ -34,8 +34,9 @@ public enum Recorder {
         _ kind: EventKind, object: UInt64 = 0, a: UInt64 = 0, b: UInt64 = 0, c: UInt64 = 0,
         result: WaitResult = .ok, stack: Bool = true
     ) {
-        guard enabledFlag else { return }
+        // The running state first: one plain load on the hot path (`enabledFlag` is a lazy global).
         if tangle_trace_state != 1 {
+            guard enabledFlag else { return }
             ensureStarted()
             if tangle_trace_state != 1 { return }
         }
@@ -223,6 +224,7 @@ public enum Recorder {
             exitRecorded = false
         }
         tangle_trace_pid = getpid()
+        _ = tangle_trace_clock_init()  // before the first record, once per process
         guard let w = Writer(directory: dir, processObject: pendingProcessObject) else {
             tangle_trace_state = 4
             return

@@ -65,7 +65,9 @@ public struct ModuleInfo: Sendable, Equatable, Codable {
 
 /// The first line of every trace file.
 public struct TraceHeader: Sendable, Equatable {
-    public static let currentSchemaVersion = 1
+    /// 2: event lines may carry `dt` (ns after the previous event line) instead of `t`. Version 1
+    /// files stay readable (they never have `dt`).
+    public static let currentSchemaVersion = 2
 
     public var schemaVersion: Int
     public var pid: Int32

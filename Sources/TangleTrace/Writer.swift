@@ -16,6 +16,12 @@ final class Writer {
     @exclusivity(unchecked) private var moduleAdds: UInt64 = 0
     @exclusivity(unchecked) private var knownModules: Set<String> = []
     @exclusivity(unchecked) private(set) var events: UInt64 = 0
+    /// The time of the last event line written: the next one says `"dt"`, its distance from it.
+    @exclusivity(unchecked) private var lastTime: UInt64 = 0
+    /// Formatted line ends (`,"tid":…}\n`) of recent events, reused when an event repeats one.
+    private let suffixes = SuffixCache()
+    /// Ring times (TSC ticks or ns) to CLOCK_MONOTONIC ns.
+    @exclusivity(unchecked) private var clock = RingClock()
     /// Per kind raw value: `,"k":"<name>"` and the `,"<key>":` of a, b, c, each as a length byte then
     /// the bytes, `KindPrefixTable.stride` apart (formatting copies bytes, no String work per event).
     private let kinds = KindPrefixTable()
@@ -23,6 +29,7 @@ final class Writer {
     private let cacheKeys = UnsafeMutablePointer<UInt64>.allocate(capacity: Writer.cacheSize)
     private let cacheIDs = UnsafeMutablePointer<UInt32>.allocate(capacity: Writer.cacheSize)
     static let cacheSize = 4096
+    static let prefetchAhead: UInt64 = 16
     var bytesWritten: UInt64 { frame.bytesWritten }
 
     init?(directory: String, processObject: UInt64) {
@@ -40,6 +47,9 @@ final class Writer {
         frame = f
         cacheKeys.initialize(repeating: 0, count: Writer.cacheSize)
         cacheIDs.initialize(repeating: 0, count: Writer.cacheSize)
+        // This file knows no stacks yet: every thread sends each stack's addresses again.
+        tangle_trace_forget_stacks()
+        lastTime = start
         writeHeader(start: start, processObject: processObject)
         frame.flush()
     }
@@ -81,7 +91,7 @@ final class Writer {
     }
 
     private func writeHeader(start: UInt64, processObject: UInt64) {
-        out.ascii("{\"k\":\"header\",\"v\":1,\"pid\":")
+        out.ascii("{\"k\":\"header\",\"v\":2,\"pid\":")
         out.int(Int64(pid))
         out.ascii(",\"ppid\":")
         out.int(Int64(getppid()))
@@ -196,6 +206,8 @@ final class Writer {
             tangle_trace_reap()
             return
         }
+        // After the heads were read: every record drained below was timed before this pair.
+        clock.sample()
         checkModules(now: tangle_now_ns())
         if bufs.count > 1 {
             // Two buffers of one tid (an exited thread's, a new thread's that reuses the id): their
@@ -218,6 +230,9 @@ final class Writer {
             // producer that keeps recording, for a bounded number of rounds.
             for _ in 0..<8 {
                 while i < end {
+                    // The slots were just written on another core: fetch a few ahead so their
+                    // transfers overlap (never past `end`: that would steal lines still being written).
+                    if i &+ Writer.prefetchAhead < end { tangle_prefetch(ring.slots + Int((i &+ Writer.prefetchAhead) & ring.mask)) }
                     i += formatRecord(ring, i, &next)
                     n &+= 1
                     if n & 63 == 0 { tangle_tbuf_set_tail(b, i) }
@@ -225,6 +240,7 @@ final class Writer {
                 tangle_tbuf_set_tail(b, i)
                 end = tangle_tbuf_head(b)
                 if end == i || othersPending(b) { break }  // (others: keep the file nearly time-sorted)
+                clock.sample()
             }
             lastSeq[b.pointee.tid] = next &- 1
         } else {
@@ -282,6 +298,19 @@ final class Writer {
         return stackIDSlow(h, slots, index, mask, npcs, ci)
     }
 
+    /// The id of a stack the recording thread sent before (its record carries only the hash).
+    @inline(__always)
+    private func knownStackID(_ h: UInt64) -> UInt32 {
+        let ci = Int(truncatingIfNeeded: (h ^ (h >> 29) ^ (h >> 47)) & UInt64(Writer.cacheSize - 1))
+        if cacheKeys[ci] == h { return cacheIDs[ci] }
+        // Not known: only if the thread's table outlived this file's (it cannot by construction;
+        // the event then goes without its stack rather than with a wrong one).
+        guard let id = stacks[h] else { return 0 }
+        cacheKeys[ci] = h
+        cacheIDs[ci] = id
+        return id
+    }
+
     @inline(never)
     private func stackIDSlow(_ h: UInt64, _ slots: UnsafeMutablePointer<tangle_slot>, _ index: UInt64,
                              _ mask: UInt64, _ npcs: Int, _ ci: Int) -> UInt32 {
@@ -315,7 +344,6 @@ final class Writer {
     private func formatRecord(_ r: Ring, _ index: UInt64, _ next: inout UInt64) -> UInt64 {
         let mask = r.mask
         let slots = r.slots
-        tangle_prefetch(slots + Int((index &+ 6) & mask))
         let s = slots[Int(index & mask)].w
         let meta = s.6
         let npcs = Int((meta >> 24) & 0xFF)
@@ -324,35 +352,46 @@ final class Writer {
         let textID = UInt32(truncatingIfNeeded: meta >> 32)
         let tid = r.tid
         var stack: UInt32 = 0
-        if npcs > 0 { stack = stackID(s.7, slots, index, mask, npcs) }
+        if s.7 != 0 { stack = npcs > 0 ? stackID(s.7, slots, index, mask, npcs) : knownStackID(s.7) }
         let seq = s.5
+        let time = clock.nanoseconds(s.0)
         if textID != 0 || resultRaw != 0 {
             // Rare: names and results go through the general writer.
             let forced = next == UInt64.max
             lastSeq[tid] = forced ? UInt64.max &- 1 : next &- 1
-            writeEvent(time: s.0, tid: tid, seq: seq, kindRaw: kindRaw, object: s.1, stack: stack,
+            writeEvent(time: time, tid: tid, seq: seq, kindRaw: kindRaw, object: s.1, stack: stack,
                        resultRaw: resultRaw, a: s.2, b: s.3, c: s.4, text: textID != 0 ? TextTable.take(textID) : nil)
             next = forced ? UInt64.max : seq &+ 1
         } else {
             events &+= 1
             out.reserve(256)
-            let k = kinds.entry(kindRaw)
-            out.ascii("{\"t\":")
-            out.uint(s.0)
-            out.ascii(",\"tid\":")
-            out.int(Int64(tid))
+            writeTime(time)
             if seq != next {
                 out.ascii(",\"seq\":")
                 out.uint(seq)
             }
             if next != UInt64.max { next = seq &+ 1 }
-            out.unchecked(k + 1, Int(k[0]))       // ,"k":"<name>"
-            if s.1 != 0 { out.ascii(",\"o\":"); out.uint(s.1) }
-            if stack != 0 { out.ascii(",\"s\":"); out.uint(UInt64(stack)) }
-            if s.2 != 0 { let e = k + KindPrefixTable.stride; out.unchecked(e + 1, Int(e[0])); out.uint(s.2) }
-            if s.3 != 0 { let e = k + 2 * KindPrefixTable.stride; out.unchecked(e + 1, Int(e[0])); out.uint(s.3) }
-            if s.4 != 0 { let e = k + 3 * KindPrefixTable.stride; out.unchecked(e + 1, Int(e[0])); out.uint(s.4) }
-            out.ascii("}\n")
+            // The rest of the line depends only on (tid, kind, o, s, a, b, c): a lock taken and
+            // released in a loop, or a queue's puts of one size, repeat it. Copy it when cached.
+            let key = SuffixCache.Key(tidKind: UInt64(UInt32(bitPattern: tid)) << 16 | UInt64(kindRaw),
+                                      object: s.1, stack: UInt64(stack), a: s.2, b: s.3, c: s.4)
+            let slot = suffixes.slot(key)
+            if suffixes.matches(slot, key) {
+                out.unchecked(suffixes.bytes(slot), suffixes.length(slot))
+            } else {
+                let start = out.count
+                let k = kinds.entry(kindRaw)
+                out.ascii(",\"tid\":")
+                out.int(Int64(tid))
+                out.unchecked(k + 1, Int(k[0]))       // ,"k":"<name>"
+                if s.1 != 0 { out.ascii(",\"o\":"); out.uint(s.1) }
+                if stack != 0 { out.ascii(",\"s\":"); out.uint(UInt64(stack)) }
+                if s.2 != 0 { let e = k + KindPrefixTable.stride; out.unchecked(e + 1, Int(e[0])); out.uint(s.2) }
+                if s.3 != 0 { let e = k + 2 * KindPrefixTable.stride; out.unchecked(e + 1, Int(e[0])); out.uint(s.3) }
+                if s.4 != 0 { let e = k + 3 * KindPrefixTable.stride; out.unchecked(e + 1, Int(e[0])); out.uint(s.4) }
+                out.ascii("}\n")
+                suffixes.store(slot, key, out.base + start, out.count - start)
+            }
         }
         if out.count >= 48 * 1024 { emit() }
         return 1 + UInt64((npcs + 7) / 8)
@@ -365,8 +404,8 @@ final class Writer {
         resultRaw: UInt8, a: UInt64, b: UInt64, c: UInt64, text: String?
     ) {
         events &+= 1
-        out.ascii("{\"t\":")
-        out.uint(time)
+        out.reserve(64)
+        writeTime(time)
         out.ascii(",\"tid\":")
         out.int(Int64(tid))
         // seq is omitted when it is the previous seq of this tid in this file + 1 (or 0 for the
@@ -404,6 +443,20 @@ final class Writer {
             out.jsonString(text)
         }
         out.ascii("}\n")
+    }
+
+    /// `{"dt":<ns since the previous event line>` or, when time went backwards (buffers merged
+    /// out of order), `{"t":<absolute ns>`. The caller reserved room.
+    @inline(__always)
+    private func writeTime(_ t: UInt64) {
+        if t >= lastTime {
+            out.ascii("{\"dt\":")
+            out.uint(t &- lastTime)
+        } else {
+            out.ascii("{\"t\":")
+            out.uint(t)
+        }
+        lastTime = t
     }
 
     @inline(__always)
@@ -485,5 +538,48 @@ final class KindPrefixTable {
     @inline(__always) func entry(_ raw: UInt16) -> UnsafePointer<UInt8> {
         let r = Int(raw) < count - 1 ? Int(raw) : count - 1
         return UnsafePointer(base + r * 4 * KindPrefixTable.stride)
+    }
+}
+
+/// Formatted line ends of recent events, direct-mapped by a hash of what they depend on. Owned by
+/// the writer (used under its lock).
+final class SuffixCache {
+    struct Key: Equatable {
+        var tidKind: UInt64, object: UInt64, stack: UInt64, a: UInt64, b: UInt64, c: UInt64
+    }
+    static let entries = 256
+    static let capacity = 184  // bytes of a line end; longer ones are formatted every time
+    private let keys = UnsafeMutablePointer<Key>.allocate(capacity: SuffixCache.entries)
+    private let lengths = UnsafeMutablePointer<Int>.allocate(capacity: SuffixCache.entries)
+    private let storage = UnsafeMutablePointer<UInt8>.allocate(capacity: SuffixCache.entries * SuffixCache.capacity)
+
+    init() {
+        keys.initialize(repeating: Key(tidKind: UInt64.max, object: 0, stack: 0, a: 0, b: 0, c: 0), count: SuffixCache.entries)
+        lengths.initialize(repeating: 0, count: SuffixCache.entries)
+    }
+
+    deinit {
+        keys.deallocate()
+        lengths.deallocate()
+        storage.deallocate()
+    }
+
+    @inline(__always) func slot(_ k: Key) -> Int {
+        var x = k.tidKind &* 0x9E37_79B9_7F4A_7C15
+        x ^= k.object &* 0xC2B2_AE3D_27D4_EB4F
+        x ^= k.stack &* 0x1656_67B1_9E37_79F9
+        x ^= (k.a ^ (k.b << 21) ^ (k.c << 42)) &* 0xFF51_AFD7_ED55_8CCD
+        return Int(truncatingIfNeeded: x >> 56)
+    }
+
+    @inline(__always) func matches(_ slot: Int, _ k: Key) -> Bool { keys[slot] == k }
+    @inline(__always) func bytes(_ slot: Int) -> UnsafePointer<UInt8> { UnsafePointer(storage + slot * SuffixCache.capacity) }
+    @inline(__always) func length(_ slot: Int) -> Int { lengths[slot] }
+
+    @inline(__always) func store(_ slot: Int, _ k: Key, _ p: UnsafePointer<UInt8>, _ n: Int) {
+        guard n <= SuffixCache.capacity else { return }
+        (storage + slot * SuffixCache.capacity).update(from: p, count: n)
+        lengths[slot] = n
+        keys[slot] = k
     }
 }

@@ -38,6 +38,7 @@ struct Cat: ParsableCommand {
         }
         do {
             while let e = try stream.next() {
+                // Decoded events, not raw lines: `t` is absolute even for a schema-2 `dt` line.
                 EventJSON.write(e, into: &out)
                 if out.count > 900_000 { drainOut() }
             }

@@ -244,6 +244,125 @@ final class ReaderTests: XCTestCase {
         XCTAssertEqual(stream.stacks[10]?[1], [10, 20])
     }
 
+    static let headerV2 = #"{"k":"header","v":2,"pid":10,"ppid":1,"exe":"/bin/x","argv0":"x","clock":"CLOCK_MONOTONIC","boot":"b","t":1000,"proc":0,"modules":[]}"#
+
+    /// Writes `text` as one finished LZ4 frame (the recorder's frame writer).
+    private func writeLZ4(_ text: String, _ name: String, in dir: String) throws -> String {
+        let path = dir + "/" + name
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        let w = try XCTUnwrap(LZ4FrameWriter(fd: fd))
+        var bytes = Array(text.utf8)
+        bytes.withUnsafeMutableBufferPointer { w.append($0.baseAddress!, $0.count) }
+        w.end()
+        close(fd)
+        return path
+    }
+
+    /// Schema 2: `dt` is ns after the previous event line (the header's `t` for the first); `t` and
+    /// `dt` lines mix in any key order; unknown kinds and generically parsed lines move the base,
+    /// stack and module records do not, invalid lines (no tid, negative dt, not JSON) leave it.
+    /// The same lines with absolute `t` read identically, plain and LZ4; `cat`'s JSON is absolute.
+    func testSchemaV2DeltaTimes() throws {
+        let dir = makeTempDir("v2")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let v2 = Self.headerV2 + "\n" + """
+        {"dt":5,"tid":11,"k":"queue.put","o":5,"msg":7,"size":9}
+        {"k":"stack","pid":10,"id":1,"pcs":[1,2]}
+        {"tid":11,"dt":10,"k":"queue.get","s":1,"o":5,"msg":7,"size":9}
+        {"t":2000,"tid":12,"k":"lock.new","type":1,"name":"x"}
+        {"dt":3,"tid":12,"k":"future.kind","o":1}
+        {"k":"module","t":9000,"module":{"path":"/y","build_id":"ab","bias":1,"lo":2,"hi":3}}
+        {"tid":12,"k":"lock.acquired","o":9,"dt":4}
+        {"dt":1,"tid":12,"k":"lock.released","o":9,"extra":{"x":1}}
+        {"dt":2,"tid":12,"k":"other.kind","extra":[1]}
+        {"dt":50,"k":"queue.put"}
+        {"dt":-5,"tid":12,"k":"queue.put"}
+        {"dt":-5,"tid":12,"k":"queue.put","extra":[1]}
+        {"dt":40,"tid":12,"k":"queue.put","o":{"nested":1}
+        not json {"dt":60}
+        {"dt":0,"tid":12,"k":"lock.released","o":9}
+        {"k":"stack","pid":10,"id":2,"pcs":[3]}
+        {"dt":7,"k":"queue.put","tid":11,"o":5}
+        """ + "\n"
+        let expectedTimes: [UInt64] = [1005, 1015, 2000, 2007, 2008, 2010, 2017]
+        // The same events in schema 1 (absolute t).
+        let v1 = Self.header + "\n" + """
+        {"t":1005,"tid":11,"k":"queue.put","o":5,"msg":7,"size":9}
+        {"k":"stack","pid":10,"id":1,"pcs":[1,2]}
+        {"t":1015,"tid":11,"k":"queue.get","s":1,"o":5,"msg":7,"size":9}
+        {"t":2000,"tid":12,"k":"lock.new","type":1,"name":"x"}
+        {"t":2007,"tid":12,"k":"lock.acquired","o":9}
+        {"t":2008,"tid":12,"k":"lock.released","o":9}
+        {"t":2010,"tid":12,"k":"lock.released","o":9}
+        {"t":2017,"tid":11,"k":"queue.put","o":5}
+        """ + "\n"
+        try FileManager.default.createDirectory(atPath: dir + "/v1", withIntermediateDirectories: true)
+        let reference = try TraceReader.load(paths: [write(v1, "10-100.jsonl", in: dir + "/v1")]).events
+        XCTAssertEqual(reference.map(\.time), expectedTimes)
+        for compressed in [false, true] {
+            let sub = dir + (compressed ? "/lz4" : "/plain")
+            try FileManager.default.createDirectory(atPath: sub, withIntermediateDirectories: true)
+            let path = compressed ? try writeLZ4(v2, "10-1000.jsonl.lz4", in: sub) : write(v2, "10-1000.jsonl", in: sub)
+            let trace = try TraceReader.load(paths: [path])
+            XCTAssertEqual(trace.events.map(\.time), expectedTimes, "compressed: \(compressed)")
+            XCTAssertEqual(trace.events, reference, "compressed: \(compressed)")
+            XCTAssertEqual(trace.events.map(\.seq), [0, 1, 0, 1, 2, 3, 2])
+            XCTAssertEqual(trace.headers[10]?.schemaVersion, 2)
+            XCTAssertEqual(trace.stacks[10]?[2], [3])
+            XCTAssertEqual(trace.problems.filter { $0.kind == .unknownKind }.map(\.count), [1, 1])
+            XCTAssertEqual(trace.problems.filter { $0.kind == .invalidLine }.count, 5, "\(trace.problems)")
+            XCTAssertFalse(trace.problems.contains { $0.kind == .truncated || $0.kind == .corrupt })
+            XCTAssertTrue(EventJSON.string(trace.events[1]).hasPrefix(#"{"t":1015,"#))
+        }
+    }
+
+    /// A v2 LZ4 file cut in the middle reads up to the break with every time restored exactly
+    /// (the prefix of the uncut file's events), and reports the cut.
+    func testSchemaV2CutFileKeepsTimes() throws {
+        let dir = makeTempDir("v2cut")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var lines = [Self.headerV2]
+        var t: UInt64 = 1000
+        var times: [UInt64] = []
+        var rng = SystemRandomNumberGenerator()
+        for i in 0..<30000 {
+            let d = UInt64.random(in: 1...5000, using: &rng)  // no ties: the merge's order is the file's
+            t += d
+            let tid = 11 + i % 3
+            switch i % 97 {
+            case 0:
+                lines.append(#"{"k":"stack","pid":10,"id":\#(i),"pcs":[\#(i),2,3]}"#)
+                lines.append(#"{"dt":\#(d),"tid":\#(tid),"k":"queue.put","o":5,"s":\#(i),"msg":\#(i),"size":9}"#)
+            case 1:
+                lines.append(#"{"dt":\#(d),"tid":\#(tid),"k":"no.such.kind","o":5}"#)
+                continue
+            case 2:
+                lines.append(#"{"t":\#(t),"tid":\#(tid),"k":"queue.get","o":5,"msg":\#(i),"size":9}"#)
+            default:
+                lines.append(#"{"dt":\#(d),"tid":\#(tid),"k":"queue.get","o":5,"msg":\#(i),"size":9}"#)
+            }
+            times.append(t)
+        }
+        let path = try writeLZ4(lines.joined(separator: "\n") + "\n", "10-1000.jsonl.lz4", in: dir)
+        let full = try TraceReader.load(paths: [path])
+        XCTAssertFalse(full.problems.contains { $0.kind == .truncated || $0.kind == .corrupt })
+        // The merge orders by time, ties by tid: compare sorted.
+        XCTAssertEqual(full.events.map(\.time), times.sorted())
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let cutDir = dir + "/cut"
+        try FileManager.default.createDirectory(atPath: cutDir, withIntermediateDirectories: true)
+        for cut in [data.count / 3, data.count / 2, data.count / 2 + 1, data.count - 100] {
+            let cutPath = cutDir + "/10-1000.jsonl.lz4"
+            FileManager.default.createFile(atPath: cutPath, contents: data.prefix(cut))
+            let part = try TraceReader.load(paths: [cutPath])
+            XCTAssertEqual(part.truncated.count, 1, "cut \(cut): \(part.problems)")
+            XCTAssertGreaterThan(part.events.count, 0)
+            XCTAssertLessThan(part.events.count, full.events.count)
+            XCTAssertEqual(part.events, Array(full.events.prefix(part.events.count)), "cut \(cut)")
+        }
+    }
+
     /// The generic JSON parser: nesting, escapes, numbers.
     func testJSONParser() {
         XCTAssertEqual(JSONParser.parse(#"{"a":[1,-2,3.5,true,null,"x\u0041"],"b":{}}"#),

@@ -19,7 +19,7 @@ final class RecorderTests: XCTestCase {
         XCTAssertTrue(trace.truncated.isEmpty, "\(trace.problems)")
         XCTAssertEqual(trace.headers.count, 1)
         let header = try XCTUnwrap(trace.headers[child.pid])
-        XCTAssertEqual(header.schemaVersion, 1)
+        XCTAssertEqual(header.schemaVersion, TraceHeader.currentSchemaVersion)
         XCTAssertEqual(header.processObject, 77)
         XCTAssertEqual(header.ppid, getpid())
         XCTAssertEqual(header.clock, "CLOCK_MONOTONIC")
@@ -168,6 +168,75 @@ final class RecorderTests: XCTestCase {
         XCTAssertEqual(mine.first?.seq, 0)
         let parents = trace.events.filter { $0.pid == child.pid && $0.kind == .queuePut }
         XCTAssertEqual(parents.map(\.a), [1, 2])
+    }
+
+    /// A stack recorded again and again is written once per file: later records carry only its
+    /// hash and the writer names the id it gave it. A forked child's new file gets the stack's
+    /// addresses again (its thread forgets what it sent to the parent's file).
+    func testRepeatedStackIsWrittenOncePerFileAndAgainAfterFork() throws {
+        let dir = makeTempDir("stacks")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let child = TraceChild.start("stacks", traceDir: dir)
+        XCTAssertEqual(child.wait().status, 0)
+        let trace = try TraceReader.load(paths: [dir])
+        XCTAssertTrue(trace.problems.isEmpty, "\(trace.problems)")
+        let parent = trace.events.filter { $0.pid == child.pid && $0.kind == .lockAcquired }
+        XCTAssertEqual(parent.count, 1010)
+        let ids = Set(parent.map(\.stack))
+        XCTAssertEqual(ids.count, 1, "one call site, one stack id")
+        let id = try XCTUnwrap(ids.first)
+        XCTAssertNotEqual(id, 0)
+        let pcs = try XCTUnwrap(trace.stacks[child.pid]?[id])
+        XCTAssertFalse(pcs.isEmpty)
+
+        let forked = try XCTUnwrap(trace.headers.keys.first { $0 != child.pid })
+        let mine = trace.events.filter { $0.pid == forked && $0.kind == .lockAcquired }
+        XCTAssertEqual(mine.count, 10)
+        XCTAssertEqual(Set(mine.map(\.stack)).count, 1)
+        let childID = try XCTUnwrap(mine.first?.stack)
+        XCTAssertNotEqual(childID, 0, "the child's events keep their stack")
+        XCTAssertEqual(trace.stacks[forked]?[childID], pcs, "same call site, same addresses")
+
+        // Each file holds that stack's record once.
+        for file in traceFiles(dir) {
+            let raw = try RawTraceFile(path: file)
+            var stackLines = 0
+            while let line = raw.nextLine() {
+                if String(decoding: line, as: UTF8.self).contains("\"k\":\"stack\"") { stackLines += 1 }
+            }
+            XCTAssertGreaterThan(stackLines, 0)
+            XCTAssertLessThanOrEqual(stackLines, 4, "\(file): a stack line per distinct stack, not per event")
+        }
+    }
+
+    /// Event times are CLOCK_MONOTONIC ns whichever clock the ring holds (TSC ticks converted by
+    /// the writer, or ns with TANGLE_CLOCK=monotonic): each event lies between the clock readings
+    /// taken just before and just after it (within 2 µs, for a loaded machine), in order.
+    func testEventTimesAreMonotonicNanosecondsInBothClockModes() throws {
+        for mode in ["", "monotonic"] {
+            let dir = makeTempDir("clock")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let child = TraceChild.start("clock", traceDir: dir, extraEnv: mode.isEmpty ? [:] : ["TANGLE_CLOCK": mode])
+            XCTAssertEqual(child.wait().status, 0)
+            let trace = try TraceReader.load(paths: [dir])
+            XCTAssertTrue(trace.problems.isEmpty, "\(trace.problems)")
+            let mine = trace.events.filter { $0.object == 9 }
+            XCTAssertEqual(mine.count, 6000)
+            var worst: Int64 = 0
+            for k in stride(from: 0, to: mine.count - 1, by: 2) {
+                let put = mine[k], get = mine[k + 1]
+                XCTAssertEqual(put.kind, .queuePut)
+                XCTAssertEqual(get.kind, .queueGet)
+                let early = Int64(put.a) - Int64(put.time)   // > 0: converted time before `before`
+                let late = Int64(put.time) - Int64(get.a)     // > 0: converted time after `after`
+                worst = max(worst, early, late)
+                XCTAssertLessThan(early, 2_000, "mode \(mode): event \(k) \(early) ns before the reading taken before it")
+                XCTAssertLessThan(late, 2_000, "mode \(mode): event \(k) \(late) ns after the reading taken after it")
+                XCTAssertLessThanOrEqual(put.time, get.time &+ 2_000)
+            }
+            print("clock mode \(mode.isEmpty ? "default" : mode): worst distance outside the bracket \(worst) ns")
+            XCTAssertEqual(trace.events.filter { $0.object == 8 }.count, 500)
+        }
     }
 
     /// Object and message ids work with tracing off and carry the pid.

@@ -18,6 +18,8 @@ enum TraceChildren {
         "blocked": blocked,
         "threads": manyThreads,
         "fork": forkChild,
+        "stacks": repeatedStacks,
+        "clock": bracketedTimes,
     ]
 
     static func env(_ key: String) -> String? { ProcessInfo.processInfo.environment[key] }
@@ -91,6 +93,51 @@ enum TraceChildren {
         Recorder.record(.processFork, a: UInt64(pid))
         var st: Int32 = 0
         waitpid(pid, &st, 0)
+        Recorder.processExiting(status: 0, signal: 0)
+        return 0
+    }
+
+    /// 1000 events from one call site, then a fork; parent and child record 10 more from that same
+    /// site (same return addresses in both: fork keeps the address space).
+    static func repeatedStacks() -> Int32 {
+        Recorder.start(processObject: 200, name: "stacks")
+        var pid: pid_t = -1
+        for round in 0..<2 {
+            if round == 1 {
+                Recorder.flush()
+                pid = fork()
+                if pid == 0 { Recorder.afterForkInChild(processObject: 201, name: "stacks-child") }
+            }
+            for i in 0..<(round == 0 ? 1000 : 10) {
+                Recorder.record(.lockAcquired, object: 7, a: UInt64(i % 3 + 1))
+            }
+            if round == 1 && pid == 0 {
+                Recorder.processExiting(status: 0, signal: 0)
+                _exit(0)
+            }
+        }
+        var st: Int32 = 0
+        waitpid(pid, &st, 0)
+        Recorder.processExiting(status: 0, signal: 0)
+        return 0
+    }
+
+    /// 3000 events, each bracketed by CLOCK_MONOTONIC readings carried in its own `a` (before)
+    /// and in the next event's `a` (after); drains, sleeps and a second thread in between.
+    static func bracketedTimes() -> Int32 {
+        Recorder.start(processObject: 300, name: "clock")
+        let other = Thread {
+            for i in 0..<500 { Recorder.record(.lockReleased, object: 8, a: UInt64(i)) }
+        }
+        other.start()
+        for i in 0..<3000 {
+            let before = tangle_now_ns()
+            Recorder.record(.queuePut, object: 9, a: before, b: 1)
+            let after = tangle_now_ns()
+            Recorder.record(.queueGet, object: 9, a: after, b: 1)
+            if i % 500 == 0 { usleep(3000) }
+            if i % 700 == 0 { Recorder.flush() }
+        }
         Recorder.processExiting(status: 0, signal: 0)
         return 0
     }

@@ -25,6 +25,7 @@ int tangle_pipe2(int fds[2], int flags);
 /// addresses when it carries a stack.
 ///   w[0] time (CLOCK_MONOTONIC ns)  w[1] object  w[2] a  w[3] b  w[4] c  w[5] seq
 ///   w[6] kind | result << 16 | npcs << 24 | text id << 32     w[7] stack hash (0 = no stack)
+/// A record with a stack hash but npcs = 0 names a stack this thread sent earlier to the same file.
 typedef struct tangle_slot { uint64_t w[8]; } tangle_slot;
 
 typedef struct tangle_tbuf {
@@ -43,6 +44,10 @@ typedef struct tangle_tbuf {
     int exited;                   // the thread has exited: drain, then free
     pid_t tid;
     uintptr_t stack_lo, stack_hi; // the thread's stack range, for the frame-pointer walk
+    // Stacks this thread has already sent to the writer (hash, direct-mapped; owner only): a known
+    // stack is recorded as its hash alone, so a hot call site costs one slot, not three.
+    uint64_t known_generation;    // tangle_trace_stack_generation when `known` was last valid
+    uint64_t known[64];
 } tangle_tbuf;
 
 /// Frames captured when an event asks for a stack (1...64; TANGLE_STACK_DEPTH, default 16).
@@ -53,6 +58,10 @@ extern int tangle_trace_state;
 extern pid_t tangle_trace_pid;
 /// Incremented in every forked child (pthread_atfork).
 extern uint64_t tangle_trace_fork_generation;
+/// Bumped whenever a new trace file starts (its writer knows no stacks yet): every thread then
+/// forgets which stacks it sent, and sends each one's return addresses again on first use.
+extern uint64_t tangle_trace_stack_generation;
+void tangle_trace_forget_stacks(void);
 
 /// Appends one event to the calling thread's buffer (creating and registering it on first use).
 /// `skip` is how many frames above the caller of this function to leave out of the stack
@@ -101,6 +110,21 @@ int tangle_trace_on_exit(void (*fn)(int status, void *arg));
 
 /// CLOCK_MONOTONIC in ns.
 uint64_t tangle_now_ns(void);
+
+// ---- The ring's clock ----------------------------------------------------------------------------
+// Where the kernel itself derives CLOCK_MONOTONIC from the TSC (clocksource "tsc", constant and
+// nonstop TSC), the hot path stores raw TSC ticks (rdtsc: ~5 ns in line, against 23 ns for
+// clock_gettime, whose lfence serialises) and the writer converts them to CLOCK_MONOTONIC ns by
+// interpolating between (TSC, CLOCK_MONOTONIC) pairs it samples at every drain. Elsewhere, or with
+// TANGLE_CLOCK=monotonic, the ring holds CLOCK_MONOTONIC ns directly.
+
+/// 1 when ring times are TSC ticks. Decided once per process by tangle_trace_clock_init (before the
+/// first record; a forked child inherits it).
+extern int tangle_trace_clock_tsc;
+int tangle_trace_clock_init(void);
+/// A (TSC, CLOCK_MONOTONIC ns) pair: the best (narrowest) of three rdtsc–clock_gettime–rdtsc
+/// brackets, TSC at the bracket's middle. Returns the bracket's width in ticks.
+uint64_t tangle_clock_pair(uint64_t *tsc, uint64_t *ns);
 
 // ---- Stacks ------------------------------------------------------------------------------------
 

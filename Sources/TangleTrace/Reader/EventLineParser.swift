@@ -6,6 +6,10 @@ import Glibc
 struct EventLineFields {
     var time: UInt64 = 0
     var hasTime = false
+    /// Schema 2: `dt`, ns after the previous event line's time (`deltaNegative`: a `-` sign, invalid).
+    var delta: UInt64 = 0
+    var hasDelta = false
+    var deltaNegative = false
     var pid: Int64 = 0
     var hasPid = false
     var tid: Int64 = 0
@@ -132,6 +136,8 @@ func parseEventLine(_ p: UnsafePointer<UInt8>, _ end: Int, _ f: inout EventLineF
                 case UInt8(ascii: "s"): f.stack = v
                 default: addExtra(&f, ks, kl, v)
                 }
+            case 2 where p[ks] == UInt8(ascii: "d") && p[ks + 1] == UInt8(ascii: "t"):
+                f.delta = v; f.hasDelta = true; f.deltaNegative = neg && v != 0
             case 3:
                 if p[ks + 1] == UInt8(ascii: "i") && p[ks + 2] == UInt8(ascii: "d") && p[ks] == UInt8(ascii: "p") {
                     f.pid = Int64(bitPattern: v); f.hasPid = true

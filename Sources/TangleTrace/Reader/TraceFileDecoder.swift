@@ -2,7 +2,8 @@ import Glibc
 
 /// The semantic layer for one file: lines → header, stacks, modules and `TraceEvent`s. Restores
 /// what the writer leaves out (pid from the header, `seq` when it is the previous one + 1, zero
-/// arguments), skips and counts unknown kinds and keys, reports invalid lines with their offset.
+/// arguments, and in schema 2 the absolute time of a `dt` line), skips and counts unknown kinds
+/// and keys, reports invalid lines with their offset.
 public final class TraceFileDecoder {
     public let raw: RawTraceFile
     public var path: String { raw.path }
@@ -23,6 +24,9 @@ public final class TraceFileDecoder {
     private let kinds = KindTable.shared
     private var pid: Int32 = 0
     private var hasHeader = false
+    /// What a `dt` counts from: the time of the last valid event line (any kind but header, stack
+    /// and module, unknown kinds included), at first the header's `t`.
+    @exclusivity(unchecked) private var timeBase: UInt64 = 0
     /// Called when a stack record is read (the stream uses it to publish stacks as they come).
     var onStack: ((Int32, UInt32, [UInt64]) -> Void)?
 
@@ -50,6 +54,7 @@ public final class TraceFileDecoder {
         }
         header = h
         pid = h.pid
+        timeBase = h.startTime
         hasHeader = true
     }
 
@@ -134,16 +139,28 @@ public final class TraceFileDecoder {
         return cachedSeq
     }
 
+    /// The line's absolute time: `t`, else the base + `dt` (nil: neither, or a negative `dt`).
+    @inline(__always) private func lineTime(_ f: EventLineFields) -> UInt64? {
+        if f.hasTime { return f.time }
+        if f.hasDelta && !f.deltaNegative { return timeBase &+ f.delta }
+        return nil
+    }
+
     private func event(from p: UnsafePointer<UInt8>, _ f: EventLineFields) -> TraceEvent? {
         guard f.kindLen >= 0 else { invalid("a line without \"k\""); return nil }
         let kp = p + f.kindStart
         guard let kind = kinds.lookup(kp, f.kindLen) else {
             if bytesEqual(kp, f.kindLen, "header") { invalid("a second header"); return nil }
+            // An event line of a kind this reader does not know still moves the dt base.
+            if !bytesEqual(kp, f.kindLen, "stack") && !bytesEqual(kp, f.kindLen, "module"), let t = lineTime(f) {
+                timeBase = t
+            }
             let name = String(decoding: UnsafeBufferPointer(start: kp, count: f.kindLen), as: UTF8.self)
             unknownKinds[name, default: 0] += 1
             return nil
         }
-        guard f.hasTime, f.hasTid else { invalid("an event without \"t\" or \"tid\""); return nil }
+        guard let time = lineTime(f), f.hasTid else { invalid("an event without \"t\" (or \"dt\") or \"tid\""); return nil }
+        timeBase = time
         let tid = Int32(truncatingIfNeeded: f.tid)
         let seq = restoreSeq(tid, f.hasSeq ? f.seq : nil)
         var result = WaitResult.ok
@@ -184,9 +201,20 @@ public final class TraceFileDecoder {
         }
         if kind == .dropped { dropped &+= a }
         events += 1
-        return TraceEvent(time: f.time, pid: f.hasPid ? Int32(truncatingIfNeeded: f.pid) : pid, tid: tid, seq: seq,
+        return TraceEvent(time: time, pid: f.hasPid ? Int32(truncatingIfNeeded: f.pid) : pid, tid: tid, seq: seq,
                           kind: kind, object: f.object, stack: UInt32(truncatingIfNeeded: f.stack), result: result,
                           a: a, b: b, c: c, text: text)
+    }
+
+    /// `lineTime` for a generically parsed line.
+    private func nestedTime(_ v: JSONValue) -> UInt64? {
+        if let t = v["t"]?.uint64 { return t }
+        guard let d = v["dt"] else { return nil }
+        switch d {
+        case let .int(x) where x < 0: return nil
+        case let .double(x) where x < 0: return nil
+        default: return d.uint64.map { timeBase &+ $0 }
+        }
     }
 
     /// Stack and module records, and any event line the fast parser declined.
@@ -217,11 +245,14 @@ public final class TraceFileDecoder {
         }
         if k == "header" { invalid("a second header"); return nil }
         guard let k else { invalid("a line without \"k\""); return nil }
+        let time = nestedTime(v)
         guard let kind = EventKind(name: k) else {
+            if let time { timeBase = time }
             unknownKinds[k, default: 0] += 1
             return nil
         }
-        guard let t = v["t"]?.uint64, let tidv = v["tid"]?.int64 else { invalid("an event without \"t\" or \"tid\""); return nil }
+        guard let t = time, let tidv = v["tid"]?.int64 else { invalid("an event without \"t\" (or \"dt\") or \"tid\""); return nil }
+        timeBase = t
         let tid = Int32(truncatingIfNeeded: tidv)
         let seq = restoreSeq(tid, v["seq"]?.uint64)
         var e = TraceEvent(time: t, pid: v["pid"]?.int64.map { Int32(truncatingIfNeeded: $0) } ?? pid, tid: tid,
