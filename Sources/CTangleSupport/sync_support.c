@@ -134,7 +134,6 @@ int tangle_lock_acquire_slow(tangle_lock_t *l, int64_t timeout_ns, int32_t *dead
     }
 }
 
-_Static_assert(sizeof(tangle_lock_t) == 20, "tangle_lock_t layout");
 _Static_assert(offsetof(tangle_queue_t, tail_lock) == 64, "queue producers' line");
 _Static_assert(offsetof(tangle_queue_t, head_lock) == 128, "queue consumers' line");
 _Static_assert(offsetof(tangle_queue_t, not_empty_seq) == 192, "queue getters' line");
@@ -142,10 +141,30 @@ _Static_assert(offsetof(tangle_queue_t, not_full_seq) == 256, "queue putters' li
 _Static_assert(offsetof(tangle_queue_t, join_lock) == 320, "queue join line");
 _Static_assert(sizeof(tangle_queue_t) == 384, "queue state size");
 
-void tangle_queue_lock_slow(tangle_lock_t *l) {
-    if (tangle_lock_spin(l, 400)) return;
-    int32_t dead = 0;
-    (void)tangle_lock_acquire_slow(l, -1, &dead);   // 0 or EOWNERDEAD: held either way
+void tangle_queue_lock_slow(tangle_qlock_t *l) {
+    for (int i = 0; i < 500; i++) {
+        if (__atomic_load_n(&l->word, __ATOMIC_RELAXED) == 0 && tangle_qlock_try(l)) return;
+        __builtin_ia32_pause();
+    }
+    int32_t me = tangle_sync_pid();
+    uint64_t last_check = tangle_now_ns();
+    for (;;) {
+        if (tangle_qlock_try(l)) return;
+        uint32_t owner = __atomic_load_n(&l->word, __ATOMIC_ACQUIRE);
+        uint64_t now = tangle_now_ns();
+        if (owner != 0 && now - last_check >= (uint64_t)TANGLE_LIVENESS_SLICE_NS) {
+            last_check = now;
+            // A dead owner: take the lock over from it (the word still names it).
+            if ((int32_t)owner != me && !tangle_sync_pid_alive((int32_t)owner)
+                && __atomic_compare_exchange_n(&l->word, &owner, (uint32_t)me, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                return;
+            continue;
+        }
+        if (owner == 0) continue;
+        __atomic_fetch_add(&l->waiters, 1, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&l->word, __ATOMIC_SEQ_CST) == owner) tangle_futex_wait(&l->word, owner, TANGLE_LIVENESS_SLICE_NS);
+        __atomic_fetch_sub(&l->waiters, 1, __ATOMIC_SEQ_CST);
+    }
 }
 
 void tangle_queue_wait_nonempty(tangle_queue_t *q, int64_t timeout_ns) {

@@ -102,6 +102,33 @@ static inline uint32_t tangle_lock_release(tangle_lock_t *l) {
 // message count (high 32 bits, mod 2^32) with the byte position (low 32 bits, in [0, 2*capacity)):
 // one 64-bit store publishes a record and its count together, so a process killed at any point
 // leaves the queue consistent (a half-written record was never published).
+/// A queue lock: one word, 0 when free, else the owner's pid. Taking it is one CAS that also
+/// names the owner, so a process killed at any instruction leaves a lock that names it (the
+/// tangle_lock_t of Lock stores the owner after its CAS: a kill in between left it unrecoverable).
+typedef struct {
+    uint32_t word;
+    uint32_t waiters;   // threads asleep (or about to sleep) on `word`
+} tangle_qlock_t;
+
+static inline int tangle_qlock_try(tangle_qlock_t *l) {
+    uint32_t expected = 0;
+    return __atomic_compare_exchange_n(&l->word, &expected, (uint32_t)tangle_sync_pid(), 0,
+                                       __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+
+static inline void tangle_queue_unlock(tangle_qlock_t *l) {
+    __atomic_exchange_n(&l->word, 0, __ATOMIC_SEQ_CST);
+    if (__builtin_expect(__atomic_load_n(&l->waiters, __ATOMIC_SEQ_CST) != 0, 0)) tangle_futex_wake(&l->word, 1);
+}
+
+/// Takes a queue lock, recovering it from a dead owner (checked every 50 ms while waiting): every
+/// state change is a single published store, so the queue is consistent whatever the owner did.
+void tangle_queue_lock_slow(tangle_qlock_t *l);
+static inline void tangle_queue_lock(tangle_qlock_t *l) {
+    if (__builtin_expect(tangle_qlock_try(l), 1)) return;
+    tangle_queue_lock_slow(l);
+}
+
 typedef struct {
     // line 0: constant after creation
     uint64_t capacity;          // ring bytes, multiple of 8, <= 2^31
@@ -110,17 +137,15 @@ typedef struct {
     uint32_t layout;            // TANGLE_QUEUE_LAYOUT
     uint8_t pad0[40];
     // line 1: producers
-    tangle_lock_t tail_lock;
-    uint32_t pad1a;
+    tangle_qlock_t tail_lock;
     uint64_t tail;              // (messages put << 32) | write position
     uint64_t head_seen;         // producers' last read of `head`
-    uint8_t pad1[24];
+    uint8_t pad1[40];
     // line 2: consumers
-    tangle_lock_t head_lock;
-    uint32_t pad2a;
+    tangle_qlock_t head_lock;
     uint64_t head;              // (messages got << 32) | read position
     uint64_t tail_seen;         // consumers' last read of `tail`
-    uint8_t pad2[24];
+    uint8_t pad2[40];
     // line 3: getters asleep. A put wakes one only when `armed` (a getter went to sleep since the
     // last wake), so a stream of puts makes one futex_wake per sleep, not one per message.
     uint32_t not_empty_seq;
@@ -132,23 +157,14 @@ typedef struct {
     uint32_t not_full_armed;
     uint8_t pad4[56];
     // line 5: JoinableQueue (unfinished = messages put - done, mod 2^32)
-    tangle_lock_t join_lock;
+    tangle_qlock_t join_lock;
     uint32_t join_seq;
     uint32_t join_waiters;
-    uint32_t pad5a;
     uint64_t done;
-    uint8_t pad5[24];
+    uint8_t pad5[40];
 } tangle_queue_t;
 
-#define TANGLE_QUEUE_LAYOUT 2u
-
-/// Takes a queue lock (tail_lock / head_lock / join_lock), recovering it from a dead owner: every
-/// state change is a single published store, so the queue is consistent whatever the owner did.
-void tangle_queue_lock_slow(tangle_lock_t *l);
-static inline void tangle_queue_lock(tangle_lock_t *l) {
-    if (__builtin_expect(tangle_lock_try(l), 1)) return;
-    tangle_queue_lock_slow(l);
-}
+#define TANGLE_QUEUE_LAYOUT 3u
 
 static inline uint64_t tangle_queue_used(const tangle_queue_t *q, uint64_t tail, uint64_t head) {
     uint64_t t = (uint32_t)tail, h = (uint32_t)head;
@@ -206,7 +222,7 @@ static inline void tangle_queue_put_commit(tangle_queue_t *q, uint64_t need) {
     // the unlock's locked exchange drains the store buffer, so it is the fence (one atomic
     // read-modify-write per put, not two).
     TANGLE_QUEUE_FENCE_BEFORE_UNLOCK();
-    tangle_lock_release(&q->tail_lock);
+    tangle_queue_unlock(&q->tail_lock);
     if (__builtin_expect(__atomic_load_n(&q->not_empty_armed, __ATOMIC_SEQ_CST) != 0, 0)
         && __atomic_exchange_n(&q->not_empty_armed, 0, __ATOMIC_SEQ_CST) != 0) {
         __atomic_fetch_add(&q->not_empty_seq, 1, __ATOMIC_SEQ_CST);
@@ -231,7 +247,7 @@ static inline void tangle_queue_get_commit(tangle_queue_t *q, uint64_t need) {
     uint64_t h = __atomic_load_n(&q->head, __ATOMIC_RELAXED);
     __atomic_store_n(&q->head, tangle_queue_advance(q, h, need), __ATOMIC_RELEASE);
     TANGLE_QUEUE_FENCE_BEFORE_UNLOCK();   // the unlock is the fence, as in put_commit
-    tangle_lock_release(&q->head_lock);
+    tangle_queue_unlock(&q->head_lock);
     if (__builtin_expect(__atomic_load_n(&q->not_full_armed, __ATOMIC_SEQ_CST) != 0, 0)
         && __atomic_exchange_n(&q->not_full_armed, 0, __ATOMIC_SEQ_CST) != 0) {
         __atomic_fetch_add(&q->not_full_seq, 1, __ATOMIC_SEQ_CST);

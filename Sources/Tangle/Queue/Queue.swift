@@ -194,16 +194,16 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
     /// throws `full` (lock released) once `ns` passed (0: at once).
     private func putWaitForRoom(_ need: Int, ns: Int64) throws -> Int64 {
         if ns == 0 {
-            tangle_lock_release(&q.pointee.tail_lock)
+            tangle_queue_unlock(&q.pointee.tail_lock)
             Recorder.record(.queueTimeout, object: object, a: 0, result: .full)
             throw QueueError.full(object: object)
         }
-        tangle_lock_release(&q.pointee.tail_lock)
+        tangle_queue_unlock(&q.pointee.tail_lock)
         _ = tangle_queue_poll_fits(q, UInt64(need), Queue.spins, Queue.yields)
         tangle_queue_lock(&q.pointee.tail_lock)
         var r = tangle_queue_reserve(q, UInt64(need))
         if r >= 0 { return r }
-        tangle_lock_release(&q.pointee.tail_lock)
+        tangle_queue_unlock(&q.pointee.tail_lock)
         Recorder.record(.queuePutWait, object: object)
         let end = deadline(after: ns)
         while true {
@@ -211,7 +211,7 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
                 tangle_queue_lock(&q.pointee.tail_lock)
                 r = tangle_queue_reserve(q, UInt64(need))
                 if r >= 0 { return r }
-                tangle_lock_release(&q.pointee.tail_lock)
+                tangle_queue_unlock(&q.pointee.tail_lock)
                 Recorder.record(.queueTimeout, object: object, a: 0, result: .timeout)
                 throw QueueError.full(object: object)
             }
@@ -219,7 +219,7 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
             tangle_queue_lock(&q.pointee.tail_lock)
             r = tangle_queue_reserve(q, UInt64(need))
             if r >= 0 { return r }
-            tangle_lock_release(&q.pointee.tail_lock)
+            tangle_queue_unlock(&q.pointee.tail_lock)
         }
     }
 
@@ -287,16 +287,16 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
     /// `empty` (lock released) once `ns` passed (0: at once).
     private func getWaitForMessage(ns: Int64) throws -> Int64 {
         if ns == 0 {
-            tangle_lock_release(&q.pointee.head_lock)
+            tangle_queue_unlock(&q.pointee.head_lock)
             Recorder.record(.queueTimeout, object: object, a: 1, result: .empty)
             throw QueueError.empty(object: object)
         }
-        tangle_lock_release(&q.pointee.head_lock)
+        tangle_queue_unlock(&q.pointee.head_lock)
         _ = tangle_queue_poll_nonempty(q, Queue.spins, Queue.yields)
         tangle_queue_lock(&q.pointee.head_lock)
         var r = tangle_queue_peek(q)
         if r >= 0 { return r }
-        tangle_lock_release(&q.pointee.head_lock)
+        tangle_queue_unlock(&q.pointee.head_lock)
         Recorder.record(.queueGetWait, object: object)
         let end = deadline(after: ns)
         while true {
@@ -304,7 +304,7 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
                 tangle_queue_lock(&q.pointee.head_lock)
                 r = tangle_queue_peek(q)
                 if r >= 0 { return r }
-                tangle_lock_release(&q.pointee.head_lock)
+                tangle_queue_unlock(&q.pointee.head_lock)
                 Recorder.record(.queueTimeout, object: object, a: 1, result: .timeout)
                 throw QueueError.empty(object: object)
             }
@@ -312,7 +312,7 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
             tangle_queue_lock(&q.pointee.head_lock)
             r = tangle_queue_peek(q)
             if r >= 0 { return r }
-            tangle_lock_release(&q.pointee.head_lock)
+            tangle_queue_unlock(&q.pointee.head_lock)
         }
     }
 
@@ -342,7 +342,7 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
         tangle_queue_lock(&q.pointee.join_lock)
         let left = unfinishedNow()
         guard left > 0 else {
-            tangle_lock_release(&q.pointee.join_lock)
+            tangle_queue_unlock(&q.pointee.join_lock)
             throw QueueError.tooManyTaskDone(object: object)
         }
         Recorder.record(.queueTaskDone, object: object, a: UInt64(left - 1))
@@ -351,7 +351,7 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
             q.pointee.join_seq &+= 1
             _ = tangle_futex_wake(&q.pointee.join_seq, Int32.max)
         }
-        tangle_lock_release(&q.pointee.join_lock)
+        tangle_queue_unlock(&q.pointee.join_lock)
     }
 
     func joinImpl(ns: Int64) throws {
@@ -365,7 +365,7 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
                 // Registered and the sequence read under join_lock, which taskDone holds to wake.
                 q.pointee.join_waiters += 1
                 let seq = q.pointee.join_seq
-                tangle_lock_release(&q.pointee.join_lock)
+                tangle_queue_unlock(&q.pointee.join_lock)
                 let left = remaining(end)
                 if let left { _ = tangle_futex_wait(&q.pointee.join_seq, seq, Queue.slice(left)) }
                 tangle_queue_lock(&q.pointee.join_lock)
@@ -373,13 +373,13 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
                 if left == nil {
                     let n = unfinishedNow()
                     if n == 0 { break }
-                    tangle_lock_release(&q.pointee.join_lock)
+                    tangle_queue_unlock(&q.pointee.join_lock)
                     Recorder.record(.queueJoinDone, object: object, result: .timeout, stack: false)
                     throw QueueError.joinTimeout(object: object, unfinished: Int(n))
                 }
             }
         }
-        tangle_lock_release(&q.pointee.join_lock)
+        tangle_queue_unlock(&q.pointee.join_lock)
         Recorder.record(.queueJoinDone, object: object, stack: false)
     }
 
