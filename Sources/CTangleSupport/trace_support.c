@@ -193,7 +193,9 @@ void tangle_trace_forget_stacks(void) {
     __atomic_add_fetch(&tangle_trace_stack_generation, 1, __ATOMIC_RELEASE);
 }
 
-#define TANGLE_SLOTS 8192u  // 512 KB per thread
+// Slots per thread ring: 8192 (512 KB) unless TANGLE_BUFFER_SLOTS says otherwise (a power of two,
+// 64 ... 1048576; read once, at load).
+static uint64_t ring_slots = 8192u;
 
 static pthread_mutex_t writer_lock = PTHREAD_MUTEX_INITIALIZER;
 static tangle_tbuf *buffers = NULL;
@@ -218,9 +220,9 @@ static tangle_tbuf *buffer_create(void) {
     pthread_once(&key_once, make_key);
     tangle_tbuf *b = calloc(1, sizeof *b);
     if (!b) return NULL;
-    b->slots = malloc(sizeof(tangle_slot) * TANGLE_SLOTS);
+    b->slots = malloc(sizeof(tangle_slot) * ring_slots);
     if (!b->slots) { free(b); return NULL; }
-    b->mask = TANGLE_SLOTS - 1;
+    b->mask = ring_slots - 1;
     b->tid = tangle_gettid();
     if (tangle_thread_stack_range(&b->stack_lo, &b->stack_hi) != 0) { b->stack_lo = 0; b->stack_hi = 0; }
     pthread_mutex_lock(&writer_lock);
@@ -247,10 +249,14 @@ void tangle_trace_count_drop(void) {
     if (b) b->dropped++;
 }
 
-// The ring is full: wake the flusher and let it make room (it publishes its progress as it
-// formats), rather than formatting on this thread. Gives up (returns 0: the caller drains the ring
-// itself under the writer lock) when the recorder is not running or the drainer makes no progress
-// for 2 ms (flusher descheduled, stuck in write(2), or gone).
+// The ring is full. While the flusher is draining (it holds the writer lock and publishes its
+// progress as it formats), wait for room rather than contend. Returns 0 — the caller drains the
+// rings itself under the writer lock — when nobody holds that lock (the flusher sleeps, or waits
+// for a CPU on a busy machine), when the recorder is not running, or when the drainer makes no
+// progress for 2 ms (stuck in write(2), or gone).
+// 200 µs without progress: longer than a drain round, shorter than a scheduler slice.
+static const uint64_t self_drain_after_ns = 200000;
+
 __attribute__((noinline)) static int wait_for_room(tangle_tbuf *b, uint64_t head, uint64_t need) {
     if (__atomic_load_n(&tangle_trace_state, __ATOMIC_RELAXED) != 1) return 0;
     tangle_trace_wake();
@@ -268,6 +274,12 @@ __attribute__((noinline)) static int wait_for_room(tangle_tbuf *b, uint64_t head
             since = tangle_now_ns();
         } else if ((i & 31) == 0) {
             if (__atomic_load_n(&tangle_trace_state, __ATOMIC_RELAXED) != 1) return 0;
+            // No progress for a while and nobody draining (the flusher waits for a CPU on a busy
+            // machine): draining ourselves beats waiting for it to be scheduled.
+            if (tangle_now_ns() - since > self_drain_after_ns && pthread_mutex_trylock(&writer_lock) == 0) {
+                pthread_mutex_unlock(&writer_lock);
+                return 0;
+            }
             if (tangle_now_ns() - since > 2000000ull) return 0;
         }
         if (i < 64) __builtin_ia32_pause(); else sched_yield();
@@ -485,6 +497,11 @@ __attribute__((constructor)) static void tangle_trace_route_test_child(void) {
         if (d < 0) d = 0;
         if (d > 64) d = 64;
         tangle_trace_stack_depth = d;
+    }
+    const char *slots = getenv("TANGLE_BUFFER_SLOTS");
+    if (slots && *slots) {
+        unsigned long v = strtoul(slots, NULL, 10);
+        if (v >= 64 && v <= (1ul << 20) && (v & (v - 1)) == 0) ring_slots = v;
     }
     const char *name = getenv("TANGLE_TRACE_TEST_CHILD");
     if (name == NULL || name[0] == 0 || tangle_trace_test_child == NULL) return;

@@ -42,7 +42,7 @@ public enum Recorder {
         }
         // skip 1: the return address into this function; the first frame kept is our caller.
         let rc = tangle_trace_append(kind.rawValue, result.rawValue, 0, object, a, b, c, stack ? 1 : 0, 1)
-        if rc != 0 || kind.isWait { afterAppend(rc, kind, object, a, b, c, result, 0) }
+        if rc != 0 || kind.isWait { afterAppend(rc, kind, object, a, b, c, result, 0, stack, skip: 2) }
     }
 
     /// Records one event that carries a name (slow path: the text goes through a side table).
@@ -58,7 +58,7 @@ public enum Recorder {
         }
         let id = TextTable.put(text)
         let rc = tangle_trace_append(kind.rawValue, result.rawValue, id, object, a, b, c, stack ? 1 : 0, 1)
-        if rc != 0 || kind.isWait { afterAppend(rc, kind, object, a, b, c, result, id) }
+        if rc != 0 || kind.isWait { afterAppend(rc, kind, object, a, b, c, result, id, stack, skip: 2) }
     }
 
     /// For the recorder's own entry points (start, threadStarted, …): the stack starts at their
@@ -76,21 +76,24 @@ public enum Recorder {
         let id = text.map { TextTable.put($0) } ?? 0
         // skip 2: the return addresses into this function and into the recorder's entry point.
         let rc = tangle_trace_append(kind.rawValue, result.rawValue, id, object, a, b, c, stack ? 1 : 0, 2)
-        if rc != 0 || kind.isWait { afterAppend(rc, kind, object, a, b, c, result, id) }
+        if rc != 0 || kind.isWait { afterAppend(rc, kind, object, a, b, c, result, id, stack, skip: 3) }
     }
 
+    /// `skip`: frames between tangle_trace_append (called from here) and the app's frame — one
+    /// more than the recording entry point used, for this function's own frame.
     @inline(never)
     private static func afterAppend(
         _ rc: Int32, _ kind: EventKind, _ object: UInt64, _ a: UInt64, _ b: UInt64, _ c: UInt64,
-        _ result: WaitResult, _ text: UInt32
+        _ result: WaitResult, _ text: UInt32, _ stack: Bool, skip: Int32
     ) {
         if rc == 1 { tangle_trace_wake() }
         if rc < 0 {
-            // The buffer is full (or could not be allocated): drain it ourselves and retry, without
-            // a stack (the walk would show the recorder's own frames now).
+            // The buffer is full and the flusher is not draining it (busy machine: descheduled),
+            // or the buffer could not be allocated: drain it ourselves, then record — with the
+            // same stack as the first attempt would have had.
             flush()
             let again = rc == -1
-                ? tangle_trace_append(kind.rawValue, result.rawValue, text, object, a, b, c, 0, 0)
+                ? tangle_trace_append(kind.rawValue, result.rawValue, text, object, a, b, c, stack ? 1 : 0, skip)
                 : Int32(-2)
             if again < 0 {
                 tangle_trace_lock()

@@ -202,6 +202,9 @@ final class Writer {
             p = b.pointee.next
         }
         if bufs.isEmpty {
+            // Idle: a pair every flusher round anyway, so the next record, however late, lies
+            // within 50 ms of one (the kernel's TSC-to-ns slope drifts with NTP over long spans).
+            clock.sample()
             if flushFrame { frame.flush() }
             tangle_trace_reap()
             return

@@ -226,9 +226,29 @@ struct Run: ParsableCommand {
             let raw = try RawTraceFile(path: f.path)
             var out: [UInt8] = []
             out.reserveCapacity(Int(f.bytes) * 4)
+            // Schema 2 lines may carry "dt" (ns after the previous event line): restore each event's
+            // absolute time, and write every kept event with an absolute "t", so that dropping a
+            // line never shifts the times of the lines after it.
+            var base: UInt64 = 0
             while let line = raw.nextLine() {
-                if let t = Run.eventTime(line), t >= cut { dropped += 1; continue }
-                out.append(contentsOf: line)
+                let b = line.bindMemory(to: UInt8.self)
+                guard let token = Run.timeToken(line) else {
+                    out.append(contentsOf: b)
+                    out.append(10)
+                    continue
+                }
+                if token.isHeader {
+                    base = token.value
+                    out.append(contentsOf: b)
+                    out.append(10)
+                    continue
+                }
+                let t = token.isDelta ? base &+ token.value : token.value
+                base = t
+                if t >= cut { dropped += 1; continue }
+                out.append(contentsOf: b[..<token.range.lowerBound])
+                out.append(contentsOf: Array("\"t\":\(t)".utf8))
+                out.append(contentsOf: b[token.range.upperBound...])
                 out.append(10)
             }
             raw.closeFile()
@@ -259,8 +279,9 @@ struct Run: ParsableCommand {
         return Data(dst[0..<n])
     }
 
-    /// The `"t"` of an event line; nil for header, stack and module records (and unparsable lines).
-    static func eventTime(_ line: UnsafeRawBufferPointer) -> UInt64? {
+    /// The time key of a line: `"t":N` or `"dt":N` (its byte range, key included), for event lines
+    /// and the header; nil for stack and module records and for lines without one.
+    static func timeToken(_ line: UnsafeRawBufferPointer) -> (value: UInt64, isDelta: Bool, isHeader: Bool, range: Range<Int>)? {
         let b = line.bindMemory(to: UInt8.self)
         let n = b.count
         func has(_ s: StaticString) -> Bool {
@@ -274,17 +295,23 @@ struct Run: ParsableCommand {
             }
             return false
         }
-        if has("\"k\":\"header\"") || has("\"k\":\"stack\"") || has("\"k\":\"module\"") { return nil }
+        if has("\"k\":\"stack\"") || has("\"k\":\"module\"") { return nil }
+        let header = has("\"k\":\"header\"")
         var i = 0
         while i + 4 < n {
-            // "t": at the start of a key (after { or ,)
-            if b[i] == 34 && b[i + 1] == 116 && b[i + 2] == 34 && b[i + 3] == 58 && i > 0 && (b[i - 1] == 123 || b[i - 1] == 44) {
-                var j = i + 4
-                while j < n && b[j] == 32 { j += 1 }
-                var v: UInt64 = 0
-                var digits = 0
-                while j < n && b[j] >= 48 && b[j] <= 57 { v = v &* 10 &+ UInt64(b[j] - 48); j += 1; digits += 1 }
-                return digits > 0 ? v : nil
+            // "t": or "dt": at the start of a key (after { or ,)
+            if b[i] == 34 && i > 0 && (b[i - 1] == 123 || b[i - 1] == 44) {
+                var k = i + 1
+                let delta = !header && b[k] == 100 && k + 1 < n && b[k + 1] == 116  // d t
+                if delta { k += 1 }
+                if b[k] == 116 && k + 2 < n && b[k + 1] == 34 && b[k + 2] == 58 {  // t " :
+                    var j = k + 3
+                    while j < n && b[j] == 32 { j += 1 }
+                    var v: UInt64 = 0
+                    var digits = 0
+                    while j < n && b[j] >= 48 && b[j] <= 57 { v = v &* 10 &+ UInt64(b[j] - 48); j += 1; digits += 1 }
+                    return digits > 0 ? (v, delta, header, i..<j) : nil
+                }
             }
             i += 1
         }

@@ -175,6 +175,14 @@ final class ExportCLITests: XCTestCase {
             XCTAssertTrue(report.findings.contains { kinds.contains($0.kind.rawValue) && $0.confidence == .actual }, "\(name): \(report.findings.map(\.kind))")
             XCTAssertFalse(report.findings.contains { $0.kind == .ownerDied }, "\(name): owner-died from the stop leaked in")
             XCTAssertTrue(FileManager.default.fileExists(atPath: trace + "/after-stop"), "the complete files are kept aside")
+            // Every process was blocked when the timeout struck: the cut trace has no exit by the
+            // stop's SIGTERM, the files kept aside do.
+            let cutTrace = try TraceReader.load(paths: [trace])
+            let kept = try TraceReader.load(paths: [trace + "/after-stop"])
+            XCTAssertFalse(cutTrace.events.contains { $0.kind == .processExit && $0.b == UInt64(SIGTERM) }, "\(name): events after the stop were kept")
+            XCTAssertTrue(kept.events.contains { $0.kind == .processExit && $0.b == UInt64(SIGTERM) }, "\(name)")
+            XCTAssertLessThan(cutTrace.events.count, kept.events.count)
+            XCTAssertEqual(cutTrace.events.map(\.time), kept.events.prefix(cutTrace.events.count).map(\.time), "\(name): the times before the stop are unchanged")
             // The cut trace is what later verbs see: check with an empty baseline fails on it too.
             try #"{"version":1,"tool":"tangle","findings":[]}"#.write(toFile: dir + "/empty.json", atomically: true, encoding: .utf8)
             XCTAssertEqual(try ExportTestSupport.run(tangle, ["check", trace, "--baseline", dir + "/empty.json", "--fail-on", "error"]).status, 1)

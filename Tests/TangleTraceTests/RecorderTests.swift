@@ -134,6 +134,12 @@ final class RecorderTests: XCTestCase {
             }
             let acquired = evs.filter { $0.kind == .lockAcquired }.map(\.a)
             XCTAssertEqual(acquired, (0..<UInt64(events)).map { $0 }, "thread \(tid) in order")
+            // Stacks survive full rings (the thread that drains for the flusher records the event
+            // with the stack it would have had): one call site, one non-zero id.
+            let withStack = evs.filter { $0.kind == .lockAcquired && $0.a % 3 == 0 }.map(\.stack)
+            XCTAssertEqual(Set(withStack).count, 1, "thread \(tid): \(Set(withStack))")
+            XCTAssertFalse(withStack.contains(0), "thread \(tid): an event lost its stack")
+            XCTAssertTrue(evs.filter { $0.kind == .lockAcquired && $0.a % 3 != 0 }.allSatisfy { $0.stack == 0 })
         }
         // merged order: time goes backwards only where the reader says an event came later than
         // its reorder window allowed (a thread preempted for > 250 ms inside `record`)
@@ -145,6 +151,27 @@ final class RecorderTests: XCTestCase {
             last = max(last, e.time)
         }
         XCTAssertEqual(backwards, stream.lateEvents)
+    }
+
+    /// With 64-slot rings the threads fill them all the time and drain them themselves: still no
+    /// event lost, none out of order, and none without the stack it asked for.
+    func testTinyRingsLoseNothing() throws {
+        let dir = makeTempDir("tiny")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let child = TraceChild.start("threads", traceDir: dir,
+                                     extraEnv: ["TANGLE_TEST_THREADS": "4", "TANGLE_TEST_EVENTS": "5000", "TANGLE_BUFFER_SLOTS": "64"])
+        XCTAssertEqual(child.wait().status, 0)
+        let trace = try TraceReader.load(paths: [dir])
+        XCTAssertTrue(trace.problems.isEmpty, "\(trace.problems)")
+        var perThread: [Int32: [TraceEvent]] = [:]
+        for e in trace.events where e.kind == .lockAcquired { perThread[e.tid, default: []].append(e) }
+        XCTAssertEqual(perThread.count, 4)
+        for (tid, evs) in perThread {
+            XCTAssertEqual(evs.map(\.a), (0..<UInt64(5000)).map { $0 }, "thread \(tid)")
+            let withStack = evs.filter { $0.a % 3 == 0 }.map(\.stack)
+            XCTAssertFalse(withStack.contains(0), "thread \(tid): an event lost its stack")
+            XCTAssertEqual(Set(withStack).count, 1, "thread \(tid)")
+        }
     }
 
     /// A forked child writes its own file (ppid = the forker), starting with proc.start forked=1,
