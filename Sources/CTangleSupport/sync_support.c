@@ -7,7 +7,9 @@
 #include <linux/futex.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -130,6 +132,91 @@ int tangle_lock_acquire_slow(tangle_lock_t *l, int64_t timeout_ns, int32_t *dead
         if (__atomic_load_n(&l->word, __ATOMIC_SEQ_CST) != 0) tangle_futex_wait(&l->word, 1, wait);
         __atomic_fetch_sub(&l->waiters, 1, __ATOMIC_SEQ_CST);
     }
+}
+
+_Static_assert(offsetof(tangle_queue_t, tail_lock) == 64, "queue producers' line");
+_Static_assert(offsetof(tangle_queue_t, head_lock) == 128, "queue consumers' line");
+_Static_assert(offsetof(tangle_queue_t, not_empty_seq) == 192, "queue getters' line");
+_Static_assert(offsetof(tangle_queue_t, not_full_seq) == 256, "queue putters' line");
+_Static_assert(offsetof(tangle_queue_t, join_lock) == 320, "queue join line");
+_Static_assert(sizeof(tangle_queue_t) == 384, "queue state size");
+
+void tangle_queue_lock_slow(tangle_qlock_t *l) {
+    for (int i = 0; i < 500; i++) {
+        if (__atomic_load_n(&l->word, __ATOMIC_RELAXED) == 0 && tangle_qlock_try(l)) return;
+        __builtin_ia32_pause();
+    }
+    int32_t me = tangle_sync_pid();
+    uint64_t last_check = tangle_now_ns();
+    for (;;) {
+        if (tangle_qlock_try(l)) return;
+        uint32_t owner = __atomic_load_n(&l->word, __ATOMIC_ACQUIRE);
+        uint64_t now = tangle_now_ns();
+        if (owner != 0 && now - last_check >= (uint64_t)TANGLE_LIVENESS_SLICE_NS) {
+            last_check = now;
+            // A dead owner: take the lock over from it (the word still names it).
+            if ((int32_t)owner != me && !tangle_sync_pid_alive((int32_t)owner)
+                && __atomic_compare_exchange_n(&l->word, &owner, (uint32_t)me, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                return;
+            continue;
+        }
+        if (owner == 0) continue;
+        __atomic_fetch_add(&l->waiters, 1, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&l->word, __ATOMIC_SEQ_CST) == owner) tangle_futex_wait(&l->word, owner, TANGLE_LIVENESS_SLICE_NS);
+        __atomic_fetch_sub(&l->waiters, 1, __ATOMIC_SEQ_CST);
+    }
+}
+
+void tangle_queue_wait_nonempty(tangle_queue_t *q, int64_t timeout_ns) {
+    __atomic_fetch_add(&q->not_empty_sleepers, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&q->not_empty_armed, 1, __ATOMIC_SEQ_CST);
+    uint32_t seq = __atomic_load_n(&q->not_empty_seq, __ATOMIC_SEQ_CST);
+    uint64_t h = __atomic_load_n(&q->head, __ATOMIC_SEQ_CST);
+    if ((uint32_t)h == (uint32_t)__atomic_load_n(&q->tail, __ATOMIC_SEQ_CST))
+        tangle_futex_wait(&q->not_empty_seq, seq, timeout_ns);
+    // The wake that ended this sleep disarmed the queue: re-arm it for the getters still asleep.
+    if (__atomic_sub_fetch(&q->not_empty_sleepers, 1, __ATOMIC_SEQ_CST) != 0)
+        __atomic_store_n(&q->not_empty_armed, 1, __ATOMIC_SEQ_CST);
+}
+
+void tangle_queue_pass_on(tangle_queue_t *q) {
+    if (__atomic_load_n(&q->not_empty_sleepers, __ATOMIC_SEQ_CST) == 0) return;
+    uint64_t h = __atomic_load_n(&q->head, __ATOMIC_SEQ_CST);
+    if ((uint32_t)h == (uint32_t)__atomic_load_n(&q->tail, __ATOMIC_SEQ_CST)) return;
+    __atomic_fetch_add(&q->not_empty_seq, 1, __ATOMIC_SEQ_CST);
+    tangle_futex_wake(&q->not_empty_seq, 1);
+}
+
+int tangle_queue_poll_nonempty(tangle_queue_t *q, int spins, int yields) {
+    for (int i = 0; i < spins; i++) {
+        if (tangle_queue_looks_nonempty(q)) return 1;
+        __builtin_ia32_pause();
+    }
+    for (int i = 0; i < yields; i++) {
+        if (tangle_queue_looks_nonempty(q)) return 1;
+        sched_yield();
+    }
+    return tangle_queue_looks_nonempty(q);
+}
+
+int tangle_queue_poll_fits(tangle_queue_t *q, uint64_t need, int spins, int yields) {
+    for (int i = 0; i < spins; i++) {
+        if (tangle_queue_looks_fits(q, need)) return 1;
+        __builtin_ia32_pause();
+    }
+    for (int i = 0; i < yields; i++) {
+        if (tangle_queue_looks_fits(q, need)) return 1;
+        sched_yield();
+    }
+    return tangle_queue_looks_fits(q, need);
+}
+
+void tangle_queue_wait_room(tangle_queue_t *q, uint64_t need, int64_t timeout_ns) {
+    __atomic_store_n(&q->not_full_armed, 1, __ATOMIC_SEQ_CST);
+    uint32_t seq = __atomic_load_n(&q->not_full_seq, __ATOMIC_SEQ_CST);
+    uint64_t h = __atomic_load_n(&q->head, __ATOMIC_SEQ_CST);
+    if (!tangle_queue_fits(q, __atomic_load_n(&q->tail, __ATOMIC_SEQ_CST), h, need))
+        tangle_futex_wait(&q->not_full_seq, seq, timeout_ns);
 }
 
 int tangle_sem_acquire_slow(tangle_sem_t *s, int64_t timeout_ns) {

@@ -29,35 +29,20 @@ public enum QueueError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// The queue's shared header (128 bytes), followed by the ring of messages.
-struct _QueueState {
-    var lock: tangle_lock_t          // 16
-    var capacity: UInt64             // ring bytes
-    var head: UInt64                 // read position (monotonic)
-    var tail: UInt64                 // write position (monotonic)
-    var count: UInt64                // messages in the ring
-    var maxsize: UInt64              // 0 = unbounded (bounded by the ring only)
-    var unfinished: UInt64
-    var notEmpty: UInt32             // futex words: bumped when a waiter must look again
-    var notEmptyWaiters: UInt32
-    var notFull: UInt32
-    var notFullWaiters: UInt32
-    var joinSeq: UInt32
-    var joinWaiters: UInt32
-    var joinable: UInt32
-}
-
 /// A FIFO queue of `Codable` messages shared by threads and processes (Python's
 /// `multiprocessing.Queue`).
 ///
-/// Messages are encoded with `BinaryCodec` into a ring buffer in anonymous shared memory guarded by
-/// a robust lock; waiters block on futexes that are only signalled when someone waits. Each message
-/// carries a message id so the trace's `queue.put` and `queue.get` name the same `msg`.
-/// `maxsize` bounds the number of messages (0 = only the buffer bounds it: a `put` that does not fit
-/// waits for room). A message larger than the buffer throws `QueueError.messageTooLarge`.
+/// Messages are encoded with `BinaryCodec` (plain data: copied as bytes) into a byte ring in
+/// anonymous shared memory. Producers serialise on one robust lock and consumers on another
+/// (`tangle_queue_t` in sync_support.h), so a producer and a consumer never contend; each side
+/// keeps its state in its own cache line. Waiters block on futexes that are only signalled when
+/// someone waits. When tracing, each message carries a message id so the trace's `queue.put` and
+/// `queue.get` name the same `msg`. `maxsize` bounds the number of messages (0 = only the buffer
+/// bounds it: a `put` that does not fit waits for room). A message larger than the buffer throws
+/// `QueueError.messageTooLarge`.
 public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
     let region: SharedRegion
-    let state: UnsafeMutablePointer<_QueueState>
+    let q: UnsafeMutablePointer<tangle_queue_t>
     let ring: UnsafeMutableRawPointer
     let capacity: Int
     /// The object id events name (unique across processes).
@@ -65,26 +50,32 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
     /// Closed through this handle (local to the process, as in Python).
     private var closedLocally = false
 
-    static var headerSize: Int { 128 }
+    /// The state starts on the region's first 64-byte boundary (the region header takes 16 bytes).
+    static var stateOffset: Int { 64 - SharedRegion.headerSize }
+    static var headerSize: Int { stateOffset + MemoryLayout<tangle_queue_t>.stride }
+    /// Positions live in 32 bits as [0, 2 × capacity).
+    static var maxBufferSize: Int { 1 << 31 }
 
     /// A queue of at most `maxsize` messages (0 = no limit but the buffer) whose shared buffer holds
-    /// `bufferSize` bytes of encoded messages (each takes 16 bytes + its encoding, rounded up to 8).
+    /// `bufferSize` bytes of encoded messages (each takes 16 bytes + its encoding, rounded up to 8;
+    /// at most 2 GiB).
     public convenience init(maxsize: Int = 0, bufferSize: Int = 1 << 20, name: String? = nil) {
         self.init(maxsize: maxsize, bufferSize: bufferSize, name: name, joinable: false)
     }
 
     init(maxsize: Int, bufferSize: Int, name: String?, joinable: Bool) {
-        precondition(MemoryLayout<_QueueState>.stride <= Queue.headerSize)
         precondition(maxsize >= 0, "Queue: maxsize must be ≥ 0")
+        precondition(bufferSize <= Queue.maxBufferSize, "Queue: bufferSize must be at most 2 GiB")
         let cap = max(256, (bufferSize + 7) & ~7)
         object = Recorder.newObjectID()
         region = SharedRegion(create: Queue.headerSize + cap, kind: .queue, object: object)
-        state = region.body.bindMemory(to: _QueueState.self, capacity: 1)
+        q = (region.body + Queue.stateOffset).bindMemory(to: tangle_queue_t.self, capacity: 1)
         ring = region.body + Queue.headerSize
         capacity = cap
-        state.pointee.capacity = UInt64(cap)
-        state.pointee.maxsize = UInt64(maxsize)
-        state.pointee.joinable = joinable ? 1 : 0
+        q.pointee.capacity = UInt64(cap)
+        q.pointee.maxsize = UInt64(maxsize)
+        q.pointee.joinable = joinable ? 1 : 0
+        q.pointee.layout = TANGLE_QUEUE_LAYOUT
         if _tracing {
             if let name { Recorder.record(.queueNew, object: object, text: name, a: UInt64(maxsize), b: joinable ? 1 : 0) }
             else { Recorder.record(.queueNew, object: object, a: UInt64(maxsize), b: joinable ? 1 : 0) }
@@ -94,10 +85,13 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
     public required init(from decoder: Decoder) throws {
         region = try SharedRegion.decodeHandle(from: decoder, kind: .queue, typeName: "Queue", objectType: .queue)
         object = region.object
-        state = region.body.bindMemory(to: _QueueState.self, capacity: 1)
+        guard Queue.headerSize + SharedRegion.headerSize <= region.size else {
+            throw SyncError.handleNotInherited(type: "Queue", fd: -1, object: object)
+        }
+        q = (region.body + Queue.stateOffset).bindMemory(to: tangle_queue_t.self, capacity: 1)
         ring = region.body + Queue.headerSize
-        capacity = Int(state.pointee.capacity)
-        guard Queue.headerSize + capacity + SharedRegion.headerSize <= region.size else {
+        capacity = Int(q.pointee.capacity)
+        guard q.pointee.layout == TANGLE_QUEUE_LAYOUT, Queue.headerSize + capacity + SharedRegion.headerSize <= region.size else {
             throw SyncError.handleNotInherited(type: "Queue", fd: -1, object: object)
         }
     }
@@ -107,73 +101,43 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
     // MARK: state
 
     /// Messages in the queue (approximate while others use it).
-    public var qsize: Int { Int(state.pointee.count) }
+    public var qsize: Int { Int(tangle_queue_count(q)) }
     public var isEmpty: Bool { qsize == 0 }
     public var isFull: Bool {
-        let m = state.pointee.maxsize
-        return m > 0 && state.pointee.count >= m
+        let m = q.pointee.maxsize
+        return m > 0 && UInt64(tangle_queue_count(q)) >= m
     }
-    public var maxsize: Int { Int(state.pointee.maxsize) }
+    public var maxsize: Int { Int(q.pointee.maxsize) }
 
-    @inline(__always) var lockPointer: UnsafeMutablePointer<tangle_lock_t> {
-        UnsafeMutableRawPointer(state).assumingMemoryBound(to: tangle_lock_t.self)
+    /// Polling before a wait: pauses, then sched_yields (see tangle_queue_poll_nonempty).
+    static var spins: Int32 { 1000 }
+    static var yields: Int32 { 20 }
+
+    /// Sleeps last at most 100 ms, then the sleeper looks again: a process SIGKILLed between
+    /// publishing a change and waking the sleepers cannot leave them asleep for ever.
+    @inline(__always) static func slice(_ left: Int64) -> Int64 {
+        left < 0 || left > 100_000_000 ? 100_000_000 : left
     }
-
-    @inline(__always) func lockQueue() {
-        let l = lockPointer
-        if tangle_lock_try(l) != 0 { return }
-        if tangle_lock_spin(l, 400) != 0 { return }
-        var dead: Int32 = 0
-        // EOWNERDEAD: a process died inside a critical section; indices are published last, so
-        // the ring is consistent and we simply continue holding the lock.
-        _ = tangle_lock_acquire_slow(l, -1, &dead)
-    }
-
-    @inline(__always) func unlockQueue() { _ = tangle_lock_release(lockPointer) }
 
     @inline(__always) private func checkOpen() throws {
         if closedLocally { throw QueueError.closed(object: object) }
     }
 
-    /// Waits on the futex word at `word` (registered as a waiter in `waiters`) with the lock held;
-    /// returns with the lock held. False when the deadline passed.
-    private func waitLocked(_ word: UnsafeMutablePointer<UInt32>, _ waiters: UnsafeMutablePointer<UInt32>, _ end: UInt64?) -> Bool {
-        waiters.pointee += 1
-        let seq = word.pointee
-        unlockQueue()
-        var ok = true
-        if let left = remaining(end) {
-            _ = tangle_futex_wait(word, seq, left)
-        } else {
-            ok = false
-        }
-        lockQueue()
-        waiters.pointee -= 1
-        return ok
-    }
+    // MARK: ring copy helpers (offsets in [0, capacity); a record may wrap around the end)
 
-    @inline(__always) private func signal(_ word: UnsafeMutablePointer<UInt32>, _ waiters: UnsafeMutablePointer<UInt32>, _ n: Int32) {
-        if waiters.pointee > 0 {
-            word.pointee &+= 1
-            _ = tangle_futex_wake(word, n)
-        }
-    }
-
-    // MARK: ring copy helpers
-
-    @inline(__always) private func ringWrite(_ pos: UInt64, _ src: UnsafeRawPointer, _ n: Int) {
-        let off = Int(pos % UInt64(capacity))
+    @inline(__always) private func ringWrite(_ off: Int, _ src: UnsafeRawPointer, _ n: Int) {
         let first = min(n, capacity - off)
         (ring + off).copyMemory(from: src, byteCount: first)
         if first < n { ring.copyMemory(from: src + first, byteCount: n - first) }
     }
 
-    @inline(__always) private func ringRead(_ pos: UInt64, _ dst: UnsafeMutableRawPointer, _ n: Int) {
-        let off = Int(pos % UInt64(capacity))
+    @inline(__always) private func ringRead(_ off: Int, _ dst: UnsafeMutableRawPointer, _ n: Int) {
         let first = min(n, capacity - off)
         dst.copyMemory(from: ring + off, byteCount: first)
         if first < n { (dst + first).copyMemory(from: ring, byteCount: n - first) }
     }
+
+    @inline(__always) private func wrapped(_ off: Int) -> Int { off >= capacity ? off - capacity : off }
 
     // MARK: put
 
@@ -201,69 +165,62 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
     }
 
     private func putEncoded(_ payload: UnsafeRawBufferPointer, ns: Int64) throws {
-        do {
-            let n = payload.count
-            let need = 16 + ((n + 7) & ~7)
-            guard need <= capacity else {
-                throw QueueError.messageTooLarge(object: object, size: need, capacity: capacity)
-            }
-            let msg = Recorder.newMessageID()
-            let s = state
-            lockQueue()
-            if !hasRoom(need) {
-                // Spin a little outside the lock before declaring a wait.
-                if ns != 0 {
-                    unlockQueue()
-                    var spins = 0
-                    while spins < 2000 && !hasRoomRacy(need) { tangle_cpu_relax(); spins += 1 }
-                    lockQueue()
-                }
-                if !hasRoom(need) {
-                    if ns == 0 {
-                        unlockQueue()
-                        Recorder.record(.queueTimeout, object: object, a: 0, result: .full)
-                        throw QueueError.full(object: object)
-                    }
-                    Recorder.record(.queuePutWait, object: object)
-                    let end = deadline(after: ns)
-                    while !hasRoom(need) {
-                        if !waitLocked(&s.pointee.notFull, &s.pointee.notFullWaiters, end) {
-                            unlockQueue()
-                            Recorder.record(.queueTimeout, object: object, a: 0, result: .timeout)
-                            throw QueueError.full(object: object)
-                        }
-                    }
-                }
-            }
-            // Write the record, trace it, then publish the new tail.
-            var header: (UInt32, UInt32, UInt64) = (UInt32(n), 0, msg)
-            let tail = s.pointee.tail
-            withUnsafeBytes(of: &header) { ringWrite(tail, $0.baseAddress!, 16) }
-            if n > 0 { ringWrite(tail + 16, payload.baseAddress!, n) }
-            if _tracing { Recorder.record(.queuePut, object: object, a: msg, b: UInt64(n)) }
-            // One store makes the record visible (a getter looks at head != tail); the counters
-            // follow. A process dying in between leaves the ring consistent.
-            tangle_atomic_store64(&s.pointee.tail, tail + UInt64(need))
-            s.pointee.unfinished += 1
-            s.pointee.count += 1
-            signal(&s.pointee.notEmpty, &s.pointee.notEmptyWaiters, 1)
-            unlockQueue()
+        let n = payload.count
+        let need = 16 + ((n + 7) & ~7)
+        guard need <= capacity else {
+            throw QueueError.messageTooLarge(object: object, size: need, capacity: capacity)
         }
+        // Ids only matter to the trace: an untraced putter leaves 0.
+        let msg: UInt64 = _tracing ? Recorder.newMessageID() : 0
+        tangle_queue_lock(&q.pointee.tail_lock)
+        var r = tangle_queue_reserve(q, UInt64(need))
+        if r < 0 { r = try putWaitForRoom(need, ns: ns) }
+        // Write the record, trace it, then publish it (one store of the tail).
+        let off = Int(r)
+        if off + 16 <= capacity {
+            (ring + off).storeBytes(of: UInt64(UInt32(n)), as: UInt64.self)
+            (ring + off + 8).storeBytes(of: msg, as: UInt64.self)
+        } else {
+            var header: (UInt64, UInt64) = (UInt64(UInt32(n)), msg)
+            withUnsafeBytes(of: &header) { ringWrite(off, $0.baseAddress!, 16) }
+        }
+        if n > 0 { ringWrite(wrapped(off + 16), payload.baseAddress!, n) }
+        if _tracing { Recorder.record(.queuePut, object: object, a: msg, b: UInt64(n)) }
+        tangle_queue_put_commit(q, UInt64(need))
     }
 
-    @inline(__always) private func hasRoom(_ need: Int) -> Bool {
-        let s = state.pointee
-        if s.maxsize > 0 && s.count >= s.maxsize { return false }
-        return UInt64(capacity) - (s.tail - s.head) >= UInt64(need)
-    }
-
-    @inline(__always) private func hasRoomRacy(_ need: Int) -> Bool {
-        let tail = tangle_atomic_load64(&state.pointee.tail)
-        let head = tangle_atomic_load64(&state.pointee.head)
-        let count = tangle_atomic_load64(&state.pointee.count)
-        let m = state.pointee.maxsize
-        if m > 0 && count >= m { return false }
-        return UInt64(capacity) &- (tail &- head) >= UInt64(need)
+    /// Called with the tail lock held and no room: spins, then records `queue.put-wait` and sleeps
+    /// until a record of `need` bytes fits. Returns its ring offset with the tail lock held, or
+    /// throws `full` (lock released) once `ns` passed (0: at once).
+    private func putWaitForRoom(_ need: Int, ns: Int64) throws -> Int64 {
+        if ns == 0 {
+            tangle_queue_unlock(&q.pointee.tail_lock)
+            Recorder.record(.queueTimeout, object: object, a: 0, result: .full)
+            throw QueueError.full(object: object)
+        }
+        tangle_queue_unlock(&q.pointee.tail_lock)
+        _ = tangle_queue_poll_fits(q, UInt64(need), Queue.spins, Queue.yields)
+        tangle_queue_lock(&q.pointee.tail_lock)
+        var r = tangle_queue_reserve(q, UInt64(need))
+        if r >= 0 { return r }
+        tangle_queue_unlock(&q.pointee.tail_lock)
+        Recorder.record(.queuePutWait, object: object)
+        let end = deadline(after: ns)
+        while true {
+            guard let left = remaining(end) else {
+                tangle_queue_lock(&q.pointee.tail_lock)
+                r = tangle_queue_reserve(q, UInt64(need))
+                if r >= 0 { return r }
+                tangle_queue_unlock(&q.pointee.tail_lock)
+                Recorder.record(.queueTimeout, object: object, a: 0, result: .timeout)
+                throw QueueError.full(object: object)
+            }
+            tangle_queue_wait_room(q, UInt64(need), Queue.slice(left))
+            tangle_queue_lock(&q.pointee.tail_lock)
+            r = tangle_queue_reserve(q, UInt64(need))
+            if r >= 0 { return r }
+            tangle_queue_unlock(&q.pointee.tail_lock)
+        }
     }
 
     // MARK: get
@@ -279,52 +236,83 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
 
     private func get(ns: Int64) throws -> T {
         try checkOpen()
-        let s = state
-        lockQueue()
-        if s.pointee.head == s.pointee.tail {
-            if ns != 0 {
-                unlockQueue()
-                var spins = 0
-                while spins < 4000 && tangle_atomic_load64(&s.pointee.tail) == tangle_atomic_load64(&s.pointee.head) { tangle_cpu_relax(); spins += 1 }
-                lockQueue()
-            }
-            if s.pointee.head == s.pointee.tail {
-                if ns == 0 {
-                    unlockQueue()
-                    Recorder.record(.queueTimeout, object: object, a: 1, result: .empty)
-                    throw QueueError.empty(object: object)
-                }
-                Recorder.record(.queueGetWait, object: object)
-                let end = deadline(after: ns)
-                while s.pointee.head == s.pointee.tail {
-                    if !waitLocked(&s.pointee.notEmpty, &s.pointee.notEmptyWaiters, end) {
-                        unlockQueue()
-                        Recorder.record(.queueTimeout, object: object, a: 1, result: .timeout)
-                        throw QueueError.empty(object: object)
-                    }
-                }
-            }
+        tangle_queue_lock(&q.pointee.head_lock)
+        var r = tangle_queue_peek(q)
+        let waited = r < 0
+        if waited { r = try getWaitForMessage(ns: ns) }
+        let off = Int(r)
+        let n: Int
+        let msg: UInt64
+        if off + 16 <= capacity {
+            n = Int(UInt32(truncatingIfNeeded: (ring + off).load(as: UInt64.self)))
+            msg = (ring + off + 8).load(as: UInt64.self)
+        } else {
+            var header: (UInt64, UInt64) = (0, 0)
+            withUnsafeMutableBytes(of: &header) { ringRead(off, $0.baseAddress!, 16) }
+            n = Int(UInt32(truncatingIfNeeded: header.0))
+            msg = header.1
         }
-        var header: (UInt32, UInt32, UInt64) = (0, 0, 0)
-        let head = s.pointee.head
-        withUnsafeMutableBytes(of: &header) { ringRead(head, $0.baseAddress!, 16) }
-        let n = Int(header.0)
-        let msg = header.2
-        let need = 16 + ((n + 7) & ~7)
+        let need = UInt64(16 + ((n + 7) & ~7))
+        let at = wrapped(off + 16)
+        if copiesRawBytes && n == MemoryLayout<T>.size {
+            // Copy the value out of the ring before the record is freed.
+            let value: T
+            if at + n <= capacity {
+                value = (ring + at).loadUnaligned(as: T.self)
+            } else {
+                value = withUnsafeTemporaryAllocation(byteCount: max(n, 1), alignment: 16) { buffer in
+                    ringRead(at, buffer.baseAddress!, n)
+                    return buffer.baseAddress!.loadUnaligned(as: T.self)
+                }
+            }
+            tangle_queue_get_commit(q, need)
+            if waited { tangle_queue_pass_on(q) }
+            if _tracing { Recorder.record(.queueGet, object: object, a: msg, b: UInt64(n)) }
+            return value
+        }
         return try withUnsafeTemporaryAllocation(byteCount: max(n, 1), alignment: 8) { buffer in
-            if n > 0 { ringRead(head + 16, buffer.baseAddress!, n) }
-            tangle_atomic_store64(&s.pointee.head, head + UInt64(need))
-            if s.pointee.count > 0 { s.pointee.count -= 1 }
-            signal(&s.pointee.notFull, &s.pointee.notFullWaiters, 1)
-            unlockQueue()
+            if n > 0 { ringRead(at, buffer.baseAddress!, n) }
+            tangle_queue_get_commit(q, need)
+            if waited { tangle_queue_pass_on(q) }
             if _tracing { Recorder.record(.queueGet, object: object, a: msg, b: UInt64(n)) }
             if copiesRawBytes {
-                guard n == MemoryLayout<T>.size else {
-                    throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "queue \(object): a \(n)-byte message for a \(MemoryLayout<T>.size)-byte \(T.self)"))
-                }
-                return buffer.baseAddress!.loadUnaligned(as: T.self)
+                throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "queue \(object): a \(n)-byte message for a \(MemoryLayout<T>.size)-byte \(T.self)"))
             }
             return try BinaryCodec.decode(T.self, fromRaw: UnsafeRawBufferPointer(start: buffer.baseAddress, count: n))
+        }
+    }
+
+    /// Called with the head lock held on an empty queue: spins, then records `queue.get-wait` and
+    /// sleeps until a message arrives. Returns its ring offset with the head lock held, or throws
+    /// `empty` (lock released) once `ns` passed (0: at once).
+    private func getWaitForMessage(ns: Int64) throws -> Int64 {
+        if ns == 0 {
+            tangle_queue_unlock(&q.pointee.head_lock)
+            Recorder.record(.queueTimeout, object: object, a: 1, result: .empty)
+            throw QueueError.empty(object: object)
+        }
+        tangle_queue_unlock(&q.pointee.head_lock)
+        _ = tangle_queue_poll_nonempty(q, Queue.spins, Queue.yields)
+        tangle_queue_lock(&q.pointee.head_lock)
+        var r = tangle_queue_peek(q)
+        if r >= 0 { return r }
+        tangle_queue_unlock(&q.pointee.head_lock)
+        Recorder.record(.queueGetWait, object: object)
+        let end = deadline(after: ns)
+        while true {
+            guard let left = remaining(end) else {
+                tangle_queue_lock(&q.pointee.head_lock)
+                r = tangle_queue_peek(q)
+                if r >= 0 { return r }
+                tangle_queue_unlock(&q.pointee.head_lock)
+                Recorder.record(.queueTimeout, object: object, a: 1, result: .timeout)
+                throw QueueError.empty(object: object)
+            }
+            tangle_queue_wait_nonempty(q, Queue.slice(left))
+            tangle_queue_lock(&q.pointee.head_lock)
+            r = tangle_queue_peek(q)
+            if r >= 0 { return r }
+            tangle_queue_unlock(&q.pointee.head_lock)
         }
     }
 
@@ -343,43 +331,60 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
 
     // MARK: joinable support (used by JoinableQueue)
 
+    /// Items put and not yet marked done: puts (in the tail word) minus `done`.
+    @inline(__always) private func unfinishedNow() -> UInt32 {
+        UInt32(truncatingIfNeeded: tangle_atomic_load64(&q.pointee.tail) >> 32)
+            &- UInt32(truncatingIfNeeded: tangle_atomic_load64(&q.pointee.done))
+    }
+
     func taskDoneImpl() throws {
         try checkOpen()
-        let s = state
-        lockQueue()
-        guard s.pointee.unfinished > 0 else {
-            unlockQueue()
+        tangle_queue_lock(&q.pointee.join_lock)
+        let left = unfinishedNow()
+        guard left > 0 else {
+            tangle_queue_unlock(&q.pointee.join_lock)
             throw QueueError.tooManyTaskDone(object: object)
         }
-        s.pointee.unfinished -= 1
-        let left = s.pointee.unfinished
-        Recorder.record(.queueTaskDone, object: object, a: left)
-        if left == 0 { signal(&s.pointee.joinSeq, &s.pointee.joinWaiters, Int32.max) }
-        unlockQueue()
+        Recorder.record(.queueTaskDone, object: object, a: UInt64(left - 1))
+        tangle_atomic_store64(&q.pointee.done, q.pointee.done &+ 1)
+        if left == 1 && q.pointee.join_waiters > 0 {
+            q.pointee.join_seq &+= 1
+            _ = tangle_futex_wake(&q.pointee.join_seq, Int32.max)
+        }
+        tangle_queue_unlock(&q.pointee.join_lock)
     }
 
     func joinImpl(ns: Int64) throws {
         try checkOpen()
-        let s = state
-        lockQueue()
-        if s.pointee.unfinished > 0 {
-            Recorder.record(.queueJoinWait, object: object, a: s.pointee.unfinished)
+        tangle_queue_lock(&q.pointee.join_lock)
+        let first = unfinishedNow()
+        if first > 0 {
+            Recorder.record(.queueJoinWait, object: object, a: UInt64(first))
             let end = deadline(after: ns)
-            while s.pointee.unfinished > 0 {
-                if !waitLocked(&s.pointee.joinSeq, &s.pointee.joinWaiters, end) {
-                    let left = s.pointee.unfinished
-                    unlockQueue()
+            while unfinishedNow() > 0 {
+                // Registered and the sequence read under join_lock, which taskDone holds to wake.
+                q.pointee.join_waiters += 1
+                let seq = q.pointee.join_seq
+                tangle_queue_unlock(&q.pointee.join_lock)
+                let left = remaining(end)
+                if let left { _ = tangle_futex_wait(&q.pointee.join_seq, seq, Queue.slice(left)) }
+                tangle_queue_lock(&q.pointee.join_lock)
+                q.pointee.join_waiters -= 1
+                if left == nil {
+                    let n = unfinishedNow()
+                    if n == 0 { break }
+                    tangle_queue_unlock(&q.pointee.join_lock)
                     Recorder.record(.queueJoinDone, object: object, result: .timeout, stack: false)
-                    throw QueueError.joinTimeout(object: object, unfinished: Int(left))
+                    throw QueueError.joinTimeout(object: object, unfinished: Int(n))
                 }
             }
         }
-        unlockQueue()
+        tangle_queue_unlock(&q.pointee.join_lock)
         Recorder.record(.queueJoinDone, object: object, stack: false)
     }
 
     /// Unfinished tasks (items put and not yet marked done; approximate).
-    var unfinishedTasks: Int { Int(state.pointee.unfinished) }
+    var unfinishedTasks: Int { Int(unfinishedNow()) }
 }
 
 /// A Queue whose consumers mark each item done (`taskDone`), so a producer can `join` until every
