@@ -43,6 +43,8 @@ enum RuntimeBench {
             return try PrimitiveBenchmarks.queueMessagesPerSecond(messages: n, method: .spawn)
         case "lock":
             return try PrimitiveBenchmarks.lockPairNanoseconds(iterations: n)
+        case "lockburst":
+            return try PrimitiveBenchmarks.lockPairBurstNanoseconds(bursts: n)
         case "spawn", "fork":
             var times: [Double] = []
             for _ in 0..<n {
@@ -132,6 +134,7 @@ enum RuntimeBench {
             ("queue_msgs_per_s_untraced", "queue", q, false),
             ("lock_pair_ns", "lock", quick ? 200_000 : 2_000_000, true),
             ("lock_pair_ns_untraced", "lock", quick ? 200_000 : 2_000_000, false),
+            ("lock_pair_ns_on_thread", "lockburst", quick ? 200 : 2000, true),
             ("spawn_join_ms", "spawn", quick ? 5 : 30, false),
             ("spawn_join_ms_traced", "spawn", quick ? 5 : 20, true),
             ("fork_join_ms", "fork", quick ? 5 : 30, false),

@@ -22,7 +22,7 @@ struct BenchRuntime: ParsableCommand {
     /// Keys every run prints (null when a measurement failed).
     static let keys = [
         "queue_msgs_per_s", "queue_msgs_per_s_untraced", "lock_pair_ns", "lock_pair_ns_untraced",
-        "spawn_join_ms", "spawn_join_ms_traced", "fork_join_ms", "pool_map_ns_per_item", "pool_map_ns_per_item_traced",
+        "lock_pair_ns_on_thread", "spawn_join_ms", "spawn_join_ms_traced", "fork_join_ms", "pool_map_ns_per_item", "pool_map_ns_per_item_traced",
     ]
 
     func run() throws {
@@ -77,6 +77,7 @@ struct BenchRuntime: ParsableCommand {
             ("queue msgs/s (untraced)", "queue_msgs_per_s_untraced", "queue_msgs_per_s_untraced"),
             ("lock acquire+release ns (traced)", "lock_pair_ns", "lock_pair_ns"),
             ("lock acquire+release ns (untraced)", "lock_pair_ns_untraced", "lock_pair_ns_untraced"),
+            ("  traced, paid by the thread", "lock_pair_ns_on_thread", "lock_pair_ns"),
             ("spawn+join ms", "spawn_join_ms", "spawn_join_ms"),
             ("spawn+join ms (traced)", "spawn_join_ms_traced", "spawn_join_ms"),
             ("fork+join ms", "fork_join_ms", "fork_join_ms"),

@@ -1,5 +1,6 @@
 import CTangleSupport
 import Glibc
+import TangleTrace
 
 /// Measurements of the primitives for `tangle bench runtime` (the benchmark binary calls these;
 /// tracing is on or off according to `TANGLE_TRACE` in the measuring process and its children).
@@ -43,6 +44,27 @@ public enum PrimitiveBenchmarks {
         }
         samples.sort()
         return samples[2]
+    }
+
+    /// What the recording thread itself pays: ns per acquire + release over bursts of 1000 pairs
+    /// (2000 events: they fit in the thread's ring), each burst followed by an untimed
+    /// `Recorder.flush()`. The sustained figure (`lockPairNanoseconds` traced) is bounded by the
+    /// flusher instead when a thread does nothing but take locks. Median of the bursts.
+    public static func lockPairBurstNanoseconds(bursts: Int = 2000) throws -> Double {
+        let lock = Lock(name: "bench")
+        var samples: [Double] = []
+        samples.reserveCapacity(bursts)
+        for _ in 0..<bursts {
+            let start = tangle_now_ns()
+            for _ in 0..<1000 {
+                try lock.acquire()
+                try lock.release()
+            }
+            samples.append(Double(tangle_now_ns() - start) / 1000)
+            Recorder.flush()
+        }
+        samples.sort()
+        return samples[samples.count / 2]
     }
 
     /// Registers the spawn entry point of `queueMessagesPerSecond(method: .spawn)`.
