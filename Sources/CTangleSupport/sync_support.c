@@ -90,14 +90,15 @@ int tangle_lock_spin(tangle_lock_t *l, int spins) {
 }
 
 static int tangle_lock_take_from_dead(tangle_lock_t *l, int32_t *dead_owner) {
-    int32_t owner = __atomic_load_n(&l->owner_pid, __ATOMIC_ACQUIRE);
-    if (owner == 0 || owner == tangle_sync_pid()) return 0;
+    // The word names the owner (see tangle_lock_t).
+    uint32_t word = __atomic_load_n(&l->word, __ATOMIC_ACQUIRE);
+    int32_t owner = (int32_t)word;
+    int32_t me = tangle_sync_pid();
+    if (owner == 0 || owner == me) return 0;
     if (tangle_sync_pid_alive(owner)) return 0;
-    if (!__atomic_compare_exchange_n(&l->owner_pid, &owner, tangle_sync_pid(), 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+    if (!__atomic_compare_exchange_n(&l->word, &word, (uint32_t)me, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
         return 0;
-    // The word is still held: it is ours now. Make sure it reads as held.
-    uint32_t w = __atomic_load_n(&l->word, __ATOMIC_ACQUIRE);
-    if (w == 0) __atomic_store_n(&l->word, 1, __ATOMIC_RELEASE);
+    l->owner_pid = me;
     l->owner_tid = tangle_sync_tid();
     l->depth = 0;
     *dead_owner = owner;
@@ -129,7 +130,8 @@ int tangle_lock_acquire_slow(tangle_lock_t *l, int64_t timeout_ns, int32_t *dead
         uint64_t left = deadline - now;
         int64_t wait = left > (uint64_t)TANGLE_LIVENESS_SLICE_NS ? TANGLE_LIVENESS_SLICE_NS : (int64_t)left;
         __atomic_fetch_add(&l->waiters, 1, __ATOMIC_SEQ_CST);
-        if (__atomic_load_n(&l->word, __ATOMIC_SEQ_CST) != 0) tangle_futex_wait(&l->word, 1, wait);
+        uint32_t held = __atomic_load_n(&l->word, __ATOMIC_SEQ_CST);
+        if (held != 0) tangle_futex_wait(&l->word, held, wait);
         __atomic_fetch_sub(&l->waiters, 1, __ATOMIC_SEQ_CST);
     }
 }

@@ -57,8 +57,10 @@ int tangle_futex_wait(uint32_t *addr, uint32_t val, int64_t timeout_ns);
 int tangle_futex_wake(uint32_t *addr, int n);
 
 // ---- the lock core: a futex word plus the owner, in shared memory ----
-/// word: 0 free, 1 held. `waiters` counts threads asleep (or about to sleep) on the word, so a
-/// release only makes a futex_wake system call when someone really waits.
+/// word: 0 free, else the owner's pid — written by the acquiring CAS itself, so a process killed at
+/// any instruction leaves a word that names it and the lock can be recovered. `waiters` counts
+/// threads asleep (or about to sleep) on the word, so a release only makes a futex_wake system call
+/// when someone really waits.
 typedef struct {
     uint32_t word;
     int32_t owner_pid;
@@ -70,8 +72,9 @@ typedef struct {
 /// Fast path: 1 when acquired (owner recorded), 0 when held by someone.
 static inline int tangle_lock_try(tangle_lock_t *l) {
     uint32_t expected = 0;
-    if (__atomic_compare_exchange_n(&l->word, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
-        l->owner_pid = tangle_sync_pid();
+    int32_t me = tangle_sync_pid();
+    if (__atomic_compare_exchange_n(&l->word, &expected, (uint32_t)me, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+        l->owner_pid = me;
         l->owner_tid = tangle_sync_tid();
         return 1;
     }
