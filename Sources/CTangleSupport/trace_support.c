@@ -96,21 +96,42 @@ uint64_t tangle_clock_pair(uint64_t *tsc, uint64_t *ns) {
 
 // ---- Stacks ------------------------------------------------------------------------------------
 
-__attribute__((noinline)) int tangle_fp_walk(uintptr_t *pcs, int max, int skip, uintptr_t lo, uintptr_t hi) {
-    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+// The frame-pointer walk, from the frame at `fp`: up to `max` return addresses, the first `skip`
+// left out, never reading outside [lo, hi). Inlined into the recorder's hot path, hashing as it goes
+// (two independent multiply lanes, so the hash adds little to the walk's chain of dependent loads).
+static inline __attribute__((always_inline)) int walk_and_hash(uintptr_t fp, uintptr_t *pcs, int max, int skip,
+                                                                uintptr_t lo, uintptr_t hi, uint64_t *hash) {
     int n = 0;
-    skip += 0;  // frame 0 below is the return address into our caller
+    uint64_t h1 = 0x9E3779B97F4A7C15ull, h2 = 0xC2B2AE3D27D4EB4Full;
     while (n < max) {
         if (fp < lo || fp > hi - 16 || (fp & 7) != 0) break;
         const uintptr_t *frame = (const uintptr_t *)fp;
         uintptr_t next = frame[0];
         uintptr_t ret = frame[1];
         if (ret < 4096) break;
-        if (skip > 0) skip--; else pcs[n++] = ret;
+        if (skip > 0) {
+            skip--;
+        } else {
+            pcs[n] = ret;
+            if (n & 1) h2 = (h2 ^ ret) * 0xFF51AFD7ED558CCDull;
+            else h1 = (h1 ^ ret) * 0xC4CEB9FE1A85EC53ull;
+            n++;
+        }
         if (next <= fp) break;  // the stack grows down: callers' frames sit higher
         fp = next;
     }
+    uint64_t h = h1 ^ ((h2 << 31) | (h2 >> 33)) ^ (uint64_t)n;
+    h ^= h >> 33;
+    h *= 0xFF51AFD7ED558CCDull;
+    h ^= h >> 29;
+    *hash = h ? h : 1;
     return n;
+}
+
+__attribute__((noinline)) int tangle_fp_walk(uintptr_t *pcs, int max, int skip, uintptr_t lo, uintptr_t hi) {
+    uint64_t hash;
+    // frame 0 is this function's own: its return address (into our caller) is the first seen.
+    return walk_and_hash((uintptr_t)__builtin_frame_address(0), pcs, max, skip, lo, hi, &hash);
 }
 
 int tangle_thread_stack_range(uintptr_t *lo, uintptr_t *hi) {
@@ -284,37 +305,6 @@ __attribute__((noinline)) static int wait_for_room(tangle_tbuf *b, uint64_t head
         }
         if (i < 64) __builtin_ia32_pause(); else sched_yield();
     }
-}
-
-// The frame-pointer walk of tangle_fp_walk, inlined into the hot path and hashing as it goes (two
-// independent multiply lanes, so the hash adds little to the walk's chain of dependent loads).
-static inline __attribute__((always_inline)) int walk_and_hash(uintptr_t fp, uintptr_t *pcs, int max, int skip,
-                                                                uintptr_t lo, uintptr_t hi, uint64_t *hash) {
-    int n = 0;
-    uint64_t h1 = 0x9E3779B97F4A7C15ull, h2 = 0xC2B2AE3D27D4EB4Full;
-    while (n < max) {
-        if (fp < lo || fp > hi - 16 || (fp & 7) != 0) break;
-        const uintptr_t *frame = (const uintptr_t *)fp;
-        uintptr_t next = frame[0];
-        uintptr_t ret = frame[1];
-        if (ret < 4096) break;
-        if (skip > 0) {
-            skip--;
-        } else {
-            pcs[n] = ret;
-            if (n & 1) h2 = (h2 ^ ret) * 0xFF51AFD7ED558CCDull;
-            else h1 = (h1 ^ ret) * 0xC4CEB9FE1A85EC53ull;
-            n++;
-        }
-        if (next <= fp) break;  // the stack grows down: callers' frames sit higher
-        fp = next;
-    }
-    uint64_t h = h1 ^ ((h2 << 31) | (h2 >> 33)) ^ (uint64_t)n;
-    h ^= h >> 33;
-    h *= 0xFF51AFD7ED558CCDull;
-    h ^= h >> 29;
-    *hash = h ? h : 1;
-    return n;
 }
 
 __attribute__((noinline)) int tangle_trace_append(uint16_t kind, uint8_t result, uint32_t text, uint64_t object, uint64_t a,

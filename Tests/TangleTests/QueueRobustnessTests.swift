@@ -96,16 +96,7 @@ final class QueueRobustnessTests: XCTestCase {
         let p1 = try startChild("prim.queue.produce", QueueProduceArgs(queue: q, count: n, base: 1))
         let p2 = try startChild("prim.queue.produce", QueueProduceArgs(queue: q, count: n, base: 1_000_000))
         let c1 = try startChild("prim.queue.consume", QueueConsumeArgs(queue: q, results: results))
-        let c2 = ChildProcess(fork: {
-            var sum = 0
-            while true {
-                let v = try q.get()
-                try q.taskDone()
-                if v < 0 { break }
-                sum += v
-            }
-            try results.put(sum)
-        })
+        let c2 = forkedSummingConsumer(q, results)
         try c2.start()
         assertExitsCleanly(p1)
         assertExitsCleanly(p2)

@@ -25,16 +25,7 @@ final class QueueTests: XCTestCase {
         let q = JoinableQueue<Int>()
         let results = Queue<Int>()
         let spawned = try startChild("prim.queue.consume", QueueConsumeArgs(queue: q, results: results))
-        let forked = ChildProcess(fork: {
-            var sum = 0
-            while true {
-                let v = try q.get()
-                try q.taskDone()
-                if v < 0 { break }
-                sum += v
-            }
-            try results.put(sum)
-        })
+        let forked = forkedSummingConsumer(q, results)
         try forked.start()
         for i in 1...1000 { try q.put(i) }
         try q.put(-1)
@@ -93,4 +84,18 @@ final class QueueTests: XCTestCase {
         try j.put(2)
         XCTAssertThrowsError(try j.join(timeout: .milliseconds(20))) { XCTAssertEqual($0 as? QueueError, .joinTimeout(object: j.object, unfinished: 1)) }
     }
+}
+
+/// A forked consumer: gets until a negative pill (marking each task done), then puts the sum.
+func forkedSummingConsumer(_ q: JoinableQueue<Int>, _ results: Queue<Int>) -> ChildProcess {
+    ChildProcess(fork: {
+        var sum = 0
+        while true {
+            let v = try q.get()
+            try q.taskDone()
+            if v < 0 { break }
+            sum += v
+        }
+        try results.put(sum)
+    })
 }
