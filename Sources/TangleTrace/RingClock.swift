@@ -8,7 +8,7 @@ import CTangleSupport
 /// kept (a thread preempted for long between its timestamp and its publication) are extrapolated
 /// with the slope over all pairs kept.
 struct RingClock {
-    let tsc: Bool
+    private(set) var tsc: Bool
     private var ticks: [UInt64] = []
     private var nanos: [UInt64] = []
     /// Pairs closer than this (10 µs) would give a slope dominated by the pairs' own error.
@@ -28,7 +28,16 @@ struct RingClock {
         nanos.append(m)
         // A second pair 10 µs later gives the first slope (spent once per file).
         var c2: UInt64 = 0, m2: UInt64 = 0
-        repeat { _ = tangle_clock_pair(&c2, &m2) } while m2 &- m < 10_000 || c2 <= c
+        repeat { _ = tangle_clock_pair(&c2, &m2) } while (m2 &- m < 10_000 || c2 <= c) && m2 &- m < 1_000_000
+        if c2 <= c {
+            // A TSC that does not advance cannot time anything: back to clock_gettime (no record
+            // has been taken yet — the writer exists before the first one).
+            tangle_trace_clock_tsc = 0
+            tsc = false
+            ticks = []
+            nanos = []
+            return
+        }
         ticks.append(c2)
         nanos.append(m2)
         minSpacing = c2 - c
