@@ -383,15 +383,7 @@ final class Writer {
                 out.unchecked(suffixes.bytes(slot), suffixes.length(slot))
             } else {
                 let start = out.count
-                let k = kinds.entry(kindRaw)
-                out.ascii(",\"tid\":")
-                out.int(Int64(tid))
-                out.unchecked(k + 1, Int(k[0]))       // ,"k":"<name>"
-                if s.1 != 0 { out.ascii(",\"o\":"); out.uint(s.1) }
-                if stack != 0 { out.ascii(",\"s\":"); out.uint(UInt64(stack)) }
-                if s.2 != 0 { let e = k + KindPrefixTable.stride; out.unchecked(e + 1, Int(e[0])); out.uint(s.2) }
-                if s.3 != 0 { let e = k + 2 * KindPrefixTable.stride; out.unchecked(e + 1, Int(e[0])); out.uint(s.3) }
-                if s.4 != 0 { let e = k + 3 * KindPrefixTable.stride; out.unchecked(e + 1, Int(e[0])); out.uint(s.4) }
+                writeFields(tid: tid, kindRaw: kindRaw, object: s.1, stack: stack, a: s.2, b: s.3, c: s.4)
                 out.ascii("}\n")
                 suffixes.store(slot, key, out.base + start, out.count - start)
             }
@@ -409,8 +401,6 @@ final class Writer {
         events &+= 1
         out.reserve(64)
         writeTime(time)
-        out.ascii(",\"tid\":")
-        out.int(Int64(tid))
         // seq is omitted when it is the previous seq of this tid in this file + 1 (or 0 for the
         // tid's first event): the reader restores it.
         let expected = lastSeq[tid].map { $0 &+ 1 } ?? 0  // (UInt64.max: always explicit)
@@ -419,26 +409,11 @@ final class Writer {
             out.uint(seq)
         }
         lastSeq[tid] = seq
-        out.ascii(",\"k\":\"")
-        let kind = EventKind(rawValue: kindRaw)
-        if let kind {
-            var name = kind.name
-            name.withUTF8 { out.bytes(UnsafeRawBufferPointer($0)) }
-        } else {
-            out.ascii("unknown")
-        }
-        out.byte(34)
-        if object != 0 { out.ascii(",\"o\":"); out.uint(object) }
-        if stack != 0 { out.ascii(",\"s\":"); out.uint(UInt64(stack)) }
-        let keys: (a: String?, b: String?, c: String?) = kind?.argumentKeys ?? (nil, nil, nil)
-        if a != 0 { writeKey(keys.a, "a"); out.uint(a) }
-        if b != 0 { writeKey(keys.b, "b"); out.uint(b) }
-        if c != 0 { writeKey(keys.c, "c"); out.uint(c) }
+        writeFields(tid: tid, kindRaw: kindRaw, object: object, stack: stack, a: a, b: b, c: c)
         if resultRaw != 0 {
             out.ascii(",\"r\":\"")
-            let r = WaitResult(rawValue: resultRaw)?.name ?? "error"
-            var rn = r
-            rn.withUTF8 { out.bytes(UnsafeRawBufferPointer($0)) }
+            var name = WaitResult(rawValue: resultRaw)?.name ?? "error"
+            name.withUTF8 { out.bytes(UnsafeRawBufferPointer($0)) }
             out.byte(34)
         }
         if let text {
@@ -446,6 +421,22 @@ final class Writer {
             out.jsonString(text)
         }
         out.ascii("}\n")
+    }
+
+    /// `,"tid":…,"k":"<name>"` then `o`, `s` and the kind's argument keys, each only when non-zero:
+    /// what every event line carries after its time (and seq).
+    @inline(__always)
+    private func writeFields(tid: Int32, kindRaw: UInt16, object: UInt64, stack: UInt32, a: UInt64, b: UInt64, c: UInt64) {
+        out.reserve(256)
+        let k = kinds.entry(kindRaw)
+        out.ascii(",\"tid\":")
+        out.int(Int64(tid))
+        out.unchecked(k + 1, Int(k[0]))       // ,"k":"<name>"
+        if object != 0 { out.ascii(",\"o\":"); out.uint(object) }
+        if stack != 0 { out.ascii(",\"s\":"); out.uint(UInt64(stack)) }
+        if a != 0 { let e = k + KindPrefixTable.stride; out.unchecked(e + 1, Int(e[0])); out.uint(a) }
+        if b != 0 { let e = k + 2 * KindPrefixTable.stride; out.unchecked(e + 1, Int(e[0])); out.uint(b) }
+        if c != 0 { let e = k + 3 * KindPrefixTable.stride; out.unchecked(e + 1, Int(e[0])); out.uint(c) }
     }
 
     /// `{"dt":<ns since the previous event line>` or, when time went backwards (buffers merged
@@ -460,17 +451,6 @@ final class Writer {
             out.uint(t)
         }
         lastTime = t
-    }
-
-    @inline(__always)
-    private func writeKey(_ key: String?, _ fallback: StaticString) {
-        out.ascii(",\"")
-        if var key {
-            key.withUTF8 { out.bytes(UnsafeRawBufferPointer($0)) }
-        } else {
-            out.ascii(fallback)
-        }
-        out.ascii("\":")
     }
 
     /// A `dropped` event for the calling thread (written at once, never silent).
