@@ -45,7 +45,8 @@ static inline uint64_t ring_time(void) {
     return tangle_now_ns();
 }
 
-static int file_has(const char *path, const char *what, size_t limit) {
+// 1 when the first `limit` bytes of `path` contain every string of `what` (NULL-terminated list).
+static int file_has(const char *path, const char *const *what, size_t limit) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
     char *buf = malloc(limit + 1);
@@ -55,7 +56,8 @@ static int file_has(const char *path, const char *what, size_t limit) {
     while (n < limit && (r = read(fd, buf + n, limit - n)) > 0) n += (size_t)r;
     close(fd);
     buf[n] = 0;
-    int found = strstr(buf, what) != NULL;
+    int found = 1;
+    for (; *what && found; what++) found = strstr(buf, *what) != NULL;
     free(buf);
     return found;
 }
@@ -68,8 +70,10 @@ static void clock_decide(void) {
     if (force && strcmp(force, "monotonic") == 0) return;
     // The kernel keeps "tsc" as the clocksource only when it found the TSC synchronised across
     // CPUs and stable; then CLOCK_MONOTONIC is a linear function of it between NTP adjustments.
-    if (!file_has("/sys/devices/system/clocksource/clocksource0/current_clocksource", "tsc\n", 64)) return;
-    if (!file_has("/proc/cpuinfo", " constant_tsc", 1 << 16) || !file_has("/proc/cpuinfo", " nonstop_tsc", 1 << 16)) return;
+    static const char *const tsc_source[] = {"tsc\n", NULL};
+    static const char *const tsc_flags[] = {" constant_tsc", " nonstop_tsc", NULL};
+    if (!file_has("/sys/devices/system/clocksource/clocksource0/current_clocksource", tsc_source, 64)) return;
+    if (!file_has("/proc/cpuinfo", tsc_flags, 1 << 16)) return;
     tangle_trace_clock_tsc = 1;
 #endif
 }
