@@ -99,7 +99,8 @@ final class Writer {
         out.jsonString(Writer.exePath())
         out.ascii(",\"argv0\":")
         out.jsonString(Writer.argv0())
-        out.ascii(",\"clock\":\"CLOCK_MONOTONIC\",\"boot\":")
+        out.ascii(clock.tsc ? ",\"clock\":\"CLOCK_MONOTONIC\",\"ring_clock\":\"tsc\",\"boot\":"
+                            : ",\"clock\":\"CLOCK_MONOTONIC\",\"ring_clock\":\"monotonic\",\"boot\":")
         out.jsonString(Writer.readFile("/proc/sys/kernel/random/boot_id"))
         out.ascii(",\"t\":")
         out.uint(start)

@@ -247,6 +247,16 @@ final class RecorderTests: XCTestCase {
             XCTAssertEqual(child.wait().status, 0)
             let trace = try TraceReader.load(paths: [dir])
             XCTAssertTrue(trace.problems.isEmpty, "\(trace.problems)")
+            // The mode really used: forced by TANGLE_CLOCK, else TSC wherever the kernel itself
+            // derives CLOCK_MONOTONIC from it.
+            let file = try XCTUnwrap(traceFiles(dir).first)
+            let headerLine = try XCTUnwrap(RawTraceFile(path: file).nextLine()).map { $0 }
+            let header = String(decoding: headerLine, as: UTF8.self)
+            let source = (try? String(contentsOfFile: "/sys/devices/system/clocksource/clocksource0/current_clocksource", encoding: .utf8)) ?? ""
+            let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+            let tscUsable = source == "tsc\n" && flags.contains(" constant_tsc") && flags.contains(" nonstop_tsc")
+            let expected = mode.isEmpty && tscUsable ? "tsc" : "monotonic"
+            XCTAssertTrue(header.contains("\"ring_clock\":\"\(expected)\""), "mode \(mode): \(header.prefix(300))")
             let mine = trace.events.filter { $0.object == 9 }
             XCTAssertEqual(mine.count, 6000)
             var worst: Int64 = 0
