@@ -34,12 +34,7 @@ public enum Recorder {
         _ kind: EventKind, object: UInt64 = 0, a: UInt64 = 0, b: UInt64 = 0, c: UInt64 = 0,
         result: WaitResult = .ok, stack: Bool = true
     ) {
-        // The running state first: one plain load on the hot path (`enabledFlag` is a lazy global).
-        if tangle_trace_state != 1 {
-            guard enabledFlag else { return }
-            ensureStarted()
-            if tangle_trace_state != 1 { return }
-        }
+        guard isRunning() else { return }
         // skip 1: the return address into this function; the first frame kept is our caller.
         let rc = tangle_trace_append(kind.rawValue, result.rawValue, 0, object, a, b, c, stack ? 1 : 0, 1)
         if rc != 0 || kind.isWait { afterAppend(rc, kind, object, a, b, c, result, 0, stack, skip: 2) }
@@ -51,11 +46,7 @@ public enum Recorder {
         _ kind: EventKind, object: UInt64 = 0, text: String, a: UInt64 = 0, b: UInt64 = 0,
         c: UInt64 = 0, result: WaitResult = .ok, stack: Bool = true
     ) {
-        guard enabledFlag else { return }
-        if tangle_trace_state != 1 {
-            ensureStarted()
-            if tangle_trace_state != 1 { return }
-        }
+        guard isRunning() else { return }
         let id = TextTable.put(text)
         let rc = tangle_trace_append(kind.rawValue, result.rawValue, id, object, a, b, c, stack ? 1 : 0, 1)
         if rc != 0 || kind.isWait { afterAppend(rc, kind, object, a, b, c, result, id, stack, skip: 2) }
@@ -68,11 +59,7 @@ public enum Recorder {
         _ kind: EventKind, object: UInt64 = 0, text: String? = nil, a: UInt64 = 0, b: UInt64 = 0,
         c: UInt64 = 0, result: WaitResult = .ok, stack: Bool = true
     ) {
-        guard enabledFlag else { return }
-        if tangle_trace_state != 1 {
-            ensureStarted()
-            if tangle_trace_state != 1 { return }
-        }
+        guard isRunning() else { return }
         let id = text.map { TextTable.put($0) } ?? 0
         // skip 2: the return addresses into this function and into the recorder's entry point.
         let rc = tangle_trace_append(kind.rawValue, result.rawValue, id, object, a, b, c, stack ? 1 : 0, 2)
@@ -81,6 +68,16 @@ public enum Recorder {
 
     /// `skip`: frames between tangle_trace_append (called from here) and the app's frame — one
     /// more than the recording entry point used, for this function's own frame.
+    /// True when events can be recorded now (starting the recorder on first use). The running
+    /// state is tested first: one plain load on the hot path (`enabledFlag` is a lazy global).
+    @inline(__always)
+    private static func isRunning() -> Bool {
+        if tangle_trace_state == 1 { return true }
+        guard enabledFlag else { return false }
+        ensureStarted()
+        return tangle_trace_state == 1
+    }
+
     @inline(never)
     private static func afterAppend(
         _ rc: Int32, _ kind: EventKind, _ object: UInt64, _ a: UInt64, _ b: UInt64, _ c: UInt64,
