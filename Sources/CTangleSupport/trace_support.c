@@ -37,11 +37,9 @@ static inline uint64_t read_tsc(void) {
 #endif
 }
 
-// The time stored in a ring slot (see tangle_trace_clock_tsc).
+// The time stored in a ring slot (see tangle_trace_clock_tsc; never set where there is no TSC).
 static inline uint64_t ring_time(void) {
-#if defined(__x86_64__)
-    if (__builtin_expect(tangle_trace_clock_tsc, 1)) return __builtin_ia32_rdtsc();
-#endif
+    if (__builtin_expect(tangle_trace_clock_tsc, 1)) return read_tsc();
     return tangle_now_ns();
 }
 
