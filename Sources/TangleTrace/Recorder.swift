@@ -29,10 +29,23 @@ public enum Recorder {
     // MARK: recording
 
     /// Records one event. `stack`: capture the caller's stack (frame-pointer walk, interned).
-    @inline(never)
+    ///
+    /// Transparent (inlined into the caller even in debug builds, so it adds no frame): the
+    /// defaults are filled in at the call site, where a non-inlined function with default
+    /// arguments would call one generator function per defaulted argument on every event.
+    @_transparent
     public static func record(
         _ kind: EventKind, object: UInt64 = 0, a: UInt64 = 0, b: UInt64 = 0, c: UInt64 = 0,
         result: WaitResult = .ok, stack: Bool = true
+    ) {
+        recordEvent(kind, object, a, b, c, result, stack)
+    }
+
+    /// What `record` calls: one frame between the caller and `tangle_trace_append`.
+    @usableFromInline @inline(never)
+    static func recordEvent(
+        _ kind: EventKind, _ object: UInt64, _ a: UInt64, _ b: UInt64, _ c: UInt64,
+        _ result: WaitResult, _ stack: Bool
     ) {
         guard isRunning() else { return }
         // skip 1: the return address into this function; the first frame kept is our caller.

@@ -18,8 +18,15 @@ final class Writer {
     @exclusivity(unchecked) private(set) var events: UInt64 = 0
     /// The time of the last event line written: the next one says `"dt"`, its distance from it.
     @exclusivity(unchecked) private var lastTime: UInt64 = 0
-    /// Formatted line ends (`,"tid":…}\n`) of recent events, reused when an event repeats one.
-    private let suffixes = SuffixCache()
+    /// Templates of recent event lines: an event that repeats one (a lock taken and released in a
+    /// loop, a queue's puts of one size) is written as a `(dt, template)` pair of a run line.
+    private let templates = TemplateTable()
+    /// A run line (`{"k":"run","e":[dt,tp,…`) is open: the next pair goes on it, any other line
+    /// closes it first.
+    @exclusivity(unchecked) private var runOpen = false
+    @exclusivity(unchecked) private var runLength = 0
+    /// Pairs per run line at most (bounds a line; a reader holds one line at a time).
+    static let maxRunLength = 512
     /// Ring times (TSC ticks or ns) to CLOCK_MONOTONIC ns.
     @exclusivity(unchecked) private var clock = RingClock()
     /// Per kind raw value: `,"k":"<name>"` and the `,"<key>":` of a, b, c, each as a length byte then
@@ -91,7 +98,7 @@ final class Writer {
     }
 
     private func writeHeader(start: UInt64, processObject: UInt64) {
-        out.ascii("{\"k\":\"header\",\"v\":2,\"pid\":")
+        out.ascii("{\"k\":\"header\",\"v\":3,\"pid\":")
         out.int(Int64(pid))
         out.ascii(",\"ppid\":")
         out.int(Int64(getppid()))
@@ -170,6 +177,7 @@ final class Writer {
         moduleAdds = mods.adds
         for m in mods.list where !knownModules.contains(m.path + "@" + String(m.bias)) {
             knownModules.insert(m.path + "@" + String(m.bias))
+            closeRun()
             out.ascii("{\"k\":\"module\",\"t\":")
             out.uint(now)
             out.ascii(",\"module\":")
@@ -180,7 +188,19 @@ final class Writer {
 
     // MARK: events
 
+    /// Ends the open run line, if any (before any other line, and before the text goes to LZ4:
+    /// a block always ends on a whole line).
+    @inline(__always)
+    private func closeRun() {
+        if runOpen {
+            out.ascii("]}\n")
+            runOpen = false
+            runLength = 0
+        }
+    }
+
     private func emit() {
+        closeRun()
         if out.count > 0 {
             frame.append(out.base, out.count)
             out.removeAll()
@@ -324,6 +344,7 @@ final class Writer {
         } else {
             id = UInt32(stacks.count + 1)
             stacks[h] = id
+            closeRun()
             out.ascii("{\"k\":\"stack\",\"pid\":")
             out.int(Int64(pid))
             out.ascii(",\"id\":")
@@ -346,6 +367,50 @@ final class Writer {
     /// `next`: the seq the reader will restore for this tid when `seq` is omitted.
     @inline(__always)
     private func formatRecord(_ r: Ring, _ index: UInt64, _ next: inout UInt64) -> UInt64 {
+        let s = r.slots[Int(index & r.mask)].w
+        let meta = s.6
+        // The common case, kept small: no stack addresses, result or text, and the event repeats
+        // a template in time and seq order: a `dt,tp` pair on the open run line.
+        if meta >> 16 == 0 && s.5 == next {
+            let time = clock.nanoseconds(s.0)
+            if time >= lastTime {
+                let stack = s.7 != 0 ? knownStackID(s.7) : 0
+                let key = TemplateTable.Key(tidKind: UInt64(UInt32(bitPattern: r.tid)) << 16 | (meta & 0xFFFF),
+                                            object: s.1, stack: UInt64(stack), a: s.2, b: s.3, c: s.4)
+                let slot = templates.slot(key)
+                if templates.matches(slot, key) {
+                    events &+= 1
+                    writePair(time &- lastTime, slot)
+                    lastTime = time
+                    next = s.5 &+ 1
+                    if out.count >= 48 * 1024 { emit() }
+                    return 1
+                }
+            }
+        }
+        return formatLine(r, index, &next)
+    }
+
+    /// `dt,tp` on the open run line (opening one when none is).
+    @inline(__always)
+    private func writePair(_ dt: UInt64, _ slot: Int) {
+        out.reserve(64)
+        if runOpen {
+            out.byte(44)
+        } else {
+            out.ascii("{\"k\":\"run\",\"e\":[")
+            runOpen = true
+        }
+        out.uint(dt)
+        out.byte(44)
+        out.uint(UInt64(slot))
+        runLength &+= 1
+        if runLength == Writer.maxRunLength { closeRun() }
+    }
+
+    /// `formatRecord` for everything but a run pair: a line of its own.
+    @inline(never)
+    private func formatLine(_ r: Ring, _ index: UInt64, _ next: inout UInt64) -> UInt64 {
         let mask = r.mask
         let slots = r.slots
         let s = slots[Int(index & mask)].w
@@ -369,24 +434,28 @@ final class Writer {
         } else {
             events &+= 1
             out.reserve(256)
-            writeTime(time)
-            if seq != next {
-                out.ascii(",\"seq\":")
-                out.uint(seq)
-            }
-            if next != UInt64.max { next = seq &+ 1 }
-            // The rest of the line depends only on (tid, kind, o, s, a, b, c): a lock taken and
-            // released in a loop, or a queue's puts of one size, repeat it. Copy it when cached.
-            let key = SuffixCache.Key(tidKind: UInt64(UInt32(bitPattern: tid)) << 16 | UInt64(kindRaw),
-                                      object: s.1, stack: UInt64(stack), a: s.2, b: s.3, c: s.4)
-            let slot = suffixes.slot(key)
-            if suffixes.matches(slot, key) {
-                out.unchecked(suffixes.bytes(slot), suffixes.length(slot))
+            // The rest of the line depends only on (tid, kind, o, s, a, b, c): when a template
+            // holds it, and the time and seq follow on, the event is a pair on a run line.
+            let key = TemplateTable.Key(tidKind: UInt64(UInt32(bitPattern: tid)) << 16 | UInt64(kindRaw),
+                                        object: s.1, stack: UInt64(stack), a: s.2, b: s.3, c: s.4)
+            let slot = templates.slot(key)
+            if seq == next && time >= lastTime && templates.matches(slot, key) {
+                // (A record with stack addresses whose template is known.)
+                writePair(time &- lastTime, slot)
+                lastTime = time
+                next = seq &+ 1
             } else {
-                let start = out.count
+                writeTime(time)
+                if seq != next {
+                    out.ascii(",\"seq\":")
+                    out.uint(seq)
+                }
+                if next != UInt64.max { next = seq &+ 1 }
+                out.ascii(",\"tp\":")
+                out.uint(UInt64(slot))
                 writeFields(tid: tid, kindRaw: kindRaw, object: s.1, stack: stack, a: s.2, b: s.3, c: s.4)
                 out.ascii("}\n")
-                suffixes.store(slot, key, out.base + start, out.count - start)
+                templates.store(slot, key)
             }
         }
         if out.count >= 48 * 1024 { emit() }
@@ -444,6 +513,7 @@ final class Writer {
     /// out of order), `{"t":<absolute ns>`. The caller reserved room.
     @inline(__always)
     private func writeTime(_ t: UInt64) {
+        closeRun()
         if t >= lastTime {
             out.ascii("{\"dt\":")
             out.uint(t &- lastTime)
@@ -525,28 +595,22 @@ final class KindPrefixTable {
     }
 }
 
-/// Formatted line ends of recent events, direct-mapped by a hash of what they depend on. Owned by
-/// the writer (used under its lock).
-final class SuffixCache {
+/// What the writer's event templates stand for: everything of an event line but its time and
+/// seq, direct-mapped by a hash of it. A line that declares template N (`"tp":N`) replaces slot N;
+/// the reader keeps the same table from those declarations. Owned by the writer (under its lock).
+final class TemplateTable {
     struct Key: Equatable {
         var tidKind: UInt64, object: UInt64, stack: UInt64, a: UInt64, b: UInt64, c: UInt64
     }
+    /// Template ids are 0..<entries (the format allows up to `maxTemplates`).
     static let entries = 256
-    static let capacity = 184  // bytes of a line end; longer ones are formatted every time
-    private let keys = UnsafeMutablePointer<Key>.allocate(capacity: SuffixCache.entries)
-    private let lengths = UnsafeMutablePointer<Int>.allocate(capacity: SuffixCache.entries)
-    private let storage = UnsafeMutablePointer<UInt8>.allocate(capacity: SuffixCache.entries * SuffixCache.capacity)
+    private let keys = UnsafeMutablePointer<Key>.allocate(capacity: TemplateTable.entries)
 
     init() {
-        keys.initialize(repeating: Key(tidKind: UInt64.max, object: 0, stack: 0, a: 0, b: 0, c: 0), count: SuffixCache.entries)
-        lengths.initialize(repeating: 0, count: SuffixCache.entries)
+        keys.initialize(repeating: Key(tidKind: UInt64.max, object: 0, stack: 0, a: 0, b: 0, c: 0), count: TemplateTable.entries)
     }
 
-    deinit {
-        keys.deallocate()
-        lengths.deallocate()
-        storage.deallocate()
-    }
+    deinit { keys.deallocate() }
 
     @inline(__always) func slot(_ k: Key) -> Int {
         var x = k.tidKind &* 0x9E37_79B9_7F4A_7C15
@@ -557,13 +621,5 @@ final class SuffixCache {
     }
 
     @inline(__always) func matches(_ slot: Int, _ k: Key) -> Bool { keys[slot] == k }
-    @inline(__always) func bytes(_ slot: Int) -> UnsafePointer<UInt8> { UnsafePointer(storage + slot * SuffixCache.capacity) }
-    @inline(__always) func length(_ slot: Int) -> Int { lengths[slot] }
-
-    @inline(__always) func store(_ slot: Int, _ k: Key, _ p: UnsafePointer<UInt8>, _ n: Int) {
-        guard n <= SuffixCache.capacity else { return }
-        (storage + slot * SuffixCache.capacity).update(from: p, count: n)
-        lengths[slot] = n
-        keys[slot] = k
-    }
+    @inline(__always) func store(_ slot: Int, _ k: Key) { keys[slot] = k }
 }

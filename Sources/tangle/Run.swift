@@ -1,5 +1,4 @@
 import ArgumentParser
-import CLZ4
 import Foundation
 import TangleAnalysis
 import TangleTrace
@@ -160,7 +159,7 @@ struct Run: ParsableCommand {
         var cutNote: String?
         if let stopTime {
             do {
-                let cut = try cutTrace(dir: dir, at: stopTime)
+                let cut = try TraceCut.cut(directory: dir, at: stopTime)
                 if cut.dropped > 0 {
                     cutNote = "the trace was cut when tangle run sent SIGTERM: \(cut.dropped) later event(s) (the processes stopping) were moved aside with the complete files to \(dir)/\(Run.afterStopDirectory)/"
                     writeStderr("tangle: \(cutNote!)\n")
@@ -212,111 +211,7 @@ struct Run: ParsableCommand {
         if appStatus != 0 { throw ExitCode(appStatus) }
     }
 
-    static let afterStopDirectory = "after-stop"
-
-    /// Rewrites each trace file of `dir` as plain JSON lines without the events recorded at or after
-    /// `cut` (header, stack and module records are kept); the original files move to
-    /// `dir/after-stop/`. Returns how many events were dropped.
-    func cutTrace(dir: String, at cut: UInt64) throws -> (files: Int, dropped: Int) {
-        let files = try findTraceFiles([dir])
-        let aside = dir + "/" + Run.afterStopDirectory
-        try FileManager.default.createDirectory(atPath: aside, withIntermediateDirectories: true)
-        var dropped = 0
-        for f in files {
-            let raw = try RawTraceFile(path: f.path)
-            var out: [UInt8] = []
-            out.reserveCapacity(Int(f.bytes) * 4)
-            // Schema 2 lines may carry "dt" (ns after the previous event line): restore each event's
-            // absolute time, and write every kept event with an absolute "t", so that dropping a
-            // line never shifts the times of the lines after it.
-            var base: UInt64 = 0
-            while let line = raw.nextLine() {
-                let b = line.bindMemory(to: UInt8.self)
-                guard let token = Run.timeToken(line) else {
-                    out.append(contentsOf: b)
-                    out.append(10)
-                    continue
-                }
-                if token.isHeader {
-                    base = token.value
-                    out.append(contentsOf: b)
-                    out.append(10)
-                    continue
-                }
-                let t = token.isDelta ? base &+ token.value : token.value
-                base = t
-                if t >= cut { dropped += 1; continue }
-                out.append(contentsOf: b[..<token.range.lowerBound])
-                out.append(contentsOf: Array("\"t\":\(t)".utf8))
-                out.append(contentsOf: b[token.range.upperBound...])
-                out.append(10)
-            }
-            raw.closeFile()
-            // Same name and format as before (an LZ4 frame for .jsonl.lz4), so nothing downstream changes.
-            let name = ExportPaths.baseName(f.path)
-            try FileManager.default.moveItem(atPath: f.path, toPath: aside + "/" + name)
-            let data = name.hasSuffix(".lz4") ? try Run.lz4Frame(out) : Data(out)
-            let target = dir + "/" + name
-            guard FileManager.default.createFile(atPath: target, contents: data, attributes: [.posixPermissions: 0o600]) else {
-                throw ExportError.encoding(target)
-            }
-        }
-        return (files.count, dropped)
-    }
-
-    /// `bytes` as one complete LZ4 frame (what `lz4cat` and the reader read).
-    static func lz4Frame(_ bytes: [UInt8]) throws -> Data {
-        var prefs = LZ4F_preferences_t()
-        prefs.frameInfo.blockSizeID = LZ4F_max64KB
-        prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled
-        prefs.compressionLevel = 1
-        let bound = LZ4F_compressFrameBound(bytes.count, &prefs)
-        var dst = [UInt8](repeating: 0, count: bound)
-        let n = bytes.withUnsafeBytes { src in
-            dst.withUnsafeMutableBytes { d in LZ4F_compressFrame(d.baseAddress, bound, src.baseAddress, bytes.count, &prefs) }
-        }
-        if LZ4F_isError(n) != 0 { throw ExportError.encoding("LZ4 frame") }
-        return Data(dst[0..<n])
-    }
-
-    /// The time key of a line: `"t":N` or `"dt":N` (its byte range, key included), for event lines
-    /// and the header; nil for stack and module records and for lines without one.
-    static func timeToken(_ line: UnsafeRawBufferPointer) -> (value: UInt64, isDelta: Bool, isHeader: Bool, range: Range<Int>)? {
-        let b = line.bindMemory(to: UInt8.self)
-        let n = b.count
-        func has(_ s: StaticString) -> Bool {
-            let m = s.utf8CodeUnitCount
-            guard m <= n else { return false }
-            let p = s.utf8Start
-            var i = 0
-            while i + m <= n {
-                if b[i] == p[0] && memcmp(b.baseAddress! + i, p, m) == 0 { return true }
-                i += 1
-            }
-            return false
-        }
-        if has("\"k\":\"stack\"") || has("\"k\":\"module\"") { return nil }
-        let header = has("\"k\":\"header\"")
-        var i = 0
-        while i + 4 < n {
-            // "t": or "dt": at the start of a key (after { or ,)
-            if b[i] == 34 && i > 0 && (b[i - 1] == 123 || b[i - 1] == 44) {
-                var k = i + 1
-                let delta = !header && b[k] == 100 && k + 1 < n && b[k + 1] == 116  // d t
-                if delta { k += 1 }
-                if b[k] == 116 && k + 2 < n && b[k + 1] == 34 && b[k + 2] == 58 {  // t " :
-                    var j = k + 3
-                    while j < n && b[j] == 32 { j += 1 }
-                    var v: UInt64 = 0
-                    var digits = 0
-                    while j < n && b[j] >= 48 && b[j] <= 57 { v = v &* 10 &+ UInt64(b[j] - 48); j += 1; digits += 1 }
-                    return digits > 0 ? (v, delta, header, i..<j) : nil
-                }
-            }
-            i += 1
-        }
-        return nil
-    }
+    static let afterStopDirectory = TraceCut.asideDirectory
 
     /// Findings (fingerprint|title) that only say a process killed by SIGTERM/SIGKILL did not clean
     /// up: what happens to every process tangle run stops.

@@ -6,9 +6,7 @@ final class ReaderTests: XCTestCase {
     static let header = #"{"k":"header","v":1,"pid":10,"ppid":1,"exe":"/bin/x","argv0":"x","clock":"CLOCK_MONOTONIC","boot":"b","t":100,"proc":0,"modules":[]}"#
 
     private func write(_ text: String, _ name: String, in dir: String) -> String {
-        let path = dir + "/" + name
-        FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
-        return path
+        writeTraceText(text, name, in: dir)
     }
 
     /// Plain .jsonl reads; omitted pid and seq are restored; argument keys map back to a/b/c.
@@ -246,17 +244,8 @@ final class ReaderTests: XCTestCase {
 
     static let headerV2 = #"{"k":"header","v":2,"pid":10,"ppid":1,"exe":"/bin/x","argv0":"x","clock":"CLOCK_MONOTONIC","boot":"b","t":1000,"proc":0,"modules":[]}"#
 
-    /// Writes `text` as one finished LZ4 frame (the recorder's frame writer).
     private func writeLZ4(_ text: String, _ name: String, in dir: String) throws -> String {
-        let path = dir + "/" + name
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        XCTAssertGreaterThanOrEqual(fd, 0)
-        let w = try XCTUnwrap(LZ4FrameWriter(fd: fd))
-        var bytes = Array(text.utf8)
-        bytes.withUnsafeMutableBufferPointer { w.append($0.baseAddress!, $0.count) }
-        w.end()
-        close(fd)
-        return path
+        try writeTraceLZ4(text, name, in: dir)
     }
 
     /// Schema 2: `dt` is ns after the previous event line (the header's `t` for the first); `t` and

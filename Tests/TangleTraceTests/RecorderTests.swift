@@ -236,6 +236,43 @@ final class RecorderTests: XCTestCase {
         }
     }
 
+    /// A thread repeating events (1000 lock.acquired from one site, `a` cycling 1, 2, 3) is written
+    /// as run pairs after one declaring line per template, and reads back as every event, in seq
+    /// order with nondecreasing times and the same `a` sequence.
+    func testRepeatedEventsAreWrittenAsRunPairs() throws {
+        let dir = makeTempDir("runs")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let child = TraceChild.start("stacks", traceDir: dir)
+        XCTAssertEqual(child.wait().status, 0)
+        let file = try XCTUnwrap(traceFiles(dir).first { $0.hasPrefix(dir + "/\(child.pid)-") })
+        let raw = try RawTraceFile(path: file)
+        var pairs = 0, declarations = 0
+        while let line = raw.nextLine() {
+            let text = String(decoding: line, as: UTF8.self)
+            if text.hasPrefix(#"{"k":"run","e":["#) {
+                pairs += text.split(separator: ",").count / 2
+            } else if text.contains(#""tp":"#) && text.contains("lock.acquired") {
+                declarations += 1
+            }
+        }
+        XCTAssertGreaterThanOrEqual(declarations, 3, "one declaring line per (a) template")
+        XCTAssertGreaterThanOrEqual(pairs, 990, "the repeats are run pairs (declarations: \(declarations))")
+        XCTAssertEqual(pairs + declarations, 1010, "every lock.acquired once")
+        let trace = try TraceReader.load(paths: [file])
+        XCTAssertTrue(trace.problems.isEmpty, "\(trace.problems)")
+        let events = trace.events.filter { $0.kind == .lockAcquired }
+        XCTAssertEqual(events.count, 1010)
+        let cycle: (Int) -> UInt64 = { UInt64($0 % 3 + 1) }
+        let expectedA: [UInt64] = (0..<1000).map(cycle) + (0..<10).map(cycle)
+        XCTAssertEqual(events.map(\.a), expectedA)
+        for tid in Set(trace.events.map(\.tid)) {
+            let seqs = trace.events.filter { $0.tid == tid }.map(\.seq)
+            XCTAssertEqual(seqs, Array(seqs[0]..<seqs[0] + UInt64(seqs.count)), "thread \(tid): every seq once, in order")
+        }
+        XCTAssertEqual(events.map(\.time), events.map(\.time).sorted())
+        XCTAssertEqual(Set(events.map(\.stack)).count, 1)
+    }
+
     /// Event times are CLOCK_MONOTONIC ns whichever clock the ring holds (TSC ticks converted by
     /// the writer, or ns with TANGLE_CLOCK=monotonic): each event lies between the clock readings
     /// taken just before and just after it (within 2 µs, for a loaded machine), in order.

@@ -191,3 +191,23 @@ func makeTempDir(_ tag: String) -> String {
 func traceFiles(_ dir: String) -> [String] {
     ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".jsonl.lz4") }.sorted().map { dir + "/" + $0 }
 }
+
+/// Writes `text` as a plain .jsonl trace file.
+func writeTraceText(_ text: String, _ name: String, in dir: String) -> String {
+    let path = dir + "/" + name
+    FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+    return path
+}
+
+/// Writes `text` as one finished LZ4 frame (the recorder's frame writer).
+func writeTraceLZ4(_ text: String, _ name: String, in dir: String) throws -> String {
+    let path = dir + "/" + name
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    XCTAssertGreaterThanOrEqual(fd, 0)
+    let w = try XCTUnwrap(LZ4FrameWriter(fd: fd))
+    var bytes = Array(text.utf8)
+    bytes.withUnsafeMutableBufferPointer { w.append($0.baseAddress!, $0.count) }
+    w.end()
+    close(fd)
+    return path
+}

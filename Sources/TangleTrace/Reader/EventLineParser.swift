@@ -17,6 +17,9 @@ struct EventLineFields {
     var hasTid = false
     var seq: UInt64 = 0
     var hasSeq = false
+    /// Schema 3: `tp`, the template this line declares (what run lines then refer to).
+    var template: UInt64 = 0
+    var hasTemplate = false
     var object: UInt64 = 0
     var stack: UInt64 = 0
     var kindStart = 0, kindLen = -1
@@ -146,6 +149,8 @@ func parseEventLine(_ p: UnsafePointer<UInt8>, _ end: Int, _ f: inout EventLineF
                 }
             case 2 where p[ks] == UInt8(ascii: "d") && p[ks + 1] == UInt8(ascii: "t"):
                 f.delta = v; f.hasDelta = true; f.deltaNegative = neg && v != 0; f.deltaCount &+= 1
+            case 2 where p[ks] == UInt8(ascii: "t") && p[ks + 1] == UInt8(ascii: "p") && !neg:
+                f.template = v; f.hasTemplate = true
             case 3:
                 if p[ks + 1] == UInt8(ascii: "i") && p[ks + 2] == UInt8(ascii: "d") && p[ks] == UInt8(ascii: "p") {
                     f.pid = Int64(bitPattern: v); f.hasPid = true

@@ -22,6 +22,64 @@ struct LineTemplate {
     var text: String?
     /// Unknown keys the text has (counted again at each use).
     var unknownKeys: UInt64 = 0
+    /// The run template the text declares (`"tp":N`), -1 when none: a hit declares it again.
+    var declares = -1
+}
+
+/// Schema 3 run templates: `"tp":N` on an event line declares template N (the line's event
+/// without its time and seq); each `dt,N` pair of a later run line is that event again, `dt` ns
+/// after the previous event line, with the next seq of its thread.
+final class RunTemplates {
+    /// Template numbers the reader accepts (the recorder uses 0..<256).
+    static let capacity = 4096
+    let entries: UnsafeMutablePointer<LineTemplate>
+
+    init() {
+        entries = .allocate(capacity: Self.capacity)
+        entries.initialize(repeating: LineTemplate(), count: Self.capacity)
+    }
+
+    deinit {
+        entries.deinitialize(count: Self.capacity)
+        entries.deallocate()
+    }
+
+    /// Template `n`, when a line declared it.
+    @inline(__always) func find(_ n: UInt64) -> UnsafeMutablePointer<LineTemplate>? {
+        guard n < UInt64(Self.capacity) else { return nil }
+        let e = entries + Int(n)
+        return e.pointee.length >= 0 ? e : nil
+    }
+
+    /// Declares template `n` as `event` (its time and seq are not part of it). False when `n` is
+    /// out of range.
+    func declare(_ n: UInt64, _ event: UnsafePointer<TraceEvent>, unknownKeys: UInt64) -> Bool {
+        guard n < UInt64(Self.capacity) else { return false }
+        let e = event.pointee
+        entries[Int(n)] = LineTemplate(hash: 0, length: 0, kind: e.kind, pid: e.pid, tid: e.tid, hasSeq: false, seq: 0,
+                                       object: e.object, stack: e.stack, result: e.result, a: e.a, b: e.b, c: e.c,
+                                       text: e.text, unknownKeys: unknownKeys, declares: -1)
+        return true
+    }
+
+    /// Declares template `n` as what a cached line decodes to (a line seen again declares again).
+    func declare(_ n: Int, _ line: LineTemplate) {
+        var t = line
+        t.hash = 0
+        t.length = 0
+        t.hasSeq = false
+        t.seq = 0
+        t.declares = -1
+        entries[n] = t
+    }
+}
+
+/// Whether the line starts with the writer's run line prefix, `{"k":"run","e":[` (16 bytes).
+@inline(__always) public func isRunLine(_ p: UnsafePointer<UInt8>, _ n: Int) -> Bool {
+    guard n >= 18 else { return false }
+    let raw = UnsafeRawPointer(p)
+    return raw.loadUnaligned(as: UInt64.self) == 0x7572_223A_226B_227B        // {"k":"ru
+        && raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self) == 0x5B3A_2265_222C_226E  // n","e":[
 }
 
 final class LineTemplates {

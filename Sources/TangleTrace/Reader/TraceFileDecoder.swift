@@ -23,6 +23,15 @@ public final class TraceFileDecoder {
     @exclusivity(unchecked) private var cachedValid = false
     private let kinds = KindTable.shared
     private let templates = LineTemplates()
+    private let runTemplates = RunTemplates()
+    /// The run line being read (`dt,tp` pairs from `runPos` to `runEnd`): its bytes are the
+    /// current line's, valid until the next `raw.nextLine()`, or `runCopy`'s for a line the
+    /// generic parser read.
+    @exclusivity(unchecked) private var runActive = false
+    @exclusivity(unchecked) private var runPos = UnsafePointer<UInt8>(bitPattern: 1)!
+    @exclusivity(unchecked) private var runEnd = UnsafePointer<UInt8>(bitPattern: 1)!
+    @exclusivity(unchecked) private var runCopy: UnsafeMutablePointer<UInt8>?
+    @exclusivity(unchecked) private var runCopyCapacity = 0
     private let writer = TraceEventWriter()
     /// Where `next()` decodes into (uninitialized between calls).
     private let scratch = UnsafeMutablePointer<TraceEvent>.allocate(capacity: 1)
@@ -62,7 +71,10 @@ public final class TraceFileDecoder {
         hasHeader = true
     }
 
-    deinit { scratch.deallocate() }
+    deinit {
+        scratch.deallocate()
+        runCopy?.deallocate()
+    }
 
     public var problems: [TraceProblem] {
         var all = raw.problems + decodeProblems
@@ -115,9 +127,17 @@ public final class TraceFileDecoder {
     /// the end (`dst` left uninitialized).
     func nextEvent(into dst: UnsafeMutablePointer<TraceEvent>) -> Bool {
         guard hasHeader else { return false }
+        if runActive && nextRunEvent(into: dst) { return true }
         while let line = raw.nextLine() {
             if line.isEmpty { continue }
             let p = line.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            if isRunLine(p, line.count) {
+                runPos = p + 16
+                runEnd = p + line.count
+                runActive = true
+                if nextRunEvent(into: dst) { return true }
+                continue
+            }
             // A `{"dt":N,…` line whose text after N was decoded recently: reuse that decoding.
             var restHash: UInt64 = 0
             var rest = 0
@@ -125,6 +145,7 @@ public final class TraceFileDecoder {
                 rest = r
                 restHash = LineTemplates.hash(p + r, line.count - r)
                 if let t = templates.find(p + r, line.count - r, restHash) {
+                    if t.pointee.declares >= 0 { runTemplates.declare(t.pointee.declares, t.pointee) }
                     event(from: t, delta: delta, into: dst)
                     return true
                 }
@@ -139,12 +160,16 @@ public final class TraceFileDecoder {
                     dst.initialize(to: e)
                     return true
                 }
+                if runActive && nextRunEvent(into: dst) { return true }
                 continue
             case .ok:
                 break
             }
             let unknownBefore = unknownKeys
             if event(from: p, fields, into: dst) {
+                if fields.hasTemplate && !runTemplates.declare(fields.template, dst, unknownKeys: unknownKeys &- unknownBefore) {
+                    invalid("template number \(fields.template) out of range (0..<\(RunTemplates.capacity))")
+                }
                 if rest > 0 && fields.deltaCount == 1 && !fields.hasTime && !fields.deltaNegative {
                     let t = templates.slot(p + rest, line.count - rest, restHash)
                     t.pointee.kind = dst.pointee.kind
@@ -160,11 +185,94 @@ public final class TraceFileDecoder {
                     t.pointee.c = dst.pointee.c
                     t.pointee.text = dst.pointee.text
                     t.pointee.unknownKeys = unknownKeys &- unknownBefore
+                    t.pointee.declares = fields.hasTemplate && fields.template < UInt64(RunTemplates.capacity) ? Int(fields.template) : -1
                 }
                 return true
             }
         }
         return false
+    }
+
+    /// The next event of the open run line; false at its end. A malformed entry ends the line
+    /// there (the events before it stay) and is reported; an entry whose template no line
+    /// declared is reported and skipped, its `dt` still counted.
+    private func nextRunEvent(into dst: UnsafeMutablePointer<TraceEvent>) -> Bool {
+        while true {
+            var p = runPos
+            let end = runEnd
+            @inline(__always) func skipSpace() { while p < end && (p.pointee == 32 || p.pointee == 9 || p.pointee == 13) { p += 1 } }
+            @inline(__always) func number() -> UInt64? {
+                var v: UInt64 = 0
+                let start = p
+                while p < end {
+                    let d = p.pointee &- 48
+                    if d > 9 { break }
+                    v = v &* 10 &+ UInt64(d)
+                    p += 1
+                }
+                return p > start && p - start <= 19 ? v : nil
+            }
+            skipSpace()
+            if p < end && p.pointee == UInt8(ascii: "]") {
+                p += 1
+                skipSpace()
+                let closed = p < end && p.pointee == UInt8(ascii: "}")
+                if closed { p += 1; skipSpace() }
+                if !closed || p != end { invalid("invalid run line (after its last entry)") }
+                runActive = false
+                return false
+            }
+            guard let dt = number() else { return endRun("invalid run line (an entry's dt)") }
+            skipSpace()
+            guard p < end && p.pointee == UInt8(ascii: ",") else { return endRun("invalid run line (an entry without its template)") }
+            p += 1
+            skipSpace()
+            guard let tp = number() else { return endRun("invalid run line (an entry's template)") }
+            skipSpace()
+            if p < end && p.pointee == UInt8(ascii: ",") {
+                p += 1
+            } else if !(p < end && p.pointee == UInt8(ascii: "]")) {
+                return endRun("invalid run line (cut, or no ',' between entries)")
+            }
+            runPos = p
+            guard let t = runTemplates.find(tp) else {
+                timeBase &+= dt
+                invalid("a run entry refers to template \(tp), which no line declared")
+                continue
+            }
+            event(from: t, delta: dt, into: dst)
+            return true
+        }
+    }
+
+    private func endRun(_ message: String) -> Bool {
+        invalid(message)
+        runActive = false
+        return false
+    }
+
+    /// Starts reading a run line the fast parser declined (spaces, a key order of its own): its
+    /// entries are copied in the writer's form, the `e` array's numbers two by two.
+    private func startRun(_ v: JSONValue) {
+        guard case let .array(items)? = v["e"] else { invalid("a run line without its \"e\" array"); return }
+        var text = ""
+        for (i, item) in items.enumerated() {
+            guard let n = item.uint64 else { invalid("invalid run line (entry \(i / 2) is not a number)"); break }
+            if i > 0 { text += "," }
+            text += String(n)
+        }
+        if items.count % 2 != 0 { text += ",x" }  // (reported as a malformed entry at its place)
+        text += "]}"
+        let bytes = Array(text.utf8)
+        if runCopyCapacity < bytes.count {
+            runCopy?.deallocate()
+            runCopy = .allocate(capacity: bytes.count)
+            runCopyCapacity = bytes.count
+        }
+        runCopy!.update(from: bytes, count: bytes.count)
+        runPos = UnsafePointer(runCopy!)
+        runEnd = runPos + bytes.count
+        runActive = true
     }
 
     /// `event(from:into:)` for a line whose text after `{"dt":N` is that of template `t`.
@@ -303,6 +411,7 @@ public final class TraceFileDecoder {
             return nil
         }
         if k == "header" { invalid("a second header"); return nil }
+        if k == "run" { startRun(v); return nil }
         guard let k else { invalid("a line without \"k\""); return nil }
         let time = nestedTime(v)
         guard let kind = EventKind(name: k) else {
@@ -325,6 +434,10 @@ public final class TraceFileDecoder {
         e.text = v["name"]?.string
         if kind == .dropped { dropped &+= e.a }
         events += 1
+        if let tp = v["tp"]?.uint64 {
+            let declared = withUnsafePointer(to: e) { runTemplates.declare(tp, $0, unknownKeys: 0) }
+            if !declared { invalid("template number \(tp) out of range (0..<\(RunTemplates.capacity))") }
+        }
         return e
     }
 }
