@@ -83,7 +83,8 @@ final class RunLineTests: XCTestCase {
     /// Hand-written edge cases: an entry naming a template no line declared (reported, skipped,
     /// its dt still counted), spaces, an empty run, a malformed and a cut entry (the line ends
     /// there, the entries before it stay), a template redeclared by another thread, a template
-    /// number out of range, a cached line redeclaring its template, junk after the array.
+    /// number out of range, a cached line redeclaring its template, junk after the array, a
+    /// template of an unknown kind (its pairs count as unknown events and move the time).
     func testRunEdgeCases() throws {
         let dir = makeTempDir("runedge")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -104,6 +105,8 @@ final class RunLineTests: XCTestCase {
         {"dt":1,"tp":0,"tid":12,"k":"lock.released","o":9}
         {"dt":1,"tp":0,"tid":11,"k":"lock.acquired","o":9,"depth":1}
         {"k":"run","e":[2,0]}
+        {"dt":1,"tp":9,"tid":11,"k":"future.kind","o":1}
+        {"k":"run","e":[1,9,1,0]}
         """# + "\n"
         let path = writeTraceText(text, "10-1000.jsonl", in: dir)
         let stream = try TraceEventStream(paths: [path])
@@ -128,9 +131,11 @@ final class RunLineTests: XCTestCase {
             "1026 12 4 lock.released",
             "1027 11 9 lock.acquired",   // a repeated line (decoded from cache) declares again
             "1029 11 10 lock.acquired",
+            "1032 11 11 lock.acquired",  // after a declared template of a kind this reader does not know
         ])
         XCTAssertTrue(events.allSatisfy { $0.object == 9 && $0.pid == 10 })
-        XCTAssertEqual(events.filter { $0.kind == .lockAcquired }.map(\.a), Array(repeating: 1, count: 11))
+        XCTAssertEqual(events.filter { $0.kind == .lockAcquired }.map(\.a), Array(repeating: 1, count: 12))
+        XCTAssertEqual(d.unknownKinds, ["future.kind": 2], "the line and its pair")
         // undeclared, malformed, cut, out of range, junk after the array
         XCTAssertEqual(d.invalidLines, 5, "\(d.problems)")
         XCTAssertTrue(d.problems.contains { $0.message.contains("template 7, which no line declared") })

@@ -24,6 +24,9 @@ struct LineTemplate {
     var unknownKeys: UInt64 = 0
     /// The run template the text declares (`"tp":N`), -1 when none: a hit declares it again.
     var declares = -1
+    /// A run template of a kind this reader does not know: its name (each use is counted as one
+    /// unknown event, as the line itself was).
+    var unknownKind: String?
 }
 
 /// Schema 3 run templates: `"tp":N` on an event line declares template N (the line's event
@@ -59,6 +62,16 @@ final class RunTemplates {
         entries[Int(n)] = LineTemplate(hash: 0, length: 0, kind: e.kind, pid: e.pid, tid: e.tid, hasSeq: false, seq: 0,
                                        object: e.object, stack: e.stack, result: e.result, a: e.a, b: e.b, c: e.c,
                                        text: e.text, unknownKeys: unknownKeys, declares: -1)
+        return true
+    }
+
+    /// Declares template `n` as an event of a kind this reader does not know.
+    func declareUnknown(_ n: UInt64, kind name: String) -> Bool {
+        guard n < UInt64(Self.capacity) else { return false }
+        var t = LineTemplate()
+        t.length = 0
+        t.unknownKind = name
+        entries[Int(n)] = t
         return true
     }
 

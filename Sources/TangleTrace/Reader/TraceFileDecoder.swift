@@ -240,6 +240,11 @@ public final class TraceFileDecoder {
                 invalid("a run entry refers to template \(tp), which no line declared")
                 continue
             }
+            if let name = t.pointee.unknownKind {
+                timeBase &+= dt
+                unknownKinds[name, default: 0] += 1
+                continue
+            }
             event(from: t, delta: dt, into: dst)
             return true
         }
@@ -323,6 +328,9 @@ public final class TraceFileDecoder {
             }
             let name = String(decoding: UnsafeBufferPointer(start: kp, count: f.kindLen), as: UTF8.self)
             unknownKinds[name, default: 0] += 1
+            if f.hasTemplate && !runTemplates.declareUnknown(f.template, kind: name) {
+                invalid("template number \(f.template) out of range (0..<\(RunTemplates.capacity))")
+            }
             return false
         }
         guard let time = lineTime(f), f.hasTid else { invalid("an event without \"t\" (or \"dt\") or \"tid\""); return false }
@@ -417,6 +425,9 @@ public final class TraceFileDecoder {
         guard let kind = EventKind(name: k) else {
             if let time { timeBase = time }
             unknownKinds[k, default: 0] += 1
+            if let tp = v["tp"]?.uint64, !runTemplates.declareUnknown(tp, kind: k) {
+                invalid("template number \(tp) out of range (0..<\(RunTemplates.capacity))")
+            }
             return nil
         }
         guard let t = time, let tidv = v["tid"]?.int64 else { invalid("an event without \"t\" (or \"dt\") or \"tid\""); return nil }
