@@ -31,26 +31,53 @@ public enum Recorder {
     /// Records one event. `stack`: capture the caller's stack (frame-pointer walk, interned).
     ///
     /// Transparent (inlined into the caller even in debug builds, so it adds no frame): the
-    /// defaults are filled in at the call site, where a non-inlined function with default
-    /// arguments would call one generator function per defaulted argument on every event.
+    /// defaults are filled in at the call site — a non-inlined function with default arguments
+    /// calls one generator function per defaulted argument on every event — and the caller calls
+    /// the C recorder itself, so `tangle_trace_append`'s return address is already the caller's
+    /// (skip 0). That call is the only one, also when the recorder starts or a full ring is
+    /// drained and the event retried: every way through records the same stack.
     @_transparent
     public static func record(
         _ kind: EventKind, object: UInt64 = 0, a: UInt64 = 0, b: UInt64 = 0, c: UInt64 = 0,
         result: WaitResult = .ok, stack: Bool = true
     ) {
-        recordEvent(kind, object, a, b, c, result, stack)
+        if tangle_trace_state != 1 && !startRecording() { return }
+        var retried = false
+        while true {
+            let rc = tangle_trace_append(kind.rawValue, result.rawValue, 0, object, a, b, c, stack ? 1 : 0, 0)
+            if rc >= 0 {
+                if rc != 0 || kind.isWait { afterAppend(rc, kind) }
+                return
+            }
+            if !makeRoom(rc, retried: retried) { return }
+            retried = true
+        }
     }
 
-    /// What `record` calls: one frame between the caller and `tangle_trace_append`.
+    /// `record` when the recorder is not running: false when tracing is off (or the recorder
+    /// closed or failed), else starts it.
     @usableFromInline @inline(never)
-    static func recordEvent(
-        _ kind: EventKind, _ object: UInt64, _ a: UInt64, _ b: UInt64, _ c: UInt64,
-        _ result: WaitResult, _ stack: Bool
-    ) {
-        guard isRunning() else { return }
-        // skip 1: the return address into this function; the first frame kept is our caller.
-        let rc = tangle_trace_append(kind.rawValue, result.rawValue, 0, object, a, b, c, stack ? 1 : 0, 1)
-        if rc != 0 || kind.isWait { afterAppend(rc, kind, object, a, b, c, result, 0, stack, skip: 2) }
+    static func startRecording() -> Bool { isRunning() }
+
+    /// After an append that asks for more: wake the flusher (the ring is half full), flush
+    /// before a blocking wait.
+    @usableFromInline @inline(never)
+    static func afterAppend(_ rc: Int32, _ kind: EventKind) {
+        if rc == 1 { tangle_trace_wake() }
+        if kind.isWait { flush() }
+    }
+
+    /// The ring is full and the flusher is not draining it (busy machine: descheduled), or the
+    /// buffer could not be allocated: drain it ourselves. True: record again (once). False: the
+    /// event is lost, and a `dropped` event says so.
+    @usableFromInline @inline(never)
+    static func makeRoom(_ rc: Int32, retried: Bool) -> Bool {
+        flush()
+        if rc == -1 && !retried { return true }
+        tangle_trace_lock()
+        Writer.shared?.writeDropped(count: 1)
+        tangle_trace_unlock()
+        return false
     }
 
     /// Records one event that carries a name (slow path: the text goes through a side table).
@@ -79,8 +106,6 @@ public enum Recorder {
         if rc != 0 || kind.isWait { afterAppend(rc, kind, object, a, b, c, result, id, stack, skip: 3) }
     }
 
-    /// `skip`: frames between tangle_trace_append (called from here) and the app's frame — one
-    /// more than the recording entry point used, for this function's own frame.
     /// True when events can be recorded now (starting the recorder on first use). The running
     /// state is tested first: one plain load on the hot path (`enabledFlag` is a lazy global).
     @inline(__always)
@@ -91,28 +116,29 @@ public enum Recorder {
         return tangle_trace_state == 1
     }
 
+    /// `afterAppend` and `makeRoom` for the entry points that are functions of their own (named
+    /// events, the recorder's own): the retry comes from here, so `skip` counts this function's
+    /// frame too — one more than the entry point used.
     @inline(never)
     private static func afterAppend(
         _ rc: Int32, _ kind: EventKind, _ object: UInt64, _ a: UInt64, _ b: UInt64, _ c: UInt64,
         _ result: WaitResult, _ text: UInt32, _ stack: Bool, skip: Int32
     ) {
-        if rc == 1 { tangle_trace_wake() }
         if rc < 0 {
-            // The buffer is full and the flusher is not draining it (busy machine: descheduled),
-            // or the buffer could not be allocated: drain it ourselves, then record — with the
-            // same stack as the first attempt would have had.
-            flush()
-            let again = rc == -1
+            // Drain, then record again with the same stack as the first attempt would have had.
+            let again = makeRoom(rc, retried: false)
                 ? tangle_trace_append(kind.rawValue, result.rawValue, text, object, a, b, c, stack ? 1 : 0, skip)
                 : Int32(-2)
             if again < 0 {
-                tangle_trace_lock()
-                Writer.shared?.writeDropped(count: 1)
-                tangle_trace_unlock()
+                if again != -2 {
+                    tangle_trace_lock()
+                    Writer.shared?.writeDropped(count: 1)
+                    tangle_trace_unlock()
+                }
                 if text != 0 { _ = TextTable.take(text) }
             }
         }
-        if kind.isWait { flush() }
+        afterAppend(max(rc, 0), kind)
     }
 
     /// `(pid << 28) | per-process counter`: unique across processes, even when tracing is off.
@@ -292,6 +318,7 @@ private func recorderOnSignal(_ sig: Int32) {
 
 private func recorderFlusherMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
     let gen = UInt64(UInt(bitPattern: arg)) &- 1
+    var heads: UInt64 = 0
     while true {
         tangle_trace_wait(50)
         if tangle_trace_fork_generation != gen { return nil }  // (cannot happen: threads do not survive fork)
@@ -299,7 +326,50 @@ private func recorderFlusherMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutab
         if state == 3 || state == 4 { return nil }
         if state != 1 { continue }
         tangle_trace_lock()
+        let now = tangle_trace_heads()
+        let recorded = now &- heads
+        heads = now
         if tangle_trace_state == 1 { Writer.shared?.drain(flushFrame: true) }
+        tangle_trace_unlock()
+        // (A reaped buffer makes the sum drop: `recorded` wraps, which only means "follow".)
+        if recorded >= Recorder.busySlots { heads = followBusyThreads(heads) }
+    }
+}
+
+extension Recorder {
+    /// Slots recorded between two flusher rounds that mark a thread recording in a tight loop.
+    static let busySlots: UInt64 = 1024
+    /// How long the flusher stays awake, polling, after the last record.
+    static let followNanoseconds: UInt64 = 300_000
+}
+
+/// After a busy round the flusher stays awake and drains as records come, until no thread has
+/// recorded for a while: a sleeping flusher takes milliseconds to wake on a virtual machine (its
+/// CPU halts), and a thread recording in a loop meanwhile fills its ring and drains it itself,
+/// doing both jobs on one core. Activity is told by the buffers' heads, not by what this loop
+/// drained (a thread that drained its own ring is busy too). The file is still flushed every
+/// ≤ 50 ms. Returns the heads' sum last seen.
+private func followBusyThreads(_ start: UInt64) -> UInt64 {
+    var heads = start
+    var lastRecord = tangle_now_ns()
+    var lastFlush = lastRecord
+    while true {
+        for _ in 0..<200 { tangle_cpu_relax() }
+        let now = tangle_now_ns()
+        if now &- lastRecord > Recorder.followNanoseconds { return heads }
+        tangle_trace_lock()
+        guard tangle_trace_state == 1, let w = Writer.shared else {
+            tangle_trace_unlock()
+            return heads
+        }
+        let h = tangle_trace_heads()
+        if h != heads {
+            heads = h
+            lastRecord = now
+            let flush = now &- lastFlush > 50_000_000
+            w.drain(flushFrame: flush, behind: true)
+            if flush { lastFlush = now }
+        }
         tangle_trace_unlock()
     }
 }

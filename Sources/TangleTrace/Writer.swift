@@ -37,6 +37,11 @@ final class Writer {
     private let cacheIDs = UnsafeMutablePointer<UInt32>.allocate(capacity: Writer.cacheSize)
     static let cacheSize = 4096
     static let prefetchAhead: UInt64 = 16
+    /// Ring slots per 4 KB page (rings are page-aligned). A drainer that reads right behind a
+    /// thread still recording makes the other core's prefetchers pull in the lines that thread is
+    /// writing, and each of its stores then waits for the line to come back; the hardware
+    /// prefetchers never cross a page, so staying out of the thread's page avoids that.
+    static let pageSlots: UInt64 = 4096 / 64
     var bytesWritten: UInt64 { frame.bytesWritten }
 
     init?(directory: String, processObject: UInt64) {
@@ -208,8 +213,9 @@ final class Writer {
     }
 
     /// Drains every thread's buffer into the file, merged by time; `flushFrame`: close the LZ4
-    /// block and write(2) it (what makes the records survive a SIGKILL).
-    func drain(flushFrame: Bool) {
+    /// block and write(2) it (what makes the records survive a SIGKILL). `behind`: a lone busy
+    /// thread's records only up to the 4 KB page it is writing (see `Writer.pageSlots`).
+    func drain(flushFrame: Bool, behind: Bool = false) {
         // Per pending buffer: read position, head, and the next seq the reader expects for its tid
         // (looked up once per drain, not per event).
         var bufs: [(b: UnsafeMutablePointer<tangle_tbuf>, pos: UInt64, head: UInt64, next: UInt64)] = []
@@ -246,8 +252,9 @@ final class Writer {
         if bufs.count == 1 {
             let (b, pos, head, next0) = bufs[0]
             let ring = Ring(b)
+            let limit: UInt64 = behind ? ~(Writer.pageSlots &- 1) : ~0
             var i = pos
-            var end = head
+            var end = head & limit
             var next = next0
             var n = 0
             // Frees the ring as it goes (a producer waiting for room resumes early) and follows a
@@ -262,8 +269,8 @@ final class Writer {
                     if n & 63 == 0 { tangle_tbuf_set_tail(b, i) }
                 }
                 tangle_tbuf_set_tail(b, i)
-                end = tangle_tbuf_head(b)
-                if end == i || othersPending(b) { break }  // (others: keep the file nearly time-sorted)
+                end = tangle_tbuf_head(b) & limit
+                if end <= i || othersPending(b) { break }  // (others: keep the file nearly time-sorted)
                 clock.sample()
             }
             lastSeq[b.pointee.tid] = next &- 1

@@ -92,6 +92,9 @@ void tangle_tbuf_set_tail(tangle_tbuf *b, uint64_t tail);
 tangle_tbuf *tangle_trace_buffers(void);
 /// Unlinks and frees exited, fully drained buffers (writer lock held).
 void tangle_trace_reap(void);
+/// The sum of every thread buffer's head: how many slots have been recorded in all, for telling
+/// whether threads are recording (under the writer lock; drops when an exited thread is reaped).
+uint64_t tangle_trace_heads(void);
 /// Drops every buffer's pending records (writer lock held).
 void tangle_trace_discard_all(void);
 
