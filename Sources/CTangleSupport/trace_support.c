@@ -101,15 +101,22 @@ uint64_t tangle_clock_pair(uint64_t *tsc, uint64_t *ns) {
 // The frame-pointer walk, from the frame at `fp`: up to `max` return addresses, the first `skip`
 // left out, never reading outside [lo, hi). Inlined into the recorder's hot path, hashing as it goes
 // (two independent multiply lanes, so the hash adds little to the walk's chain of dependent loads).
+// With `memo`, it also writes down the words it reads (see tangle_walk_memo), as long as they fit.
 static inline __attribute__((always_inline)) int walk_and_hash(uintptr_t fp, uintptr_t *pcs, int max, int skip,
-                                                                uintptr_t lo, uintptr_t hi, uint64_t *hash) {
-    int n = 0;
+                                                                uintptr_t lo, uintptr_t hi, uint64_t *hash,
+                                                                tangle_walk_memo *memo) {
+    int n = 0, frames = 0;
     uint64_t h1 = 0x9E3779B97F4A7C15ull, h2 = 0xC2B2AE3D27D4EB4Full;
     while (n < max) {
         if (fp < lo || fp > hi - 16 || (fp & 7) != 0) break;
         const uintptr_t *frame = (const uintptr_t *)fp;
         uintptr_t next = frame[0];
         uintptr_t ret = frame[1];
+        if (memo && frames < TANGLE_WALK_MEMO_FRAMES) {
+            memo->next[frames] = next;
+            memo->ret[frames] = ret;
+        }
+        frames++;
         if (ret < 4096) break;
         if (skip > 0) {
             skip--;
@@ -127,13 +134,32 @@ static inline __attribute__((always_inline)) int walk_and_hash(uintptr_t fp, uin
     h *= 0xFF51AFD7ED558CCDull;
     h ^= h >> 29;
     *hash = h ? h : 1;
+    if (memo) memo->frames = frames;
     return n;
+}
+
+// The walk from `fp0` through the memo: its result when every word the last walk read is still
+// what it read (then this walk would read the same words and compute the same), else -1. The
+// loads do not depend on each other: their addresses are the remembered ones.
+static inline __attribute__((always_inline)) int walk_from_memo(const tangle_walk_memo *m, uintptr_t fp0, int max,
+                                                                int skip, uint64_t *hash) {
+    if (m->fp0 != fp0 || m->max != max || m->skip != skip) return -1;
+    uintptr_t diff = 0;
+    uintptr_t fp = fp0;
+    for (int i = 0; i < m->frames; i++) {
+        const uintptr_t *frame = (const uintptr_t *)fp;
+        diff |= (frame[0] ^ m->next[i]) | (frame[1] ^ m->ret[i]);
+        fp = m->next[i];
+    }
+    if (diff != 0) return -1;
+    *hash = m->hash;
+    return m->n;
 }
 
 __attribute__((noinline)) int tangle_fp_walk(uintptr_t *pcs, int max, int skip, uintptr_t lo, uintptr_t hi) {
     uint64_t hash;
     // frame 0 is this function's own: its return address (into our caller) is the first seen.
-    return walk_and_hash((uintptr_t)__builtin_frame_address(0), pcs, max, skip, lo, hi, &hash);
+    return walk_and_hash((uintptr_t)__builtin_frame_address(0), pcs, max, skip, lo, hi, &hash, NULL);
 }
 
 int tangle_thread_stack_range(uintptr_t *lo, uintptr_t *hi) {
@@ -322,11 +348,36 @@ __attribute__((noinline)) int tangle_trace_append(uint16_t kind, uint8_t result,
     uintptr_t pcs[64];
     int n = 0, send = 0;
     uint64_t h = 0;
+    const uintptr_t *sent = pcs;  // the addresses to send, when the writer does not know them
     if (want_stack && b->stack_hi != 0) {
         // frame 0 is this function's own: its return address (into the caller) is the first seen,
         // which is what `skip` counts from.
-        n = walk_and_hash((uintptr_t)__builtin_frame_address(0), pcs, tangle_trace_stack_depth, skip,
-                          b->stack_lo, b->stack_hi, &h);
+        uintptr_t fp0 = (uintptr_t)__builtin_frame_address(0);
+        int max = tangle_trace_stack_depth;
+        tangle_walk_memo *m = &b->last_walk;
+        if (__builtin_expect(m->busy, 0)) {
+            // Recording from a signal handler that interrupted a recording: leave the memo alone.
+            n = walk_and_hash(fp0, pcs, max, skip, b->stack_lo, b->stack_hi, &h, NULL);
+        } else {
+            m->busy = 1;
+            __atomic_signal_fence(__ATOMIC_SEQ_CST);
+            n = walk_from_memo(m, fp0, max, skip, &h);
+            if (n >= 0) {
+                sent = m->ret + skip;  // (the skipped frames are the first visited)
+            } else {
+                m->fp0 = 0;
+                n = walk_and_hash(fp0, pcs, max, skip, b->stack_lo, b->stack_hi, &h, m);
+                if (m->frames <= TANGLE_WALK_MEMO_FRAMES) {
+                    m->skip = skip;
+                    m->max = max;
+                    m->n = n;
+                    m->hash = h;
+                    m->fp0 = fp0;
+                }
+            }
+            __atomic_signal_fence(__ATOMIC_SEQ_CST);
+            m->busy = 0;
+        }
         if (n > 0) {
             uint64_t gen = __atomic_load_n(&tangle_trace_stack_generation, __ATOMIC_ACQUIRE);
             if (__builtin_expect(b->known_generation != gen, 0)) {
@@ -366,7 +417,7 @@ __attribute__((noinline)) int tangle_trace_append(uint16_t kind, uint8_t result,
     s->w[7] = h;
     // The time last (measured: rdtsc before the walk made the pair slower, not faster).
     s->w[0] = ring_time();
-    for (int i = 0; i < send; i++) b->slots[(head + 1 + (uint64_t)(i / 8)) & b->mask].w[i % 8] = pcs[i];
+    for (int i = 0; i < send; i++) b->slots[(head + 1 + (uint64_t)(i / 8)) & b->mask].w[i % 8] = sent[i];
     __atomic_store_n(&b->head, head + need, __ATOMIC_RELEASE);
     // Only once it is in the ring: a record that could not be written leaves the stack unsent.
     if (send) b->known[h & 63] = h;

@@ -236,6 +236,31 @@ final class RecorderTests: XCTestCase {
         }
     }
 
+    /// A remembered walk is used only when every frame is still what it was: one call site reached
+    /// alternately through two outer functions (same inner frames at the same addresses) records
+    /// two stacks, each event the one of its own path, differing in the outer frame.
+    func testStacksFollowTheirPathWhenOnlyAnOuterFrameDiffers() throws {
+        let dir = makeTempDir("paths")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let child = TraceChild.start("paths", traceDir: dir)
+        XCTAssertEqual(child.wait().status, 0)
+        let trace = try TraceReader.load(paths: [dir])
+        XCTAssertTrue(trace.problems.isEmpty, "\(trace.problems)")
+        let events = trace.events.filter { $0.kind == .lockAcquired }
+        XCTAssertEqual(events.count, 2000)
+        let viaA = Set(events.filter { $0.a == 1 }.map(\.stack))
+        let viaB = Set(events.filter { $0.a == 2 }.map(\.stack))
+        XCTAssertEqual(viaA.count, 1, "one stack for the path through A: \(viaA)")
+        XCTAssertEqual(viaB.count, 1, "one stack for the path through B: \(viaB)")
+        let a = try XCTUnwrap(trace.stacks[child.pid]?[try XCTUnwrap(viaA.first)])
+        let b = try XCTUnwrap(trace.stacks[child.pid]?[try XCTUnwrap(viaB.first)])
+        XCTAssertNotEqual(a, b)
+        XCTAssertGreaterThanOrEqual(min(a.count, b.count), 4)
+        // Same inner frames (the call site, the middle function), then the outer ones differ.
+        XCTAssertEqual(Array(a.prefix(2)), Array(b.prefix(2)))
+        XCTAssertNotEqual(a[2], b[2])
+    }
+
     /// A thread repeating events (1000 lock.acquired from one site, `a` cycling 1, 2, 3) is written
     /// as run pairs after one declaring line per template, and reads back as every event, in seq
     /// order with nondecreasing times and the same `a` sequence.

@@ -20,6 +20,7 @@ enum TraceChildren {
         "fork": forkChild,
         "stacks": repeatedStacks,
         "clock": bracketedTimes,
+        "paths": twoPaths,
     ]
 
     static func env(_ key: String) -> String? { ProcessInfo.processInfo.environment[key] }
@@ -141,6 +142,23 @@ enum TraceChildren {
         Recorder.processExiting(status: 0, signal: 0)
         return 0
     }
+
+    /// 2000 events from one call site (`pathInner`) reached alternately through `pathOuterA` and
+    /// `pathOuterB` (`a` says which): the inner frames, and their addresses, are the same both
+    /// ways; only the frame two levels up differs.
+    static func twoPaths() -> Int32 {
+        Recorder.start(processObject: 400, name: "paths")
+        for i in 0..<2000 {
+            if i % 2 == 0 { pathOuterA(1) } else { pathOuterB(2) }
+        }
+        Recorder.processExiting(status: 0, signal: 0)
+        return 0
+    }
+
+    @inline(never) static func pathOuterA(_ which: UInt64) { pathMiddle(which) }
+    @inline(never) static func pathOuterB(_ which: UInt64) { pathMiddle(which) }
+    @inline(never) static func pathMiddle(_ which: UInt64) { pathInner(which) }
+    @inline(never) static func pathInner(_ which: UInt64) { Recorder.record(.lockAcquired, object: 9, a: which) }
 
     static func expectedEvent(_ kind: EventKind) -> TraceEvent {
         let r = UInt64(kind.rawValue)

@@ -28,6 +28,24 @@ int tangle_pipe2(int fds[2], int flags);
 /// A record with a stack hash but npcs = 0 names a stack this thread sent earlier to the same file.
 typedef struct tangle_slot { uint64_t w[8]; } tangle_slot;
 
+/// Frames a remembered walk may have visited (the default depth is 16).
+#define TANGLE_WALK_MEMO_FRAMES 40
+
+/// What the last frame-pointer walk of a thread read: from frame `fp0`, the saved frame pointer
+/// and return address of each frame it visited, and what it computed from them. The walk is a
+/// function of those words alone (and of the thread's stack range, `skip` and `max`), so when a
+/// walk starts at the same `fp0` and every one of those words is still the same, its result is the
+/// same — and the words can be checked with independent loads, where the walk chases them one by
+/// one.
+typedef struct tangle_walk_memo {
+    uintptr_t fp0;                // 0: empty
+    int busy;                     // being used or rewritten (a signal handler's walk leaves it alone)
+    int skip, max, frames, n;     // frames: visited (2 words read each); n: addresses kept
+    uint64_t hash;
+    uintptr_t next[TANGLE_WALK_MEMO_FRAMES];
+    uintptr_t ret[TANGLE_WALK_MEMO_FRAMES];
+} tangle_walk_memo;
+
 typedef struct tangle_tbuf {
     // What the owning thread writes on every event shares one cache line (the drainer reads only
     // `head` there, once per drain round), so the drainer's reads of the fields below never miss.
@@ -48,6 +66,8 @@ typedef struct tangle_tbuf {
     // stack is recorded as its hash alone, so a hot call site costs one slot, not three.
     uint64_t known_generation;    // tangle_trace_stack_generation when `known` was last valid
     uint64_t known[64];
+    // The last stack walk (owner only; see `walk_memo` in trace_support.c).
+    tangle_walk_memo last_walk;
 } tangle_tbuf;
 
 /// Frames captured when an event asks for a stack (1...64; TANGLE_STACK_DEPTH, default 16).
