@@ -338,46 +338,58 @@ __attribute__((noinline)) static int wait_for_room(tangle_tbuf *b, uint64_t head
     }
 }
 
-__attribute__((noinline)) int tangle_trace_append(uint16_t kind, uint8_t result, uint32_t text, uint64_t object, uint64_t a,
-                        uint64_t b_, uint64_t c, int want_stack, int skip) {
+// The stack of an event recorded by tangle_trace_append, whose frame is `fp0`: its length (0: none)
+// and hash, through the thread's memo of its last walk; `*sent` points at its addresses (in
+// `pcs` or in the memo). Out of line, so that an event without a stack (half of a lock pair) does
+// not pay for this part's registers.
+__attribute__((noinline)) static int stack_of(tangle_tbuf *b, uintptr_t fp0, int skip, uint64_t *hash,
+                                               uintptr_t *pcs, const uintptr_t **sent) {
+    int max = tangle_trace_stack_depth;
+    int n;
+    tangle_walk_memo *m = &b->last_walk;
+    *sent = pcs;
+    if (__builtin_expect(m->busy, 0)) {
+        // Recording from a signal handler that interrupted a recording: leave the memo alone.
+        n = walk_and_hash(fp0, pcs, max, skip, b->stack_lo, b->stack_hi, hash, NULL);
+    } else {
+        m->busy = 1;
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        n = walk_from_memo(m, fp0, max, skip, hash);
+        if (n >= 0) {
+            *sent = m->ret + skip;  // (the skipped frames are the first visited)
+        } else {
+            m->fp0 = 0;
+            n = walk_and_hash(fp0, pcs, max, skip, b->stack_lo, b->stack_hi, hash, m);
+            if (m->frames <= TANGLE_WALK_MEMO_FRAMES) {
+                m->skip = skip;
+                m->max = max;
+                m->n = n;
+                m->hash = *hash;
+                m->fp0 = fp0;
+            }
+        }
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        m->busy = 0;
+    }
+    return n;
+}
+
+__attribute__((noinline)) int tangle_trace_append(uint64_t meta, uint64_t object, uint64_t a, uint64_t b_, uint64_t c) {
     tangle_tbuf *b = tls_buf;
     if (__builtin_expect(b == NULL, 0)) {
         b = buffer_create();
         if (!b) return -2;
     }
+    uint64_t kind = meta & 0xFFFF, result = (meta >> 16) & 0xFF, text = meta >> 32;
+    int skip = (int)((meta >> 25) & 0x7F);
     uintptr_t pcs[64];
-    int n = 0, send = 0;
+    int send = 0;
     uint64_t h = 0;
     const uintptr_t *sent = pcs;  // the addresses to send, when the writer does not know them
-    if (want_stack && b->stack_hi != 0) {
+    if ((meta & TANGLE_APPEND_STACK) && b->stack_hi != 0) {
         // frame 0 is this function's own: its return address (into the caller) is the first seen,
         // which is what `skip` counts from.
-        uintptr_t fp0 = (uintptr_t)__builtin_frame_address(0);
-        int max = tangle_trace_stack_depth;
-        tangle_walk_memo *m = &b->last_walk;
-        if (__builtin_expect(m->busy, 0)) {
-            // Recording from a signal handler that interrupted a recording: leave the memo alone.
-            n = walk_and_hash(fp0, pcs, max, skip, b->stack_lo, b->stack_hi, &h, NULL);
-        } else {
-            m->busy = 1;
-            __atomic_signal_fence(__ATOMIC_SEQ_CST);
-            n = walk_from_memo(m, fp0, max, skip, &h);
-            if (n >= 0) {
-                sent = m->ret + skip;  // (the skipped frames are the first visited)
-            } else {
-                m->fp0 = 0;
-                n = walk_and_hash(fp0, pcs, max, skip, b->stack_lo, b->stack_hi, &h, m);
-                if (m->frames <= TANGLE_WALK_MEMO_FRAMES) {
-                    m->skip = skip;
-                    m->max = max;
-                    m->n = n;
-                    m->hash = h;
-                    m->fp0 = fp0;
-                }
-            }
-            __atomic_signal_fence(__ATOMIC_SEQ_CST);
-            m->busy = 0;
-        }
+        int n = stack_of(b, (uintptr_t)__builtin_frame_address(0), skip, &h, pcs, &sent);
         if (n > 0) {
             uint64_t gen = __atomic_load_n(&tangle_trace_stack_generation, __ATOMIC_ACQUIRE);
             if (__builtin_expect(b->known_generation != gen, 0)) {
@@ -413,7 +425,7 @@ __attribute__((noinline)) int tangle_trace_append(uint16_t kind, uint8_t result,
     s->w[3] = b_;
     s->w[4] = c;
     s->w[5] = b->seq++;
-    s->w[6] = (uint64_t)kind | ((uint64_t)result << 16) | ((uint64_t)send << 24) | ((uint64_t)text << 32);
+    s->w[6] = kind | (result << 16) | ((uint64_t)send << 24) | (text << 32);
     s->w[7] = h;
     // The time last (measured: rdtsc before the walk made the pair slower, not faster).
     s->w[0] = ring_time();

@@ -44,7 +44,7 @@ public enum Recorder {
         if tangle_trace_state != 1 && !startRecording() { return }
         var retried = false
         while true {
-            let rc = tangle_trace_append(kind.rawValue, result.rawValue, 0, object, a, b, c, stack ? 1 : 0, 0)
+            let rc = tangle_trace_append(tangle_append_meta(kind.rawValue, result.rawValue, stack ? 1 : 0, 0, 0), object, a, b, c)
             if rc >= 0 {
                 if rc != 0 || kind.isWait { afterAppend(rc, kind) }
                 return
@@ -88,7 +88,7 @@ public enum Recorder {
     ) {
         guard isRunning() else { return }
         let id = TextTable.put(text)
-        let rc = tangle_trace_append(kind.rawValue, result.rawValue, id, object, a, b, c, stack ? 1 : 0, 1)
+        let rc = tangle_trace_append(tangle_append_meta(kind.rawValue, result.rawValue, stack ? 1 : 0, 1, id), object, a, b, c)
         if rc != 0 || kind.isWait { afterAppend(rc, kind, object, a, b, c, result, id, stack, skip: 2) }
     }
 
@@ -102,7 +102,7 @@ public enum Recorder {
         guard isRunning() else { return }
         let id = text.map { TextTable.put($0) } ?? 0
         // skip 2: the return addresses into this function and into the recorder's entry point.
-        let rc = tangle_trace_append(kind.rawValue, result.rawValue, id, object, a, b, c, stack ? 1 : 0, 2)
+        let rc = tangle_trace_append(tangle_append_meta(kind.rawValue, result.rawValue, stack ? 1 : 0, 2, id), object, a, b, c)
         if rc != 0 || kind.isWait { afterAppend(rc, kind, object, a, b, c, result, id, stack, skip: 3) }
     }
 
@@ -127,7 +127,7 @@ public enum Recorder {
         if rc < 0 {
             // Drain, then record again with the same stack as the first attempt would have had.
             let again = makeRoom(rc, retried: false)
-                ? tangle_trace_append(kind.rawValue, result.rawValue, text, object, a, b, c, stack ? 1 : 0, skip)
+                ? tangle_trace_append(tangle_append_meta(kind.rawValue, result.rawValue, stack ? 1 : 0, skip, text), object, a, b, c)
                 : Int32(-2)
             if again < 0 {
                 if again != -2 {

@@ -84,12 +84,18 @@ extern uint64_t tangle_trace_stack_generation;
 void tangle_trace_forget_stacks(void);
 
 /// Appends one event to the calling thread's buffer (creating and registering it on first use).
-/// `skip` is how many frames above the caller of this function to leave out of the stack
-/// (0 = the first return address is the one into whoever called tangle_trace_append's caller).
+/// `meta` packs what is not an argument of the event (`tangle_append_meta`), so that every
+/// parameter travels in a register: the kind (bits 0–15), the result (16–23), whether to capture
+/// the stack (bit 24), `skip` (25–31: how many return addresses to leave out, counted from the one
+/// into this function's caller — 0 keeps the caller's own call site), and a text id (32–63).
 /// Returns 0 (recorded), 1 (recorded; the buffer is over half full), -1 (the buffer is full:
 /// nothing recorded, drain and retry), -2 (no memory: counted as dropped).
-int tangle_trace_append(uint16_t kind, uint8_t result, uint32_t text, uint64_t object, uint64_t a,
-                        uint64_t b, uint64_t c, int want_stack, int skip);
+int tangle_trace_append(uint64_t meta, uint64_t object, uint64_t a, uint64_t b, uint64_t c);
+#define TANGLE_APPEND_STACK (1ull << 24)
+static inline uint64_t tangle_append_meta(uint16_t kind, uint8_t result, int stack, int skip, uint32_t text) {
+    return (uint64_t)kind | ((uint64_t)result << 16) | (stack ? TANGLE_APPEND_STACK : 0)
+        | ((uint64_t)(skip & 0x7F) << 25) | ((uint64_t)text << 32);
+}
 
 /// A read prefetch hint (the drainer reads slots the recording thread just wrote on another core).
 static inline void tangle_prefetch(const void *p) { __builtin_prefetch(p, 0, 0); }
