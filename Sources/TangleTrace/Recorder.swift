@@ -126,17 +126,14 @@ public enum Recorder {
     ) {
         if rc < 0 {
             // Drain, then record again with the same stack as the first attempt would have had.
-            let again = makeRoom(rc, retried: false)
-                ? tangle_trace_append(tangle_append_meta(kind.rawValue, result.rawValue, stack ? 1 : 0, skip, text), object, a, b, c)
-                : Int32(-2)
-            if again < 0 {
-                if again != -2 {
-                    tangle_trace_lock()
-                    Writer.shared?.writeDropped(count: 1)
-                    tangle_trace_unlock()
-                }
-                if text != 0 { _ = TextTable.take(text) }
+            // (When makeRoom gives up it has written the `dropped` event itself.)
+            var recorded = false
+            if makeRoom(rc, retried: false) {
+                let again = tangle_trace_append(tangle_append_meta(kind.rawValue, result.rawValue, stack ? 1 : 0, skip, text), object, a, b, c)
+                recorded = again >= 0
+                if !recorded { _ = makeRoom(again, retried: true) }
             }
+            if !recorded && text != 0 { _ = TextTable.take(text) }
         }
         afterAppend(max(rc, 0), kind)
     }

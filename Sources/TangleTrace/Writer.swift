@@ -382,8 +382,7 @@ final class Writer {
             let time = clock.nanoseconds(s.0)
             if time >= lastTime {
                 let stack = s.7 != 0 ? knownStackID(s.7) : 0
-                let key = TemplateTable.Key(tidKind: UInt64(UInt32(bitPattern: r.tid)) << 16 | (meta & 0xFFFF),
-                                            object: s.1, stack: UInt64(stack), a: s.2, b: s.3, c: s.4)
+                let key = TemplateTable.Key(tid: r.tid, kindRaw: UInt16(truncatingIfNeeded: meta), stack: stack, record: s)
                 let slot = templates.slot(key)
                 if templates.matches(slot, key) {
                     events &+= 1
@@ -443,8 +442,7 @@ final class Writer {
             out.reserve(256)
             // The rest of the line depends only on (tid, kind, o, s, a, b, c): when a template
             // holds it, and the time and seq follow on, the event is a pair on a run line.
-            let key = TemplateTable.Key(tidKind: UInt64(UInt32(bitPattern: tid)) << 16 | UInt64(kindRaw),
-                                        object: s.1, stack: UInt64(stack), a: s.2, b: s.3, c: s.4)
+            let key = TemplateTable.Key(tid: tid, kindRaw: kindRaw, stack: stack, record: s)
             let slot = templates.slot(key)
             if seq == next && time >= lastTime && templates.matches(slot, key) {
                 // (A record with stack addresses whose template is known.)
@@ -608,8 +606,19 @@ final class KindPrefixTable {
 final class TemplateTable {
     struct Key: Equatable {
         var tidKind: UInt64, object: UInt64, stack: UInt64, a: UInt64, b: UInt64, c: UInt64
+
+        init(tidKind: UInt64, object: UInt64, stack: UInt64, a: UInt64, b: UInt64, c: UInt64) {
+            (self.tidKind, self.object, self.stack, self.a, self.b, self.c) = (tidKind, object, stack, a, b, c)
+        }
+
+        /// What a ring record's line says besides its time and seq (words 1–4 of the record).
+        @inline(__always)
+        init(tid: Int32, kindRaw: UInt16, stack: UInt32, record s: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)) {
+            self.init(tidKind: UInt64(UInt32(bitPattern: tid)) << 16 | UInt64(kindRaw), object: s.1,
+                      stack: UInt64(stack), a: s.2, b: s.3, c: s.4)
+        }
     }
-    /// Template ids are 0..<entries (the format allows up to `maxTemplates`).
+    /// Template ids are 0..<entries (readers accept up to `RunTemplates.capacity`).
     static let entries = 256
     private let keys = UnsafeMutablePointer<Key>.allocate(capacity: TemplateTable.entries)
 
