@@ -334,26 +334,30 @@ private func recorderFlusherMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutab
 }
 
 extension Recorder {
-    /// Slots recorded between two flusher rounds that mark a thread recording in a tight loop.
+    /// Slots recorded between two flusher rounds that may mark a thread recording in a tight loop.
     static let busySlots: UInt64 = 1024
-    /// How long the flusher stays awake, polling, after the last record.
-    static let followNanoseconds: UInt64 = 300_000
+    /// While following, the rate checked over windows of this length…
+    static let followWindowNanoseconds: UInt64 = 200_000
+    /// …must stay at this many slots per window (1 M records/s), or the flusher sleeps again.
+    static let followSlotsPerWindow: UInt64 = 200
 }
 
-/// After a busy round the flusher stays awake and drains as records come, until no thread has
-/// recorded for a while: a sleeping flusher takes milliseconds to wake on a virtual machine (its
-/// CPU halts), and a thread recording in a loop meanwhile fills its ring and drains it itself,
-/// doing both jobs on one core. Activity is told by the buffers' heads, not by what this loop
-/// drained (a thread that drained its own ring is busy too). The file is still flushed every
-/// ≤ 50 ms. Returns the heads' sum last seen.
+/// After a busy round the flusher stays awake and drains as records come, as long as threads
+/// record at least a million records a second: a sleeping flusher takes milliseconds to wake on a
+/// virtual machine (its CPU halts), and a thread recording that fast meanwhile fills its ring
+/// (8192 records) and drains it itself, doing both jobs on one core. Slower than that, waking at
+/// half a ring is soon enough, and the flusher goes back to sleep rather than keep a CPU busy.
+/// Activity is told by the buffers' heads, not by what this loop drained (a thread that drained
+/// its own ring is busy too). The file is still flushed every ≤ 50 ms. Returns the heads' sum
+/// last seen.
 private func followBusyThreads(_ start: UInt64) -> UInt64 {
     var heads = start
-    var lastRecord = tangle_now_ns()
-    var lastFlush = lastRecord
+    var windowStart = tangle_now_ns()
+    var windowHeads = start
+    var lastFlush = windowStart
     while true {
         for _ in 0..<200 { tangle_cpu_relax() }
         let now = tangle_now_ns()
-        if now &- lastRecord > Recorder.followNanoseconds { return heads }
         tangle_trace_lock()
         guard tangle_trace_state == 1, let w = Writer.shared else {
             tangle_trace_unlock()
@@ -362,12 +366,17 @@ private func followBusyThreads(_ start: UInt64) -> UInt64 {
         let h = tangle_trace_heads()
         if h != heads {
             heads = h
-            lastRecord = now
             let flush = now &- lastFlush > 50_000_000
             w.drain(flushFrame: flush, behind: true)
             if flush { lastFlush = now }
         }
         tangle_trace_unlock()
+        if now &- windowStart >= Recorder.followWindowNanoseconds {
+            // (A reaped buffer makes the sum drop: the difference wraps, which means "go on".)
+            if heads &- windowHeads < Recorder.followSlotsPerWindow { return heads }
+            windowStart = now
+            windowHeads = heads
+        }
     }
 }
 
