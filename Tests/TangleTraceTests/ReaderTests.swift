@@ -105,7 +105,8 @@ final class ReaderTests: XCTestCase {
         XCTAssertThrowsError(try TraceReader.load(paths: [bad]))
     }
 
-    /// Fuzz: mutated, truncated and random lines after a valid header never crash the reader.
+    /// Fuzz: mutated, truncated and random lines (run lines among them) after a valid header never
+    /// crash the reader.
     func testFuzzedLinesNeverCrash() throws {
         let dir = makeTempDir("fuzz")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -113,6 +114,10 @@ final class ReaderTests: XCTestCase {
             #"{"t":200,"tid":11,"seq":3,"k":"queue.put","o":5,"s":2,"msg":7,"size":9,"r":"timeout","name":"q\n"}"#,
             #"{"k":"stack","pid":10,"id":2,"pcs":[1,2,3]}"#,
             #"{"k":"module","t":5,"module":{"path":"/x","build_id":"ab","bias":1,"lo":2,"hi":3}}"#,
+            // schema 3: a template declaration and run lines (the fast parser and the generic one)
+            #"{"dt":5,"tp":3,"tid":11,"k":"lock.acquired","o":9,"depth":1}"#,
+            #"{"k":"run","e":[1,3,20,3,300,3,4000,3,7,4095,1,70000,9999999999999999999,3]}"#,
+            #"{"e":[1,3,2,3],"k":"run"}"#,
         ]
         var rng = SystemRandomNumberGenerator()
         var lines: [String] = [Self.header]
