@@ -374,7 +374,11 @@ __attribute__((noinline)) static int stack_of(tangle_tbuf *b, uintptr_t fp0, int
     return n;
 }
 
-__attribute__((noinline)) int tangle_trace_append(uint64_t meta, uint64_t object, uint64_t a, uint64_t b_, uint64_t c) {
+// The body of both entry points. Always inlined into them, so `__builtin_frame_address(0)` is the
+// entry point's frame (what `skip` counts from), and `timed` is a constant: `time` is used as the
+// event's ring time, or the clock is read.
+static inline __attribute__((always_inline)) int append(uint64_t meta, int timed, uint64_t time, uint64_t object,
+                                                         uint64_t a, uint64_t b_, uint64_t c) {
     tangle_tbuf *b = tls_buf;
     if (__builtin_expect(b == NULL, 0)) {
         b = buffer_create();
@@ -428,7 +432,7 @@ __attribute__((noinline)) int tangle_trace_append(uint64_t meta, uint64_t object
     s->w[6] = kind | (result << 16) | ((uint64_t)send << 24) | (text << 32);
     s->w[7] = h;
     // The time last (measured: rdtsc before the walk made the pair slower, not faster).
-    s->w[0] = ring_time();
+    s->w[0] = timed ? time : ring_time();
     for (int i = 0; i < send; i++) b->slots[(head + 1 + (uint64_t)(i / 8)) & b->mask].w[i % 8] = sent[i];
     __atomic_store_n(&b->head, head + need, __ATOMIC_RELEASE);
     // Only once it is in the ring: a record that could not be written leaves the stack unsent.
@@ -437,6 +441,17 @@ __attribute__((noinline)) int tangle_trace_append(uint64_t meta, uint64_t object
     if (used < half && used + need >= half) return 1;
     return 0;
 }
+
+__attribute__((noinline)) int tangle_trace_append(uint64_t meta, uint64_t object, uint64_t a, uint64_t b, uint64_t c) {
+    return append(meta, 0, 0, object, a, b, c);
+}
+
+__attribute__((noinline)) int tangle_trace_append_at(uint64_t meta, uint64_t time, uint64_t object, uint64_t a,
+                                                     uint64_t b, uint64_t c) {
+    return append(meta, 1, time, object, a, b, c);
+}
+
+uint64_t tangle_trace_now(void) { return ring_time(); }
 
 void tangle_trace_lock(void) { pthread_mutex_lock(&writer_lock); }
 void tangle_trace_unlock(void) { pthread_mutex_unlock(&writer_lock); }

@@ -80,6 +80,35 @@ public enum Recorder {
         return false
     }
 
+    /// An instant on the recorder's clock, for an event recorded later but timed at it
+    /// (`record(…, at:)`).
+    public struct Time: Sendable {
+        let ring: UInt64
+    }
+
+    /// Now, on the recorder's clock (starts the recorder when tracing is on, so the clock is the
+    /// one its rings use).
+    public static func time() -> Time {
+        _ = isRunning()
+        return Time(ring: tangle_trace_now())
+    }
+
+    /// Records an event timed at `time`, taken before what it records happened. For an event that
+    /// can only be recorded afterwards (a spawn or fork, once the child's pid is known) but must
+    /// come before everything the other side records (the child's `proc.start`): time order is
+    /// what the analyzer's happens-before follows.
+    @inline(never)
+    public static func record(
+        _ kind: EventKind, object: UInt64 = 0, text: String? = nil, a: UInt64 = 0, b: UInt64 = 0,
+        c: UInt64 = 0, stack: Bool = true, at time: Time
+    ) {
+        guard isRunning() else { return }
+        let id = text.map { TextTable.put($0) } ?? 0
+        // skip 1: the return address into this function; the first frame kept is our caller.
+        let rc = tangle_trace_append_at(tangle_append_meta(kind.rawValue, 0, stack ? 1 : 0, 1, id), time.ring, object, a, b, c)
+        if rc != 0 || kind.isWait { afterAppend(rc, kind, object, a, b, c, .ok, id, stack, skip: 2, at: time) }
+    }
+
     /// Records one event that carries a name (slow path: the text goes through a side table).
     @inline(never)
     public static func record(
@@ -122,14 +151,16 @@ public enum Recorder {
     @inline(never)
     private static func afterAppend(
         _ rc: Int32, _ kind: EventKind, _ object: UInt64, _ a: UInt64, _ b: UInt64, _ c: UInt64,
-        _ result: WaitResult, _ text: UInt32, _ stack: Bool, skip: Int32
+        _ result: WaitResult, _ text: UInt32, _ stack: Bool, skip: Int32, at time: Time? = nil
     ) {
         if rc < 0 {
             // Drain, then record again with the same stack as the first attempt would have had.
             // (When makeRoom gives up it has written the `dropped` event itself.)
             var recorded = false
             if makeRoom(rc, retried: false) {
-                let again = tangle_trace_append(tangle_append_meta(kind.rawValue, result.rawValue, stack ? 1 : 0, skip, text), object, a, b, c)
+                let meta = tangle_append_meta(kind.rawValue, result.rawValue, stack ? 1 : 0, skip, text)
+                let again = time.map { tangle_trace_append_at(meta, $0.ring, object, a, b, c) }
+                    ?? tangle_trace_append(meta, object, a, b, c)
                 recorded = again >= 0
                 if !recorded { _ = makeRoom(again, retried: true) }
             }

@@ -52,9 +52,18 @@ final class ProcessTraceTests: XCTestCase {
             XCTAssertEqual(start?.object, spawn.object)
             XCTAssertEqual(start?.a, UInt64(root))
             XCTAssertEqual(start?.b, spawn.b, "forked flag")
+            // The spawn is timed before the child existed: its start comes after it in time, which
+            // is the order happens-before follows (the parent records the spawn only once it knows
+            // the pid, possibly after the child has started).
+            XCTAssertGreaterThan(start?.time ?? 0, spawn.time, "child \(pid) starts before its spawn")
             let exit = trace.events.first { $0.pid == pid && $0.kind == .processExit }
             let join = joins.first { $0.a == spawn.a }
             XCTAssertEqual(exit?.a, join?.b, "exit status recorded by the child = status seen at join")
+        }
+        // A thread's events are in time order (a spawn timed before it is recorded included).
+        for tid in Set(trace.events.map(\.tid)) {
+            let times = trace.events.filter { $0.tid == tid }.sorted { $0.seq < $1.seq }.map(\.time)
+            XCTAssertEqual(times, times.sorted(), "thread \(tid)")
         }
         // The root itself: start, thread start/exit/join, exit 0.
         XCTAssertEqual(mine.filter { $0.kind == .processStart }.count, 1)

@@ -91,6 +91,12 @@ void tangle_trace_forget_stacks(void);
 /// Returns 0 (recorded), 1 (recorded; the buffer is over half full), -1 (the buffer is full:
 /// nothing recorded, drain and retry), -2 (no memory: counted as dropped).
 int tangle_trace_append(uint64_t meta, uint64_t object, uint64_t a, uint64_t b, uint64_t c);
+/// `tangle_trace_append` for an event whose time was taken earlier (`tangle_trace_now`), before
+/// what it records happened: a spawn or fork recorded once the child's pid is known, but timed
+/// before the child could record anything.
+int tangle_trace_append_at(uint64_t meta, uint64_t time, uint64_t object, uint64_t a, uint64_t b, uint64_t c);
+/// The recorder's clock now, as rings hold it (TSC ticks or CLOCK_MONOTONIC ns).
+uint64_t tangle_trace_now(void);
 #define TANGLE_APPEND_STACK (1ull << 24)
 static inline uint64_t tangle_append_meta(uint16_t kind, uint8_t result, int stack, int skip, uint32_t text) {
     return (uint64_t)kind | ((uint64_t)result << 16) | (stack ? TANGLE_APPEND_STACK : 0)

@@ -191,6 +191,9 @@ public final class ChildProcess: @unchecked Sendable {
             environment.append("\(ChildEnvironment.argumentsFD)=\(memfd)")
         }
         let argv0 = CommandLine.arguments.first ?? "tangle-child"
+        // The spawn is recorded once the pid is known, but timed now: before the child can record
+        // its start (time order is what happens-before follows).
+        let spawnTime = Recorder.time()
         let childPID: Int32
         if daemon && tangle_runtime_gettid() != getpid() {
             // PR_SET_PDEATHSIG fires when the *thread* that started the child exits: a daemon
@@ -205,7 +208,7 @@ public final class ChildProcess: @unchecked Sendable {
             childPID = try Spawner.spawn(path: "/proc/self/exe", argv: [argv0], environment: environment, keep: keep)
         }
         lock.withLock { _pid = childPID }
-        Recorder.record(.processSpawn, object: object, text: entryPoint ?? name, a: UInt64(childPID), b: 0)
+        Recorder.record(.processSpawn, object: object, text: entryPoint ?? name, a: UInt64(childPID), b: 0, at: spawnTime)
     }
 
     private func startForked() throws {
@@ -215,6 +218,7 @@ public final class ChildProcess: @unchecked Sendable {
         let otherThreads = countThreads() - 1 - (Recorder.isEnabled ? 1 : 0)
         let parent = getpid()
         Recorder.flush()
+        let forkTime = Recorder.time()  // (see startSpawned)
         let childPID = tangle_fork()
         if childPID < 0 { throw ProcessError.forkFailed(name, errno) }
         if childPID == 0 {
@@ -234,8 +238,8 @@ public final class ChildProcess: @unchecked Sendable {
             TangleRuntime.exitProcess(status)
         }
         lock.withLock { _pid = childPID }
-        Recorder.record(.processSpawn, object: object, text: entryPoint ?? name, a: UInt64(childPID), b: 1)
-        Recorder.record(.processFork, object: object, a: UInt64(childPID), b: UInt64(max(otherThreads, 0)))
+        Recorder.record(.processSpawn, object: object, text: entryPoint ?? name, a: UInt64(childPID), b: 1, at: forkTime)
+        Recorder.record(.processFork, object: object, a: UInt64(childPID), b: UInt64(max(otherThreads, 0)), at: forkTime)
     }
 
     // MARK: join, signals
