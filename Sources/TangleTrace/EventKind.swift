@@ -88,6 +88,9 @@ public enum EventKind: UInt16, CaseIterable, Sendable {
     // Recorder bookkeeping.
     case dropped              // a: events that could not be recorded (never silent)
 
+    // (Added in schema 3; kept last so earlier raw values stay.)
+    case threadSpawn          // by the creating thread, before the thread exists: o: the new thread's object
+
     /// The name under `"k"` in the JSON line.
     public var name: String {
         switch self {
@@ -153,6 +156,7 @@ public enum EventKind: UInt16, CaseIterable, Sendable {
         case .handleAttach: "handle.attach"
         case .handleClose: "handle.close"
         case .dropped: "dropped"
+        case .threadSpawn: "thread.spawn"
         }
     }
 

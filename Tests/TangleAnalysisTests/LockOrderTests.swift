@@ -34,6 +34,44 @@ final class LockOrderTests: XCTestCase {
         XCTAssertEqual(f.evidence.count, 4)
     }
 
+    /// Set-up under A then B, then a thread that takes B then A, created with `thread.spawn` as
+    /// TangleThread records it (its `thread.start` names no parent): the set-up happens before the
+    /// thread's work, so no inversion. The control, the same trace without `thread.spawn`, is
+    /// reported — what every such program got before the runtime recorded the spawn.
+    func testThreadSpawnedAfterSetUpIsOrdered() {
+        for withSpawn in [true, false] {
+            let b = TraceBuilder()
+            let main = b.root(1)
+            let la = b.lock(main, "A"), lb = b.lock(main, "B")
+            b.acquire(main, main, la); b.acquire(main, main, lb); b.release(main, main, lb); b.release(main, main, la)
+            let obj = b.newObject(main)
+            if withSpawn { b.ev(main, main, .threadSpawn, o: obj) }
+            b.ev(main, main + 1, .threadStart, o: obj, a: 0, text: "worker")
+            b.acquire(main, main + 1, lb); b.acquire(main, main + 1, la); b.release(main, main + 1, la); b.release(main, main + 1, lb)
+            b.threadExit(main, main + 1, obj: obj)
+            b.threadJoin(main, obj: obj)
+            b.exit(main)
+            XCTAssertEqual(b.analyze().kinds(), withSpawn ? [] : [.lockOrderInversion], "thread.spawn recorded: \(withSpawn)")
+        }
+    }
+
+    /// The creator's sections after `thread.spawn` stay concurrent with the thread's: A then B
+    /// taken by the creator after starting a thread that takes B then A is still an inversion.
+    func testCreatorSectionAfterThreadSpawnIsNotOrdered() {
+        let b = TraceBuilder()
+        let main = b.root(1)
+        let la = b.lock(main, "A"), lb = b.lock(main, "B")
+        let obj = b.newObject(main)
+        b.ev(main, main, .threadSpawn, o: obj)
+        b.acquire(main, main, la); b.acquire(main, main, lb); b.release(main, main, lb); b.release(main, main, la)
+        b.ev(main, main + 1, .threadStart, o: obj, a: 0, text: "worker")
+        b.acquire(main, main + 1, lb); b.acquire(main, main + 1, la); b.release(main, main + 1, la); b.release(main, main + 1, lb)
+        b.threadExit(main, main + 1, obj: obj)
+        b.threadJoin(main, obj: obj)
+        b.exit(main)
+        XCTAssertEqual(b.analyze().kinds(), [.lockOrderInversion])
+    }
+
     /// The same inversion across two processes (locks shared through handles).
     func testInversionAcrossProcesses() {
         let b = TraceBuilder()

@@ -68,6 +68,11 @@ final class ProcessTraceTests: XCTestCase {
         // The root itself: start, thread start/exit/join, exit 0.
         XCTAssertEqual(mine.filter { $0.kind == .processStart }.count, 1)
         XCTAssertEqual(mine.filter { $0.kind == .threadStart && $0.text == "worker" }.count, 1)
+        // The creating thread recorded thread.spawn for it, before the thread's own start.
+        let started = try XCTUnwrap(mine.first { $0.kind == .threadStart && $0.text == "worker" })
+        let spawned = try XCTUnwrap(mine.first { $0.kind == .threadSpawn && $0.object == started.object })
+        XCTAssertNotEqual(spawned.tid, started.tid)
+        XCTAssertLessThan(spawned.time, started.time)
         XCTAssertEqual(mine.filter { $0.kind == .threadExit }.count, 1)
         XCTAssertEqual(mine.filter { $0.kind == .threadJoinDone }.count, 1)
         XCTAssertEqual(mine.filter { $0.kind == .processExit }.map { $0.a }, [0])

@@ -13,6 +13,9 @@ final class TraceModel {
     @exclusivity(unchecked) var threads: [ThreadState] = []
     @exclusivity(unchecked) private var threadIndex: [UInt64: Int] = [:]
     @exclusivity(unchecked) var threadByObject: [UInt64: Int] = [:]
+    /// The creating thread's clock at `thread.spawn`, by the new thread's object, until its
+    /// `thread.start` takes it (what the new thread's first steps happen after).
+    @exclusivity(unchecked) private var threadSpawnClocks: [UInt64: ClockStamp] = [:]
     @exclusivity(unchecked) var objects: [UInt64: ObjectState] = [:]
     let messages = MessageTable()
     @exclusivity(unchecked) var stacks: [Int32: [UInt32: [UInt64]]] = [:]
@@ -478,10 +481,16 @@ final class TraceModel {
                 threadByObject[e.object] = t.index
             }
             if let text = e.text, !text.isEmpty { t.name = text }
-            if e.a != 0, let parent = thread(pid: e.pid, tid: Int32(truncatingIfNeeded: e.a)) {
+            if e.object != 0, let c = threadSpawnClocks.removeValue(forKey: e.object) {
+                t.receive(c)
+            } else if e.a != 0, let parent = thread(pid: e.pid, tid: Int32(truncatingIfNeeded: e.a)) {
                 t.receive(parent.stamp())
                 parent.tick()
             }
+        case .threadSpawn:
+            // Timed before the thread existed, so it comes before the thread's own events.
+            if e.object != 0 { threadSpawnClocks[e.object] = t.stamp() }
+            t.tick()
         case .threadExit:
             checkLocksAtThreadExit(t, e)
             t.tick()

@@ -41,6 +41,9 @@ public final class TangleThread: @unchecked Sendable {
             started = true
         }
         TangleRuntime.ensureStarted()
+        // Before the thread exists: its `thread.start` comes after this in time, which is what
+        // tells the analyzer that the thread's work happens after everything its creator did first.
+        Recorder.record(.threadSpawn, object: object)
         let context = Unmanaged.passRetained(self).toOpaque()
         var thread = pthread_t()
         var attr = pthread_attr_t()
