@@ -1,4 +1,4 @@
-/// Every kind of event in schema version 1 of the trace format (docs/trace-format.md).
+/// Every kind of event of the trace format (docs/trace-format.md; schema 3 added `thread.spawn`).
 ///
 /// The raw value is what the recorder stores in its fixed binary record; `name` is what the JSON
 /// line carries under `"k"`. Raw values are private to one process (never written), so they may be
