@@ -620,7 +620,6 @@ final class TraceModel {
             _ = object(e.object, kind: .pipe)
         case .pipeRecv:
             let o = object(e.object, kind: .pipe)
-            let end = Int(e.c & 1)
             if e.result != .eof {
                 if let m = messages.remove(e.a) {
                     t.receive(m.clock)

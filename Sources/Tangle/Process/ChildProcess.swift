@@ -420,10 +420,7 @@ enum DaemonSpawner {
                 var attr = pthread_attr_t()
                 pthread_attr_init(&attr)
                 pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
-                _ = pthread_create(&thread, &attr, { _ in
-                    DaemonSpawner.serve()
-                    return nil
-                }, nil)
+                _ = pthread_create(&thread, &attr, { _ in DaemonSpawner.serve() }, nil)
                 pthread_attr_destroy(&attr)
             }
             queue.append(request)
