@@ -254,7 +254,7 @@ enum ScenarioRunner {
 
     /// Runs `argv` with stdout and stderr into `outputFile`; returns its exit status.
     static func spawnAndWait(_ argv: [String], environment: [String: String], outputFile: String) throws -> Int32 {
-        FileManager.default.createFile(atPath: outputFile, contents: nil)
+        _ = FileManager.default.createFile(atPath: outputFile, contents: nil)
         guard let out = FileHandle(forWritingAtPath: outputFile) else { throw CocoaError(.fileWriteUnknown) }
         defer { try? out.close() }
         let p = Process()
