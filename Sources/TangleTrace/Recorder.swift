@@ -93,32 +93,29 @@ public enum Recorder {
         return Time(ring: tangle_trace_now())
     }
 
-    /// Records an event timed at `time`, taken before what it records happened. For an event that
-    /// can only be recorded afterwards (a spawn or fork, once the child's pid is known) but must
-    /// come before everything the other side records (the child's `proc.start`): time order is
-    /// what the analyzer's happens-before follows.
+    /// Records one event that carries a name (slow path: the text goes through a side table), or
+    /// one timed at `time`, taken before what it records happened: an event that can only be
+    /// recorded afterwards (a spawn or fork, once the child's pid is known) but must come before
+    /// everything the other side records (the child's `proc.start`) — time order is what the
+    /// analyzer's happens-before follows.
     @inline(never)
     public static func record(
-        _ kind: EventKind, object: UInt64 = 0, text: String? = nil, a: UInt64 = 0, b: UInt64 = 0,
-        c: UInt64 = 0, stack: Bool = true, at time: Time
+        _ kind: EventKind, object: UInt64 = 0, text: String?, a: UInt64 = 0, b: UInt64 = 0,
+        c: UInt64 = 0, result: WaitResult = .ok, stack: Bool = true, at time: Time? = nil
     ) {
         guard isRunning() else { return }
         let id = text.map { TextTable.put($0) } ?? 0
         // skip 1: the return address into this function; the first frame kept is our caller.
-        let rc = tangle_trace_append_at(tangle_append_meta(kind.rawValue, 0, stack ? 1 : 0, 1, id), time.ring, object, a, b, c)
-        if rc != 0 || kind.isWait { afterAppend(rc, kind, object, a, b, c, .ok, id, stack, skip: 2, at: time) }
+        let rc = append(tangle_append_meta(kind.rawValue, result.rawValue, stack ? 1 : 0, 1, id), time, object, a, b, c)
+        if rc != 0 || kind.isWait { afterAppend(rc, kind, object, a, b, c, result, id, stack, skip: 2, at: time) }
     }
 
-    /// Records one event that carries a name (slow path: the text goes through a side table).
-    @inline(never)
-    public static func record(
-        _ kind: EventKind, object: UInt64 = 0, text: String, a: UInt64 = 0, b: UInt64 = 0,
-        c: UInt64 = 0, result: WaitResult = .ok, stack: Bool = true
-    ) {
-        guard isRunning() else { return }
-        let id = TextTable.put(text)
-        let rc = tangle_trace_append(tangle_append_meta(kind.rawValue, result.rawValue, stack ? 1 : 0, 1, id), object, a, b, c)
-        if rc != 0 || kind.isWait { afterAppend(rc, kind, object, a, b, c, result, id, stack, skip: 2) }
+    /// The C recorder, timed now or at `time`. Transparent: no frame of its own, in debug builds
+    /// too (the callers' `skip` counts their own frame only).
+    @_transparent
+    private static func append(_ meta: UInt64, _ time: Time?, _ object: UInt64, _ a: UInt64, _ b: UInt64, _ c: UInt64) -> Int32 {
+        if let time { return tangle_trace_append_at(meta, time.ring, object, a, b, c) }
+        return tangle_trace_append(meta, object, a, b, c)
     }
 
     /// For the recorder's own entry points (start, threadStarted, …): the stack starts at their
@@ -158,9 +155,7 @@ public enum Recorder {
             // (When makeRoom gives up it has written the `dropped` event itself.)
             var recorded = false
             if makeRoom(rc, retried: false) {
-                let meta = tangle_append_meta(kind.rawValue, result.rawValue, stack ? 1 : 0, skip, text)
-                let again = time.map { tangle_trace_append_at(meta, $0.ring, object, a, b, c) }
-                    ?? tangle_trace_append(meta, object, a, b, c)
+                let again = append(tangle_append_meta(kind.rawValue, result.rawValue, stack ? 1 : 0, skip, text), time, object, a, b, c)
                 recorded = again >= 0
                 if !recorded { _ = makeRoom(again, retried: true) }
             }

@@ -236,6 +236,30 @@ final class RecorderTests: XCTestCase {
         }
     }
 
+    /// Every entry point starts the stack at its caller: a plain event (recorded inline), a named
+    /// one and a timed one from the same function have the same frames above that function, and
+    /// their first addresses lie in it. The timed event carries the earlier time.
+    func testEveryEntryPointStartsTheStackAtItsCaller() throws {
+        let dir = makeTempDir("entries")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let child = TraceChild.start("entries", traceDir: dir)
+        XCTAssertEqual(child.wait().status, 0)
+        let trace = try TraceReader.load(paths: [dir])
+        XCTAssertTrue(trace.problems.isEmpty, "\(trace.problems)")
+        let stacks = try [EventKind.lockAcquired, .lockNew, .processFork].map { kind -> [UInt64] in
+            let e = try XCTUnwrap(trace.events.first { $0.kind == kind }, "\(kind)")
+            return try XCTUnwrap(trace.stacks[child.pid]?[e.stack], "\(kind) has no stack")
+        }
+        for s in stacks.dropFirst() {
+            XCTAssertEqual(Array(s.dropFirst()), Array(stacks[0].dropFirst()), "the same frames above recordThree")
+            XCTAssertLessThan(max(s[0], stacks[0][0]) - min(s[0], stacks[0][0]), 4096, "first addresses in one function")
+        }
+        let times = trace.events.filter { $0.pid == child.pid }
+        let plain = try XCTUnwrap(times.first { $0.kind == .lockAcquired })
+        let timed = try XCTUnwrap(times.first { $0.kind == .processFork })
+        XCTAssertLessThan(timed.time, plain.time)
+    }
+
     /// A remembered walk is used only when every frame is still what it was: one call site reached
     /// alternately through two outer functions (same inner frames at the same addresses) records
     /// two stacks, each event the one of its own path, differing in the outer frame.

@@ -21,6 +21,7 @@ enum TraceChildren {
         "stacks": repeatedStacks,
         "clock": bracketedTimes,
         "paths": twoPaths,
+        "entries": entryPoints,
     ]
 
     static func env(_ key: String) -> String? { ProcessInfo.processInfo.environment[key] }
@@ -159,6 +160,21 @@ enum TraceChildren {
     @inline(never) static func pathOuterB(_ which: UInt64) { pathMiddle(which) }
     @inline(never) static func pathMiddle(_ which: UInt64) { pathInner(which) }
     @inline(never) static func pathInner(_ which: UInt64) { Recorder.record(.lockAcquired, object: 9, a: which) }
+
+    /// One plain, one named and one timed event from the same function (`recordThree`).
+    static func entryPoints() -> Int32 {
+        Recorder.start(processObject: 500, name: "entries")
+        recordThree()
+        Recorder.processExiting(status: 0, signal: 0)
+        return 0
+    }
+
+    @inline(never) static func recordThree() {
+        let time = Recorder.time()
+        Recorder.record(.lockAcquired, object: 1, a: 1)
+        Recorder.record(.lockNew, object: 2, text: "named", a: 1)
+        Recorder.record(.processFork, object: 3, text: nil, a: 4, at: time)
+    }
 
     static func expectedEvent(_ kind: EventKind) -> TraceEvent {
         let r = UInt64(kind.rawValue)

@@ -239,7 +239,7 @@ public final class ChildProcess: @unchecked Sendable {
         }
         lock.withLock { _pid = childPID }
         Recorder.record(.processSpawn, object: object, text: entryPoint ?? name, a: UInt64(childPID), b: 1, at: forkTime)
-        Recorder.record(.processFork, object: object, a: UInt64(childPID), b: UInt64(max(otherThreads, 0)), at: forkTime)
+        Recorder.record(.processFork, object: object, text: nil, a: UInt64(childPID), b: UInt64(max(otherThreads, 0)), at: forkTime)
     }
 
     // MARK: join, signals
