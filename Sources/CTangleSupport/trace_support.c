@@ -13,6 +13,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <sys/syscall.h>
 
 pid_t tangle_gettid(void) { return (pid_t)syscall(SYS_gettid); }
@@ -113,8 +116,8 @@ static inline __attribute__((always_inline)) int walk_and_hash(uintptr_t fp, uin
         uintptr_t next = frame[0];
         uintptr_t ret = frame[1];
         if (memo && frames < TANGLE_WALK_MEMO_FRAMES) {
-            memo->next[frames] = next;
-            memo->ret[frames] = ret;
+            memo->words[2 * frames] = next;
+            memo->words[2 * frames + 1] = ret;
         }
         frames++;
         if (ret < 4096) break;
@@ -140,20 +143,46 @@ static inline __attribute__((always_inline)) int walk_and_hash(uintptr_t fp, uin
 
 // The walk from `fp0` through the memo: its result when every word the last walk read is still
 // what it read (then this walk would read the same words and compute the same), else -1. The
-// loads do not depend on each other: their addresses are the remembered ones.
+// loads do not depend on each other: their addresses are the remembered ones. A frame's two words
+// are compared as one 16-byte value where SSE2 is there (x86-64 always).
 static inline __attribute__((always_inline)) int walk_from_memo(const tangle_walk_memo *m, uintptr_t fp0, int max,
                                                                 int skip, uint64_t *hash) {
     if (m->fp0 != fp0 || m->max != max || m->skip != skip) return -1;
-    uintptr_t diff = 0;
     uintptr_t fp = fp0;
-    for (int i = 0; i < m->frames; i++) {
+    int frames = m->frames;
+#if defined(__SSE2__)
+    // Frame 0's words were pushed by the call just made (two 8-byte stores, perhaps still in the
+    // store buffer): a 16-byte load across both could not be forwarded from them and would wait
+    // for them to retire (perf showed it), so that frame is checked a word at a time.
+    if (frames > 0) {
         const uintptr_t *frame = (const uintptr_t *)fp;
-        diff |= (frame[0] ^ m->next[i]) | (frame[1] ^ m->ret[i]);
-        fp = m->next[i];
+        if (((frame[0] ^ m->words[0]) | (frame[1] ^ m->words[1])) != 0) return -1;
+        fp = m->words[0];
+    }
+    __m128i diff = _mm_setzero_si128();
+    for (int i = 1; i < frames; i++) {
+        __m128i seen = _mm_loadu_si128((const __m128i *)fp);
+        diff = _mm_or_si128(diff, _mm_xor_si128(seen, _mm_load_si128((const __m128i *)&m->words[2 * i])));
+        fp = m->words[2 * i];
+    }
+    if (_mm_movemask_epi8(_mm_cmpeq_epi8(diff, _mm_setzero_si128())) != 0xFFFF) return -1;
+#else
+    uintptr_t diff = 0;
+    for (int i = 0; i < frames; i++) {
+        const uintptr_t *frame = (const uintptr_t *)fp;
+        diff |= (frame[0] ^ m->words[2 * i]) | (frame[1] ^ m->words[2 * i + 1]);
+        fp = m->words[2 * i];
     }
     if (diff != 0) return -1;
+#endif
     *hash = m->hash;
     return m->n;
+}
+
+// The `n` addresses a walk through the memo found (the return addresses of the frames it visited
+// after the first `skip`), into `pcs`.
+static void addresses_from_memo(const tangle_walk_memo *m, int skip, int n, uintptr_t *pcs) {
+    for (int i = 0; i < n; i++) pcs[i] = m->words[2 * (skip + i) + 1];
 }
 
 __attribute__((noinline)) int tangle_fp_walk(uintptr_t *pcs, int max, int skip, uintptr_t lo, uintptr_t hi) {
@@ -338,17 +367,17 @@ __attribute__((noinline)) static int wait_for_room(tangle_tbuf *b, uint64_t head
     }
 }
 
-// The stack of an event recorded by tangle_trace_append, whose frame is `fp0`: its length (0: none)
-// and hash, through the thread's memo of its last walk; `*sent` points at its addresses (in
-// `pcs` or in the memo). Out of line, so that an event without a stack (half of a lock pair) does
-// not pay for this part's registers.
-__attribute__((noinline)) static int stack_of(tangle_tbuf *b, uintptr_t fp0, int skip, uint64_t *hash,
-                                               uintptr_t *pcs, const uintptr_t **sent) {
+// The stack of an event recorded by tangle_trace_append, whose frame is `fp0`, through the thread's
+// memo of its last walk: its hash in `*hash` (0: no stack), and how many of its addresses must go
+// into the ring after the record, in `pcs` (0 when the writer already knows the stack by its
+// hash). Out of line, so that an event without a stack does not pay for this part's registers.
+__attribute__((noinline)) static int stack_of(tangle_tbuf *b, uintptr_t fp0, int skip, uint64_t *hash, uintptr_t *pcs) {
     int max = tangle_trace_stack_depth;
     int n;
+    int in_memo = 0;  // the addresses are in the memo, not (yet) in `pcs`
     tangle_walk_memo *m = &b->last_walk;
-    *sent = pcs;
-    if (__builtin_expect(m->busy, 0)) {
+    int mine = !m->busy;  // the memo is ours to use (not in use by the recording a signal interrupted)
+    if (__builtin_expect(!mine, 0)) {
         // Recording from a signal handler that interrupted a recording: leave the memo alone.
         n = walk_and_hash(fp0, pcs, max, skip, b->stack_lo, b->stack_hi, hash, NULL);
     } else {
@@ -356,7 +385,7 @@ __attribute__((noinline)) static int stack_of(tangle_tbuf *b, uintptr_t fp0, int
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
         n = walk_from_memo(m, fp0, max, skip, hash);
         if (n >= 0) {
-            *sent = m->ret + skip;  // (the skipped frames are the first visited)
+            in_memo = 1;
         } else {
             m->fp0 = 0;
             n = walk_and_hash(fp0, pcs, max, skip, b->stack_lo, b->stack_hi, hash, m);
@@ -368,57 +397,38 @@ __attribute__((noinline)) static int stack_of(tangle_tbuf *b, uintptr_t fp0, int
                 m->fp0 = fp0;
             }
         }
+    }
+    int send = 0;
+    if (n > 0) {
+        uint64_t gen = __atomic_load_n(&tangle_trace_stack_generation, __ATOMIC_ACQUIRE);
+        if (__builtin_expect(b->known_generation != gen, 0)) {
+            memset(b->known, 0, sizeof b->known);
+            b->known_generation = gen;
+        }
+        uint64_t h = *hash;
+        send = b->known[h & 63] == h ? 0 : n;
+        // (Still marked busy: a signal handler's walk cannot rewrite the memo under this copy.)
+        if (send && in_memo) addresses_from_memo(m, skip, n, pcs);
+    } else {
+        *hash = 0;
+    }
+    if (mine) {
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
         m->busy = 0;
     }
-    return n;
+    return send;
 }
 
-// The body of both entry points. Always inlined into them, so `__builtin_frame_address(0)` is the
-// entry point's frame (what `skip` counts from), and `timed` is a constant: `time` is used as the
-// event's ring time, or the clock is read.
-static inline __attribute__((always_inline)) int append(uint64_t meta, int timed, uint64_t time, uint64_t object,
-                                                         uint64_t a, uint64_t b_, uint64_t c) {
-    tangle_tbuf *b = tls_buf;
-    if (__builtin_expect(b == NULL, 0)) {
-        b = buffer_create();
-        if (!b) return -2;
-    }
+// Writes one record (and the `send` stack addresses of `sent` after it) at `head`, then publishes
+// it. `used` is the ring's fill before it, by the thread's view. `timed`: 1 use `time`, 2 read the
+// TSC (known to be the clock), 0 read the ring's clock. The time is read last (measured: rdtsc
+// before the walk made the pair slower, not faster).
+static inline __attribute__((always_inline)) int write_record(tangle_tbuf *b, uint64_t head, uint64_t used,
+                                                               uint64_t meta, int timed, uint64_t time,
+                                                               uint64_t object, uint64_t a, uint64_t b_, uint64_t c,
+                                                               int send, uint64_t h, const uintptr_t *sent) {
     uint64_t kind = meta & 0xFFFF, result = (meta >> 16) & 0xFF, text = meta >> 32;
-    int skip = (int)((meta >> 25) & 0x7F);
-    uintptr_t pcs[64];
-    int send = 0;
-    uint64_t h = 0;
-    const uintptr_t *sent = pcs;  // the addresses to send, when the writer does not know them
-    if ((meta & TANGLE_APPEND_STACK) && b->stack_hi != 0) {
-        // frame 0 is this function's own: its return address (into the caller) is the first seen,
-        // which is what `skip` counts from.
-        int n = stack_of(b, (uintptr_t)__builtin_frame_address(0), skip, &h, pcs, &sent);
-        if (n > 0) {
-            uint64_t gen = __atomic_load_n(&tangle_trace_stack_generation, __ATOMIC_ACQUIRE);
-            if (__builtin_expect(b->known_generation != gen, 0)) {
-                memset(b->known, 0, sizeof b->known);
-                b->known_generation = gen;
-            }
-            send = b->known[h & 63] == h ? 0 : n;
-        } else {
-            h = 0;
-        }
-    }
     uint64_t need = 1 + (uint64_t)((send + 7) / 8);
-    uint64_t head = b->head;
-    uint64_t tail = b->cached_tail;
-    uint64_t used = head - tail;
-    if (used + need > b->mask / 2) {
-        // Short of room (or past half) by our last view: look at what the drainer freed.
-        tail = __atomic_load_n(&b->tail, __ATOMIC_ACQUIRE);
-        b->cached_tail = tail;
-        used = head - tail;
-        if (used + need > b->mask + 1) {
-            if (!wait_for_room(b, head, need)) return -1;
-            used = head - b->cached_tail;
-        }
-    }
     tangle_slot *s = &b->slots[head & b->mask];
     // Ask for the line 16 slots ahead in exclusive state now: the flusher, on the other core, read
     // it a ring ago, and a store that must first take it back would stall the next locked
@@ -431,8 +441,7 @@ static inline __attribute__((always_inline)) int append(uint64_t meta, int timed
     s->w[5] = b->seq++;
     s->w[6] = kind | (result << 16) | ((uint64_t)send << 24) | (text << 32);
     s->w[7] = h;
-    // The time last (measured: rdtsc before the walk made the pair slower, not faster).
-    s->w[0] = timed ? time : ring_time();
+    s->w[0] = timed == 1 ? time : timed == 2 ? read_tsc() : ring_time();
     for (int i = 0; i < send; i++) b->slots[(head + 1 + (uint64_t)(i / 8)) & b->mask].w[i % 8] = sent[i];
     __atomic_store_n(&b->head, head + need, __ATOMIC_RELEASE);
     // Only once it is in the ring: a record that could not be written leaves the stack unsent.
@@ -442,6 +451,58 @@ static inline __attribute__((always_inline)) int append(uint64_t meta, int timed
     return 0;
 }
 
+// `put_record` when the ring looks past half full by the thread's last view of the drainer: look
+// at what it freed, wait for room if there is none. Out of line, so that the usual path saves no
+// registers for this call.
+__attribute__((noinline)) static int put_record_short(tangle_tbuf *b, uint64_t meta, int timed, uint64_t time,
+                                                      uint64_t object, uint64_t a, uint64_t b_, uint64_t c,
+                                                      int send, uint64_t h, const uintptr_t *sent) {
+    uint64_t need = 1 + (uint64_t)((send + 7) / 8);
+    uint64_t head = b->head;
+    uint64_t tail = __atomic_load_n(&b->tail, __ATOMIC_ACQUIRE);
+    b->cached_tail = tail;
+    uint64_t used = head - tail;
+    if (used + need > b->mask + 1) {
+        if (!wait_for_room(b, head, need)) return -1;
+        used = head - b->cached_tail;
+    }
+    return write_record(b, head, used, meta, timed, time, object, a, b_, c, send, h, sent);
+}
+
+// Appends one record to `b` (see write_record), or returns -1 when the ring stays full.
+static inline __attribute__((always_inline)) int put_record(tangle_tbuf *b, uint64_t meta, int timed, uint64_t time,
+                                                             uint64_t object, uint64_t a, uint64_t b_, uint64_t c,
+                                                             int send, uint64_t h, const uintptr_t *sent) {
+    uint64_t need = 1 + (uint64_t)((send + 7) / 8);
+    uint64_t head = b->head;
+    uint64_t used = head - b->cached_tail;
+    if (__builtin_expect(used + need > b->mask / 2, 0))
+        return put_record_short(b, meta, timed, time, object, a, b_, c, send, h, sent);
+    return write_record(b, head, used, meta, timed, time, object, a, b_, c, send, h, sent);
+}
+
+// The body of the entry points that may take a stack. Always inlined into them, so
+// `__builtin_frame_address(0)` is the entry point's frame (what `skip` counts from), and `timed` is
+// a constant: `time` is used as the event's ring time, or the clock is read.
+static inline __attribute__((always_inline)) int append(uint64_t meta, int timed, uint64_t time, uint64_t object,
+                                                         uint64_t a, uint64_t b_, uint64_t c) {
+    tangle_tbuf *b = tls_buf;
+    if (__builtin_expect(b == NULL, 0)) {
+        b = buffer_create();
+        if (!b) return -2;
+    }
+    int skip = (int)((meta >> 25) & 0x7F);
+    uintptr_t pcs[64];
+    int send = 0;
+    uint64_t h = 0;
+    if ((meta & TANGLE_APPEND_STACK) && b->stack_hi != 0) {
+        // frame 0 is this function's own: its return address (into the caller) is the first seen,
+        // which is what `skip` counts from.
+        send = stack_of(b, (uintptr_t)__builtin_frame_address(0), skip, &h, pcs);
+    }
+    return put_record(b, meta, timed, time, object, a, b_, c, send, h, pcs);
+}
+
 __attribute__((noinline)) int tangle_trace_append(uint64_t meta, uint64_t object, uint64_t a, uint64_t b, uint64_t c) {
     return append(meta, 0, 0, object, a, b, c);
 }
@@ -449,6 +510,20 @@ __attribute__((noinline)) int tangle_trace_append(uint64_t meta, uint64_t object
 __attribute__((noinline)) int tangle_trace_append_at(uint64_t meta, uint64_t time, uint64_t object, uint64_t a,
                                                      uint64_t b, uint64_t c) {
     return append(meta, 1, time, object, a, b, c);
+}
+
+// Only the usual case is handled here, so that it needs no frame and saves no registers; the
+// rest (first use, a ring past half full, no TSC) goes to the general entry point: a tail call,
+// and without a stack to take, that entry point's frame does not matter.
+int tangle_trace_append_plain(uint64_t meta, uint64_t object, uint64_t a, uint64_t b, uint64_t c) {
+    tangle_tbuf *buf = tls_buf;
+    if (__builtin_expect(buf == NULL || !tangle_trace_clock_tsc, 0)) return tangle_trace_append(meta, object, a, b, c);
+    uint64_t head = buf->head;
+    uint64_t used = head - buf->cached_tail;
+    if (__builtin_expect(used + 1 > buf->mask / 2, 0)) return tangle_trace_append(meta, object, a, b, c);
+    // (Below mask / 2 after it, so this record cannot be the one that crosses half: 0.)
+    write_record(buf, head, used, meta, 2, 0, object, a, b, c, 0, 0, NULL);
+    return 0;
 }
 
 uint64_t tangle_trace_now(void) { return ring_time(); }

@@ -44,7 +44,9 @@ public enum Recorder {
         if tangle_trace_state != 1 && !startRecording() { return }
         var retried = false
         while true {
-            let rc = tangle_trace_append(tangle_append_meta(kind.rawValue, result.rawValue, stack ? 1 : 0, 0, 0), object, a, b, c)
+            // `stack` is a constant at nearly every call site, so only one call is compiled in.
+            let meta = tangle_append_meta(kind.rawValue, result.rawValue, stack ? 1 : 0, 0, 0)
+            let rc = stack ? tangle_trace_append(meta, object, a, b, c) : tangle_trace_append_plain(meta, object, a, b, c)
             if rc >= 0 {
                 if rc != 0 || kind.isWait { afterAppend(rc, kind) }
                 return

@@ -260,6 +260,29 @@ final class RecorderTests: XCTestCase {
         XCTAssertLessThan(timed.time, plain.time)
     }
 
+    /// A first-seen stack whose record found the ring full is recorded on the retry, through the
+    /// walk the failed attempt remembered, with the addresses a walk from the same place gives
+    /// (frames above the call site: the first differs, it is the call of the walk itself).
+    func testStackRecordedOnRetryAfterFullRingHasTheWalksAddresses() throws {
+        let dir = makeTempDir("retry")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let child = TraceChild.start("retry", traceDir: dir, extraEnv: ["TANGLE_BUFFER_SLOTS": "64"])
+        XCTAssertEqual(child.wait().status, 0)
+        let trace = try TraceReader.load(paths: [dir])
+        XCTAssertTrue(trace.problems.isEmpty, "\(trace.problems)")
+        let mine = trace.events.filter { $0.pid == child.pid }
+        XCTAssertEqual(mine.filter { $0.kind == .queuePut }.count, 63, "no event lost")
+        XCTAssertFalse(mine.contains { $0.kind == .dropped })
+        let event = try XCTUnwrap(mine.first { $0.kind == .lockAcquired })
+        let walked = try XCTUnwrap(mine.first { $0.kind == .queueGet })
+        let lastFill = try XCTUnwrap(mine.last { $0.kind == .queuePut })
+        // It waited for the lock holder: the retry path, not the first attempt, recorded it.
+        XCTAssertGreaterThan(event.time - lastFill.time, 50_000_000, "recorded after the ring drained")
+        let stack = try XCTUnwrap(trace.stacks[child.pid]?[event.stack], "the event has a stack")
+        XCTAssertGreaterThanOrEqual(stack.count, 4)
+        XCTAssertEqual(Array(stack[1...3]), [walked.a, walked.b, walked.c], "the frames above retrySite")
+    }
+
     /// A remembered walk is used only when every frame is still what it was: one call site reached
     /// alternately through two outer functions (same inner frames at the same addresses) records
     /// two stacks, each event the one of its own path, differing in the outer frame.

@@ -22,6 +22,7 @@ enum TraceChildren {
         "clock": bracketedTimes,
         "paths": twoPaths,
         "entries": entryPoints,
+        "retry": retryAfterFullRing,
     ]
 
     static func env(_ key: String) -> String? { ProcessInfo.processInfo.environment[key] }
@@ -174,6 +175,40 @@ enum TraceChildren {
         Recorder.record(.lockAcquired, object: 1, a: 1)
         Recorder.record(.lockNew, object: 2, text: "named", a: 1)
         Recorder.record(.processFork, object: 3, text: nil, a: 4, at: time)
+    }
+
+    /// A stack seen for the first time, recorded when the ring is full (run with a 64-slot ring
+    /// while another thread holds the writer lock, so nothing drains): the record fails, the retry
+    /// walks through the memo of the failed attempt, and the writer, which has never seen that
+    /// stack, must get its addresses from the memo. `retrySite` also walks its own stack and
+    /// records frames 1–3 of that walk in an event without a stack (queue.get: a, b, c).
+    static func retryAfterFullRing() -> Int32 {
+        Recorder.start(processObject: 600, name: "retry")
+        Recorder.flush()
+        let held = DispatchSemaphore(value: 0)
+        let holder = Thread {
+            tangle_trace_lock()
+            held.signal()
+            usleep(200_000)
+            tangle_trace_unlock()
+        }
+        holder.start()
+        held.wait()
+        for i in 0..<63 { Recorder.record(.queuePut, object: 1, a: UInt64(i), b: 1, stack: false) }
+        retrySite()
+        Recorder.processExiting(status: 0, signal: 0)
+        return 0
+    }
+
+    @inline(never) static func retrySite() {
+        var lo: UInt = 0, hi: UInt = 0
+        precondition(tangle_thread_stack_range(&lo, &hi) == 0)
+        // (Called here, not in a closure, so that its frame 0 is retrySite's.)
+        let pcs = UnsafeMutablePointer<UInt>.allocate(capacity: 8)
+        defer { pcs.deallocate() }
+        precondition(tangle_fp_walk(pcs, 8, 0, lo, hi) >= 4)
+        Recorder.record(.lockAcquired, object: 2, a: 1)
+        Recorder.record(.queueGet, object: 3, a: UInt64(pcs[1]), b: UInt64(pcs[2]), c: UInt64(pcs[3]), stack: false)
     }
 
     static func expectedEvent(_ kind: EventKind) -> TraceEvent {

@@ -42,8 +42,9 @@ typedef struct tangle_walk_memo {
     int busy;                     // being used or rewritten (a signal handler's walk leaves it alone)
     int skip, max, frames, n;     // frames: visited (2 words read each); n: addresses kept
     uint64_t hash;
-    uintptr_t next[TANGLE_WALK_MEMO_FRAMES];
-    uintptr_t ret[TANGLE_WALK_MEMO_FRAMES];
+    // Frame i's two words as they sit on the stack: [2i] its saved frame pointer, [2i + 1] its
+    // return address (so one 16-byte compare checks a frame).
+    uintptr_t words[2 * TANGLE_WALK_MEMO_FRAMES] __attribute__((aligned(16)));
 } tangle_walk_memo;
 
 typedef struct tangle_tbuf {
@@ -95,6 +96,9 @@ int tangle_trace_append(uint64_t meta, uint64_t object, uint64_t a, uint64_t b, 
 /// what it records happened: a spawn or fork recorded once the child's pid is known, but timed
 /// before the child could record anything.
 int tangle_trace_append_at(uint64_t meta, uint64_t time, uint64_t object, uint64_t a, uint64_t b, uint64_t c);
+/// `tangle_trace_append` for an event recorded without a stack (`meta` has no TANGLE_APPEND_STACK):
+/// the same record, through a path that keeps no room for a walk (the release of a lock pair).
+int tangle_trace_append_plain(uint64_t meta, uint64_t object, uint64_t a, uint64_t b, uint64_t c);
 /// The recorder's clock now, as rings hold it (TSC ticks or CLOCK_MONOTONIC ns).
 uint64_t tangle_trace_now(void);
 #define TANGLE_APPEND_STACK (1ull << 24)
