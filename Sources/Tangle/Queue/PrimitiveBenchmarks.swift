@@ -32,7 +32,7 @@ public enum PrimitiveBenchmarks {
 
     /// Best of 5 (the Python peer's statistic, over as many runs): ns for one uncontended `Lock`
     /// acquire + release in this process, over `iterations` pairs per run.
-    public static func lockPairNanoseconds(iterations: Int = 2_000_000) throws -> Double {
+    public static func lockPairNanoseconds(iterations: Int = 1_000_000) throws -> Double {
         let lock = Lock(name: "bench")
         var best = Double.infinity
         for _ in 0..<5 {
