@@ -370,8 +370,9 @@ __attribute__((noinline)) static int wait_for_room(tangle_tbuf *b, uint64_t head
 // The stack of an event recorded by tangle_trace_append, whose frame is `fp0`, through the thread's
 // memo of its last walk: its hash in `*hash` (0: no stack), and how many of its addresses must go
 // into the ring after the record, in `pcs` (0 when the writer already knows the stack by its
-// hash). Out of line, so that an event without a stack does not pay for this part's registers.
-__attribute__((noinline)) static int stack_of(tangle_tbuf *b, uintptr_t fp0, int skip, uint64_t *hash, uintptr_t *pcs) {
+// hash). Inlined into the entry points that take stacks (measured: 3–5 ns less per lock pair than
+// out of line); an event without a stack goes through tangle_trace_append_plain instead.
+static inline __attribute__((always_inline)) int stack_of(tangle_tbuf *b, uintptr_t fp0, int skip, uint64_t *hash, uintptr_t *pcs) {
     int max = tangle_trace_stack_depth;
     int n;
     int in_memo = 0;  // the addresses are in the memo, not (yet) in `pcs`
