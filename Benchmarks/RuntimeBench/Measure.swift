@@ -142,15 +142,21 @@ enum RuntimeBench {
             ("pool_map_ns_per_item", "pool", quick ? 100_000 : 1_000_000, false),
             ("pool_map_ns_per_item_traced", "pool", quick ? 100_000 : 1_000_000, true),
         ]
+        // `--only KEY[,KEY…]`: just those figures (the lock rounds `tangle bench runtime` interleaves
+        // with the Python peer's).
+        var only: Set<String>?
+        if let i = args.firstIndex(of: "--only"), i + 1 < args.count {
+            only = Set(args[i + 1].split(separator: ",").map(String.init))
+        }
         var results: [(String, Double?)] = []
-        for step in plan {
+        for step in plan where only?.contains(step.key) ?? true {
             results.append((step.key, run(step.kind, step.count, traced: step.traced, traceDir: traceDir)))
             removeTree(traceDir, keepRoot: true)
         }
         var out = ""
         if json {
             out = "{" + results.map { "\"\($0.0)\":\($0.1.map { format($0) } ?? "null")" }.joined(separator: ",")
-                + ",\"workers\":\(CPUCount.available())}\n"
+                + (only == nil ? ",\"workers\":\(CPUCount.available())" : "") + "}\n"
         } else {
             for (k, v) in results { out += "\(k): \(v.map { format($0) } ?? "failed")\n" }
         }
