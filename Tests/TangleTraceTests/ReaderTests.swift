@@ -74,7 +74,7 @@ final class ReaderTests: XCTestCase {
         }
         var rng = SystemRandomNumberGenerator()
         let garbage = dir + "/g.jsonl.lz4"
-        FileManager.default.createFile(atPath: garbage, contents: Data((0..<5000).map { _ in UInt8.random(in: 0...255, using: &rng) }))
+        XCTAssertTrue(FileManager.default.createFile(atPath: garbage, contents: Data((0..<5000).map { _ in UInt8.random(in: 0...255, using: &rng) })), "cannot write a test file")
         XCTAssertThrowsError(try TraceReader.load(paths: [garbage])) { e in XCTAssertTrue("\(e)".contains("g.jsonl.lz4")) }
         let empty = makeTempDir("empty")
         defer { try? FileManager.default.removeItem(atPath: empty) }
@@ -90,7 +90,7 @@ final class ReaderTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         _ = write(Self.header + "\n" + #"{"t":200,"tid":11,"k":"queue.put","o":5,"msg":7,"size":9}"# + "\n", "10-100.jsonl", in: dir)
         _ = write("this is not a trace\n", "11-100.jsonl", in: dir)
-        FileManager.default.createFile(atPath: dir + "/12-100.jsonl.lz4", contents: Data(repeating: 0x42, count: 300))
+        XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/12-100.jsonl.lz4", contents: Data(repeating: 0x42, count: 300)), "cannot write a test file")
         let trace = try TraceReader.load(paths: [dir])
         XCTAssertEqual(trace.events.count, 1)
         XCTAssertEqual(trace.events.first?.kind, .queuePut)
@@ -101,7 +101,7 @@ final class ReaderTests: XCTestCase {
         let bad = makeTempDir("allbad")
         defer { try? FileManager.default.removeItem(atPath: bad) }
         _ = write("this is not a trace\n", "11-100.jsonl", in: bad)
-        FileManager.default.createFile(atPath: bad + "/12-100.jsonl.lz4", contents: Data(repeating: 0x42, count: 300))
+        XCTAssertTrue(FileManager.default.createFile(atPath: bad + "/12-100.jsonl.lz4", contents: Data(repeating: 0x42, count: 300)), "cannot write a test file")
         XCTAssertThrowsError(try TraceReader.load(paths: [bad]))
     }
 
@@ -164,7 +164,7 @@ final class ReaderTests: XCTestCase {
         offsets += [1, 3, 4, 7, 11, data.count - 1, data.count - 4, data.count - 5]
         var previous = -1
         for cut in offsets.sorted() where cut >= 0 && cut < data.count {
-            FileManager.default.createFile(atPath: cutPath, contents: data.prefix(cut))
+            XCTAssertTrue(FileManager.default.createFile(atPath: cutPath, contents: data.prefix(cut)), "cannot write a test file")
             let t: LoadedTrace
             do {
                 t = try TraceReader.load(paths: [cutPath])
@@ -188,7 +188,7 @@ final class ReaderTests: XCTestCase {
         var bad = data
         let mid = data.count / 2
         for i in mid..<min(mid + 64, data.count) { bad[i] ^= 0x5A }
-        FileManager.default.createFile(atPath: cutPath, contents: bad)
+        XCTAssertTrue(FileManager.default.createFile(atPath: cutPath, contents: bad), "cannot write a test file")
         let t = try TraceReader.load(paths: [cutPath])
         let corrupt = t.problems.filter { $0.kind == .corrupt }
         XCTAssertEqual(corrupt.count, 1, "\(t.problems)")
@@ -211,7 +211,7 @@ final class ReaderTests: XCTestCase {
         let cutPath = dir + "/cut/\(child.pid)-1.jsonl.lz4"
         try FileManager.default.createDirectory(atPath: dir + "/cut", withIntermediateDirectories: true)
         for cut in 0..<data.count {
-            FileManager.default.createFile(atPath: cutPath, contents: data.prefix(cut))
+            XCTAssertTrue(FileManager.default.createFile(atPath: cutPath, contents: data.prefix(cut)), "cannot write a test file")
             guard let t = try? TraceReader.load(paths: [cutPath]) else {
                 XCTAssertLessThan(cut, 4, "unusable only before the magic number is complete (cut \(cut))")
                 continue
@@ -348,7 +348,7 @@ final class ReaderTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: cutDir, withIntermediateDirectories: true)
         for cut in [data.count / 3, data.count / 2, data.count / 2 + 1, data.count - 100] {
             let cutPath = cutDir + "/10-1000.jsonl.lz4"
-            FileManager.default.createFile(atPath: cutPath, contents: data.prefix(cut))
+            XCTAssertTrue(FileManager.default.createFile(atPath: cutPath, contents: data.prefix(cut)), "cannot write a test file")
             let part = try TraceReader.load(paths: [cutPath])
             XCTAssertEqual(part.truncated.count, 1, "cut \(cut): \(part.problems)")
             XCTAssertGreaterThan(part.events.count, 0)

@@ -168,7 +168,7 @@ final class RunLineTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: cutDir, withIntermediateDirectories: true)
         for cut in stride(from: 40, to: data.count, by: max(1, data.count / 23)) {
             let cutPath = cutDir + "/10-1000.jsonl.lz4"
-            FileManager.default.createFile(atPath: cutPath, contents: data.prefix(cut))
+            XCTAssertTrue(FileManager.default.createFile(atPath: cutPath, contents: data.prefix(cut)), "cannot write a test file")
             let part = try readFile(cutPath)
             XCTAssertLessThan(part.events.count, full.events.count, "cut \(cut)")
             assertSameEvents(part.events, Array(full.events.prefix(part.events.count)), "cut \(cut)")

@@ -51,7 +51,7 @@ enum TraceChildren {
         }
         Recorder.record(.queueGetWait, object: 42)   // flushes before returning
         if let ready = env("TANGLE_TEST_READY") {
-            FileManager.default.createFile(atPath: ready, contents: Data("ready".utf8))
+            precondition(FileManager.default.createFile(atPath: ready, contents: Data("ready".utf8)), "cannot write the ready file")
         }
         while true { sleep(10) }
     }
@@ -264,7 +264,7 @@ func traceFiles(_ dir: String) -> [String] {
 /// Writes `text` as a plain .jsonl trace file.
 func writeTraceText(_ text: String, _ name: String, in dir: String) -> String {
     let path = dir + "/" + name
-    FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+    XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(text.utf8)), "cannot write a test file")
     return path
 }
 
