@@ -162,7 +162,7 @@ static inline __attribute__((always_inline)) int walk_from_memo(const tangle_wal
     __m128i diff = _mm_setzero_si128();
     for (int i = 1; i < frames; i++) {
         __m128i seen = _mm_loadu_si128((const __m128i *)fp);
-        diff = _mm_or_si128(diff, _mm_xor_si128(seen, _mm_load_si128((const __m128i *)&m->words[2 * i])));
+        diff = _mm_or_si128(diff, _mm_xor_si128(seen, _mm_loadu_si128((const __m128i *)&m->words[2 * i])));
         fp = m->words[2 * i];
     }
     if (_mm_movemask_epi8(_mm_cmpeq_epi8(diff, _mm_setzero_si128())) != 0xFFFF) return -1;
