@@ -8,7 +8,16 @@ import Foundation
 struct BenchRuntime: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runtime",
-        abstract: "Queue msgs/s, Lock acquire+release ns (traced and untraced), spawn+join ms, Pool.map ns/item — vs Python multiprocessing.")
+        abstract: "Queue msgs/s, Lock acquire+release ns (traced and untraced), spawn+join ms, Pool.map ns/item — vs Python multiprocessing.",
+        discussion: """
+            Each Tangle figure is measured in a child of tangle-runtime-bench (found beside tangle; \
+            `swift build -c release` builds it), traced or not; the Python peer runs an embedded \
+            script with python3 from PATH (skipped, with a message, when there is none). The traced \
+            lock is measured in three rounds alternating with Python's, each the best of 5 runs of \
+            1 M pairs; each peer's figure is its best round, and --json prints the rounds too \
+            (lock_pair_ns_rounds, python_lock_pair_ns_rounds). Release builds only give meaningful \
+            figures. docs/runtime.md lists the keys and the budgets.
+            """)
 
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
