@@ -113,14 +113,8 @@ final class RecorderTests: XCTestCase {
 
     /// Many threads recording at once lose no event: every thread's seq runs 0..<n with no gap.
     func testManyThreadsLoseNoEvent() throws {
-        let dir = makeTempDir("threads")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         let threads = 8, events = 20000
-        let child = TraceChild.start("threads", traceDir: dir,
-                                     extraEnv: ["TANGLE_TEST_THREADS": "\(threads)", "TANGLE_TEST_EVENTS": "\(events)"])
-        XCTAssertEqual(child.wait().status, 0)
-        let trace = try TraceReader.load(paths: [dir])
-        XCTAssertTrue(trace.problems.isEmpty, "\(trace.problems)")
+        let (_, trace, dir) = try runTracedChild("threads", extraEnv: ["TANGLE_TEST_THREADS": "\(threads)", "TANGLE_TEST_EVENTS": "\(events)"])
         var perThread: [Int32: [TraceEvent]] = [:]
         for e in trace.events where e.kind == .lockAcquired || e.kind == .lockWait {
             perThread[e.tid, default: []].append(e)
@@ -156,13 +150,7 @@ final class RecorderTests: XCTestCase {
     /// With 64-slot rings the threads fill them all the time and drain them themselves: still no
     /// event lost, none out of order, and none without the stack it asked for.
     func testTinyRingsLoseNothing() throws {
-        let dir = makeTempDir("tiny")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let child = TraceChild.start("threads", traceDir: dir,
-                                     extraEnv: ["TANGLE_TEST_THREADS": "4", "TANGLE_TEST_EVENTS": "5000", "TANGLE_BUFFER_SLOTS": "64"])
-        XCTAssertEqual(child.wait().status, 0)
-        let trace = try TraceReader.load(paths: [dir])
-        XCTAssertTrue(trace.problems.isEmpty, "\(trace.problems)")
+        let (_, trace, _) = try runTracedChild("threads", extraEnv: ["TANGLE_TEST_THREADS": "4", "TANGLE_TEST_EVENTS": "5000", "TANGLE_BUFFER_SLOTS": "64"])
         var perThread: [Int32: [TraceEvent]] = [:]
         for e in trace.events where e.kind == .lockAcquired { perThread[e.tid, default: []].append(e) }
         XCTAssertEqual(perThread.count, 4)
@@ -201,12 +189,7 @@ final class RecorderTests: XCTestCase {
     /// hash and the writer names the id it gave it. A forked child's new file gets the stack's
     /// addresses again (its thread forgets what it sent to the parent's file).
     func testRepeatedStackIsWrittenOncePerFileAndAgainAfterFork() throws {
-        let dir = makeTempDir("stacks")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let child = TraceChild.start("stacks", traceDir: dir)
-        XCTAssertEqual(child.wait().status, 0)
-        let trace = try TraceReader.load(paths: [dir])
-        XCTAssertTrue(trace.problems.isEmpty, "\(trace.problems)")
+        let (child, trace, dir) = try runTracedChild("stacks")
         let parent = trace.events.filter { $0.pid == child.pid && $0.kind == .lockAcquired }
         XCTAssertEqual(parent.count, 1010)
         let ids = Set(parent.map(\.stack))
@@ -240,12 +223,7 @@ final class RecorderTests: XCTestCase {
     /// one and a timed one from the same function have the same frames above that function, and
     /// their first addresses lie in it. The timed event carries the earlier time.
     func testEveryEntryPointStartsTheStackAtItsCaller() throws {
-        let dir = makeTempDir("entries")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let child = TraceChild.start("entries", traceDir: dir)
-        XCTAssertEqual(child.wait().status, 0)
-        let trace = try TraceReader.load(paths: [dir])
-        XCTAssertTrue(trace.problems.isEmpty, "\(trace.problems)")
+        let (child, trace, _) = try runTracedChild("entries")
         let stacks = try [EventKind.lockAcquired, .lockNew, .processFork].map { kind -> [UInt64] in
             let e = try XCTUnwrap(trace.events.first { $0.kind == kind }, "\(kind)")
             return try XCTUnwrap(trace.stacks[child.pid]?[e.stack], "\(kind) has no stack")
@@ -264,12 +242,7 @@ final class RecorderTests: XCTestCase {
     /// walk the failed attempt remembered, with the addresses a walk from the same place gives
     /// (frames above the call site: the first differs, it is the call of the walk itself).
     func testStackRecordedOnRetryAfterFullRingHasTheWalksAddresses() throws {
-        let dir = makeTempDir("retry")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let child = TraceChild.start("retry", traceDir: dir, extraEnv: ["TANGLE_BUFFER_SLOTS": "64"])
-        XCTAssertEqual(child.wait().status, 0)
-        let trace = try TraceReader.load(paths: [dir])
-        XCTAssertTrue(trace.problems.isEmpty, "\(trace.problems)")
+        let (child, trace, _) = try runTracedChild("retry", extraEnv: ["TANGLE_BUFFER_SLOTS": "64"])
         let mine = trace.events.filter { $0.pid == child.pid }
         XCTAssertEqual(mine.filter { $0.kind == .queuePut }.count, 63, "no event lost")
         XCTAssertFalse(mine.contains { $0.kind == .dropped })
@@ -287,12 +260,7 @@ final class RecorderTests: XCTestCase {
     /// alternately through two outer functions (same inner frames at the same addresses) records
     /// two stacks, each event the one of its own path, differing in the outer frame.
     func testStacksFollowTheirPathWhenOnlyAnOuterFrameDiffers() throws {
-        let dir = makeTempDir("paths")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let child = TraceChild.start("paths", traceDir: dir)
-        XCTAssertEqual(child.wait().status, 0)
-        let trace = try TraceReader.load(paths: [dir])
-        XCTAssertTrue(trace.problems.isEmpty, "\(trace.problems)")
+        let (child, trace, _) = try runTracedChild("paths")
         let events = trace.events.filter { $0.kind == .lockAcquired }
         XCTAssertEqual(events.count, 2000)
         let viaA = Set(events.filter { $0.a == 1 }.map(\.stack))
@@ -350,12 +318,7 @@ final class RecorderTests: XCTestCase {
     /// taken just before and just after it (within 2 µs, for a loaded machine), in order.
     func testEventTimesAreMonotonicNanosecondsInBothClockModes() throws {
         for mode in ["", "monotonic"] {
-            let dir = makeTempDir("clock")
-            defer { try? FileManager.default.removeItem(atPath: dir) }
-            let child = TraceChild.start("clock", traceDir: dir, extraEnv: mode.isEmpty ? [:] : ["TANGLE_CLOCK": mode])
-            XCTAssertEqual(child.wait().status, 0)
-            let trace = try TraceReader.load(paths: [dir])
-            XCTAssertTrue(trace.problems.isEmpty, "\(trace.problems)")
+            let (_, trace, dir) = try runTracedChild("clock", extraEnv: mode.isEmpty ? [:] : ["TANGLE_CLOCK": mode])
             // The mode really used: forced by TANGLE_CLOCK, else TSC wherever the kernel itself
             // derives CLOCK_MONOTONIC from it.
             let file = try XCTUnwrap(traceFiles(dir).first)

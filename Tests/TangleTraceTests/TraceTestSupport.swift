@@ -252,6 +252,22 @@ struct TraceChild {
     }
 }
 
+extension XCTestCase {
+    /// Runs test child `name` (see `TraceChildren`) with a trace directory of its own (removed
+    /// when the test ends), checks that it exits 0 and that its trace reads without problems, and
+    /// returns the child, the trace and the directory.
+    func runTracedChild(_ name: String, extraEnv: [String: String] = [:], file: StaticString = #filePath,
+                        line: UInt = #line) throws -> (TraceChild, LoadedTrace, String) {
+        let dir = makeTempDir(name)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        let child = TraceChild.start(name, traceDir: dir, extraEnv: extraEnv)
+        XCTAssertEqual(child.wait().status, 0, file: file, line: line)
+        let trace = try TraceReader.load(paths: [dir])
+        XCTAssertTrue(trace.problems.isEmpty, "\(trace.problems)", file: file, line: line)
+        return (child, trace, dir)
+    }
+}
+
 func makeTempDir(_ tag: String) -> String {
     var template = Array((NSTemporaryDirectory() + "/tangle-trace-test-\(tag)-XXXXXX").utf8CString)
     return String(cString: mkdtemp(&template)!)
