@@ -42,16 +42,34 @@ public enum Recorder {
         result: WaitResult = .ok, stack: Bool = true
     ) {
         if tangle_trace_state != 1 && !startRecording() { return }
+        _ = append(kind, tangle_append_meta(kind.rawValue, result.rawValue, stack ? 1 : 0, 0, 0), stack, nil, object, a, b, c)
+    }
+
+    /// The C recorder, timed now or at `time`, through the entry that takes stacks or (`stack`
+    /// false) the stackless one; when the ring is full, drains and records again (once), then
+    /// wakes the flusher or flushes before a wait as the event asks. False when the event was
+    /// lost (a `dropped` event says so). Transparent: the C call is made from the caller's own
+    /// frame, on the retry too, so `meta`'s `skip` counts the caller's frames only and both
+    /// attempts take the same stack. `stack` and `time` are constants at the call sites, so one
+    /// C call is compiled in.
+    @_transparent @usableFromInline
+    static func append(
+        _ kind: EventKind, _ meta: UInt64, _ stack: Bool, _ time: Time?, _ object: UInt64, _ a: UInt64,
+        _ b: UInt64, _ c: UInt64
+    ) -> Bool {
         var retried = false
         while true {
-            // `stack` is a constant at nearly every call site, so only one call is compiled in.
-            let meta = tangle_append_meta(kind.rawValue, result.rawValue, stack ? 1 : 0, 0, 0)
-            let rc = stack ? tangle_trace_append(meta, object, a, b, c) : tangle_trace_append_plain(meta, object, a, b, c)
+            let rc: Int32
+            if let time {
+                rc = tangle_trace_append_at(meta, time.ring, object, a, b, c)
+            } else {
+                rc = stack ? tangle_trace_append(meta, object, a, b, c) : tangle_trace_append_plain(meta, object, a, b, c)
+            }
             if rc >= 0 {
                 if rc != 0 || kind.isWait { afterAppend(rc, kind) }
-                return
+                return true
             }
-            if !makeRoom(rc, retried: retried) { return }
+            if !makeRoom(rc, retried: retried) { return false }
             retried = true
         }
     }
@@ -85,7 +103,7 @@ public enum Recorder {
     /// An instant on the recorder's clock, for an event recorded later but timed at it
     /// (`record(…, at:)`).
     public struct Time: Sendable {
-        let ring: UInt64
+        @usableFromInline let ring: UInt64
     }
 
     /// Now, on the recorder's clock (starts the recorder when tracing is on, so the clock is the
@@ -108,16 +126,8 @@ public enum Recorder {
         guard isRunning() else { return }
         let id = text.map { TextTable.put($0) } ?? 0
         // skip 1: the return address into this function; the first frame kept is our caller.
-        let rc = append(tangle_append_meta(kind.rawValue, result.rawValue, stack ? 1 : 0, 1, id), time, object, a, b, c)
-        if rc != 0 || kind.isWait { afterAppend(rc, kind, object, a, b, c, result, id, stack, skip: 2, at: time) }
-    }
-
-    /// The C recorder, timed now or at `time`. Transparent: no frame of its own, in debug builds
-    /// too (the callers' `skip` counts their own frame only).
-    @_transparent
-    private static func append(_ meta: UInt64, _ time: Time?, _ object: UInt64, _ a: UInt64, _ b: UInt64, _ c: UInt64) -> Int32 {
-        if let time { return tangle_trace_append_at(meta, time.ring, object, a, b, c) }
-        return tangle_trace_append(meta, object, a, b, c)
+        let meta = tangle_append_meta(kind.rawValue, result.rawValue, stack ? 1 : 0, 1, id)
+        if !append(kind, meta, stack, time, object, a, b, c) && id != 0 { _ = TextTable.take(id) }
     }
 
     /// For the recorder's own entry points (start, threadStarted, …): the stack starts at their
@@ -130,8 +140,8 @@ public enum Recorder {
         guard isRunning() else { return }
         let id = text.map { TextTable.put($0) } ?? 0
         // skip 2: the return addresses into this function and into the recorder's entry point.
-        let rc = tangle_trace_append(tangle_append_meta(kind.rawValue, result.rawValue, stack ? 1 : 0, 2, id), object, a, b, c)
-        if rc != 0 || kind.isWait { afterAppend(rc, kind, object, a, b, c, result, id, stack, skip: 3) }
+        let meta = tangle_append_meta(kind.rawValue, result.rawValue, stack ? 1 : 0, 2, id)
+        if !append(kind, meta, stack, nil, object, a, b, c) && id != 0 { _ = TextTable.take(id) }
     }
 
     /// True when events can be recorded now (starting the recorder on first use). The running
@@ -142,28 +152,6 @@ public enum Recorder {
         guard enabledFlag else { return false }
         ensureStarted()
         return tangle_trace_state == 1
-    }
-
-    /// `afterAppend` and `makeRoom` for the entry points that are functions of their own (named
-    /// events, the recorder's own): the retry comes from here, so `skip` counts this function's
-    /// frame too — one more than the entry point used.
-    @inline(never)
-    private static func afterAppend(
-        _ rc: Int32, _ kind: EventKind, _ object: UInt64, _ a: UInt64, _ b: UInt64, _ c: UInt64,
-        _ result: WaitResult, _ text: UInt32, _ stack: Bool, skip: Int32, at time: Time? = nil
-    ) {
-        if rc < 0 {
-            // Drain, then record again with the same stack as the first attempt would have had.
-            // (When makeRoom gives up it has written the `dropped` event itself.)
-            var recorded = false
-            if makeRoom(rc, retried: false) {
-                let again = append(tangle_append_meta(kind.rawValue, result.rawValue, stack ? 1 : 0, skip, text), time, object, a, b, c)
-                recorded = again >= 0
-                if !recorded { _ = makeRoom(again, retried: true) }
-            }
-            if !recorded && text != 0 { _ = TextTable.take(text) }
-        }
-        afterAppend(max(rc, 0), kind)
     }
 
     /// `(pid << 28) | per-process counter`: unique across processes, even when tracing is off.
