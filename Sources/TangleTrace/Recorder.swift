@@ -218,9 +218,10 @@ public enum Recorder {
         }
     }
 
-    public static func threadStarted(object: UInt64, name: String?) {
+    /// `internal`: a runtime thread that only relays (see `EventSpec`, `thread.start`).
+    public static func threadStarted(object: UInt64, name: String?, internal: Bool = false) {
         guard enabledFlag else { return }
-        recordFromRecorder(.threadStart, object: object, text: name, a: 0)
+        recordFromRecorder(.threadStart, object: object, text: name, a: 0, b: `internal` ? 1 : 0)
     }
 
     public static func threadExited(object: UInt64) {

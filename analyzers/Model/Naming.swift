@@ -54,17 +54,17 @@ extension TraceModel {
         case .queueGetWait: return "get on \(obj) (empty)"
         case .queuePutWait: return "put on \(obj) (full)"
         case .queueJoinWait: return "join of \(obj) (waits for task_done)"
-        case .pipeRecvWait: return "recv on end \(e.c & 1) of \(obj)"
+        case .pipeRecvWait: return "recv on end \(e.pipeEnd) of \(obj)"
         case .eventWait: return "wait on \(obj)"
         case .conditionWait: return "wait on \(obj)"
         case .barrierWait: return "wait on \(obj)"
-        case .poolResultWait: return "result of task \(e.a) of \(obj)"
+        case .poolResultWait: return e[.task] == 0 ? "next result of \(obj)" : "result of task \(e[.task]) of \(obj)"
         case .poolJoinWait: return "join of \(obj)"
         case .threadJoinWait:
             if let i = threadByObject[e.object] { return "join of \(who(threads[i]))" }
             return "join of a thread"
         case .processJoinWait:
-            return "join of \(whoProcess(Int32(truncatingIfNeeded: e.a)))"
+            return "join of \(whoProcess(e.pid(.child)))"
         default: return e.kind.name
         }
     }
@@ -72,12 +72,12 @@ extension TraceModel {
     /// How a process ended, for summaries and explanations.
     func endDescription(_ p: ProcessState) -> String {
         if let e = p.exit {
-            if e.b != 0 { return "killed by \(signalName(Int32(truncatingIfNeeded: e.b)))" }
-            return "exited \(Int32(truncatingIfNeeded: e.a))"
+            if e[.signal] != 0 { return "killed by \(signalName(e.int32(.signal)))" }
+            return "exited \(e.int32(.status))"
         }
         if let j = p.joinDone {
-            if j.c != 0 { return "killed by \(signalName(Int32(truncatingIfNeeded: j.c)))" }
-            return "exited \(Int32(truncatingIfNeeded: j.b))"
+            if j[.signal] != 0 { return "killed by \(signalName(j.int32(.signal)))" }
+            return "exited \(j.int32(.status))"
         }
         if let s = p.signalled {
             return s.kind == .processKill ? "killed (SIGKILL sent by pid \(s.pid))" : "terminated (SIGTERM sent by pid \(s.pid))"

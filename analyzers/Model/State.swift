@@ -53,7 +53,8 @@ enum ObjectKind: String, Sendable {
 /// A blocking wait that has been announced (`*-wait`) and not completed yet.
 struct PendingWait {
     var event: TraceEvent
-    /// For condition waits: the object's notify count when the wait began.
+    /// For condition waits: the object's notify count when the wait began; for barrier waits, the
+    /// barrier's generation.
     var generation: UInt64 = 0
     /// For pipe receives: the end received on.
     var end: Int = 0
@@ -78,9 +79,15 @@ final class ThreadState {
     @exclusivity(unchecked) var lastTime: UInt64
     @exclusivity(unchecked) var lastSeq: UInt64 = 0
     @exclusivity(unchecked) var seenSeq = false
+    /// The wait the thread is blocked in now (the innermost one).
     @exclusivity(unchecked) var wait: PendingWait? { didSet { isWaiting = wait != nil } }
     /// `wait != nil`, without copying the wait (the per-event check).
     @exclusivity(unchecked) private(set) var isWaiting = false
+    /// Waits still pending around `wait` (a condition wait around the re-acquire of its lock).
+    @exclusivity(unchecked) var outerWaits: [PendingWait] = []
+    /// A runtime thread that only relays (a pool's manager, `thread.start` internal = 1): it never
+    /// blocks or wakes anyone by itself, so it counts neither for quiescence nor as a waker.
+    @exclusivity(unchecked) var isInternal = false
     /// How the last wait ended (for confirming hangs seen at a quiescent point).
     @exclusivity(unchecked) var exited = false
     @exclusivity(unchecked) var held: [HeldLock] = []
@@ -155,8 +162,8 @@ final class ProcessState {
 
     /// Exit status and signal as best known: (status, signal), nil when unknown.
     var outcome: (status: Int32, signal: Int32)? {
-        if let e = exit { return (Int32(truncatingIfNeeded: e.a), Int32(truncatingIfNeeded: e.b)) }
-        if let j = joinDone, j.result == .ok { return (Int32(truncatingIfNeeded: j.b), Int32(truncatingIfNeeded: j.c)) }
+        if let e = exit { return (e.int32(.status), e.int32(.signal)) }
+        if let j = joinDone, j.result == .ok { return (j.int32(.status), j.int32(.signal)) }
         return nil
     }
 
@@ -345,15 +352,23 @@ final class ObjectState {
     @exclusivity(unchecked) var setters = PidSet()
     @exclusivity(unchecked) var condLock: UInt64 = 0
     @exclusivity(unchecked) var notifies: UInt64 = 0
+    /// Condition waits pending on it, and the wakes notify granted that no waiter took yet.
+    @exclusivity(unchecked) var condWaiting = 0
+    @exclusivity(unchecked) var wakeCredits = 0
     @exclusivity(unchecked) var notifiers = PidSet()
     @exclusivity(unchecked) var parties: UInt64 = 0
     @exclusivity(unchecked) var arrived: UInt64 = 0
-    @exclusivity(unchecked) var arrivedThreads: Set<Int> = []
+    /// Generations the barrier completed (a wait that began in an earlier one has passed).
+    @exclusivity(unchecked) var barrierGeneration: UInt64 = 0
     @exclusivity(unchecked) var barrierClock = VectorClock()
 
     // Pools.
     @exclusivity(unchecked) var tasks: [UInt64: PoolTask] = [:]
     @exclusivity(unchecked) var workers = PidSet()
+    /// A worker has shown itself (waited for a task or ran one).
+    @exclusivity(unchecked) var workersKnown = false
+    /// Tasks submitted that no worker started yet.
+    @exclusivity(unchecked) var pendingTasks = 0
     @exclusivity(unchecked) var poolClosed: TraceEvent?
 
     // Shared memory.

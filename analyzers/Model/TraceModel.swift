@@ -35,16 +35,18 @@ final class TraceModel {
 
     // Running accounting for quiescent points.
     @exclusivity(unchecked) private(set) var liveThreads = 0
-    @exclusivity(unchecked) private(set) var blockedThreads = 0
+    @exclusivity(unchecked) var blockedThreads = 0
     @exclusivity(unchecked) private(set) var unstarted = 0
-    @exclusivity(unchecked) private var blockedVersion = 0
+    @exclusivity(unchecked) var blockedVersion = 0
+    /// Waits ended by another event because their own end was missing (see `trackWaits`).
+    @exclusivity(unchecked) var droppedWaitEnds = 0
     @exclusivity(unchecked) private var analyzedVersion = -1
     @exclusivity(unchecked) private var threadLive: [Bool] = []
     @exclusivity(unchecked) private var unstartedPids: Set<Int32> = []
 
     /// Hang/deadlock candidates seen at quiescent points, confirmed or refuted as the trace goes on.
     @exclusivity(unchecked) var candidates: [WaitCandidate] = []
-    @exclusivity(unchecked) private var candidateWaits: [UInt64: [Int]] = [:]
+    @exclusivity(unchecked) var candidateWaits: [UInt64: [Int]] = [:]
     @exclusivity(unchecked) private var misuseSeen: Set<String> = []
     @exclusivity(unchecked) private var misuseCounts: [String: Int] = [:]
     func misuseSeenContains(_ k: String) -> Bool { misuseSeen.contains(k) }
@@ -239,12 +241,7 @@ final class TraceModel {
             reviveThreads(p)
         }
 
-        if e.kind.isWait {
-            beginWait(t, e)
-        } else if t.isWaiting {
-            endWait(t, e)
-        }
-
+        trackWaits(t, e)
         apply(e, p, t)
 
         if liveThreads > 0 && blockedThreads == liveThreads && unstarted == 0 && blockedVersion != analyzedVersion {
@@ -281,31 +278,6 @@ final class TraceModel {
             detail: "pid \(t.pid) tid \(t.tid): sequence jumps from \(t.lastSeq) to \(e.seq) with no `dropped` record; events are missing or out of order"))
     }
 
-    private func beginWait(_ t: ThreadState, _ e: TraceEvent) {
-        var w = PendingWait(event: e)
-        if e.kind == .conditionWait { w.generation = objects[e.object]?.notifies ?? 0 }
-        if e.kind == .pipeRecvWait { w.end = Int(e.c & 1) }
-        if t.wait == nil, isLive(t) { blockedThreads += 1 }
-        t.wait = w
-        blockedVersion &+= 1
-    }
-
-    private func endWait(_ t: ThreadState, _ e: TraceEvent) {
-        guard let w = t.wait else { return }
-        t.wait = nil
-        if isLive(t) { blockedThreads -= 1 }
-        // Not a real wake: a timeout, or a join that returned because the child was killed.
-        // Dying (the thread or the process exits: a SIGTERM handler records proc.exit) is not a
-        // wake either.
-        let died = e.kind == .processExit || e.kind == .threadExit
-        let timedOut = e.result == .timeout || e.kind == .lockTimeout || e.kind == .queueTimeout
-            || (e.kind == .processJoinDone && e.c != 0)
-        let key = Self.waitKey(t.index, w.event.seq)
-        if !died, let list = candidateWaits[key] {
-            for ci in list { candidates[ci].completed(thread: t.index, ok: !timedOut) }
-        }
-    }
-
     static func waitKey(_ thread: Int, _ seq: UInt64) -> UInt64 {
         (UInt64(thread) << 40) ^ seq
     }
@@ -326,10 +298,20 @@ final class TraceModel {
     }
 
     private func reviveThreads(_ p: ProcessState) {
-        for i in p.threads where !threadLive[i] && !threads[i].exited {
+        for i in p.threads where !threadLive[i] && !threads[i].exited && !threads[i].isInternal {
             threadLive[i] = true
             liveThreads += 1
             if threads[i].wait != nil { blockedThreads += 1 }
+        }
+    }
+
+    /// A relaying runtime thread: out of the quiescence count for good (see `ThreadState.isInternal`).
+    private func makeInternal(_ t: ThreadState) {
+        t.isInternal = true
+        if threadLive[t.index] {
+            threadLive[t.index] = false
+            liveThreads -= 1
+            if t.wait != nil { blockedThreads -= 1 }
         }
     }
 
@@ -377,16 +359,16 @@ final class TraceModel {
             t.receive(o.semClock)
         } else {
             if o.owner == t.index, let hi = t.heldIndex(e.object) {
-                t.held[hi].depth = max(e.a, 1)
+                t.held[hi].depth = max(e[.depth], 1)
             } else {
-                if e.a <= 1 || t.heldIndex(e.object) == nil {
+                if e[.depth] <= 1 || t.heldIndex(e.object) == nil {
                     lockOrder.record(thread: t, lock: e.object, event: e, attempt: false)
                 }
                 if let hi = t.heldIndex(e.object) { t.held.remove(at: hi) }
-                t.held.append(HeldLock(lock: e.object, depth: max(e.a, 1), event: e, clock: t.clock))
+                t.held.append(HeldLock(lock: e.object, depth: max(e[.depth], 1), event: e, clock: t.clock))
             }
             o.owner = t.index
-            o.depth = max(e.a, 1)
+            o.depth = max(e[.depth], 1)
             o.ownerEvent = e
         }
     }
@@ -402,7 +384,7 @@ final class TraceModel {
             // another thread's acquire first. Otherwise — or when the runtime says so (b) —
             // it is a release by a non-owner.
             let mine = t.heldIndex(e.object)
-            if e.b != 0 || (mine == nil && o.owner >= 0 && o.owner != t.index) {
+            if e[.owner] != 0 || (mine == nil && o.owner >= 0 && o.owner != t.index) {
                 nonOwnerRelease(e, o, t)
             }
             if mine != nil || o.owner < 0 {
@@ -414,7 +396,7 @@ final class TraceModel {
     }
 
     @inline(__always) private func release(_ e: TraceEvent, _ t: ThreadState, _ o: ObjectState, holder: ThreadState, mine: Int?) {
-        if e.a == 0 {
+        if e[.depth] == 0 {
             if let hi = mine ?? holder.heldIndex(e.object) { holder.held.remove(at: hi) }
             if o.owner == holder.index || o.owner == t.index || mine == nil {
                 o.owner = -1
@@ -422,19 +404,19 @@ final class TraceModel {
                 o.ownerEvent = nil
             }
         } else {
-            if let hi = mine ?? holder.heldIndex(e.object) { holder.held[hi].depth = e.a }
-            if o.owner == holder.index { o.depth = e.a }
+            if let hi = mine ?? holder.heldIndex(e.object) { holder.held[hi].depth = e[.depth] }
+            if o.owner == holder.index { o.depth = e[.depth] }
         }
     }
 
     @inline(__always) private func queuePut(_ e: TraceEvent, _ t: ThreadState, _ o: ObjectState) {
         o.puts += 1
         o.putters.insert(e.pid)
-        if !earlyReceives.isEmpty && earlyReceives.remove(e.a) != nil {
+        if !earlyReceives.isEmpty && earlyReceives.remove(e[.msg]) != nil {
             unmatchedReceives -= 1
         } else {
             o.pendingCount += 1
-            messages.insert(e.a, PendingMessage(event: e, clock: t.stamp(), object: e.object, end: 0))
+            messages.insert(e[.msg], PendingMessage(event: e, clock: t.stamp(), object: e.object, end: 0))
         }
         t.tick()
     }
@@ -445,12 +427,12 @@ final class TraceModel {
         o.users[u].gets += 1
         o.users[u].lastGet = e
         o.getters.insert(e.pid)
-        if let m = messages.remove(e.a) {
+        if let m = messages.remove(e[.msg]) {
             t.receive(m.clock)
             o.pendingCount -= 1
         } else {
             unmatchedReceives += 1
-            earlyReceives.insert(e.a)
+            earlyReceives.insert(e[.msg])
         }
     }
 
@@ -461,9 +443,9 @@ final class TraceModel {
         case .processStart:
             if e.object != 0 { p.object = e.object }
             if let text = e.text, !text.isEmpty { p.name = text }
-            if e.a != 0 && p.ppid == 0 { p.ppid = Int32(truncatingIfNeeded: e.a) }
+            if e[.ppid] != 0 && p.ppid == 0 { p.ppid = e.pid(.ppid) }
             p.start = e
-            if e.b == 1 {
+            if e[.forked] == 1 {
                 p.forked = true
                 if let parent = processes[p.ppid] { p.handles.formUnion(parent.handles) }
             }
@@ -476,6 +458,7 @@ final class TraceModel {
             checkLocksAtExit(p, e)
             retire(p)
         case .threadStart:
+            if e[.internal] != 0 { makeInternal(t) }
             if e.object != 0 {
                 t.object = e.object
                 threadByObject[e.object] = t.index
@@ -483,7 +466,7 @@ final class TraceModel {
             if let text = e.text, !text.isEmpty { t.name = text }
             if e.object != 0, let c = threadSpawnClocks.removeValue(forKey: e.object) {
                 t.receive(c)
-            } else if e.a != 0, let parent = thread(pid: e.pid, tid: Int32(truncatingIfNeeded: e.a)) {
+            } else if e[.parent] != 0, let parent = thread(pid: e.pid, tid: e.int32(.parent)) {
                 t.receive(parent.stamp())
                 parent.tick()
             }
@@ -500,13 +483,13 @@ final class TraceModel {
         case .threadJoinDone:
             if e.result == .ok, let i = threadByObject[e.object] { t.receive(threads[i].stamp()) }
         case .processSpawn:
-            let childPid = Int32(truncatingIfNeeded: e.a)
+            let childPid = e.pid(.child)
             let child = process(childPid)
             child.ppid = e.pid
             child.spawn = e
             child.spawnClock = t.stamp()
             child.object = e.object
-            child.forked = e.b == 1
+            child.forked = e[.forked] == 1
             if child.name == nil, let text = e.text, !text.isEmpty { child.name = text }
             if !p.children.contains(childPid) {
                 p.children.append(childPid)
@@ -517,7 +500,7 @@ final class TraceModel {
             if child.forked && !child.hasEvents { child.handles = p.handles }
             t.tick()
         case .processFork:
-            let childPid = Int32(truncatingIfNeeded: e.a)
+            let childPid = e.pid(.child)
             let child = process(childPid)
             if child.ppid == 0 { child.ppid = e.pid }
             child.forked = true
@@ -528,11 +511,11 @@ final class TraceModel {
             if child.spawnClock == nil { child.spawnClock = t.stamp() }
             if !child.hasEvents { child.handles = p.handles }
             t.tick()
-            if e.b > 0 { forkWithThreads(e, p, t) }
+            if e[.threads] > 0 { forkWithThreads(e, p, t) }
         case .processJoinWait:
             break
         case .processJoinDone:
-            let childPid = Int32(truncatingIfNeeded: e.a)
+            let childPid = e.pid(.child)
             if e.result == .ok, let child = processes[childPid] {
                 child.joinDone = e
                 child.joinedBy = e.pid
@@ -540,7 +523,7 @@ final class TraceModel {
                 retire(child)
             }
         case .processTerminate, .processKill:
-            let childPid = Int32(truncatingIfNeeded: e.a)
+            let childPid = e.pid(.child)
             if let child = processes[childPid], child.exit == nil, child.joinDone == nil {
                 if child.signalled == nil { child.signalled = e }
                 retire(child)
@@ -549,14 +532,14 @@ final class TraceModel {
         // Locks and semaphores.
         case .lockNew:
             let kind: ObjectKind
-            switch LockType(rawValue: e.a) {
+            switch LockType(rawValue: e[.type]) {
             case .rlock: kind = .rlock
             case .semaphore: kind = .semaphore
             case .boundedSemaphore: kind = .boundedSemaphore
             default: kind = .lock
             }
             let o = created(e, kind: kind)
-            o.semValue = kind.isSemaphore ? Int64(e.b) : 1
+            o.semValue = kind.isSemaphore ? Int64(clamping: e[.value]) : 1
             addHandle(e.pid, e.object)
         case .lockWait:
             withObject(e.object, kind: .lock) { o in lockWait(e, t, o) }
@@ -577,8 +560,8 @@ final class TraceModel {
 
         // Queues.
         case .queueNew:
-            let o = created(e, kind: e.b == 1 ? .joinableQueue : .queue)
-            o.maxsize = e.a
+            let o = created(e, kind: e[.joinable] == 1 ? .joinableQueue : .queue)
+            o.maxsize = e[.max]
             addHandle(e.pid, e.object)
         case .queuePutWait, .queueGetWait, .queueJoinWait:
             _ = object(e.object, kind: .queue)
@@ -602,18 +585,18 @@ final class TraceModel {
         // Pipes.
         case .pipeNew:
             let o = created(e, kind: .pipe)
-            o.duplex = e.a == 1
+            o.duplex = e[.duplex] == 1
             addHandle(e.pid, e.object, end: 0)
             addHandle(e.pid, e.object, end: 1)
         case .pipeSend:
             let o = object(e.object, kind: .pipe)
-            let end = Int(e.c & 1)
+            let end = e.pipeEnd
             o.senders[end].insert(e.pid)
-            if !earlyReceives.isEmpty && earlyReceives.remove(e.a) != nil {
+            if !earlyReceives.isEmpty && earlyReceives.remove(e[.msg]) != nil {
                 unmatchedReceives -= 1
             } else {
                 o.pipePending[1 - end] += 1
-                messages.insert(e.a, PendingMessage(event: e, clock: t.stamp(), object: e.object, end: 1 - end))
+                messages.insert(e[.msg], PendingMessage(event: e, clock: t.stamp(), object: e.object, end: 1 - end))
             }
             t.tick()
         case .pipeRecvWait:
@@ -621,16 +604,16 @@ final class TraceModel {
         case .pipeRecv:
             let o = object(e.object, kind: .pipe)
             if e.result != .eof {
-                if let m = messages.remove(e.a) {
+                if let m = messages.remove(e[.msg]) {
                     t.receive(m.clock)
                     o.pipePending[m.end] = max(0, o.pipePending[m.end] - 1)
                 } else {
                     unmatchedReceives += 1
-                    earlyReceives.insert(e.a)
+                    earlyReceives.insert(e[.msg])
                 }
             }
         case .pipeClose:
-            let key = Self.handleKey(e.object, end: Int(e.c & 1))
+            let key = Self.handleKey(e.object, end: e.pipeEnd)
             p.handles.remove(key)
             p.closedHandles.insert(key)
 
@@ -652,7 +635,7 @@ final class TraceModel {
             if e.result == .ok { t.receive(object(e.object, kind: .event).setClock) }
         case .conditionNew:
             let o = created(e, kind: .condition)
-            o.condLock = e.a
+            o.condLock = e[.lock]
             addHandle(e.pid, e.object)
         case .conditionWait:
             let o = object(e.object, kind: .condition)
@@ -679,60 +662,77 @@ final class TraceModel {
         case .conditionNotify:
             let o = object(e.object, kind: .condition)
             o.notifies += 1
+            let n = Int(clamping: e[.n])
+            o.wakeCredits = min(o.condWaiting, o.wakeCredits + (n == 0 ? o.condWaiting : n))
             o.setClock.join(t.stamp())
             o.notifiers.insert(e.pid)
             t.tick()
         case .barrierNew:
             let o = created(e, kind: .barrier)
-            o.parties = e.a
+            o.parties = e[.parties]
             addHandle(e.pid, e.object)
         case .barrierWait:
             let o = object(e.object, kind: .barrier)
-            if e.a == 0 || (o.parties > 0 && o.arrived >= o.parties) {
-                o.arrived = 0
-                o.arrivedThreads = []
-            }
+            if e[.index] == 0 || (o.parties > 0 && o.arrived >= o.parties) { o.arrived = 0 }
             o.arrived += 1
-            o.arrivedThreads.insert(t.index)
+            t.wait?.generation = o.barrierGeneration
             o.barrierClock.join(t.stamp())
             t.tick()
         case .barrierPass:
-            t.receive(object(e.object, kind: .barrier).barrierClock)
+            let o = object(e.object, kind: .barrier)
+            if e.result == .ok && o.parties > 0 && e[.index] + 1 == o.parties {
+                // The last party arrives and passes at once (it records no wait): the generation
+                // is complete, and the parties waiting learn what it did before.
+                o.barrierClock.join(t.stamp())
+                t.tick()
+                o.barrierGeneration += 1
+                o.arrived = 0
+            } else {
+                t.receive(o.barrierClock)
+            }
 
         // Pools.
         case .poolNew:
             let o = created(e, kind: .pool)
-            o.parties = e.a
+            o.parties = e[.workers]
             addHandle(e.pid, e.object)
         case .poolSubmit:
             let o = object(e.object, kind: .pool)
-            var task = o.tasks[e.a] ?? PoolTask()
+            var task = o.tasks[e[.task]] ?? PoolTask()
+            if task.submit == nil && task.workerPid == 0 { o.pendingTasks += 1 }
             task.submit = e
             task.submitClock = t.stamp()
-            o.tasks[e.a] = task
+            o.tasks[e[.task]] = task
             t.tick()
+        case .poolTaskWait:
+            let o = object(e.object, kind: .pool)
+            o.workers.insert(e.pid)
+            o.workersKnown = true
         case .poolTaskStart:
             let o = object(e.object, kind: .pool)
             o.workers.insert(e.pid)
-            var task = o.tasks[e.a] ?? PoolTask()
+            o.workersKnown = true
+            var task = o.tasks[e[.task]] ?? PoolTask()
+            if task.workerPid == 0 && task.submit != nil { o.pendingTasks = max(0, o.pendingTasks - 1) }
             task.workerPid = e.pid
             if let c = task.submitClock { t.receive(c) }
-            o.tasks[e.a] = task
+            o.tasks[e[.task]] = task
         case .poolTaskDone:
             let o = object(e.object, kind: .pool)
             o.workers.insert(e.pid)
-            var task = o.tasks[e.a] ?? PoolTask()
+            o.workersKnown = true
+            var task = o.tasks[e[.task]] ?? PoolTask()
             task.workerPid = e.pid
             task.done = e
             task.doneClock = t.stamp()
             task.submitClock = nil
-            o.tasks[e.a] = task
+            o.tasks[e[.task]] = task
             t.tick()
         case .poolResultWait:
             _ = object(e.object, kind: .pool)
         case .poolResult:
             let o = object(e.object, kind: .pool)
-            if let task = o.tasks.removeValue(forKey: e.a), let c = task.doneClock { t.receive(c) }
+            if e.result != .timeout, let task = o.tasks.removeValue(forKey: e[.task]), let c = task.doneClock { t.receive(c) }
         case .poolClose, .poolTerminate:
             let o = object(e.object, kind: .pool)
             if o.poolClosed == nil { o.poolClosed = e }
@@ -757,23 +757,23 @@ final class TraceModel {
 
         // Handles.
         case .handleAttach:
-            let kind = ObjectKind(objectType: e.a)
+            let kind = ObjectKind(objectType: e[.type])
             let o = object(e.object, kind: kind == .lock ? .unknown : kind)
             if o.kind == .unknown && kind == .lock { o.kind = .lock }
-            let key = Self.handleKey(e.object, end: kind == .pipe ? Int(e.c & 1) : nil)
+            let key = Self.handleKey(e.object, end: kind == .pipe ? e.pipeEnd : nil)
             p.handles.insert(key)
             p.closedHandles.remove(key)
         case .handleClose:
-            let kind = ObjectKind(objectType: e.a)
-            let key = Self.handleKey(e.object, end: kind == .pipe ? Int(e.c & 1) : nil)
+            let kind = ObjectKind(objectType: e[.type])
+            let key = Self.handleKey(e.object, end: kind == .pipe ? e.pipeEnd : nil)
             p.handles.remove(key)
             p.closedHandles.insert(key)
 
         case .dropped:
-            droppedEvents &+= e.a
+            droppedEvents &+= e[.count]
             noteProblem(TraceProblemNote(
                 kind: "dropped-events", file: p.file,
-                detail: "pid \(e.pid) tid \(e.tid) could not record \(e.a) events (the recorder said so); the analysis lacks them"))
+                detail: "pid \(e.pid) tid \(e.tid) could not record \(e[.count]) events (the recorder said so); the analysis lacks them"))
         }
     }
 }

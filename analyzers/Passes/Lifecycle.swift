@@ -42,7 +42,7 @@ extension TraceModel {
             let ended = endedAt(c)
             // A parent killed by a signal did not choose to leave its children: no orphan or
             // unjoined child then (the signal is the story, e.g. a timeout runner).
-            let parentClean = parent.exit.map { $0.b == 0 } ?? false
+            let parentClean = parent.exit.map { $0[.signal] == 0 } ?? false
             if let pexit = parent.exit, parentClean, c.joinDone == nil, c.hasEvents, ended.map({ $0 > pexit.time }) ?? true {
                 // Orphan: the parent exited while the child still ran.
                 out.append(orphan(c, parent, spawn: spawn))
@@ -271,8 +271,8 @@ extension TraceModel {
     }
 
     func diedBySignal(_ p: ProcessState) -> Bool {
-        if let e = p.exit { return e.b != 0 }
-        if let j = p.joinDone { return j.c != 0 }
+        if let e = p.exit { return e[.signal] != 0 }
+        if let j = p.joinDone { return j[.signal] != 0 }
         return p.signalled != nil
     }
 

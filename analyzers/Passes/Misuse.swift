@@ -48,8 +48,8 @@ extension TraceModel {
             parts.append(RawParticipant(pid: owner.pid, tid: owner.tid, role: "holds", detail: "owns \(obj)",
                                         object: o.id, stackEvent: o.ownerEvent))
             if let acq = o.ownerEvent { evidence.append((acq, "\(who(owner)) takes \(obj)")) }
-        } else if e.b != 0 {
-            ownerWords = "pid \(e.b)"
+        } else if e[.owner] != 0 {
+            ownerWords = "pid \(e[.owner])"
         }
         evidence.append((e, "released by \(who(t))"))
         var f = RawFinding(
@@ -64,7 +64,7 @@ extension TraceModel {
     }
 
     func ownerDied(_ e: TraceEvent, _ o: ObjectState, _ t: ThreadState) {
-        let deadPid = Int32(truncatingIfNeeded: e.a)
+        let deadPid = e.pid(.owner)
         guard firstTime(.ownerDied, ["\(o.id)", "\(deadPid)"]) else { return }
         let obj = objectLabel(o.id)
         var parts = [RawParticipant(pid: t.pid, tid: t.tid, role: "acquires",
@@ -97,7 +97,7 @@ extension TraceModel {
     func forkWithThreads(_ e: TraceEvent, _ p: ProcessState, _ t: ThreadState) {
         guard firstTime(.forkWithThreads, ["\(e.pid)", "\(e.stack)"]) else { return }
         var parts = [RawParticipant(pid: t.pid, tid: t.tid, role: "forks",
-                                    detail: "forks while \(e.b) other thread(s) run", stackEvent: e)]
+                                    detail: "forks while \(e[.threads]) other thread(s) run", stackEvent: e)]
         for i in p.threads where i != t.index && isLive(threads[i]) && !threads[i].exited {
             let o = threads[i]
             parts.append(RawParticipant(pid: o.pid, tid: o.tid, role: "running",
@@ -106,9 +106,9 @@ extension TraceModel {
         }
         var f = RawFinding(
             kind: .forkWithThreads, severity: .warning,
-            title: "\(whoProcess(p.pid)) forks while \(e.b) other thread(s) run",
-            participants: parts, evidence: [(e, "fork with \(e.b) other thread(s) running")],
-            explanation: "\(who(t)) called fork() while \(e.b) other thread(s) of the process were running. The child gets a copy of memory with only the forking thread in it: any lock another thread held at that moment (malloc's, the Swift runtime's, a Tangle lock) stays held forever in the child, which can deadlock on its first use.",
+            title: "\(whoProcess(p.pid)) forks while \(e[.threads]) other thread(s) run",
+            participants: parts, evidence: [(e, "fork with \(e[.threads]) other thread(s) running")],
+            explanation: "\(who(t)) called fork() while \(e[.threads]) other thread(s) of the process were running. The child gets a copy of memory with only the forking thread in it: any lock another thread held at that moment (malloc's, the Swift runtime's, a Tangle lock) stays held forever in the child, which can deadlock on its first use.",
             fix: "Start worker processes with the spawn method (re-exec), or fork before starting threads.")
         f.fingerprintExtra = ["fork"]
         findings.append(f)
@@ -126,7 +126,7 @@ extension TraceModel {
             let t = threads[i]
             for h in t.held {
                 guard let o = objects[h.lock], o.kind.isMutex else { continue }
-                if e.b != 0 {
+                if e[.signal] != 0 {
                     // Killed holding it: reported only when the program itself killed it (a
                     // traced kill/terminate); a timeout runner stopping a hung program is not a
                     // new bug.

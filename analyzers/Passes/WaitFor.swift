@@ -62,7 +62,7 @@ struct WaitForAnalysis {
 
     // MARK: Building the graph
 
-    private func isLiveThread(_ t: ThreadState) -> Bool {
+    func isLiveThread(_ t: ThreadState) -> Bool {
         guard let p = model.processes[t.pid], !p.isDead, !t.exited else { return false }
         return true
     }
@@ -85,10 +85,20 @@ struct WaitForAnalysis {
         return (live.sorted(), exited.sorted())
     }
 
+    /// The node of a blocked thread: who can wake it, by the wakers rule its wait kind declares
+    /// in the event table, read against the model's state of the object.
     private func node(for t: ThreadState, _ w: PendingWait) -> WaitNode {
         let e = w.event
-        let o = model.objects[e.object]
         var n = WaitNode(thread: t.index, wait: w, isAnd: false, wakers: [], likely: [], exitedWakers: [], enabled: false)
+        guard let rule = e.kind.spec.wakers, let o = model.objects[e.object] ?? joinTarget(e) else {
+            n.enabled = true
+            return n
+        }
+        // A timed wait ends by itself (the rule still says who else could end it sooner).
+        if (e.kind == .lockWait && e[.timeout] != 0) || (e.kind == .conditionWait && e[.timeout] != 0) {
+            n.enabled = true
+            return n
+        }
         func or(_ key: UInt64, users: PidSet, actors: PidSet) {
             let h = holders(o, key: key, users: users.union(actors))
             n.wakers = h.live.map { .process($0) }
@@ -104,10 +114,8 @@ struct WaitForAnalysis {
                 }
             }
         }
-        switch e.kind {
-        case .lockWait:
-            guard let o else { n.enabled = true; break }
-            if e.a != 0 { n.enabled = true; break }   // a timed acquire ends by itself
+        switch rule {
+        case .lockOwner:
             if o.kind.isSemaphore {
                 if o.semValue > 0 { n.enabled = true; break }
                 or(e.object, users: PidSet(), actors: o.releasers)
@@ -123,24 +131,20 @@ struct WaitForAnalysis {
                     n.exitedWakers = [owner.pid]
                 }
             }
-        case .queueGetWait:
-            guard let o else { n.enabled = true; break }
+        case .queuePutters:
             if o.pendingCount > 0 { n.enabled = true; break }
             or(e.object, users: o.getters, actors: o.putters)
             n.wakers = n.wakers.filter { w in
                 if case .process(let pid) = w { return !(model.processes[pid]?.closedQueues.contains(e.object) ?? false) || pid == t.pid }
                 return true
             }
-        case .queuePutWait:
-            guard let o else { n.enabled = true; break }
+        case .queueGetters:
             if o.maxsize == 0 || o.pendingCount < Int(o.maxsize) { n.enabled = true; break }
             or(e.object, users: o.putters, actors: o.getters)
-        case .queueJoinWait:
-            guard let o else { n.enabled = true; break }
+        case .queueTaskDone:
             if o.puts - o.taskDones <= 0 { n.enabled = true; break }
             or(e.object, users: o.putters, actors: o.getters)
-        case .pipeRecvWait:
-            guard let o else { n.enabled = true; break }
+        case .pipeWriters:
             let end = w.end
             if o.pipePending[end] > 0 { n.enabled = true; break }
             let writeKey = TraceModel.handleKey(e.object, end: 1 - end)
@@ -152,55 +156,111 @@ struct WaitForAnalysis {
             if h.live.contains(t.pid) {
                 n.note = "its own process still holds the write end (end \(1 - end)) of \(model.objectLabel(e.object)), so recv can never see end-of-file"
             }
-        case .eventWait:
-            guard let o else { n.enabled = true; break }
+        case .eventSetters:
             if o.isSet { n.enabled = true; break }
             or(e.object, users: PidSet(), actors: o.setters)
-        case .conditionWait:
-            guard let o else { n.enabled = true; break }
-            if o.notifies > w.generation { n.enabled = true; break }
+        case .conditionNotifiers:
+            if o.notifies > w.generation && o.wakeCredits > 0 { n.enabled = true; break }
             or(e.object, users: PidSet(), actors: o.notifiers)
-        case .barrierWait:
-            guard let o else { n.enabled = true; break }
-            if o.parties > 0 && o.arrived >= o.parties { n.enabled = true; break }
-            or(e.object, users: PidSet(), actors: PidSet())
-        case .poolResultWait, .poolJoinWait:
-            guard let o else { n.enabled = true; break }
-            if e.kind == .poolResultWait, o.tasks[e.a]?.done != nil { n.enabled = true; break }
-            var workers = o.workers
-            if let p = model.processes[t.pid] { workers.formUnion(p.children) }
-            var live: [Int32] = []
-            var exited: [Int32] = []
-            for pid in workers.sorted() {
-                guard let p = model.processes[pid] else { continue }
-                if p.isDead { exited.append(pid) } else { live.append(pid) }
-            }
-            // Worker threads inside the waiting process (a thread pool) may also complete it.
-            live.append(t.pid)
+        case .barrierAbsentees:
+            if o.barrierGeneration > w.generation { n.enabled = true; break }
+            barrierAbsentees(o, &n)
+        case .child:
+            n.isAnd = true
+            let pid = e.pid(.child)
+            guard let child = model.processes[pid], !child.isDead else { n.enabled = true; break }
+            n.wakers = [.process(pid)]
+            n.likely = n.wakers
+        case .thread:
+            n.isAnd = true
+            guard let i = model.threadByObject[e.object], isLiveThread(model.threads[i]) else { n.enabled = true; break }
+            n.wakers = [.thread(i)]
+            n.likely = n.wakers
+        case .poolTaskWorkers:
+            poolTaskWorkers(o, e, t, &n)
+        case .poolWorkers:
+            let (live, exited) = liveAndExited(o.workers)
+            if live.isEmpty { n.enabled = true; break }
             n.wakers = live.map { .process($0) }
             n.likely = n.wakers
             n.exitedWakers = exited
-            if e.kind == .poolJoinWait && live == [t.pid] && exited.count == workers.count && !workers.isEmpty {
-                n.enabled = true
+        case .poolOwner:
+            if o.poolClosed != nil || o.pendingTasks > 0 { n.enabled = true; break }
+            let owner = o.creatorPid
+            guard let p = model.processes[owner] else { n.enabled = true; break }
+            if p.isDead {
+                n.exitedWakers = [owner]
+            } else {
+                n.wakers = [.process(owner)]
+                n.likely = n.wakers
             }
-        case .threadJoinWait:
-            n.isAnd = true
-            guard let i = model.threadByObject[e.object] else { n.enabled = true; break }
-            let target = model.threads[i]
-            if !isLiveThread(target) { n.enabled = true; break }
-            n.wakers = [.thread(i)]
-            n.likely = n.wakers
-        case .processJoinWait:
-            n.isAnd = true
-            let pid = Int32(truncatingIfNeeded: e.a)
-            guard let child = model.processes[pid] else { n.enabled = true; break }
-            if child.isDead { n.enabled = true; break }
-            n.wakers = [.process(pid)]
-            n.likely = n.wakers
-        default:
-            n.enabled = true
         }
         return n
+    }
+
+    /// Joins name the joined process or thread, not an object of their own kind.
+    private func joinTarget(_ e: TraceEvent) -> ObjectState? {
+        switch e.kind {
+        case .processJoinWait, .threadJoinWait: model.object(e.object, kind: e.kind == .threadJoinWait ? .thread : .process)
+        default: nil
+        }
+    }
+
+    private func liveAndExited(_ pids: PidSet) -> (live: [Int32], exited: [Int32]) {
+        var live: [Int32] = []
+        var exited: [Int32] = []
+        for pid in pids.sorted() {
+            guard let p = model.processes[pid] else { continue }
+            if p.isDead { exited.append(pid) } else { live.append(pid) }
+        }
+        return (live, exited)
+    }
+
+    /// The parties that have not arrived: every live thread of a process holding the barrier,
+    /// except those waiting on it in this generation (and relaying runtime threads).
+    private func barrierAbsentees(_ o: ObjectState, _ n: inout WaitNode) {
+        let h = holders(o, key: o.id, users: PidSet())
+        for pid in h.live {
+            guard let p = model.processes[pid], p.hasEvents else {
+                n.wakers.append(.process(pid))
+                continue
+            }
+            for i in p.threads {
+                let th = model.threads[i]
+                guard isLiveThread(th), !th.isInternal else { continue }
+                if let tw = th.wait, tw.event.kind == .barrierWait, tw.event.object == o.id, tw.generation == o.barrierGeneration { continue }
+                n.wakers.append(.thread(i))
+            }
+        }
+        n.likely = n.wakers
+        n.exitedWakers = h.exited
+    }
+
+    /// The workers running the awaited task: the one that started it, or every live worker of the
+    /// pool while nobody has (an iterator's wait, task 0, waits for any of its tasks).
+    private func poolTaskWorkers(_ o: ObjectState, _ e: TraceEvent, _ t: ThreadState, _ n: inout WaitNode) {
+        let task = e[.task]
+        let awaited: [PoolTask] = task != 0
+            ? (o.tasks[task].map { [$0] } ?? [])
+            : o.tasks.values.filter { $0.submit?.pid == t.pid }
+        if awaited.contains(where: { $0.done != nil }) || (task != 0 && awaited.isEmpty) {
+            n.enabled = true
+            return
+        }
+        var running = PidSet()
+        var unstarted = false
+        for a in awaited {
+            if a.workerPid != 0 { running.insert(a.workerPid) } else { unstarted = true }
+        }
+        if unstarted || awaited.isEmpty { running.formUnion(o.workers) }
+        let (live, exited) = liveAndExited(running)
+        n.wakers = live.map { .process($0) }
+        n.likely = n.wakers
+        n.exitedWakers = exited
+        if live.isEmpty && exited.isEmpty && !o.workersKnown {
+            // No worker has shown itself yet: the pool may still be starting them.
+            n.enabled = true
+        }
     }
 
     // MARK: Solving
@@ -232,11 +292,11 @@ struct WaitForAnalysis {
         switch w {
         case .thread(let i):
             let t = model.threads[i]
-            return isLiveThread(t) && !stuck.contains(i)
+            return isLiveThread(t) && !t.isInternal && !stuck.contains(i)
         case .process(let pid):
             guard let p = model.processes[pid], !p.isDead else { return false }
             if !p.hasEvents { return true }
-            for i in p.threads where !stuck.contains(i) && isLiveThread(model.threads[i]) {
+            for i in p.threads where !stuck.contains(i) && isLiveThread(model.threads[i]) && !model.threads[i].isInternal {
                 return true
             }
             return false
@@ -385,7 +445,6 @@ extension TraceModel {
         var objectsInvolved: [UInt64] = []
         var highlight: Set<String> = []
         var addedHelpers: Set<String> = []
-        var fixes: [String] = []
         var missingTaskDone: (ObjectState, [Int32])?
 
         for i in order {
@@ -465,31 +524,14 @@ extension TraceModel {
             }
             lines.append(line + ".")
 
-            switch e.kind {
-            case .lockWait:
-                fixes.append("Take locks in one global order everywhere, and never block (get, recv, join, wait) while holding a lock.")
-            case .queueGetWait:
-                fixes.append("Make sure every consumer gets a sentinel (one poison pill per consumer), or have producers close the queue and consumers stop on timeout/closed.")
-            case .queuePutWait:
-                fixes.append("Drain the queue before joining the process that puts into it (get every result, then join), or use an unbounded queue.")
-            case .pipeRecvWait:
-                fixes.append("Close the ends a process does not use: the receiver must close its copy of the write end after starting the writer, so recv sees end-of-file when the writer exits.")
-            case .queueJoinWait:
-                if let o = objects[e.object], o.pendingCount == 0, o.gets > o.taskDones {
-                    let culprits = o.users.filter { $0.gets > $0.taskDones }.map(\.pid).sorted()
-                    missingTaskDone = (o, culprits)
-                }
-                fixes.append("Call task_done() exactly once for every item got (in a `defer` right after `get`).")
-            case .processJoinWait, .threadJoinWait:
-                fixes.append("Do not join a child that waits for the joiner: finish the exchange (drain its queue, send its pill) before joining.")
-            default:
-                fixes.append("Make sure whoever is meant to wake this wait is still alive and does so on every path (including errors).")
+            if e.kind == .queueJoinWait, let o = objects[e.object], o.pendingCount == 0, o.gets > o.taskDones {
+                let culprits = o.users.filter { $0.gets > $0.taskDones }.map(\.pid).sorted()
+                missingTaskDone = (o, culprits)
             }
         }
-        var seenFix: Set<String> = []
-        // The root cause first: joins are usually blocked behind the real wait.
-        let joinFix = "Do not join a child that waits for the joiner: finish the exchange (drain its queue, send its pill) before joining."
-        let fix = (fixes.filter { $0 != joinFix } + fixes.filter { $0 == joinFix }).filter { seenFix.insert($0).inserted }.joined(separator: " ")
+        let causes = waitCauses(group, cycle: cyc, a)
+        let fix = causes.map { $0.fix(self) }.joined(separator: " ")
+        let causeWords = causes.map { $0.words(self) }.joined(separator: "; ")
         let objNames = objectsInvolved.map { objectLabel($0) }
         let objList = objNames.count > 5
             ? objNames.prefix(4).joined(separator: ", ") + " and \(objNames.count - 4) more"
@@ -515,24 +557,26 @@ extension TraceModel {
                 fix: "Call task_done() once for every get() (put it in a `defer` right after the get, so errors and early exits also mark the item done).")
             f.fingerprintExtra = ["missing-task-done", objectRole(q.id)]
         } else if let cyc, cyc.count >= 1 {
-            let lockOnly = cyc.allSatisfy { threads[$0].wait?.event.kind == .lockWait }
+            // Every member of the stuck group counts, not only the first cycle found in it.
+            let lockOnly = group.allSatisfy { threads[$0].wait?.event.kind == .lockWait }
+            let n = group.count
             let title = lockOnly
-                ? "deadlock: \(cyc.count) threads each wait for a lock another holds (\(objList))"
-                : "deadlock: \(cyc.count) thread(s) wait for each other (\(objList))"
+                ? "\(n) threads each wait for a lock another holds (\(objList))"
+                : "\(n) threads wait for each other: \(causeWords)"
             f = RawFinding(
                 kind: .deadlock, severity: .error, title: title,
                 participants: participants, evidence: evidence,
-                explanation: "These threads are blocked in a cycle: each waits for something only another member of the cycle can provide, and every member is blocked, so none will ever proceed. " + lines.joined(separator: " "),
+                explanation: "These \(n) threads are blocked on each other: each waits for something only another blocked member can provide, so none will ever proceed. " + lines.joined(separator: " "),
                 fix: fix)
-            f.why = a.atEnd ? "blocked at the end of the trace" : "every live thread was blocked at t=\(firstThread.wait?.event.time ?? 0) and the waits never completed"
+            f.why = a.atEnd ? "blocked at the end of the trace" : "every live thread was blocked and the waits never completed"
         } else {
-            // Name the root wait (not a join) in the title.
+            // Name the root wait (not a join) in the title, in the primitive's own terms.
             let root = order.first { threads[$0].wait.map { $0.event.kind != .processJoinWait && $0.event.kind != .threadJoinWait } ?? false } ?? order[0]
             let rootWhat = threads[root].wait.map { describeWait($0.event) } ?? "a wait"
             let others = group.count - 1
             f = RawFinding(
                 kind: .hang, severity: .error,
-                title: "\(who(threads[root])) waits forever (\(rootWhat)): no live process can wake it" + (others > 0 ? "; \(others) more blocked behind it" : ""),
+                title: "\(who(threads[root])) waits forever (\(rootWhat)): \(causeWords)" + (others > 0 ? "; \(others) more blocked behind it" : ""),
                 participants: participants, evidence: evidence,
                 explanation: "Every thread or process that could end these waits has exited or is itself blocked, so they will never return. " + lines.joined(separator: " "),
                 fix: fix)

@@ -29,9 +29,9 @@ public final class Pool: @unchecked Sendable {
         let id: UInt64
         let function: String
         let frame: [UInt8]
-        /// Called under the pool's lock with the encoded `[Output]` or the error.
-        let complete: (Result<UnsafeRawBufferPointer, PoolError>) -> Void
-        init(id: UInt64, function: String, frame: [UInt8], complete: @escaping (Result<UnsafeRawBufferPointer, PoolError>) -> Void) {
+        /// Called under the pool's lock with the task's id and its encoded `[Output]` or the error.
+        let complete: (_ task: UInt64, Result<UnsafeRawBufferPointer, PoolError>) -> Void
+        init(id: UInt64, function: String, frame: [UInt8], complete: @escaping (_ task: UInt64, Result<UnsafeRawBufferPointer, PoolError>) -> Void) {
             self.id = id
             self.function = function
             self.frame = frame
@@ -79,7 +79,7 @@ public final class Pool: @unchecked Sendable {
         Recorder.record(.poolNew, object: object, a: UInt64(workerCount))
         // Workers are spawned by the manager thread: their PR_SET_PDEATHSIG is tied to it, and it
         // lives as long as the pool.
-        let manager = TangleThread(name: "pool-manager") { [self] in manage() }
+        let manager = TangleThread(name: "pool-manager", runtimeInternal: true) { [self] in manage() }
         manager.start()
         let error: PoolError? = lock.withLock {
             while !workersStarted && startError == nil { _ = lock.wait(until: nil) }
@@ -121,7 +121,7 @@ public final class Pool: @unchecked Sendable {
     /// Queues one task (a chunk of encoded inputs). Records `pool.submit` before the task becomes
     /// visible to the manager.
     func submit(function: String, payload: [UInt8], items: Int,
-                complete: @escaping (Result<UnsafeRawBufferPointer, PoolError>) -> Void) throws -> UInt64 {
+                complete: @escaping (_ task: UInt64, Result<UnsafeRawBufferPointer, PoolError>) -> Void) throws -> UInt64 {
         let id: UInt64 = try lock.withLock {
             guard state == .running else { throw PoolError.closed }
             nextTaskID += 1
@@ -151,7 +151,7 @@ public final class Pool: @unchecked Sendable {
         try checkRegistered(function.name)
         let result = AsyncResult<O>(pool: self)
         let payload = try PoolCoding.encode([input][...])
-        let id = try submit(function: function.name, payload: payload, items: 1) { [result] outcome in
+        let id = try submit(function: function.name, payload: payload, items: 1) { [result] _, outcome in
             switch outcome {
             case let .success(raw):
                 do {
@@ -196,7 +196,7 @@ public final class Pool: @unchecked Sendable {
         for c in 0..<chunkCount {
             let range = (c * size)..<min((c + 1) * size, items.count)
             let payload = try PoolCoding.encode(items[range])
-            let id = try submit(function: function.name, payload: payload, items: range.count) { [collector] outcome in
+            let id = try submit(function: function.name, payload: payload, items: range.count) { [collector] _, outcome in
                 collector.deliver(chunk: c, items: range.count, outcome, function: function.name)
             }
             taskIDs.append(id)
@@ -248,8 +248,8 @@ public final class Pool: @unchecked Sendable {
         for c in 0..<chunkCount {
             let range = (c * size)..<min((c + 1) * size, items.count)
             let payload = try PoolCoding.encode(items[range])
-            _ = try submit(function: function.name, payload: payload, items: range.count) { [results] outcome in
-                results.deliver(outcome, function: function.name)
+            _ = try submit(function: function.name, payload: payload, items: range.count) { [results] task, outcome in
+                results.deliver(task: task, outcome, function: function.name)
             }
         }
         return results
@@ -423,11 +423,11 @@ public final class Pool: @unchecked Sendable {
                     guard let task = slot.busy, task.id == id else { continue }
                     slot.busy = nil
                     if body[8] == 0 {
-                        task.complete(.success(UnsafeRawBufferPointer(rebasing: body[9...])))
+                        task.complete(task.id, .success(UnsafeRawBufferPointer(rebasing: body[9...])))
                     } else {
                         let index = body.count >= 13 ? Int(PoolWire.readU32(body, 9)) : 0
                         let message = body.count > 13 ? String(decoding: body[13...], as: UTF8.self) : ""
-                        task.complete(.failure(.taskFailed(function: task.function, index: index, message: message)))
+                        task.complete(task.id, .failure(.taskFailed(function: task.function, index: index, message: message)))
                     }
                 }
             }
@@ -449,7 +449,7 @@ public final class Pool: @unchecked Sendable {
             slots.removeAll { $0 === slot }
             if let task = slot.busy {
                 slot.busy = nil
-                task.complete(.failure(.workerDied(function: task.function, pid: slot.process.pid, status: "\(status!)")))
+                task.complete(task.id, .failure(.workerDied(function: task.function, pid: slot.process.pid, status: "\(status!)")))
                 lock.broadcast()
             }
             return state == .running || (state == .closed && pendingHead < pending.count)
@@ -469,11 +469,11 @@ public final class Pool: @unchecked Sendable {
                 for slot in slots {
                     if let task = slot.busy {
                         slot.busy = nil
-                        task.complete(.failure(.terminated))
+                        task.complete(task.id, .failure(.terminated))
                     }
                 }
                 while pendingHead < pending.count {
-                    pending[pendingHead].complete(.failure(.terminated))
+                    pending[pendingHead].complete(pending[pendingHead].id, .failure(.terminated))
                     pendingHead += 1
                 }
                 lock.broadcast()
@@ -606,39 +606,48 @@ final class MapCollector<O: Decodable> {
 public final class PoolResults<O: Decodable>: Sequence, IteratorProtocol, @unchecked Sendable {
     let pool: Pool
     private let chunks: Int
-    // Under the pool's lock.
-    private var buffer: [Result<O, PoolError>] = []
+    // Under the pool's lock: each result with its task, and whether it is its task's first.
+    private var buffer: [(task: UInt64, first: Bool, result: Result<O, PoolError>)] = []
     private var head = 0
     private var delivered = 0
-    private var waitedOnce = false
 
     init(pool: Pool, chunks: Int) {
         self.pool = pool
         self.chunks = chunks
     }
 
-    func deliver(_ outcome: Result<UnsafeRawBufferPointer, PoolError>, function: String) {
+    func deliver(task: UInt64, _ outcome: Result<UnsafeRawBufferPointer, PoolError>, function: String) {
         delivered += 1
         switch outcome {
         case let .success(raw):
             do {
-                for o in try PoolCoding.decode(O.self, raw) { buffer.append(.success(o)) }
+                var first = true
+                for o in try PoolCoding.decode(O.self, raw) {
+                    buffer.append((task, first, .success(o)))
+                    first = false
+                }
             } catch {
-                buffer.append(.failure(.taskFailed(function: function, index: 0, message: "cannot decode the results: \(error)")))
+                buffer.append((task, true, .failure(.taskFailed(function: function, index: 0, message: "cannot decode the results: \(error)"))))
             }
         case let .failure(e):
-            buffer.append(.failure(e))
+            buffer.append((task, true, .failure(e)))
         }
     }
 
+    /// The next result; blocks (recording `pool.result-wait` for any of its tasks) until one
+    /// arrives. A task's result counts as retrieved (`pool.result`) when its first element is
+    /// returned, so that an error read this way is not reported as lost.
     public func next() -> Result<O, PoolError>? {
         let lock = pool.lock
         lock.lock()
-        defer { lock.unlock() }
+        var waited = false
         while head == buffer.count {
-            if delivered == chunks { return nil }
-            if !waitedOnce {
-                waitedOnce = true
+            if delivered == chunks {
+                lock.unlock()
+                return nil
+            }
+            if !waited {
+                waited = true
                 lock.unlock()
                 Recorder.record(.poolResultWait, object: pool.object)
                 lock.lock()
@@ -652,6 +661,14 @@ public final class PoolResults<O: Decodable>: Sequence, IteratorProtocol, @unche
             buffer.removeFirst(head)
             head = 0
         }
-        return r
+        lock.unlock()
+        if r.first {
+            if case .failure = r.result {
+                Recorder.record(.poolResult, object: pool.object, a: r.task, result: .error)
+            } else {
+                Recorder.record(.poolResult, object: pool.object, a: r.task)
+            }
+        }
+        return r.result
     }
 }

@@ -86,7 +86,12 @@ enum PoolWorker {
         var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 8)
         defer { buffer.deallocate() }
         var header: UInt32 = 0
-        while withUnsafeMutableBytes(of: &header, { PoolWire.readExactly(fd, $0.baseAddress!, 4) }) {
+        while true {
+            // Idle until the manager sends the next task: a wait on the pool's owner, recorded
+            // only when nothing is there to read yet.
+            var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if poll(&ready, 1, 0) == 0 { Recorder.record(.poolTaskWait, object: args.pool, stack: false) }
+            guard withUnsafeMutableBytes(of: &header, { PoolWire.readExactly(fd, $0.baseAddress!, 4) }) else { break }
             let length = Int(UInt32(littleEndian: header))
             if length > buffer.count {
                 buffer.deallocate()

@@ -17,14 +17,22 @@ public final class TangleThread: @unchecked Sendable {
     public let object: UInt64
 
     private let body: () -> Void
+    /// A runtime thread that only relays for an object (a pool's manager): recorded as such, so
+    /// that the analyzer never counts it as a thread that could wake or block anyone.
+    private let runtimeInternal: Bool
     private let lock = CondLock()
     private var started = false
     private var finished = false
     private var _tid: Int32 = 0
 
-    public init(name: String? = nil, _ body: @escaping () -> Void) {
+    public convenience init(name: String? = nil, _ body: @escaping () -> Void) {
+        self.init(name: name, runtimeInternal: false, body)
+    }
+
+    init(name: String?, runtimeInternal: Bool, _ body: @escaping () -> Void) {
         self.name = name ?? ProcessState.shared.nextThreadName()
         self.object = Recorder.newObjectID()
+        self.runtimeInternal = runtimeInternal
         self.body = body
     }
 
@@ -63,7 +71,7 @@ public final class TangleThread: @unchecked Sendable {
 
     private func run() {
         lock.withLock { _tid = tangle_runtime_gettid() }
-        Recorder.threadStarted(object: object, name: name)
+        Recorder.threadStarted(object: object, name: name, internal: runtimeInternal)
         body()
         Recorder.threadExited(object: object)
         lock.withLock {
