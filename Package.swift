@@ -71,6 +71,14 @@ let package = Package(
             path: "Benchmarks/RuntimeBench",
             swiftSettings: swiftFramePointers
         ),
+        // Programs written the way an app would use Tangle, each with a bug the analyzer must
+        // understand; the end-to-end tests run them under `tangle run`. Not a product.
+        .executableTarget(
+            name: "tangle-examples",
+            dependencies: ["Tangle"],
+            path: "Examples/UserPrograms",
+            swiftSettings: swiftFramePointers
+        ),
         .testTarget(name: "TangleTraceTests", dependencies: ["TangleTrace", "Tangle"], swiftSettings: swiftFramePointers),
         .testTarget(name: "TangleTests", dependencies: ["Tangle", "TangleTrace"], swiftSettings: swiftFramePointers),
         .testTarget(name: "TangleAnalysisTests", dependencies: ["TangleAnalysis", "TangleTrace"], swiftSettings: swiftFramePointers),

@@ -54,7 +54,7 @@ public enum EventArgument: String, Sendable, CaseIterable {
     case ppid, forked, status, signal, parent, `internal`, child, threads
     case type, value, timeout, depth, owner
     case max, joinable, msg, size, op, unfinished
-    case duplex, end, lock, n, parties, index, workers, task, items, count
+    case duplex, end, lock, n, parties, index, workers, task, items, count, all
 }
 
 /// Who can end a wait: the wakers rule. AND rules name one waker that must act; OR rules name a
@@ -204,6 +204,7 @@ extension EventSpec {
         case .task: 26
         case .items: 27
         case .count: 28
+        case .all: 29
         }
     }
 

@@ -58,7 +58,9 @@ extension TraceModel {
         case .eventWait: return "wait on \(obj)"
         case .conditionWait: return "wait on \(obj)"
         case .barrierWait: return "wait on \(obj)"
-        case .poolResultWait: return e[.task] == 0 ? "next result of \(obj)" : "result of task \(e[.task]) of \(obj)"
+        case .poolResultWait:
+            if e[.task] != 0 { return "result of task \(e[.task]) of \(obj)" }
+            return e[.all] != 0 ? "results of its tasks on \(obj) (map)" : "next result of \(obj)"
         case .poolJoinWait: return "join of \(obj)"
         case .threadJoinWait:
             if let i = threadByObject[e.object] { return "join of \(who(threads[i]))" }

@@ -35,4 +35,8 @@ struct RawFinding {
     var waitKeys: Set<UInt64> = []
     /// Wait-for edges to highlight.
     var highlight: Set<String> = []
+    /// The objects the finding is about (for the rules of what one finding subsumes).
+    var subjects: Set<UInt64> = []
+    /// For owner-died: the pid that died holding the lock.
+    var deadOwner: Int32 = 0
 }

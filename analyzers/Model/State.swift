@@ -360,6 +360,8 @@ final class ObjectState {
     @exclusivity(unchecked) var arrived: UInt64 = 0
     /// Generations the barrier completed (a wait that began in an earlier one has passed).
     @exclusivity(unchecked) var barrierGeneration: UInt64 = 0
+    /// Threads that ever arrived at the barrier (its known parties).
+    @exclusivity(unchecked) var barrierParties: Set<Int> = []
     @exclusivity(unchecked) var barrierClock = VectorClock()
 
     // Pools.

@@ -43,6 +43,9 @@ final class TraceModel {
     @exclusivity(unchecked) private var analyzedVersion = -1
     @exclusivity(unchecked) private var threadLive: [Bool] = []
     @exclusivity(unchecked) private var unstartedPids: Set<Int32> = []
+    /// Threads spawned (`thread.spawn`) that have not started yet, by object, with their process:
+    /// until they start, their process is not quiescent.
+    @exclusivity(unchecked) private var unstartedThreads: [UInt64: Int32] = [:]
 
     /// Hang/deadlock candidates seen at quiescent points, confirmed or refuted as the trace goes on.
     @exclusivity(unchecked) var candidates: [WaitCandidate] = []
@@ -295,6 +298,10 @@ final class TraceModel {
             if threads[i].wait != nil { blockedThreads -= 1 }
         }
         if unstartedPids.remove(p.pid) != nil { unstarted -= 1 }
+        for (object, pid) in unstartedThreads where pid == p.pid {
+            unstartedThreads[object] = nil
+            unstarted -= 1
+        }
     }
 
     private func reviveThreads(_ p: ProcessState) {
@@ -459,6 +466,7 @@ final class TraceModel {
             retire(p)
         case .threadStart:
             if e[.internal] != 0 { makeInternal(t) }
+            if e.object != 0, unstartedThreads.removeValue(forKey: e.object) != nil { unstarted -= 1 }
             if e.object != 0 {
                 t.object = e.object
                 threadByObject[e.object] = t.index
@@ -472,7 +480,10 @@ final class TraceModel {
             }
         case .threadSpawn:
             // Timed before the thread existed, so it comes before the thread's own events.
-            if e.object != 0 { threadSpawnClocks[e.object] = t.stamp() }
+            if e.object != 0 {
+                threadSpawnClocks[e.object] = t.stamp()
+                if threadByObject[e.object] == nil && unstartedThreads.updateValue(e.pid, forKey: e.object) == nil { unstarted += 1 }
+            }
             t.tick()
         case .threadExit:
             checkLocksAtThreadExit(t, e)
@@ -675,6 +686,7 @@ final class TraceModel {
             let o = object(e.object, kind: .barrier)
             if e[.index] == 0 || (o.parties > 0 && o.arrived >= o.parties) { o.arrived = 0 }
             o.arrived += 1
+            o.barrierParties.insert(t.index)
             t.wait?.generation = o.barrierGeneration
             o.barrierClock.join(t.stamp())
             t.tick()
@@ -684,6 +696,7 @@ final class TraceModel {
                 // The last party arrives and passes at once (it records no wait): the generation
                 // is complete, and the parties waiting learn what it did before.
                 o.barrierClock.join(t.stamp())
+                o.barrierParties.insert(t.index)
                 t.tick()
                 o.barrierGeneration += 1
                 o.arrived = 0

@@ -63,10 +63,25 @@ extension TraceModel {
         findings.append(f)
     }
 
+    /// The owner-died finding of (lock, dead pid), when one was made: the owner's death (a kill
+    /// the program made) and the next acquirer's EOWNERDEAD are two halves of one finding, whichever
+    /// the trace shows first — never one folded away by the other.
+    private func ownerDiedIndex(_ lock: UInt64, _ deadPid: Int32) -> Int? {
+        findings.indices.last { findings[$0].kind == .ownerDied && findings[$0].locks == [lock] && findings[$0].deadOwner == deadPid }
+    }
+
     func ownerDied(_ e: TraceEvent, _ o: ObjectState, _ t: ThreadState) {
         let deadPid = e.pid(.owner)
-        guard firstTime(.ownerDied, ["\(o.id)", "\(deadPid)"]) else { return }
         let obj = objectLabel(o.id)
+        if let k = ownerDiedIndex(o.id, deadPid) {
+            guard !findings[k].participants.contains(where: { $0.role == "acquires" }) else { return }
+            findings[k].participants.insert(RawParticipant(pid: t.pid, tid: t.tid, role: "acquires",
+                                                           detail: "acquires \(obj) from the dead owner (EOWNERDEAD)", object: o.id, stackEvent: e), at: 0)
+            findings[k].evidence.append((e, "\(who(t)) gets \(obj) with EOWNERDEAD"))
+            findings[k].explanation += " \(who(t)) then got \(obj) with EOWNERDEAD: whatever the lock protects may have been left half-updated."
+            return
+        }
+        guard firstTime(.ownerDied, ["\(o.id)", "\(deadPid)"]) else { return }
         var parts = [RawParticipant(pid: t.pid, tid: t.tid, role: "acquires",
                                     detail: "acquires \(obj) from a dead owner", object: o.id, stackEvent: e)]
         var evidence: [(TraceEvent, String?)] = []
@@ -91,6 +106,7 @@ extension TraceModel {
             fix: "Do not let a process die inside a critical section: avoid killing/terminating workers that may hold shared locks, release locks in `defer`, and validate or rebuild the protected state when the owner-died case happens.")
         f.fingerprintExtra = [objectRole(o.id)]
         f.locks = [o.id]
+        f.deadOwner = deadPid
         findings.append(f)
     }
 
@@ -153,11 +169,21 @@ extension TraceModel {
             fix: "Release the lock on every path (`withLock { … }` or `defer { lock.release() }`), including early returns and errors.")
         f.fingerprintExtra = [objectRole(h.lock)]
         f.locks = [h.lock]
+        f.deadOwner = t.pid
         findings.append(f)
     }
 
     /// A process killed (or crashed) while holding a lock.
     func diedHolding(_ t: ThreadState, _ h: HeldLock, end: TraceEvent?) {
+        if let k = ownerDiedIndex(h.lock, t.pid) {
+            if !findings[k].participants.contains(where: { $0.role == "died-holding" && $0.stackEvent != nil }) {
+                findings[k].participants.removeAll { $0.role == "died-holding" }
+                findings[k].participants.append(RawParticipant(pid: t.pid, tid: t.tid, role: "died-holding",
+                                                               detail: "died holding \(objectLabel(h.lock))", object: h.lock, stackEvent: h.event))
+                findings[k].evidence.insert((h.event, "\(who(t)) takes \(objectLabel(h.lock))"), at: 0)
+            }
+            return
+        }
         guard firstTime(.ownerDied, ["\(h.lock)", "\(t.pid)"]) else { return }
         let obj = objectLabel(h.lock)
         let p = processes[t.pid]
@@ -174,6 +200,7 @@ extension TraceModel {
             fix: "Do not kill or terminate processes that may be inside a critical section; stop them cooperatively (a sentinel, an Event) and release locks in `defer`.")
         f.fingerprintExtra = [objectRole(h.lock)]
         f.locks = [h.lock]
+        f.deadOwner = t.pid
         findings.append(f)
     }
 }

@@ -133,7 +133,12 @@ extension TraceModel {
             case .lockWait:
                 if n.wakers.isEmpty && !n.exitedWakers.isEmpty { add(.ownerGone(lock: e.object)) }
             case .poolResultWait:
-                if n.wakers.contains(where: { !a.canAct($0) }) { add(.poolTaskBlocked(pool: e.object)) }
+                // A worker running the awaited task waits for the submitter's own process.
+                let submitter = threads[i].pid
+                let workersWaitForSubmitter = n.wakers.flatMap { a.stuckThreads(of: $0) }.contains { j in
+                    a.nodes[j]?.likely.contains(.process(submitter)) ?? false
+                }
+                if workersWaitForSubmitter { add(.poolTaskBlocked(pool: e.object)) }
             default:
                 break
             }

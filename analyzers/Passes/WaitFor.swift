@@ -103,6 +103,8 @@ struct WaitForAnalysis {
             let h = holders(o, key: key, users: users.union(actors))
             n.wakers = h.live.map { .process($0) }
             n.exitedWakers = h.exited
+            // Likely wakers: those that did the waking operation on this object before (all of
+            // them when nobody did yet): a cycle through them is a deadlock.
             let liveActors = h.live.filter { actors.contains($0) }
             if actors.isEmpty {
                 n.likely = n.wakers
@@ -230,9 +232,10 @@ struct WaitForAnalysis {
                 guard isLiveThread(th), !th.isInternal else { continue }
                 if let tw = th.wait, tw.event.kind == .barrierWait, tw.event.object == o.id, tw.generation == o.barrierGeneration { continue }
                 n.wakers.append(.thread(i))
+                // Likely: a thread that took part in this barrier before.
+                if o.barrierParties.contains(i) { n.likely.append(.thread(i)) }
             }
         }
-        n.likely = n.wakers
         n.exitedWakers = h.exited
     }
 
@@ -242,14 +245,20 @@ struct WaitForAnalysis {
         let task = e[.task]
         let awaited: [PoolTask] = task != 0
             ? (o.tasks[task].map { [$0] } ?? [])
-            : o.tasks.values.filter { $0.submit?.pid == t.pid }
-        if awaited.contains(where: { $0.done != nil }) || (task != 0 && awaited.isEmpty) {
+            : o.tasks.values.filter { $0.submit?.pid == t.pid && $0.submit?.tid == t.tid }
+        // One task, or any of them (an iterator): ends when one is done. All (map): when every
+        // one is, or the first fails.
+        let all = task == 0 && e[.all] != 0
+        let satisfied = all
+            ? awaited.allSatisfy { $0.done != nil } || awaited.contains { $0.done?.result == .error }
+            : awaited.contains { $0.done != nil } || (task != 0 && awaited.isEmpty)
+        if satisfied {
             n.enabled = true
             return
         }
         var running = PidSet()
         var unstarted = false
-        for a in awaited {
+        for a in awaited where a.done == nil {
             if a.workerPid != 0 { running.insert(a.workerPid) } else { unstarted = true }
         }
         if unstarted || awaited.isEmpty { running.formUnion(o.workers) }
@@ -334,6 +343,41 @@ struct WaitForAnalysis {
         var out: [Int: [Int]] = [:]
         for i in stuck.sorted() { out[find(i), default: []].append(i) }
         return out.keys.sorted().map { out[$0]! }
+    }
+
+    /// The members of `group` that lie on some cycle of likely edges (every strongly connected
+    /// component with more than one member), so that a title counts every ring, not the first.
+    func cyclicMembers(in group: [Int]) -> Set<Int> {
+        let members = Set(group)
+        func next(_ i: Int) -> [Int] {
+            (nodes[i]?.likely ?? []).flatMap { stuckThreads(of: $0) }.filter { members.contains($0) && $0 != i }
+        }
+        var index: [Int: Int] = [:], low: [Int: Int] = [:], onStack: Set<Int> = [], stack: [Int] = []
+        var counter = 0
+        var out: Set<Int> = []
+        func connect(_ v: Int) {
+            index[v] = counter; low[v] = counter; counter += 1
+            stack.append(v); onStack.insert(v)
+            for w in next(v).sorted() {
+                if index[w] == nil {
+                    connect(w)
+                    low[v] = min(low[v]!, low[w]!)
+                } else if onStack.contains(w) {
+                    low[v] = min(low[v]!, index[w]!)
+                }
+            }
+            if low[v] == index[v] {
+                var component: [Int] = []
+                while let w = stack.popLast() {
+                    onStack.remove(w)
+                    component.append(w)
+                    if w == v { break }
+                }
+                if component.count > 1 { out.formUnion(component) }
+            }
+        }
+        for v in group.sorted() where index[v] == nil { connect(v) }
+        return out
     }
 
     /// A cycle among `group` following the likely edges, if there is one (as thread indices).
@@ -558,25 +602,37 @@ extension TraceModel {
             f.fingerprintExtra = ["missing-task-done", objectRole(q.id)]
         } else if let cyc, cyc.count >= 1 {
             // Every member of the stuck group counts, not only the first cycle found in it.
-            let lockOnly = group.allSatisfy { threads[$0].wait?.event.kind == .lockWait }
-            let n = group.count
-            let title = lockOnly
+            let ring = a.cyclicMembers(in: group)
+            let lockOnly = ring.allSatisfy { threads[$0].wait?.event.kind == .lockWait }
+            let n = max(ring.count, cyc.count)
+            let behind = group.count - n
+            let title = (lockOnly
                 ? "\(n) threads each wait for a lock another holds (\(objList))"
-                : "\(n) threads wait for each other: \(causeWords)"
+                : "\(n) threads wait for each other: \(causeWords)")
+                + (behind > 0 ? "; \(behind) more blocked behind them" : "")
             f = RawFinding(
                 kind: .deadlock, severity: .error, title: title,
                 participants: participants, evidence: evidence,
-                explanation: "These \(n) threads are blocked on each other: each waits for something only another blocked member can provide, so none will ever proceed. " + lines.joined(separator: " "),
+                explanation: "These \(group.count) threads are blocked on each other: each waits for something only another blocked member can provide, so none will ever proceed. " + lines.joined(separator: " "),
                 fix: fix)
             f.why = a.atEnd ? "blocked at the end of the trace" : "every live thread was blocked and the waits never completed"
         } else {
-            // Name the root wait (not a join) in the title, in the primitive's own terms.
-            let root = order.first { threads[$0].wait.map { $0.event.kind != .processJoinWait && $0.event.kind != .threadJoinWait } ?? false } ?? order[0]
+            // Name the root wait in the title, in the primitive's own terms: one that no other
+            // member can end (what the rest are blocked behind), not a join if there is a choice.
+            let isJoin: (Int) -> Bool = { [.processJoinWait, .threadJoinWait, .poolResultWait, .poolJoinWait].contains(self.threads[$0].wait?.event.kind) }
+            let members = Set(group)
+            let isSink: (Int) -> Bool = { i in
+                !(a.nodes[i]?.wakers ?? []).flatMap { a.stuckThreads(of: $0) }.contains { $0 != i && members.contains($0) }
+            }
+            let root = order.first { isSink($0) && !isJoin($0) } ?? order.first { !isJoin($0) } ?? order[0]
             let rootWhat = threads[root].wait.map { describeWait($0.event) } ?? "a wait"
-            let others = group.count - 1
+            let rootObject = threads[root].wait?.event.object
+            let peers = group.filter { $0 != root && threads[$0].wait?.event.object == rootObject }.count
+            let behind = group.count - 1 - peers
             f = RawFinding(
                 kind: .hang, severity: .error,
-                title: "\(who(threads[root])) waits forever (\(rootWhat)): \(causeWords)" + (others > 0 ? "; \(others) more blocked behind it" : ""),
+                title: "\(who(threads[root])) waits forever (\(rootWhat)): \(causeWords)"
+                    + (peers > 0 ? "; \(peers) more wait on it" : "") + (behind > 0 ? "; \(behind) more blocked behind" : ""),
                 participants: participants, evidence: evidence,
                 explanation: "Every thread or process that could end these waits has exited or is itself blocked, so they will never return. " + lines.joined(separator: " "),
                 fix: fix)

@@ -216,7 +216,8 @@ public final class Pool: @unchecked Sendable {
             if !waited {
                 waited = true
                 lock.unlock()
-                Recorder.record(.poolResultWait, object: object, a: taskIDs[min(collector.done, chunkCount - 1)])
+                // Waits for all of its tasks (task 0, all = 1).
+                Recorder.record(.poolResultWait, object: object, b: 1)
                 lock.lock()
                 continue
             }
