@@ -86,6 +86,11 @@ public enum WakerRule: String, Sendable, CaseIterable {
     case poolWorkers = "pool workers"
     /// The pool's owner (a worker waiting for its next task is woken by a submit or the close).
     case poolOwner = "pool owner"
+
+    /// An idle wait: the waiter has nothing of the program's to do (a pool worker between tasks).
+    /// It counts as blocked, so that the rest can be seen to be stuck, but it is never a member of
+    /// a finding: it is waiting for work, not for a result.
+    public var isIdle: Bool { self == .poolOwner }
 }
 
 extension EventKind {
@@ -211,5 +216,23 @@ extension EventSpec {
     /// The kinds that end `wait` (its own done, timeout, error or end-of-file events).
     public static func ends(_ end: EventKind, wait: EventKind) -> Bool {
         table[Int(wait.rawValue)].endedBy.contains(end)
+    }
+}
+
+extension EventSpec {
+    /// The table of waits in docs/analyzers.md, made from the rows (a test checks the doc has it).
+    public static func waitsTable() -> String {
+        var lines = [
+            "| wait | on | wakers (who can end it) | ended by | may happen inside it |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for s in table.dropFirst() where s.beginsWait {
+            let on = s.object.map { "\($0)" } ?? "—"
+            let wakers = (s.wakers?.rawValue ?? "") + ((s.wakers?.isIdle ?? false) ? " (idle: never in a finding)" : "")
+            let ends = s.endedBy.map { "`\($0.name)`" }.joined(separator: ", ")
+            let inside = s.inside.isEmpty ? "—" : s.inside.map { "`\($0.name)`" }.joined(separator: ", ")
+            lines.append("| `\(s.name)` | \(on) | \(wakers) | \(ends) | \(inside) |")
+        }
+        return lines.joined(separator: "\n")
     }
 }

@@ -341,7 +341,9 @@ struct WaitForAnalysis {
             }
         }
         var out: [Int: [Int]] = [:]
-        for i in stuck.sorted() { out[find(i), default: []].append(i) }
+        for i in stuck.sorted() where !(nodes[i]?.wait.event.kind.spec.wakers?.isIdle ?? false) {
+            out[find(i), default: []].append(i)
+        }
         return out.keys.sorted().map { out[$0]! }
     }
 
