@@ -235,4 +235,19 @@ extension EventSpec {
         }
         return lines.joined(separator: "\n")
     }
+
+    /// The table of kinds in docs/trace-format.md, made from the rows (a test checks the doc has it).
+    public static func kindsTable() -> String {
+        var lines = [
+            "| kind (`k`) | `a` key | `b` key | `c` key | `o` | wait: ended by | meaning |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for s in table.dropFirst() {
+            let keys = (0..<3).map { s.key($0).map { "`\($0)`" } ?? "—" }
+            let o = s.object.map { "\($0)" } ?? "—"
+            let wait = s.beginsWait ? s.endedBy.map { "`\($0.name)`" }.joined(separator: ", ") : ""
+            lines.append("| `\(s.name)` | \(keys[0]) | \(keys[1]) | \(keys[2]) | \(o) | \(wait) | \(s.summary) |")
+        }
+        return lines.joined(separator: "\n")
+    }
 }

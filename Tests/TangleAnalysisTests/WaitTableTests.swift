@@ -327,4 +327,11 @@ final class WaitTableTests: XCTestCase {
         let doc = try String(contentsOf: root.appendingPathComponent("docs/analyzers.md"), encoding: .utf8)
         XCTAssertTrue(doc.contains(EventSpec.waitsTable()), "docs/analyzers.md lacks the current table; paste:\n\(EventSpec.waitsTable())")
     }
+
+    /// docs/trace-format.md carries the table of kinds generated from the event table.
+    func testTraceFormatCarriesTheKindsTable() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let doc = try String(contentsOf: root.appendingPathComponent("docs/trace-format.md"), encoding: .utf8)
+        XCTAssertTrue(doc.contains(EventSpec.kindsTable()), "docs/trace-format.md lacks the current table; paste:\n\(EventSpec.kindsTable())")
+    }
 }
