@@ -12,9 +12,17 @@ public final class AnalysisSession {
     private var headers: [Int32: TraceHeader] = [:]
     private var files = 0
 
+    /// The passes that follow the stream (the others run in `finish`).
+    let misuse: MisuseRules
+    let waitFor: WaitForPass
+
     public init(options: AnalysisOptions = AnalysisOptions()) {
         self.options = options
         self.model = TraceModel(options: options)
+        misuse = MisuseRules(model: model)
+        waitFor = WaitForPass(model: model, misuse: misuse)
+        model.misuse = misuse
+        model.waitFor = waitFor
     }
 
     public func addHeader(_ header: TraceHeader, file: String? = nil) {
@@ -47,44 +55,37 @@ public final class AnalysisSession {
         for e in events { consume(e) }
     }
 
-    /// Runs the end-of-trace passes and builds the report.
+    /// Runs the end-of-trace passes, in order, and builds the report. Each pass reads the model and
+    /// returns findings; what an earlier finding covers is dropped by the typed `Subsumption` rules.
     public func finish() -> AnalysisResult {
         var raw: [RawFinding] = []
-        // 1. Deadlocks and hangs: confirmed candidates from quiescent points, then the end state.
-        var waitKeysReported: Set<UInt64> = []
-        for c in model.candidates where c.confirmed {
-            if !c.waitKeys.isDisjoint(with: waitKeysReported) { continue }
-            raw.append(c.finding)
-            waitKeysReported.formUnion(c.waitKeys)
+        let lifecycle = LifecyclePass(model: model, misuse: misuse)
+        let passes: [() -> [RawFinding]] = [
+            waitFor.finish,          // deadlocks and hangs
+            lifecycle.run,           // zombies, leaks, lost messages (and owner-died of killed holders, into misuse)
+            { self.misuse.findings }, // self-deadlock, non-owner release, owner died, fork, held at exit
+        ]
+        for pass in passes {
+            for f in pass() { Subsumption.admit(f, into: &raw) }
         }
-        for f in model.runWaitFor(atEnd: true) where f.waitKeys.isDisjoint(with: waitKeysReported) {
-            raw.append(f)
-            waitKeysReported.formUnion(f.waitKeys)
-        }
-        // 2. Lifecycle (may add owner-died for killed holders to the misuse list).
-        let lifecycle = model.runLifecycle()
-        // 3. Streaming misuse rules (self-deadlock, non-owner release, owner died, fork, held at exit).
-        raw += model.findings
-        for f in lifecycle {
-            // The wait-for pass may already have reported the same queue (a join blocked on it).
-            if f.kind == .missingTaskDone && raw.contains(where: { $0.kind == .missingTaskDone && $0.fingerprintExtra.contains(f.fingerprintExtra.last ?? "") }) { continue }
-            raw.append(f)
-        }
-        // 4. Lock order (predicted), minus what is already an actual deadlock.
+        // Lock order (predicted) is told which lock sets are already actual deadlocks.
         let actualLocks = raw.filter { $0.kind == .deadlock || $0.kind == .selfDeadlock }.map(\.locks).filter { !$0.isEmpty }
         let lo = model.runLockOrder(actualLocks: actualLocks)
-        raw += lo.findings
+        for f in lo.findings { Subsumption.admit(f, into: &raw) }
 
         let symbolizer = Symbolizer(headers: headers, searchDirectories: options.symbolDirectories)
         let builder = FindingBuilder(model: model, symbolizer: symbolizer)
         var findings: [Finding] = []
-        var seen: Set<String> = []
         var highlighted: Set<String> = []
         for r in raw {
             let f = builder.build(r)
-            if seen.insert(f.kind.rawValue + f.fingerprint + f.title).inserted {
+            highlighted.formUnion(r.highlight)
+            // One finding per bug: the same kind and fingerprint again (another worker stuck the
+            // same way) adds its participants and evidence to the first.
+            if let k = findings.firstIndex(where: { $0.kind == f.kind && $0.fingerprint == f.fingerprint }) {
+                findings[k].absorb(f)
+            } else {
                 findings.append(f)
-                highlighted.formUnion(r.highlight)
             }
         }
         findings.sort(by: Self.order)
@@ -134,8 +135,7 @@ public final class AnalysisSession {
 
         // The end state's graph, plus the graphs of hangs/deadlocks confirmed at quiescent points
         // (often the only picture: a timeout runner's SIGTERM ends every wait before the end).
-        var waitFor: [GraphEdge] = model.lastWaitFor.map { model.waitForEdges($0) } ?? []
-        for c in model.candidates where c.confirmed { waitFor += c.edges }
+        var waitFor = self.waitFor.graphEdges()
         var seenEdges: Set<String> = []
         waitFor = waitFor.filter { seenEdges.insert("\($0.from)->\($0.to)|\($0.label)").inserted }
         for k in waitFor.indices where highlighted.contains("\(waitFor[k].from)->\(waitFor[k].to)") {

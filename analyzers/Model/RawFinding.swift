@@ -40,3 +40,13 @@ struct RawFinding {
     /// For owner-died: the pid that died holding the lock.
     var deadOwner: Int32 = 0
 }
+
+/// Evidence in time order, each event once.
+func dedupeEvidence(_ ev: [(TraceEvent, String?)]) -> [(TraceEvent, String?)] {
+    var seen: Set<String> = []
+    var out: [(TraceEvent, String?)] = []
+    for (e, note) in ev.sorted(by: { ($0.0.time, $0.0.pid, $0.0.tid, $0.0.seq) < ($1.0.time, $1.0.pid, $1.0.tid, $1.0.seq) }) {
+        if seen.insert("\(e.pid):\(e.tid):\(e.seq):\(e.time)").inserted { out.append((e, note)) }
+    }
+    return out
+}

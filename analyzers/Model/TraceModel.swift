@@ -20,7 +20,10 @@ final class TraceModel {
     let messages = MessageTable()
     @exclusivity(unchecked) var stacks: [Int32: [UInt32: [UInt64]]] = [:]
     @exclusivity(unchecked) var lockOrder = LockOrderGraph()
-    @exclusivity(unchecked) var findings: [RawFinding] = []
+    /// The passes that follow the stream (`AnalysisSession` attaches them): the misuse rules are
+    /// told of each event, the wait-for pass of quiescent points and of the end of each wait.
+    var misuse: MisuseRules?
+    weak var waitFor: WaitForPass?
     @exclusivity(unchecked) var problems: [TraceProblemNote] = []
     @exclusivity(unchecked) var rootPids: [Int32] = []
 
@@ -47,21 +50,9 @@ final class TraceModel {
     /// until they start, their process is not quiescent.
     @exclusivity(unchecked) private var unstartedThreads: [UInt64: Int32] = [:]
 
-    /// Hang/deadlock candidates seen at quiescent points, confirmed or refuted as the trace goes on.
-    @exclusivity(unchecked) var candidates: [WaitCandidate] = []
-    @exclusivity(unchecked) var candidateWaits: [UInt64: [Int]] = [:]
-    @exclusivity(unchecked) private var misuseSeen: Set<String> = []
-    @exclusivity(unchecked) private var misuseCounts: [String: Int] = [:]
-    func misuseSeenContains(_ k: String) -> Bool { misuseSeen.contains(k) }
-    func misuseInsert(_ k: String) -> Bool { misuseSeen.insert(k).inserted }
-    func misuseCount(_ k: String) -> Int {
-        let n = misuseCounts[k, default: 0] + 1
-        misuseCounts[k] = n
-        return n
-    }
-    @exclusivity(unchecked) var quiescentAnalyses = 0
-    /// The wait-for graph of the end of the trace (for exporters).
-    @exclusivity(unchecked) var lastWaitFor: WaitForAnalysis?
+    /// Trace problems already noted, by key (each kind of damage is said once per place).
+    @exclusivity(unchecked) private var notedProblems: Set<String> = []
+    func noteOnce(_ key: String) -> Bool { notedProblems.insert(key).inserted }
 
     // Caches in front of the dictionaries. Their references are unowned(unsafe) — no reference
     // counting on the hot path — which is safe because processes, threads and objects are never
@@ -245,12 +236,13 @@ final class TraceModel {
         }
 
         trackWaits(t, e)
+        misuse?.willApply(e, t)
         apply(e, p, t)
+        misuse?.didApply(e, p, t)
 
         if liveThreads > 0 && blockedThreads == liveThreads && unstarted == 0 && blockedVersion != analyzedVersion {
             analyzedVersion = blockedVersion
-            quiescentAnalyses += 1
-            quiescentPoint()
+            waitFor?.quiescentPoint()
         }
     }
 
@@ -275,7 +267,7 @@ final class TraceModel {
 
     private func noteGap(_ t: ThreadState, _ e: TraceEvent) {
         let key = "gap:\(t.pid):\(t.tid)"
-        guard misuseSeen.insert(key).inserted else { return }
+        guard noteOnce(key) else { return }
         noteProblem(TraceProblemNote(
             kind: "reordered", file: processes[t.pid]?.file,
             detail: "pid \(t.pid) tid \(t.tid): sequence jumps from \(t.lastSeq) to \(e.seq) with no `dropped` record; events are missing or out of order"))
@@ -285,11 +277,6 @@ final class TraceModel {
         (UInt64(thread) << 40) ^ seq
     }
 
-    func registerCandidate(_ c: WaitCandidate) {
-        let i = candidates.count
-        candidates.append(c)
-        for k in c.waitKeys { candidateWaits[k, default: []].append(i) }
-    }
 
     private func retire(_ p: ProcessState) {
         for i in p.threads where i < threadLive.count && threadLive[i] {
@@ -354,9 +341,6 @@ final class TraceModel {
     // The hot cases of `apply`, with the object borrowed (see `withObject`).
 
     @inline(__always) private func lockWait(_ e: TraceEvent, _ t: ThreadState, _ o: ObjectState) {
-        if o.kind == .lock && o.owner == t.index {
-            selfDeadlock(e, o, t)
-        }
         if o.kind.isMutex { lockOrder.record(thread: t, lock: e.object, event: e, attempt: true) }
     }
 
@@ -387,13 +371,7 @@ final class TraceModel {
             o.releasers.insert(e.pid)
             t.tick()
         } else {
-            // The releaser holds it (by our books): a normal release, even if the merge put
-            // another thread's acquire first. Otherwise — or when the runtime says so (b) —
-            // it is a release by a non-owner.
             let mine = t.heldIndex(e.object)
-            if e[.owner] != 0 || (mine == nil && o.owner >= 0 && o.owner != t.index) {
-                nonOwnerRelease(e, o, t)
-            }
             if mine != nil || o.owner < 0 {
                 release(e, t, o, holder: t, mine: mine)
             } else {
@@ -462,7 +440,6 @@ final class TraceModel {
             for i in p.threads { c.join(threads[i].stamp()) }
             p.exitClock = c
             t.tick()
-            checkLocksAtExit(p, e)
             retire(p)
         case .threadStart:
             if e[.internal] != 0 { makeInternal(t) }
@@ -486,7 +463,6 @@ final class TraceModel {
             }
             t.tick()
         case .threadExit:
-            checkLocksAtThreadExit(t, e)
             t.tick()
             retireThread(t)
         case .threadJoinWait:
@@ -522,7 +498,6 @@ final class TraceModel {
             if child.spawnClock == nil { child.spawnClock = t.stamp() }
             if !child.hasEvents { child.handles = p.handles }
             t.tick()
-            if e[.threads] > 0 { forkWithThreads(e, p, t) }
         case .processJoinWait:
             break
         case .processJoinDone:
@@ -562,7 +537,6 @@ final class TraceModel {
             break
         case .lockOwnerDied:
             let o = object(e.object, kind: .lock)
-            ownerDied(e, o, t)
             if o.owner >= 0, o.owner != t.index {
                 let old = threads[o.owner]
                 if let hi = old.heldIndex(e.object) { old.held.remove(at: hi) }

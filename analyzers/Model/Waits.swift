@@ -91,15 +91,13 @@ extension TraceModel {
             if isLive(t) { blockedThreads -= 1 }
         }
         let key = Self.waitKey(t.index, w.event.seq)
-        if !died, let list = candidateWaits[key] {
-            for ci in list { candidates[ci].completed(thread: t.index, ok: woken) }
-        }
+        if !died { waitFor?.waitEnded(key, thread: t.index, woken: woken) }
     }
 
     private func noteMissingEnd(_ t: ThreadState, _ e: TraceEvent) {
         guard let w = t.wait else { return }
         droppedWaitEnds += 1
-        guard misuseInsert("wait-end:\(w.event.kind.rawValue):\(e.kind.rawValue)") else { return }
+        guard noteOnce("wait-end:\(w.event.kind.rawValue):\(e.kind.rawValue)") else { return }
         noteProblem(TraceProblemNote(
             kind: "wait-end-missing", file: processes[t.pid]?.file,
             detail: "pid \(t.pid) tid \(t.tid): \(w.event.kind.name) (seq \(w.event.seq)) has no \(w.event.kind.spec.endedBy.map(\.name).joined(separator: "/")) before the thread's \(e.kind.name) (seq \(e.seq)); the wait is taken as ended there"))

@@ -74,50 +74,50 @@ enum WaitCause: Equatable {
     }
 }
 
-extension TraceModel {
+extension WaitForPass {
     /// The causes in a stuck group, root causes first (joins are usually blocked behind them).
     func waitCauses(_ group: [Int], cycle: [Int]?, _ a: WaitForAnalysis) -> [WaitCause] {
         var causes: [WaitCause] = []
         func add(_ c: WaitCause) { if !causes.contains(c) { causes.append(c) } }
         let members = Set(group)
         let waitedLocks: [UInt64: Int] = Dictionary(group.compactMap { i in
-            threads[i].wait.flatMap { $0.event.kind == .lockWait ? ($0.event.object, i) : nil }
+            model.threads[i].wait.flatMap { $0.event.kind == .lockWait ? ($0.event.object, i) : nil }
         }, uniquingKeysWith: { x, _ in x })
 
         // Lock held across a blocking call: a member blocked elsewhere while another member
         // waits for a lock it holds.
         for i in group {
-            guard let w = threads[i].wait, w.event.kind != .lockWait else { continue }
-            for h in threads[i].held where waitedLocks[h.lock].map({ $0 != i }) ?? false {
+            guard let w = model.threads[i].wait, w.event.kind != .lockWait else { continue }
+            for h in model.threads[i].held where waitedLocks[h.lock].map({ $0 != i }) ?? false {
                 add(.lockAcrossBlockingCall(lock: h.lock, wait: w.event))
             }
         }
-        if let cycle, cycle.count > 1, cycle.allSatisfy({ threads[$0].wait?.event.kind == .lockWait }) {
-            add(.lockOrder(locks: cycle.compactMap { threads[$0].wait?.event.object }))
+        if let cycle, cycle.count > 1, cycle.allSatisfy({ model.threads[$0].wait?.event.kind == .lockWait }) {
+            add(.lockOrder(locks: cycle.compactMap { model.threads[$0].wait?.event.object }))
         }
         for i in group {
             guard let n = a.nodes[i] else { continue }
             let e = n.wait.event
-            let o = objects[e.object]
+            let o = model.objects[e.object]
             switch e.kind {
             case .processJoinWait:
                 let child = e.pid(.child)
-                let putWait = processes[child]?.threads.lazy.compactMap { self.threads[$0].wait?.event }
+                let putWait = model.processes[child]?.threads.lazy.compactMap { self.model.threads[$0].wait?.event }
                     .first { $0.kind == .queuePutWait }
-                if let put = putWait, members.contains(where: { threads[$0].pid == child }) {
+                if let put = putWait, members.contains(where: { model.threads[$0].pid == child }) {
                     add(.joinBeforeDrain(queue: put.object))
                 }
             case .queueGetWait:
                 // Every putter has ended, or only waits to join: nobody will put the sentinel.
                 func donePutting(_ pid: Int32) -> Bool {
-                    guard let p = processes[pid], !p.isDead else { return true }
-                    let live = p.threads.filter { a.isLiveThread(self.threads[$0]) && !self.threads[$0].isInternal }
+                    guard let p = model.processes[pid], !p.isDead else { return true }
+                    let live = p.threads.filter { a.isLiveThread(self.model.threads[$0]) && !self.model.threads[$0].isInternal }
                     return !live.isEmpty && live.allSatisfy { j in
-                        members.contains(j) && [.processJoinWait, .threadJoinWait].contains(self.threads[j].wait?.event.kind)
+                        members.contains(j) && [.processJoinWait, .threadJoinWait].contains(self.model.threads[j].wait?.event.kind)
                     }
                 }
                 if let o, !o.putters.isEmpty, o.putters.allSatisfy(donePutting) {
-                    let waiting = group.filter { threads[$0].wait?.event.kind == .queueGetWait && threads[$0].wait?.event.object == o.id }.count
+                    let waiting = group.filter { model.threads[$0].wait?.event.kind == .queueGetWait && model.threads[$0].wait?.event.object == o.id }.count
                     add(.missingPill(queue: o.id, waiting: waiting))
                 }
             case .pipeRecvWait:
@@ -134,7 +134,7 @@ extension TraceModel {
                 if n.wakers.isEmpty && !n.exitedWakers.isEmpty { add(.ownerGone(lock: e.object)) }
             case .poolResultWait:
                 // A worker running the awaited task waits for the submitter's own process.
-                let submitter = threads[i].pid
+                let submitter = model.threads[i].pid
                 let workersWaitForSubmitter = n.wakers.flatMap { a.stuckThreads(of: $0) }.contains { j in
                     a.nodes[j]?.likely.contains(.process(submitter)) ?? false
                 }
@@ -143,10 +143,10 @@ extension TraceModel {
                 break
             }
         }
-        if let cycle, cycle.contains(where: { [.processJoinWait, .threadJoinWait].contains(threads[$0].wait?.event.kind) }) {
+        if let cycle, cycle.contains(where: { [.processJoinWait, .threadJoinWait].contains(model.threads[$0].wait?.event.kind) }) {
             add(.joinInCycle)
         }
-        if causes.isEmpty, let k = group.first.flatMap({ threads[$0].wait?.event.kind }) { add(.other(kind: k)) }
+        if causes.isEmpty, let k = group.first.flatMap({ model.threads[$0].wait?.event.kind }) { add(.other(kind: k)) }
         // Joins last: they are blocked behind the real wait.
         return causes.filter { $0 != .joinInCycle } + causes.filter { $0 == .joinInCycle }
     }

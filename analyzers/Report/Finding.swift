@@ -274,3 +274,20 @@ public struct AnalysisStats: Codable, Sendable, Equatable {
         self.objects = objects
     }
 }
+
+extension Finding {
+    /// Folds `other` — the same bug seen again in this trace (same kind and fingerprint) — into this
+    /// finding: its participants and evidence not already here are added, so that nothing is lost.
+    mutating func absorb(_ other: Finding) {
+        let base = stacks.count
+        stacks += other.stacks
+        for p in other.participants where !participants.contains(where: { $0.pid == p.pid && $0.tid == p.tid && $0.role == p.role && $0.object == p.object }) {
+            participants.append(p)
+        }
+        for var e in other.evidence where !evidence.contains(where: { $0.pid == e.pid && $0.tid == e.tid && $0.seq == e.seq && $0.time == e.time }) {
+            e.stack = e.stack.map { $0 + base }
+            evidence.append(e)
+        }
+        evidence.sort { ($0.time, $0.pid, $0.tid, $0.seq) < ($1.time, $1.pid, $1.tid, $1.seq) }
+    }
+}
