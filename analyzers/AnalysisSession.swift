@@ -105,7 +105,14 @@ public final class AnalysisSession {
                                                  threads: model.threads.count, events: model.eventCount,
                                                  objects: model.objects.count))
         let context = exportContext(highlighted: highlighted)
-        return AnalysisResult(report: report, context: context)
+        return AnalysisResult(report: report, context: context, blocked: blockedThreads())
+    }
+
+    private func blockedThreads() -> [BlockedThread] {
+        model.threads.compactMap { t in
+            guard let w = t.wait, !t.exited, !t.isInternal, !(model.processes[t.pid]?.isDead ?? false) else { return nil }
+            return BlockedThread(pid: t.pid, tid: t.tid, wait: w.event, since: t.outerWaits.first?.event.time ?? w.event.time)
+        }
     }
 
     static func rank(_ k: FindingKind) -> Int { FindingKind.allCases.firstIndex(of: k) ?? 99 }

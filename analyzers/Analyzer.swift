@@ -16,10 +16,24 @@ public struct AnalysisOptions: Sendable {
 public struct AnalysisResult: Sendable {
     public var report: Report
     public var context: ExportContext
-    public init(report: Report, context: ExportContext) {
+    /// The threads blocked at the end of the trace, by the model's rules of waits (what `watch`
+    /// asks instead of guessing from last events).
+    public var blocked: [BlockedThread]
+    public init(report: Report, context: ExportContext, blocked: [BlockedThread] = []) {
         self.report = report
         self.context = context
+        self.blocked = blocked
     }
+}
+
+/// A thread blocked at the end of the trace: its innermost wait, and since when it has been
+/// waiting (the outermost pending wait's time: a condition wait that is re-taking its lock counts
+/// from the condition wait).
+public struct BlockedThread: Sendable, Equatable {
+    public var pid: Int32
+    public var tid: Int32
+    public var wait: TraceEvent
+    public var since: UInt64
 }
 
 /// The analyzer's single entry point: every CLI verb (analyze, check, run, watch, demo) calls it.

@@ -9,9 +9,9 @@ struct Watch: ParsableCommand {
         abstract: "Follow a trace directory that is still being written and report a deadlock or hang as soon as it sets in.",
         discussion: """
         Every --interval seconds tangle re-reads the directory (files without an end mark are read \
-        up to their last complete line) and looks at each thread's last event. A thread is blocked \
-        when its last event is a wait (lock.wait, queue.get-wait, pipe.recv-wait, proc.join-wait, …) \
-        and live when neither it nor its process recorded an exit (and, on the same boot, the process \
+        up to their last complete line). Once some live thread has recorded nothing for --grace \
+        seconds it asks the analyzer, whose model of waits says which threads are blocked (a thread \
+        is live when neither it nor its process recorded an exit and, on the same boot, the process \
         still exists). Ages compare the events' CLOCK_MONOTONIC times with now.
 
         It reports when either
@@ -83,12 +83,12 @@ struct Watch: ParsableCommand {
 
             if !state.liveThreads.isEmpty || state.pids.isEmpty {
                 let now = monotonicNow()
-                let blockedLong = state.liveThreads.filter { t in
-                    guard let last = state.last[t], last.kind.isWait else { return false }
+                let idle: (WatchState.Key) -> Bool = { k in
+                    guard let last = state.last[k] else { return false }
                     return now >= last.time && now - last.time >= graceNs
                 }
-                if !blockedLong.isEmpty {
-                    // Someone has been blocked for the grace period: ask the analyzer.
+                if state.liveThreads.contains(where: idle) {
+                    // Someone has been quiet for the grace period: ask the analyzer who is blocked.
                     let result: AnalysisResult
                     if let c = cachedResult, c.signature == signature {
                         result = c.result
@@ -96,23 +96,29 @@ struct Watch: ParsableCommand {
                         result = try analyzeOrFail([directory], symbols: symbols)
                         cachedResult = (signature, result)
                     }
+                    var blockedSince: [WatchState.Key: BlockedThread] = [:]
+                    for b in result.blocked { blockedSince[WatchState.Key(pid: b.pid, tid: b.tid)] = b }
+                    let blockedLong = state.liveThreads.filter { k in
+                        guard let b = blockedSince[k] else { return false }
+                        return idle(k) && now >= b.since && now - b.since >= graceNs
+                    }
                     let stuck = result.report.findings.filter { f in
                         guard f.confidence == .actual, [.deadlock, .selfDeadlock, .hang].contains(f.kind) else { return false }
                         return f.participants.allSatisfy { p in
                             let k = WatchState.Key(pid: p.pid, tid: p.tid)
                             guard let last = state.last[k] else { return true }
-                            let idle = now >= last.time && now - last.time >= graceNs
-                            if p.role == "waits" { return idle && last.kind.isWait }
-                            return idle || !state.liveThreads.contains(k)
+                            let quiet = now >= last.time && now - last.time >= graceNs
+                            if p.role == "waits" { return quiet && blockedSince[k] != nil }
+                            return quiet || !state.liveThreads.contains(k)
                         }
                     }
-                    let everyoneBlocked = blockedLong.count == state.liveThreads.count
+                    let everyoneBlocked = !blockedLong.isEmpty && blockedLong.count == state.liveThreads.count
                     if !stuck.isEmpty || everyoneBlocked {
                         var shown = result
                         if !stuck.isEmpty {
                             shown.report.findings = stuck
                         } else if shown.report.findings.isEmpty {
-                            shown.report.findings = [stallFinding(state, blocked: blockedLong, now: now, result: result)]
+                            shown.report.findings = [stallFinding(blockedLong.compactMap { blockedSince[$0] }, now: now, result: result)]
                         }
                         let seconds = String(format: "%.1f", Double(graceNs) / 1e9)
                         writeStderr("tangle: \(stuck.isEmpty ? "every live thread" : "the participants") blocked for at least \(seconds) s\n")
@@ -137,19 +143,19 @@ struct Watch: ParsableCommand {
 
     /// A hang finding built by watch itself when every live thread is blocked but the analyzer
     /// reported nothing (labelled as such; its fingerprint is built from the wait kinds and objects).
-    func stallFinding(_ state: WatchState, blocked: [WatchState.Key], now: UInt64, result: AnalysisResult) -> Finding {
+    func stallFinding(_ blocked: [BlockedThread], now: UInt64, result: AnalysisResult) -> Finding {
         let ctx = result.context
         var participants: [Participant] = []
         var evidence: [EvidenceEvent] = []
         var parts: [String] = []
-        for k in blocked.sorted(by: { ($0.pid, $0.tid) < ($1.pid, $1.tid) }) {
-            guard let e = state.last[k] else { continue }
+        for b in blocked.sorted(by: { ($0.pid, $0.tid) < ($1.pid, $1.tid) }) {
+            let e = b.wait
             let obj = ctx.objectNames[e.object].map { "'\($0)'" } ?? (e.object == 0 ? "" : "#\(e.object & 0x0FFF_FFFF)")
-            let age = String(format: "%.1f", Double(now - e.time) / 1e9)
-            participants.append(Participant(pid: k.pid, tid: k.tid, process: ctx.processNames[k.pid] ?? "pid \(k.pid)",
-                                            thread: ctx.threadNames[k.tid], role: "waits", detail: "\(e.kind.name) \(obj) for \(age) s",
+            let age = String(format: "%.1f", Double(now - b.since) / 1e9)
+            participants.append(Participant(pid: b.pid, tid: b.tid, process: ctx.processNames[b.pid] ?? "pid \(b.pid)",
+                                            thread: ctx.threadNames[b.tid], role: "waits", detail: "\(e.kind.name) \(obj) for \(age) s",
                                             object: e.object, objectName: ctx.objectNames[e.object]))
-            evidence.append(EvidenceEvent(time: e.time, pid: k.pid, tid: k.tid, seq: e.seq, kind: e.kind.name, object: e.object))
+            evidence.append(EvidenceEvent(time: e.time, pid: b.pid, tid: b.tid, seq: e.seq, kind: e.kind.name, object: e.object))
             parts.append("\(e.kind.name) \(ctx.objectNames[e.object] ?? "")")
         }
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
