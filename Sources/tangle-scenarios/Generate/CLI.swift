@@ -16,16 +16,21 @@ struct GenerateOptions {
     var seeds: [UInt64]?
     var show: UInt64?
     var verbose = false
+    /// Self-test of the comparison: judge the report against a deliberately wrong truth (every
+    /// blocked thread said to have finished and every finished one said to be blocked).
+    var lie = false
 }
 
 let generateUsage = """
 usage: tangle-scenarios generate [--count N] [--seed S] [--json] [--seconds BUDGET] [--timeout S]
                                  [--quiet-ms MS] [--jobs J] [--tangle PATH] [--keep DIR]
-                                 [--seeds-file FILE] [--show SEED] [--verbose]
+                                 [--seeds-file FILE] [--show SEED] [--verbose] [--lie]
 Generates random multi-process programs over every primitive, runs each for real (traced), takes
 the ground truth from the interpreter (which thread is blocked in which op, what was never received,
 joined or read), analyzes the trace with `tangle analyze --format json` and prints every mismatch.
 Program i uses seed S+i (S defaults to the time); `--count 1 --seed S` replays one.
+--lie judges against a deliberately wrong truth (blocked and finished swapped): a self-test of the
+comparison, which must then report mismatches.
 Exit status: 0 no mismatch, 1 mismatches, 2 usage or set-up errors.
 
 """
@@ -44,6 +49,7 @@ func parseGenerateOptions(_ args: [String]) -> GenerateOptions? {
         case "--seed": guard let v = value().flatMap({ UInt64($0) }) else { return nil }; o.seed = v
         case "--json": o.json = true
         case "--verbose": o.verbose = true
+        case "--lie": o.lie = true
         case "--seconds": guard let v = value().flatMap({ Double($0) }), v > 0 else { return nil }; o.seconds = v
         case "--timeout": guard let v = value().flatMap({ Double($0) }), v > 0 else { return nil }; o.harness.timeout = v
         case "--quiet-ms": guard let v = value().flatMap({ Int($0) }), v > 0 else { return nil }; o.harness.quietMs = v
@@ -119,7 +125,16 @@ func generateMain(_ args: [String]) -> Int32 {
             let i: Int = tally.locked { defer { tally.next += 1 }; return tally.next }
             if i >= seeds.count { return }
             if let budgetEnd, monotonicNs() >= budgetEnd { return }
-            let r = Harness.run(seed: seeds[i], options: options.harness)
+            var r = Harness.run(seed: seeds[i], options: options.harness)
+            if options.lie {
+                for j in r.threads.indices {
+                    switch r.threads[j].fate {
+                    case .blocked: r.threads[j].fate = .finished
+                    case .finished: r.threads[j].fate = .blocked
+                    default: break
+                    }
+                }
+            }
             let mismatches = Compare.compare(r)
             tally.locked {
                 tally.programs += 1
