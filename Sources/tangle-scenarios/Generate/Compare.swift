@@ -58,10 +58,16 @@ enum Compare {
         return "P\(t.ref.process)/\(t.threadName)\(op)"
     }
 
+    /// "get:queue", "join:child-fork", "cond-wait:condition", "close+join:pool", …: the verb of
+    /// the op and its primitive, the key of a mismatch class.
     static func opKind(_ t: ThreadTruth, _ p: Program) -> String {
         let ops = p.processes[t.ref.process].threads[t.ref.thread].ops
         guard t.op < ops.count else { return "?" }
-        return String(ops[t.op].text(p).split(separator: " ").first ?? "?")
+        let op = ops[t.op]
+        let words = op.text(p).split(separator: " ")
+        let verb = words.count > 2 && words[1] == "=" ? String(words[2]) : String(words.first ?? "?")
+        let primitive = Coverage.primitive(op, p) ?? op.object.map { p.objects[$0].kind.rawValue } ?? "?"
+        return verb + ":" + primitive
     }
 
     static func compare(_ r: RunResult) -> [Mismatch] {
@@ -74,8 +80,9 @@ enum Compare {
         for t in r.threads where t.fate == .blocked {
             let named = fs.filter(\.isWaitFinding).compactMap { $0.waits(t) }
             if named.isEmpty {
+                let n = fs.filter(\.isWaitFinding).count
                 out.append(Mismatch(kind: "blocked-thread-missed:\(opKind(t, p))",
-                                    detail: "\(describe(t, p)) is blocked for good (object #\(t.object)) but is in no actual deadlock/hang finding"))
+                                    detail: "\(describe(t, p)) is blocked for good (object #\(t.object)) but is in no actual deadlock/hang finding (the report has \(n) actual wait finding(s))"))
             } else if t.object != 0, !named.contains(where: { $0.object == 0 || $0.object == t.object }) {
                 out.append(Mismatch(kind: "wrong-object:\(opKind(t, p))",
                                     detail: "\(describe(t, p)) waits on #\(t.object), the finding says #\(named[0].object)"))
