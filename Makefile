@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BUILD_FLAGS ?=
 
-.PHONY: setup build demo test bench clean
+.PHONY: setup build demo test bench verify clean
 
 setup:
 	@bash scripts/setup.sh
@@ -24,6 +24,12 @@ bench: setup
 	./.build/release/tangle bench record
 	./.build/release/tangle bench runtime
 	./.build/release/tangle bench analyze
+
+# Ground truth on 2,000 generated programs (docs/ground-truth.md): exit status 1 on any mismatch.
+verify: setup
+	$(SWIFT) build -c release $(BUILD_FLAGS) --product tangle-scenarios
+	$(SWIFT) build -c release $(BUILD_FLAGS) --product tangle
+	./.build/release/tangle-scenarios generate --count 2000
 
 clean:
 	rm -rf .build

@@ -28,10 +28,14 @@ func registerScenarioEntryPoints() {
     registerLifecycleEntryPoints()
     registerCleanEntryPoints()
     registerPoolEntryPoints()
+    registerGenerateEntryPoints()
 }
 
 func scenariosMain(_ args: [String]) -> Int32 {
     let rest = Array(args.dropFirst())
+    // Generated programs (Generate/): the harness, and the main process of one program.
+    if rest.first == "generate" { return generateMain(Array(rest.dropFirst())) }
+    if rest.first == "gen-run" { return genRunMain(Array(rest.dropFirst())) }
     if rest.isEmpty || rest.contains("--help") || rest.contains("-h") {
         printOut("usage: tangle-scenarios --list | NAME\n")
         printOut("Runs one concurrency-bug scenario for real (set TANGLE_TRACE=<dir> to trace it).\n")
