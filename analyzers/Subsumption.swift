@@ -14,7 +14,9 @@ enum Subsumption: CaseIterable {
     func covers(_ kept: RawFinding, _ new: RawFinding) -> Bool {
         switch self {
         case .sameWaits:
-            return !kept.waitKeys.isEmpty && !kept.waitKeys.isDisjoint(with: new.waitKeys)
+            // (A self-deadlock and the group blocked behind it share a wait and are both kept.)
+            return kept.kind != .selfDeadlock && new.kind != .selfDeadlock
+                && !kept.waitKeys.isEmpty && !kept.waitKeys.isDisjoint(with: new.waitKeys)
         case .joinCoversTaskDone:
             return kept.kind == .missingTaskDone && new.kind == .missingTaskDone && !kept.waitKeys.isEmpty
                 && new.waitKeys.isEmpty && !kept.subjects.isDisjoint(with: new.subjects)

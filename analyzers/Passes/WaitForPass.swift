@@ -47,6 +47,14 @@ final class WaitForPass {
         for ci in list { candidates[ci].completed(thread: thread, ok: woken) }
     }
 
+    private func grow(_ k: Int, _ f: RawFinding, members: Set<Int>, edges: [GraphEdge]) {
+        for key in f.waitKeys.subtracting(candidates[k].waitKeys) { candidateWaits[key, default: []].append(k) }
+        candidates[k].finding = f
+        candidates[k].waitKeys = f.waitKeys
+        candidates[k].members = members
+        candidates[k].edges = edges
+    }
+
     private func registerCandidate(_ c: WaitCandidate) {
         let i = candidates.count
         candidates.append(c)
@@ -89,11 +97,18 @@ final class WaitForPass {
         quiescentAnalyses += 1
         var analysis: WaitForAnalysis?
         for f in runWaitFor(atEnd: false, keep: &analysis) {
-            let known = candidates.contains { !$0.refuted && !$0.waitKeys.isDisjoint(with: f.waitKeys) }
-            if known { continue }
             let members = Set(f.participants.filter { $0.role == "waits" }.compactMap { model.thread(pid: $0.pid, tid: $0.tid)?.index })
+            let edges = analysis.map { waitForEdges($0, only: members) } ?? []
+            if let k = candidates.firstIndex(where: { !$0.refuted && !$0.waitKeys.isDisjoint(with: f.waitKeys) }) {
+                // The same stuck group seen again, grown (a thread that blocked behind it since):
+                // the candidate takes the larger picture.
+                if candidates[k].waitKeys.isSubset(of: f.waitKeys) && candidates[k].waitKeys != f.waitKeys {
+                    grow(k, f, members: members, edges: edges)
+                }
+                continue
+            }
             var c = WaitCandidate(finding: f, waitKeys: f.waitKeys, members: members)
-            if let analysis { c.edges = waitForEdges(analysis, only: members) }
+            c.edges = edges
             registerCandidate(c)
         }
     }
@@ -135,8 +150,10 @@ final class WaitForPass {
     // swiftlint:disable:next function_body_length cyclomatic_complexity
     private func waitFinding(_ group: [Int], _ a: WaitForAnalysis) -> RawFinding? {
         let keys = Set(group.map { waitKeyOf($0) })
-        // Self-deadlocks are reported by the misuse rule when the wait happens.
-        if misuse.findings.contains(where: { $0.kind == .selfDeadlock && !$0.waitKeys.isDisjoint(with: keys) }) { return nil }
+        // A self-deadlock alone is the misuse rule's finding (made when the wait happened); the
+        // threads blocked behind it are reported here, the self-deadlocked thread among them.
+        let selfDeadlocked = misuse.findings.filter { $0.kind == .selfDeadlock }.reduce(into: Set<UInt64>()) { $0.formUnion($1.waitKeys) }
+        if keys.isSubset(of: selfDeadlocked) { return nil }
         let cyc = a.cycle(in: group)
         let order = (cyc ?? []) + group.filter { !(cyc ?? []).contains($0) }
         var participants: [RawParticipant] = []
