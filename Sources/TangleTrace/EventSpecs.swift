@@ -65,7 +65,8 @@ extension EventSpec {
 
     private static let pipes: [EventSpec] = [
         EventSpec(.pipeNew, "pipe.new", [.duplex, nil, nil], object: .pipe, "a Pipe is created; the creator holds both ends"),
-        EventSpec(.pipeSend, "pipe.send", [.msg, .size, .end], object: .pipe, "a message is sent from end `end`"),
+        EventSpec(.pipeSend, "pipe.send", [.msg, .size, .end], object: .pipe,
+                  "a message is sent from end `end` (recorded before the write); r: eof — the same msg was not sent after all (every read end was closed)"),
         EventSpec(.pipeRecvWait, "pipe.recv-wait", [nil, nil, .end], object: .pipe, wakers: .pipeWriters,
                   endedBy: [.pipeRecv], "recv on end `end` blocks: nothing to read"),
         EventSpec(.pipeRecv, "pipe.recv", [.msg, .size, .end], object: .pipe,
@@ -97,14 +98,15 @@ extension EventSpec {
 
     private static let pools: [EventSpec] = [
         EventSpec(.poolNew, "pool.new", [.workers, nil, nil], object: .pool, "a Pool is created"),
-        EventSpec(.poolSubmit, "pool.submit", [.task, .items, nil], object: .pool, "a task (a chunk of items) is submitted"),
+        EventSpec(.poolSubmit, "pool.submit", [.task, .items, .batch], object: .pool,
+                  "a task (a chunk of items) is submitted; batch: the map or iterator it belongs to (its first task; 0 for one apply)"),
         EventSpec(.poolTaskWait, "pool.task-wait", object: .pool, wakers: .poolOwner,
                   endedBy: [.poolTaskStart], "a worker waits for its next task"),
         EventSpec(.poolTaskStart, "pool.task-start", [.task, nil, nil], object: .pool, "a worker starts a task"),
         EventSpec(.poolTaskDone, "pool.task-done", [.task, nil, nil], object: .pool, "a worker finished a task; r: error"),
-        EventSpec(.poolResultWait, "pool.result-wait", [.task, .all, nil], object: .pool, wakers: .poolTaskWorkers,
+        EventSpec(.poolResultWait, "pool.result-wait", [.task, .all, .batch], object: .pool, wakers: .poolTaskWorkers,
                   endedBy: [.poolResult],
-                  "the caller blocks on a task's result; task 0: on the thread's unretrieved tasks of the pool — any one of them (an iterator), or all = 1 (map)"),
+                  "the caller blocks on a task's result; task 0: on the unretrieved tasks of `batch` (of the thread, when 0) — any one of them (an iterator), or all = 1 (map)"),
         EventSpec(.poolResult, "pool.result", [.task, nil, nil], object: .pool, "a result is retrieved; r: error, timeout"),
         EventSpec(.poolClose, "pool.close", object: .pool, "close(): no more tasks"),
         EventSpec(.poolTerminate, "pool.terminate", object: .pool, "terminate(): workers stopped"),

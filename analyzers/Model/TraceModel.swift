@@ -573,6 +573,12 @@ final class TraceModel {
             o.duplex = e[.duplex] == 1
             addHandle(e.pid, e.object, end: 0)
             addHandle(e.pid, e.object, end: 1)
+        case .pipeSend where e.result == .eof:
+            // The send before it with this msg did not happen (broken pipe).
+            if let m = messages.remove(e[.msg]) {
+                let o = object(e.object, kind: .pipe)
+                o.pipePending[m.end] = max(0, o.pipePending[m.end] - 1)
+            }
         case .pipeSend:
             let o = object(e.object, kind: .pipe)
             let end = e.pipeEnd

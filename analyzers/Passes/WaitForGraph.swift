@@ -224,7 +224,9 @@ struct WaitForAnalysis {
         let task = e[.task]
         let awaited: [PoolTask] = task != 0
             ? (o.tasks[task].map { [$0] } ?? [])
-            : o.tasks.values.filter { $0.submit?.pid == t.pid && $0.submit?.tid == t.tid }
+            : e[.batch] != 0
+                ? o.tasks.values.filter { $0.submit?[.batch] == e[.batch] }
+                : o.tasks.values.filter { $0.submit?.pid == t.pid && $0.submit?.tid == t.tid }
         // One task, or any of them (an iterator): ends when one is done. All (map): when every
         // one is, or the first fails.
         let all = task == 0 && e[.all] != 0

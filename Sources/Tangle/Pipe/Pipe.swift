@@ -130,7 +130,11 @@ public final class Connection<T: Codable>: ProcessTransferable, @unchecked Senda
                 // Trace before the bytes become visible to the reader.
                 if Recorder.isEnabled { Recorder.record(.pipeSend, object: object, a: msg, b: UInt64(n), c: UInt64(end)) }
                 let rc = mutex.withLock { tangle_sync_write_all(fd, p, n + 12, socket ? 1 : 0) }
-                if rc == EPIPE || rc == ECONNRESET { throw PipeError.brokenPipe(object: object, end: end) }
+                if rc == EPIPE || rc == ECONNRESET {
+                    // The send recorded above did not happen: say so (same msg, r: eof).
+                    if Recorder.isEnabled { Recorder.record(.pipeSend, object: object, a: msg, b: UInt64(n), c: UInt64(end), result: .eof, stack: false) }
+                    throw PipeError.brokenPipe(object: object, end: end)
+                }
                 if rc != 0 { throw PipeError.system(call: "write", errno: rc) }
             }
         }

@@ -120,13 +120,16 @@ public final class Pool: @unchecked Sendable {
 
     /// Queues one task (a chunk of encoded inputs). Records `pool.submit` before the task becomes
     /// visible to the manager.
-    func submit(function: String, payload: [UInt8], items: Int,
+    /// `batch`: the id of the map or iterator the task belongs to (its first task's id; 0 for a
+    /// single apply), so that a wait on "the results of this map" names its tasks.
+    func submit(function: String, payload: [UInt8], items: Int, batch: inout UInt64,
                 complete: @escaping (_ task: UInt64, Result<UnsafeRawBufferPointer, PoolError>) -> Void) throws -> UInt64 {
         let id: UInt64 = try lock.withLock {
             guard state == .running else { throw PoolError.closed }
             nextTaskID += 1
             let id = nextTaskID
-            Recorder.record(.poolSubmit, object: object, a: id, b: UInt64(items))
+            if batch == 0 { batch = id }
+            Recorder.record(.poolSubmit, object: object, a: id, b: UInt64(items), c: batch)
             pending.append(Task(id: id, function: function, frame: PoolWire.taskFrame(id: id, function: function, payload: payload), complete: complete))
             return id
         }
@@ -151,7 +154,8 @@ public final class Pool: @unchecked Sendable {
         try checkRegistered(function.name)
         let result = AsyncResult<O>(pool: self)
         let payload = try PoolCoding.encode([input][...])
-        let id = try submit(function: function.name, payload: payload, items: 1) { [result] _, outcome in
+        var single: UInt64 = 0
+        let id = try submit(function: function.name, payload: payload, items: 1, batch: &single) { [result] _, outcome in
             switch outcome {
             case let .success(raw):
                 do {
@@ -192,11 +196,12 @@ public final class Pool: @unchecked Sendable {
         let chunkCount = (items.count + size - 1) / size
         let collector = MapCollector<O>(chunks: chunkCount)
         var taskIDs: [UInt64] = []
+        var batch: UInt64 = 0
         taskIDs.reserveCapacity(chunkCount)
         for c in 0..<chunkCount {
             let range = (c * size)..<min((c + 1) * size, items.count)
             let payload = try PoolCoding.encode(items[range])
-            let id = try submit(function: function.name, payload: payload, items: range.count) { [collector] _, outcome in
+            let id = try submit(function: function.name, payload: payload, items: range.count, batch: &batch) { [collector] _, outcome in
                 collector.deliver(chunk: c, items: range.count, outcome, function: function.name)
             }
             taskIDs.append(id)
@@ -216,8 +221,8 @@ public final class Pool: @unchecked Sendable {
             if !waited {
                 waited = true
                 lock.unlock()
-                // Waits for all of its tasks (task 0, all = 1).
-                Recorder.record(.poolResultWait, object: object, b: 1)
+                // Waits for all of its tasks (task 0, all = 1, its batch).
+                Recorder.record(.poolResultWait, object: object, b: 1, c: batch)
                 lock.lock()
                 continue
             }
@@ -249,7 +254,7 @@ public final class Pool: @unchecked Sendable {
         for c in 0..<chunkCount {
             let range = (c * size)..<min((c + 1) * size, items.count)
             let payload = try PoolCoding.encode(items[range])
-            _ = try submit(function: function.name, payload: payload, items: range.count) { [results] task, outcome in
+            _ = try submit(function: function.name, payload: payload, items: range.count, batch: &results.batch) { [results] task, outcome in
                 results.deliver(task: task, outcome, function: function.name)
             }
         }
@@ -607,6 +612,8 @@ final class MapCollector<O: Decodable> {
 public final class PoolResults<O: Decodable>: Sequence, IteratorProtocol, @unchecked Sendable {
     let pool: Pool
     private let chunks: Int
+    /// The id of its tasks' batch (set as they are submitted).
+    var batch: UInt64 = 0
     // Under the pool's lock: each result with its task, and whether it is its task's first.
     private var buffer: [(task: UInt64, first: Bool, result: Result<O, PoolError>)] = []
     private var head = 0
@@ -650,7 +657,7 @@ public final class PoolResults<O: Decodable>: Sequence, IteratorProtocol, @unche
             if !waited {
                 waited = true
                 lock.unlock()
-                Recorder.record(.poolResultWait, object: pool.object)
+                Recorder.record(.poolResultWait, object: pool.object, c: batch)
                 lock.lock()
                 continue
             }
