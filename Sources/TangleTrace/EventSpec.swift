@@ -84,8 +84,9 @@ public enum WakerRule: String, Sendable, CaseIterable {
     case poolTaskWorkers = "workers running the task"
     /// The pool's workers (a pool join ends when they have exited).
     case poolWorkers = "pool workers"
-    /// The pool's owner (a worker waiting for its next task is woken by a submit or the close).
-    case poolOwner = "pool owner"
+    /// A worker waiting for its next task: woken by the owner's submit, or — once the pool is
+    /// closed — by the shutdown that follows the last running task's end.
+    case poolOwner = "pool owner, or the workers finishing the last tasks"
 
     /// An idle wait: the waiter has nothing of the program's to do (a pool worker between tasks).
     /// It counts as blocked, so that the rest can be seen to be stuck, but it is never a member of

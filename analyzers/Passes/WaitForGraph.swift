@@ -166,15 +166,18 @@ struct WaitForAnalysis {
             n.likely = n.wakers
             n.exitedWakers = exited
         case .poolOwner:
-            if o.poolClosed != nil || o.pendingTasks > 0 { n.enabled = true; break }
-            let owner = o.creatorPid
-            guard let p = model.processes[owner] else { n.enabled = true; break }
-            if p.isDead {
-                n.exitedWakers = [owner]
-            } else {
-                n.wakers = [.process(owner)]
-                n.likely = n.wakers
-            }
+            // An idle worker gets work when a task is pending, and leaves once the pool is closed
+            // and every task is done (the pool shuts its workers down then): the owner can submit,
+            // the workers running the last tasks can finish them.
+            let unfinished = o.tasks.values.filter { $0.done == nil && $0.workerPid != 0 }
+            if o.pendingTasks > 0 || (o.poolClosed != nil && unfinished.isEmpty) { n.enabled = true; break }
+            var pids = PidSet()
+            if o.poolClosed == nil { pids.insert(o.creatorPid) }
+            for task in unfinished where task.workerPid != t.pid { pids.insert(task.workerPid) }
+            let (live, exited) = liveAndExited(pids)
+            n.wakers = live.map { .process($0) }
+            n.likely = n.wakers
+            n.exitedWakers = exited
         }
         return n
     }
