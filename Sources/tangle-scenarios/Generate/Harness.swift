@@ -201,6 +201,13 @@ enum Harness {
                                                   object: snapshot.object(ref), pid: snapshot.pid(p)))
             }
         }
+        // A thread between ops while the program went quiet is stuck outside every traced
+        // operation (a child forked while other threads ran, stuck on a lock one of them held): it
+        // may be the waker of any blocked thread, and no trace can say, so there is no verdict.
+        if result.decided && !result.completed && result.threads.contains(where: { $0.fate == .running }) {
+            result.decided = false
+            for i in result.threads.indices where result.threads[i].fate == .blocked { result.threads[i].fate = .running }
+        }
 
         // Stop what is left, like `tangle run`: SIGTERM, grace, SIGKILL; then cut the trace there.
         if !result.completed {
