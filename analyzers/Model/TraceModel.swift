@@ -719,13 +719,23 @@ final class TraceModel {
             task.done = e
             task.doneClock = t.stamp()
             task.submitClock = nil
-            o.tasks[e[.task]] = task
+            // A task its caller already gave up on is over now.
+            if task.retrieved != nil { o.tasks[e[.task]] = nil } else { o.tasks[e[.task]] = task }
             t.tick()
         case .poolResultWait:
             _ = object(e.object, kind: .pool)
-        case .poolResult:
+        case .poolResult where e.result != .timeout:
             let o = object(e.object, kind: .pool)
-            if e.result != .timeout, let task = o.tasks.removeValue(forKey: e[.task]), let c = task.doneClock { t.receive(c) }
+            if var task = o.tasks[e[.task]], task.done == nil {
+                // Retrieved before it finished (a map that ended at another task's error): kept
+                // until it does, marked, so that its own error is not reported as lost.
+                task.retrieved = e
+                o.tasks[e[.task]] = task
+            } else if let task = o.tasks.removeValue(forKey: e[.task]), let c = task.doneClock {
+                t.receive(c)
+            }
+        case .poolResult:
+            break
         case .poolClose, .poolTerminate:
             let o = object(e.object, kind: .pool)
             if o.poolClosed == nil { o.poolClosed = e }

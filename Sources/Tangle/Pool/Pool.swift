@@ -232,7 +232,9 @@ public final class Pool: @unchecked Sendable {
         let finished = collector.finished
         let itemsDone = collector.itemsDone
         lock.unlock()
-        for (c, id) in taskIDs.enumerated() where finished[c] != 0 {
+        // Every task of the map is retrieved now: finished ones with their result; after an error,
+        // those still running are given up with it (their own errors will not be read).
+        for (c, id) in taskIDs.enumerated() where finished[c] != 0 || error != nil {
             Recorder.record(.poolResult, object: object, a: id, result: finished[c] == 1 ? .ok : .error)
         }
         if let error { throw error }

@@ -239,8 +239,10 @@ final class ProcessRun: @unchecked Sendable {
             table.add(me, row: o, .c1)
         case let .taskDone(o):
             guard let q = h.joinables[o] else { return }
-            try q.taskDone()
+            // Counted first: task_done never blocks, and a join it releases may end the process
+            // before this thread gets to count it.
             table.add(me, row: o, .c2)
+            try q.taskDone()
         case let .joinQueue(o): try h.joinables[o]?.join()
         case let .send(o, e):
             guard let c = e == 0 ? h.end0[o] : h.end1[o] else { return }
