@@ -84,6 +84,7 @@ extension TraceModel {
         if let s = p.signalled {
             return s.kind == .processKill ? "killed (SIGKILL sent by pid \(s.pid))" : "terminated (SIGTERM sent by pid \(s.pid))"
         }
+        if p.parentEnded != nil { return "ended with its parent" }
         if !p.hasEvents { return "no trace file" }
         return "running at end of trace"
     }

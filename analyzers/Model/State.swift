@@ -157,8 +157,14 @@ final class ProcessState {
 
     var hasEvents: Bool { events > 0 }
 
+    /// Started by a runtime-internal thread (a pool's worker, spawned by the pool's manager): the
+    /// runtime ties its life to that thread (PR_SET_PDEATHSIG), so it ends with its parent.
+    @exclusivity(unchecked) var diesWithParent = false
+    /// The parent's end, for a child that ends with it.
+    @exclusivity(unchecked) var parentEnded: TraceEvent?
+
     /// Exited, killed, or reaped: its threads can no longer act.
-    var isDead: Bool { exit != nil || joinDone != nil || signalled != nil }
+    var isDead: Bool { exit != nil || joinDone != nil || signalled != nil || parentEnded != nil }
 
     /// Exit status and signal as best known: (status, signal), nil when unknown.
     var outcome: (status: Int32, signal: Int32)? {

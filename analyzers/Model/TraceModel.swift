@@ -441,6 +441,11 @@ final class TraceModel {
             p.exitClock = c
             t.tick()
             retire(p)
+            for pid in p.children {
+                guard let child = processes[pid], child.diesWithParent, !child.isDead else { continue }
+                child.parentEnded = e
+                retire(child)
+            }
         case .threadStart:
             if e[.internal] != 0 { makeInternal(t) }
             if e.object != 0, unstartedThreads.removeValue(forKey: e.object) != nil { unstarted -= 1 }
@@ -477,6 +482,7 @@ final class TraceModel {
             child.spawnClock = t.stamp()
             child.object = e.object
             child.forked = e[.forked] == 1
+            child.diesWithParent = t.isInternal
             if child.name == nil, let text = e.text, !text.isEmpty { child.name = text }
             if !p.children.contains(childPid) {
                 p.children.append(childPid)

@@ -204,7 +204,9 @@ enum Harness {
         // A thread between ops while the program went quiet is stuck outside every traced
         // operation (a child forked while other threads ran, stuck on a lock one of them held): it
         // may be the waker of any blocked thread, and no trace can say, so there is no verdict.
-        if result.decided && !result.completed && result.threads.contains(where: { $0.fate == .running }) {
+        // So is a child or thread that its parent started and that never began (a child forked while
+        // other threads ran, stuck before its first op).
+        if result.decided && !result.completed && (result.threads.contains(where: { $0.fate == .running }) || Self.starting(program, snapshot)) {
             result.decided = false
             for i in result.threads.indices where result.threads[i].fate == .blocked { result.threads[i].fate = .running }
         }
