@@ -88,11 +88,12 @@ enum Compare {
                                     detail: "\(describe(t, p)) waits on #\(t.object), the finding says #\(named[0].object)"))
             }
         }
-        // No actual wait finding names a thread that finished, or whose process had ended.
-        for t in r.threads where t.fate == .finished || t.fate == .gone {
+        // No actual wait finding names a thread that finished. (A thread still in an op when its
+        // process ended is not judged: its wait was cut short, whether it would have ended is unknown.)
+        for t in r.threads where t.fate == .finished {
             for f in fs where f.isWaitFinding && f.waits(t) != nil {
-                out.append(Mismatch(kind: "\(t.fate == .finished ? "finished" : "ended")-thread-reported:\(f.kind)",
-                                    detail: "\(f.kind) names P\(t.ref.process)/\(t.threadName) as waiting, but it \(t.fate == .finished ? "finished" : "had ended with its process")"))
+                out.append(Mismatch(kind: "finished-thread-reported:\(f.kind)",
+                                    detail: "\(f.kind) names P\(t.ref.process)/\(t.threadName) as waiting, but it finished"))
             }
         }
         // A program none of whose threads blocked gets no actual deadlock/hang (pools' workers are
