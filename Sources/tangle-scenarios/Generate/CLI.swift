@@ -175,7 +175,7 @@ func generateMain(_ args: [String]) -> Int32 {
             ("programs", .number(Double(tally.programs))), ("hanging", .number(Double(tally.hanging))),
             ("clean", .number(Double(tally.clean))), ("undecided", .number(Double(tally.undecided))),
             ("mismatches", .number(Double(tally.mismatched.count))), ("seconds", .number((seconds * 10).rounded() / 10)),
-            ("seed", .number(Double(base))), ("coverage", .object(cov)), ("mismatch_list", .array(list)),
+            ("seed", .number(Double(base))), ("generator", .number(Double(Generator.version))), ("coverage", .object(cov)), ("mismatch_list", .array(list)),
             ("errors", .array(tally.errors.map { .object([("seed", .number(Double($0.0))), ("error", .string($0.1))]) })),
         ])
         printOut(json.text + "\n")
