@@ -139,6 +139,9 @@ func generateMain(_ args: [String]) -> Int32 {
             tally.locked {
                 tally.programs += 1
                 if let e = r.error, r.report == nil { tally.errors.append((seeds[i], e)); return }
+                if r.completed && r.mainStatus != 0 {
+                    tally.errors.append((seeds[i], "the program's main process exited with status \(r.mainStatus) (an interpreter or runtime failure; see its program.log with --keep)"))
+                }
                 if !r.decided { tally.undecided += 1 } else if r.blocked.isEmpty { tally.clean += 1 } else { tally.hanging += 1 }
                 if r.decided {
                     for x in Coverage.hanging(r) { tally.coverage[x, default: (0, 0)].hanging += 1 }
