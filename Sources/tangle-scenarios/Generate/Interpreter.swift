@@ -284,6 +284,9 @@ final class ProcessRun: @unchecked Sendable {
         case let .joinThread(t):
             threads[t]?.join()
         case let .poolMap(o, fns):
+            // map throws at the first failed chunk; a second failure may come after it and then
+            // nobody reads it. Whether it does is timing: the pool's lost errors are not judged.
+            if fns.filter({ $0 == .fail }).count >= 2 { table.add(me, row: o, .c1) }
             _ = try pool(o, me).map(genTaskFunction, fns.map(\.rawValue))
         case let .poolImap(o, fns):
             for r in try pool(o, me).imapUnordered(genTaskFunction, fns.map(\.rawValue)) { _ = r }

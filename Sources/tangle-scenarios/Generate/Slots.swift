@@ -15,7 +15,8 @@ enum ThreadState: UInt64 {
 enum Counter: Int {
     /// Queue: items put. Pipe: messages sent on end 0. Child: started. Pool: failed results never read.
     case c0 = 0
-    /// Queue: items got. Pipe: messages sent on end 1. Child: joined.
+    /// Queue: items got. Pipe: messages sent on end 1. Child: joined. Pool: results whose failure
+    /// may or may not have been read (its lost errors are not judged).
     case c1 = 1
     /// JoinableQueue: task_done calls. Pipe: received at end 0.
     case c2 = 2
