@@ -143,6 +143,7 @@ enum Harness {
         guard let pid = spawnProcess([selfExecutable(), "gen-run", String(seed), shmName], env: env,
                                      output: dir + "/program.log", newGroup: true) else {
             result.error = "cannot start the program: \(String(cString: strerror(errno)))"
+            if options.keep == nil { removeTree(dir) }
             return result
         }
 
