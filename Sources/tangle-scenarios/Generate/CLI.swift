@@ -35,7 +35,8 @@ Exit status: 0 no mismatch, 1 mismatches, 2 usage or set-up errors.
 
 """
 
-func parseGenerateOptions(_ args: [String]) -> GenerateOptions? {
+/// The options, or what is wrong with them.
+func parseGenerateOptions(_ args: [String]) -> Result<GenerateOptions, UsageError> {
     var o = GenerateOptions()
     var i = 0
     func value() -> String? {
@@ -45,30 +46,33 @@ func parseGenerateOptions(_ args: [String]) -> GenerateOptions? {
     while i < args.count {
         let a = args[i]
         switch a {
-        case "--count": guard let v = value().flatMap({ Int($0) }), v >= 0 else { return nil }; o.count = v
-        case "--seed": guard let v = value().flatMap({ UInt64($0) }) else { return nil }; o.seed = v
+        case "--count": guard let v = value().flatMap({ Int($0) }), v >= 0 else { return .failure(UsageError("\(a) needs a valid value")) }; o.count = v
+        case "--seed": guard let v = value().flatMap({ UInt64($0) }) else { return .failure(UsageError("\(a) needs a valid value")) }; o.seed = v
         case "--json": o.json = true
         case "--verbose": o.verbose = true
         case "--lie": o.lie = true
-        case "--seconds": guard let v = value().flatMap({ Double($0) }), v > 0 else { return nil }; o.seconds = v
-        case "--timeout": guard let v = value().flatMap({ Double($0) }), v > 0 else { return nil }; o.harness.timeout = v
-        case "--quiet-ms": guard let v = value().flatMap({ Int($0) }), v > 0 else { return nil }; o.harness.quietMs = v
-        case "--jobs": guard let v = value().flatMap({ Int($0) }), v > 0 else { return nil }; o.jobs = v
-        case "--tangle": guard let v = value() else { return nil }; o.harness.tangle = v
-        case "--keep": guard let v = value() else { return nil }; o.harness.keep = v
-        case "--show": guard let v = value().flatMap({ UInt64($0) }) else { return nil }; o.show = v
+        case "--seconds": guard let v = value().flatMap({ Double($0) }), v > 0 else { return .failure(UsageError("\(a) needs a valid value")) }; o.seconds = v
+        case "--timeout": guard let v = value().flatMap({ Double($0) }), v > 0 else { return .failure(UsageError("\(a) needs a valid value")) }; o.harness.timeout = v
+        case "--quiet-ms": guard let v = value().flatMap({ Int($0) }), v > 0 else { return .failure(UsageError("\(a) needs a valid value")) }; o.harness.quietMs = v
+        case "--jobs": guard let v = value().flatMap({ Int($0) }), v > 0 else { return .failure(UsageError("\(a) needs a valid value")) }; o.jobs = v
+        case "--tangle": guard let v = value() else { return .failure(UsageError("\(a) needs a valid value")) }; o.harness.tangle = v
+        case "--keep": guard let v = value() else { return .failure(UsageError("\(a) needs a valid value")) }; o.harness.keep = v
+        case "--show": guard let v = value().flatMap({ UInt64($0) }) else { return .failure(UsageError("\(a) needs a valid value")) }; o.show = v
         case "--seeds-file":
-            guard let v = value(), let bytes = readFile(v) else { return nil }
+            guard let v = value() else { return .failure(UsageError("--seeds-file needs a file")) }
+            guard let bytes = readFile(v) else { return .failure(UsageError("cannot read the seeds file \(v)")) }
             o.seeds = String(decoding: bytes, as: UTF8.self).split(separator: "\n").compactMap { line in
                 let word = line.split(separator: "#").first?.trimmingCharacters(in: " \t") ?? ""
                 return UInt64(word)
             }
-        default: return nil
+        default: return .failure(UsageError("unknown option '\(a)'"))
         }
         i += 1
     }
-    return o
+    return .success(o)
 }
+
+struct UsageError: Error { let message: String; init(_ m: String) { message = m } }
 
 extension StringProtocol {
     func trimmingCharacters(in set: String) -> String {
@@ -96,8 +100,11 @@ final class GenerateTally: @unchecked Sendable {
 }
 
 func generateMain(_ args: [String]) -> Int32 {
-    guard var o = parseGenerateOptions(args) else {
-        printErr(generateUsage)
+    var o: GenerateOptions
+    switch parseGenerateOptions(args) {
+    case let .success(x): o = x
+    case let .failure(e):
+        printErr("tangle-scenarios generate: \(e.message)\n" + generateUsage)
         return 2
     }
     if let s = o.show {
@@ -139,6 +146,9 @@ func generateMain(_ args: [String]) -> Int32 {
             tally.locked {
                 tally.programs += 1
                 if let e = r.error, r.report == nil { tally.errors.append((seeds[i], e)); return }
+                if r.completed && r.mainStatus != 0 {
+                    tally.errors.append((seeds[i], "the program's main process exited with status \(r.mainStatus) (an interpreter or runtime failure; see its program.log with --keep)"))
+                }
                 if !r.decided { tally.undecided += 1 } else if r.blocked.isEmpty { tally.clean += 1 } else { tally.hanging += 1 }
                 if r.decided {
                     for x in Coverage.hanging(r) { tally.coverage[x, default: (0, 0)].hanging += 1 }
@@ -175,7 +185,7 @@ func generateMain(_ args: [String]) -> Int32 {
             ("programs", .number(Double(tally.programs))), ("hanging", .number(Double(tally.hanging))),
             ("clean", .number(Double(tally.clean))), ("undecided", .number(Double(tally.undecided))),
             ("mismatches", .number(Double(tally.mismatched.count))), ("seconds", .number((seconds * 10).rounded() / 10)),
-            ("seed", .number(Double(base))), ("coverage", .object(cov)), ("mismatch_list", .array(list)),
+            ("seed", .number(Double(base))), ("generator", .number(Double(Generator.version))), ("coverage", .object(cov)), ("mismatch_list", .array(list)),
             ("errors", .array(tally.errors.map { .object([("seed", .number(Double($0.0))), ("error", .string($0.1))]) })),
         ])
         printOut(json.text + "\n")

@@ -89,8 +89,7 @@ enum Compare {
             }
         }
         // No actual wait finding names a thread that finished. (A thread still in an op when its
-        // process ended around it may have been stuck for good until then — a self-deadlock, a
-        // lock whose owner left — so a finding may name it, and need not.)
+        // process ended is not judged: its wait was cut short, whether it would have ended is unknown.)
         for t in r.threads where t.fate == .finished {
             for f in fs where f.isWaitFinding && f.waits(t) != nil {
                 out.append(Mismatch(kind: "finished-thread-reported:\(f.kind)",

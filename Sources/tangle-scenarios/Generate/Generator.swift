@@ -34,6 +34,9 @@ struct ThreadRef: Hashable, Sendable {
 }
 
 enum Generator {
+    /// What a seed means: bump it on any change to the generator (a seed then gives another
+    /// program, so the committed regression seeds must be re-recorded).
+    static let version = 1
     static let maxProcesses = 4
     static let maxThreads = 3
     static let maxObjects = 4

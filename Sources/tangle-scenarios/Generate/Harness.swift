@@ -72,14 +72,22 @@ func selfExecutable() -> String {
 
 /// True when `pid` has ended (gone, or a zombie nobody reaped yet).
 func processEnded(_ pid: Int32) -> Bool {
-    let fd = open("/proc/\(pid)/stat", O_RDONLY)
-    if fd < 0 { return true }
+    guard let state = statState("/proc/\(pid)/stat") else { return true }
+    return state == UInt8(ascii: "Z") || state == UInt8(ascii: "X")
+}
+
+/// The kernel's state letter of one thread (R running/runnable, S sleeping, …), nil when gone.
+func taskState(pid: Int32, tid: Int32) -> UInt8? { statState("/proc/\(pid)/task/\(tid)/stat") }
+
+private func statState(_ path: String) -> UInt8? {
+    let fd = open(path, O_RDONLY)
+    if fd < 0 { return nil }
     var buf = [UInt8](repeating: 0, count: 512)
     let n = read(fd, &buf, buf.count)
     close(fd)
-    guard n > 0, let close = buf[0..<n].lastIndex(of: UInt8(ascii: ")")), close + 2 < n else { return true }
-    let state = buf[close + 2]
-    return state == UInt8(ascii: "Z") || state == UInt8(ascii: "X")
+    // "pid (comm) S …": the state follows the last ')'.
+    guard n > 0, let close = buf[0..<n].lastIndex(of: UInt8(ascii: ")")), close + 2 < n else { return nil }
+    return buf[close + 2]
 }
 
 /// Makes this process the reaper of the orphans of its descendants (prctl is variadic in C, so it
@@ -135,6 +143,7 @@ enum Harness {
         guard let pid = spawnProcess([selfExecutable(), "gen-run", String(seed), shmName], env: env,
                                      output: dir + "/program.log", newGroup: true) else {
             result.error = "cannot start the program: \(String(cString: strerror(errno)))"
+            if options.keep == nil { removeTree(dir) }
             return result
         }
 
@@ -166,7 +175,8 @@ enum Harness {
                 lastChange = now
             }
             let quietFor = now - lastChange
-            if quietFor >= UInt64(options.quietMs) * 1_000_000 && (!starting(program, table) || quietFor > 3_000_000_000) {
+            if quietFor >= UInt64(options.quietMs) * 1_000_000 && (!starting(program, table) || quietFor > 3_000_000_000)
+                && (!runnable(program, table) || quietFor > 3_000_000_000) {
                 result.decided = true
                 break
             }
@@ -255,6 +265,21 @@ enum Harness {
         result.seconds = Double(monotonicNs() - started) / 1e9
         result.phases = [decidedAt - started, stoppedAt - decidedAt, monotonicNs() - stoppedAt].map { Double($0 / 1_000_000) / 1000 }
         return result
+    }
+
+    /// Some thread in an op is runnable, not asleep in the kernel: on a loaded machine it may only
+    /// be waiting for a CPU, so the quiet period proves nothing yet.
+    static func runnable(_ program: Program, _ table: SlotTable) -> Bool {
+        for p in program.processes.indices {
+            let pid = table.pid(p)
+            guard pid != 0 else { continue }
+            for t in program.processes[p].threads.indices {
+                let ref = ThreadRef(process: p, thread: t)
+                guard table.state(ref) == .inOp, table.tid(ref) != 0 else { continue }
+                if taskState(pid: pid, tid: table.tid(ref)) == UInt8(ascii: "R") { return true }
+            }
+        }
+        return false
     }
 
     /// A child or thread was started (its starter went past the start op) but has not published

@@ -126,6 +126,15 @@ func runGeneratedProcess(_ args: GenArgs) throws {
     ProcessRun(program: program, process: args.process, table: table, tableName: args.table, handles: args.handles).runProcess()
 }
 
+/// The calling thread's kernel tid, from /proc/thread-self (gettid is not in Swift's Glibc).
+func currentTid() -> Int32 {
+    var buf = [CChar](repeating: 0, count: 64)
+    let n = readlink("/proc/thread-self", &buf, buf.count - 1)
+    guard n > 0 else { return 0 }
+    let s = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    return Int32(s.split(separator: "/").last ?? "") ?? 0
+}
+
 /// One process of a running program.
 final class ProcessRun: @unchecked Sendable {
     let program: Program
@@ -158,6 +167,7 @@ final class ProcessRun: @unchecked Sendable {
 
     func runThread(_ t: Int) {
         let me = ThreadRef(process: process, thread: t)
+        table.setTid(me, currentTid())
         table.publish(me, state: .running)
         for (i, op) in program.processes[process].threads[t].ops.enumerated() {
             table.publish(me, state: .inOp, op: i, code: op.code, object: objectID(op))
@@ -276,6 +286,9 @@ final class ProcessRun: @unchecked Sendable {
         case let .joinThread(t):
             threads[t]?.join()
         case let .poolMap(o, fns):
+            // map throws at the first failed chunk; a second failure may come after it and then
+            // nobody reads it. Whether it does is timing: the pool's lost errors are not judged.
+            if fns.filter({ $0 == .fail }).count >= 2 { table.add(me, row: o, .c1) }
             _ = try pool(o, me).map(genTaskFunction, fns.map(\.rawValue))
         case let .poolImap(o, fns):
             for r in try pool(o, me).imapUnordered(genTaskFunction, fns.map(\.rawValue)) { _ = r }

@@ -15,7 +15,8 @@ enum ThreadState: UInt64 {
 enum Counter: Int {
     /// Queue: items put. Pipe: messages sent on end 0. Child: started. Pool: failed results never read.
     case c0 = 0
-    /// Queue: items got. Pipe: messages sent on end 1. Child: joined.
+    /// Queue: items got. Pipe: messages sent on end 1. Child: joined. Pool: results whose failure
+    /// may or may not have been read (its lost errors are not judged).
     case c1 = 1
     /// JoinableQueue: task_done calls. Pipe: received at end 0.
     case c2 = 2
@@ -89,7 +90,7 @@ struct SlotTable {
     func setExiting(_ p: Int) { processBase(p)[1] = 1 }
     func exiting(_ p: Int) -> Bool { processBase(p)[1] != 0 }
 
-    // MARK: thread slots: [0] version, [1] state, [2] op index, [3] op code, [4] object id
+    // MARK: thread slots: [0] version, [1] state, [2] op index, [3] op code, [4] object id, [5] tid
 
     func publish(_ t: ThreadRef, state: ThreadState, op: Int = 0, code: Int = 0, object: UInt64 = 0) {
         let s = slotBase(t)
@@ -105,6 +106,10 @@ struct SlotTable {
         slotBase(t)[4] = object
         slotBase(t)[0] &+= 1
     }
+
+    /// [5]: the thread's kernel tid, so that the harness can ask the kernel whether it sleeps.
+    func setTid(_ t: ThreadRef, _ tid: Int32) { slotBase(t)[5] = UInt64(tid) }
+    func tid(_ t: ThreadRef) -> Int32 { Int32(truncatingIfNeeded: slotBase(t)[5]) }
 
     func version(_ t: ThreadRef) -> UInt64 { slotBase(t)[0] }
     func state(_ t: ThreadRef) -> ThreadState { ThreadState(rawValue: slotBase(t)[1]) ?? .unstarted }
