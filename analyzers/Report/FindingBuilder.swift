@@ -54,16 +54,16 @@ final class FindingBuilder {
         guard let e, let s = stack(of: e) else { return "-" }
         let user = FrameClassifier.userFrames(s.frames)
         var parts: [String] = []
-        for f in user.prefix(3) {
-            if let fn = f.function {
+        for f in user.lazy.filter({ $0.function.map { FrameClassifier.stableName($0) != nil } ?? true }).prefix(3) {
+            if let fn = f.function.flatMap(FrameClassifier.stableName) {
                 let file = f.file.map { ($0 as NSString).lastPathComponent } ?? ""
                 parts.append(fn + (file.isEmpty ? "" : "@" + file))
             } else {
                 parts.append("[" + f.module + "]")
             }
         }
-        if parts.isEmpty, let first = s.frames.first(where: { $0.function != nil }) {
-            parts.append(first.function ?? "")
+        if parts.isEmpty, let first = s.frames.lazy.compactMap({ $0.function.flatMap(FrameClassifier.stableName) }).first {
+            parts.append(first)
         }
         if parts.isEmpty, let m = s.frames.first?.module { parts.append("[" + m + "]") }
         return parts.joined(separator: ";")

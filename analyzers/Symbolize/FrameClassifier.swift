@@ -97,6 +97,42 @@ public enum FrameClassifier {
         return s
     }
 
+    /// A function name as a fingerprint sees it: what an unrelated edit elsewhere in the file can
+    /// change is dropped — closure ordinals ("closure #2 in f()" → "closure in f()": a new entry
+    /// point above shifts them), specialization and partial-apply wrappers, `merged` and `(extension
+    /// in M)` qualifiers. Nil for a thunk (compiler glue, no code of the program's own).
+    public static func stableName(_ name: String) -> String? {
+        var s = name
+        for thunk in ["reabstraction thunk", "thunk for ", "dispatch thunk of ", "protocol witness for ", "outlined "]
+            where s.hasPrefix(thunk) { return nil }
+        for wrapper in ["partial apply for ", "merged "] where s.hasPrefix(wrapper) { s.removeFirst(wrapper.count) }
+        // "generic specialization <Int> of f()", "function signature specialization <…> of f()".
+        while let r = s.range(of: "specialization <"), let close = matchingClose(s, from: r.upperBound) {
+            var start = r.lowerBound
+            for lead in ["generic ", "function signature "] where s[..<start].hasSuffix(lead) {
+                start = s.index(start, offsetBy: -lead.count)
+            }
+            var end = s.index(after: close)
+            if s[end...].hasPrefix(" of ") { end = s.index(end, offsetBy: 4) }
+            s.removeSubrange(start..<end)
+        }
+        s = s.replacingOccurrences(of: #"(implicit )?closure #\d+"#, with: "$1closure", options: .regularExpression)
+        s = s.replacingOccurrences(of: #"\(extension in [^)]*\):"#, with: "", options: .regularExpression)
+        return s
+    }
+
+    /// The index of the `>` closing the `<` just before `from`.
+    private static func matchingClose(_ s: String, from: String.Index) -> String.Index? {
+        var depth = 1
+        var i = from
+        while i < s.endIndex {
+            if s[i] == "<" { depth += 1 }
+            if s[i] == ">" { depth -= 1; if depth == 0 { return i } }
+            i = s.index(after: i)
+        }
+        return nil
+    }
+
     /// One line for a frame: `function (file:line) [module+0xoffset]`, with `[inlined]` when so.
     public static func describe(_ frame: Frame) -> String {
         var s = frame.function ?? "???"
