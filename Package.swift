@@ -1,12 +1,11 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Frame pointers everywhere we compile, so the recorder's frame-pointer walk sees our frames.
-let cFramePointers: [CSetting] = [.unsafeFlags(["-fno-omit-frame-pointer", "-mno-omit-leaf-frame-pointer"])]
-let swiftFramePointers: [SwiftSetting] = [
-    .unsafeFlags(["-Xcc", "-fno-omit-frame-pointer"]),
-    .swiftLanguageMode(.v5),
-]
+// No unsafe flags in any target: a package that depends on Tangle by URL and version could not
+// build it otherwise. The recorder's frame-pointer walk needs none — Swift keeps frame pointers on
+// Linux at every optimization level, and the C entry points that start a walk take their own frame's
+// address, which makes the compiler keep theirs (docs/trace-format.md, "How stacks are captured").
+let swiftSettings: [SwiftSetting] = [.swiftLanguageMode(.v5)]
 
 let package = Package(
     name: "Tangle",
@@ -20,33 +19,31 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
     ],
     targets: [
         .systemLibrary(name: "CLZ4", path: "Sources/CLZ4"),
         .systemLibrary(name: "CDW", path: "Sources/CDW"),
-        .target(name: "CTangleSupport", path: "Sources/CTangleSupport", cSettings: cFramePointers),
+        .target(name: "CTangleSupport", path: "Sources/CTangleSupport"),
         .target(
             name: "TangleTrace",
             dependencies: ["CLZ4", "CTangleSupport"],
             path: "Sources/TangleTrace",
-            swiftSettings: swiftFramePointers
+            swiftSettings: swiftSettings
         ),
         .target(
             name: "Tangle",
             dependencies: [
                 "TangleTrace", "CTangleSupport",
-                .product(name: "SystemPackage", package: "swift-system"),
             ],
             path: "Sources/Tangle",
-            swiftSettings: swiftFramePointers
+            swiftSettings: swiftSettings
         ),
         .target(
             name: "TangleAnalysis",
             dependencies: ["TangleTrace", "CDW", "CTangleSupport"],
             path: "analyzers",
             exclude: ["Symbolize/README.md"],
-            swiftSettings: swiftFramePointers
+            swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "tangle",
@@ -55,13 +52,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/tangle",
-            swiftSettings: swiftFramePointers
+            swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "tangle-scenarios",
             dependencies: ["Tangle", "TangleTrace"],
             path: "Sources/tangle-scenarios",
-            swiftSettings: swiftFramePointers
+            swiftSettings: swiftSettings
         ),
         // The runtime benchmark's own binary: it links neither Foundation nor the analyzer, so the
         // spawn+join it measures is what an app linking only Tangle pays. `tangle bench runtime` runs it.
@@ -69,7 +66,7 @@ let package = Package(
             name: "tangle-runtime-bench",
             dependencies: ["Tangle", "TangleTrace"],
             path: "Benchmarks/RuntimeBench",
-            swiftSettings: swiftFramePointers
+            swiftSettings: swiftSettings
         ),
         // Programs written the way an app would use Tangle, each with a bug the analyzer must
         // understand; the end-to-end tests run them under `tangle run`. Not a product.
@@ -77,11 +74,11 @@ let package = Package(
             name: "tangle-examples",
             dependencies: ["Tangle"],
             path: "Examples/UserPrograms",
-            swiftSettings: swiftFramePointers
+            swiftSettings: swiftSettings
         ),
-        .testTarget(name: "TangleTraceTests", dependencies: ["TangleTrace", "Tangle"], swiftSettings: swiftFramePointers),
-        .testTarget(name: "TangleTests", dependencies: ["Tangle", "TangleTrace"], swiftSettings: swiftFramePointers),
-        .testTarget(name: "TangleAnalysisTests", dependencies: ["TangleAnalysis", "TangleTrace"], swiftSettings: swiftFramePointers),
-        .testTarget(name: "EndToEndTests", dependencies: ["TangleAnalysis", "TangleTrace"], swiftSettings: swiftFramePointers),
+        .testTarget(name: "TangleTraceTests", dependencies: ["TangleTrace", "Tangle"], swiftSettings: swiftSettings),
+        .testTarget(name: "TangleTests", dependencies: ["Tangle", "TangleTrace"], swiftSettings: swiftSettings),
+        .testTarget(name: "TangleAnalysisTests", dependencies: ["TangleAnalysis", "TangleTrace"], swiftSettings: swiftSettings),
+        .testTarget(name: "EndToEndTests", dependencies: ["TangleAnalysis", "TangleTrace"], swiftSettings: swiftSettings),
     ]
 )

@@ -39,6 +39,8 @@ struct LifecyclePass {
         var out: [RawFinding] = []
         for (pid, c) in model.processes.sorted(by: { $0.key < $1.key }) {
             guard c.spawn != nil, let parent = model.processes[c.ppid], parent.hasEvents else { continue }
+            // A pool's worker lives and dies with the pool's process; joining it is the pool's job.
+            if c.diesWithParent { continue }
             guard let spawn = c.spawn else { continue }
             let parentAlive = parent.exit == nil && parent.joinDone == nil && parent.signalled == nil
             let parentEnd = parent.exit?.time ?? parent.signalled?.time ?? parent.joinDone?.time ?? model.endTime

@@ -152,8 +152,15 @@ enum Compare {
                 if table.total(row: o, .ownerDied) > 0 { died.insert(oid) }
             }
         }
-        lifecycle("lost-messages", expected: lost, judged: channels) { "\(name($0)) kept items/messages nobody received" }
-        lifecycle("missing-task-done", expected: undone, judged: joinables) { "\(name($0)) had items got without task_done" }
+        // A thread still running when its process ended may have taken an item (and counted it)
+        // in the moment the process was ending, after its file's last flush: the channels it used
+        // have no certain count.
+        var raced = Set<UInt64>()
+        for t in r.threads where t.fate == .gone {
+            for op in p.processes[t.ref.process].threads[t.ref.thread].ops { if let o = op.object { raced.insert(id(o)) } }
+        }
+        lifecycle("lost-messages", expected: lost.subtracting(raced), judged: channels.subtracting(raced)) { "\(name($0)) kept items/messages nobody received" }
+        lifecycle("missing-task-done", expected: undone.subtracting(raced), judged: joinables.subtracting(raced)) { "\(name($0)) had items got without task_done" }
         lifecycle("lost-pool-error", expected: unread, judged: pools.subtracting(unsure)) { _ in "a failed pool result was never read" }
         lifecycle("owner-died", expected: died, judged: locks) { "an acquire of \(name($0)) failed with owner-died" }
         // A lock held at the end: lock-held-at-exit, or owner-died when a survivor then took it.
