@@ -216,7 +216,14 @@ enum Harness {
         // may be the waker of any blocked thread, and no trace can say, so there is no verdict.
         // So is a child or thread that its parent started and that never began (a child forked while
         // other threads ran, stuck before its first op).
-        if result.decided && !result.completed && (result.threads.contains(where: { $0.fate == .running }) || Self.starting(program, snapshot)) {
+        // And so is a process every thread of which finished but that has not ended: it is stuck in
+        // its exit (a child forked while other threads ran, on a lock one of them held at the fork).
+        let stuckInExit = program.processes.indices.contains { p in
+            !ended[p] && !result.threads.filter { $0.ref.process == p }.isEmpty
+                && result.threads.filter { $0.ref.process == p }.allSatisfy { $0.fate == .finished }
+        }
+        if result.decided && !result.completed
+            && (result.threads.contains(where: { $0.fate == .running }) || Self.starting(program, snapshot) || stuckInExit) {
             result.decided = false
             for i in result.threads.indices where result.threads[i].fate == .blocked { result.threads[i].fate = .running }
         }
