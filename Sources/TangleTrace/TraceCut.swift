@@ -21,13 +21,14 @@ public enum TraceCut {
         for f in files {
             let raw = try RawTraceFile(path: f.path)
             let (text, n) = cutLines(raw, at: cut)
+            let markers = raw.verifying
             raw.closeFile()
             dropped += n
             let name = String(f.path.split(separator: "/").last ?? Substring(f.path))
             guard rename(f.path, aside + "/" + name) == 0 else {
                 throw TraceReadError(file: f.path, message: "cannot move aside: " + String(cString: strerror(errno)))
             }
-            try write(text, to: directory + "/" + name, lz4: name.hasSuffix(".lz4"))
+            try write(text, to: directory + "/" + name, lz4: name.hasSuffix(".lz4"), markers: markers)
         }
         return (files.count, dropped)
     }
@@ -78,12 +79,12 @@ public enum TraceCut {
         return (out, dropped)
     }
 
-    private static func write(_ bytes: [UInt8], to path: String, lz4: Bool) throws {
+    private static func write(_ bytes: [UInt8], to path: String, lz4: Bool, markers: Bool) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw TraceReadError(file: path, message: "cannot create: " + String(cString: strerror(errno))) }
         defer { close(fd) }
         if lz4 {
-            guard let frame = LZ4FrameWriter(fd: fd) else { throw TraceReadError(file: path, message: "cannot start an LZ4 frame") }
+            guard let frame = LZ4FrameWriter(fd: fd, markers: markers) else { throw TraceReadError(file: path, message: "cannot start an LZ4 frame") }
             var copy = bytes
             copy.withUnsafeMutableBufferPointer { if let p = $0.baseAddress { frame.append(p, $0.count) } }
             frame.end()
