@@ -106,6 +106,8 @@ public final class RawTraceFile {
     @exclusivity(unchecked) private var markerPending = false
     @exclusivity(unchecked) private var nextUnit: UInt64 = 0
     @exclusivity(unchecked) private var damaged = false
+    /// The unit being checked began with a line longer than a unit (only its marker may follow).
+    @exclusivity(unchecked) private var longUnit = false
     /// Compressed offset of the LZ4 block decoded last (where damage is reported).
     @exclusivity(unchecked) private var blockOffset: UInt64 = 0
     @exclusivity(unchecked) private var dctx: OpaquePointer?
@@ -403,10 +405,20 @@ public final class RawTraceFile {
             countUntrusted(from: from)
             let n = untrustedLines - before
             let partial = outEnd > from && outBuf[outEnd - 1] != 10
+            if complete && (n > 0 || partial) {
+                // The frame ended properly: text without its marker is damage, not a cut.
+                untrustedLines -= n
+                _ = damage("text after the last block marker (unit \(Int64(bitPattern: nextUnit) - 1)) at the end of a finished frame", at: from)
+                return nil
+            }
             if n > 0 || partial {
-                problems.append(TraceProblem(kind: .truncated, file: path, offset: fileBytesRead,
-                    message: "\(n) line(s) after the last block marker (unit \(nextUnit)) cannot be verified: not analyzed"
-                             + (partial ? "; the last line is cut" : ""), count: max(n, 1)))
+                let what = "\(n) line(s) after the last block marker (unit \(Int64(bitPattern: nextUnit) - 1)) cannot be verified: not analyzed"
+                    + (partial ? "; the last line is cut" : "")
+                if let i = problems.lastIndex(where: { $0.kind == .truncated }) {
+                    problems[i].message += "; " + what  // (one cut, one problem)
+                } else {
+                    problems.append(TraceProblem(kind: .truncated, file: path, offset: fileBytesRead, message: what, count: max(n, 1)))
+                }
             }
             outStart = outEnd; unitStart = outEnd; checkPos = outEnd; released = outEnd
             return nil
@@ -476,6 +488,7 @@ public final class RawTraceFile {
                 }
                 nextUnit += 1
                 verifiedUnits += 1
+                longUnit = false
                 released = ls
                 markerStart = ls
                 markerEnd = le + 1
@@ -483,9 +496,18 @@ public final class RawTraceFile {
                 unitStart = le + 1
                 return true
             }
-            if checkPos - unitStart > TraceLimits.maxUnitBytes {
-                return damage("no block marker within \(TraceLimits.maxUnitBytes) bytes", at: ls)
+            // A unit is whole lines of at most `unitBytes`, or one longer line alone.
+            if longUnit { return damage("a line after a unit's long line instead of its block marker", at: ls) }
+            if checkPos - unitStart > TraceLimits.unitBytes {
+                if ls != unitStart { return damage("a unit longer than \(TraceLimits.unitBytes) bytes", at: ls) }
+                longUnit = true
             }
+        }
+        // (the pending, partial line: only the marker may follow a long line or pass the unit's size)
+        let markerRoom = 64
+        if checkPos > unitStart && outEnd - checkPos > markerRoom
+            && (longUnit || outEnd - unitStart > TraceLimits.unitBytes + markerRoom) {
+            return damage("no block marker where the unit ends", at: checkPos)
         }
         if outEnd - unitStart > TraceLimits.maxUnitBytes {
             return damage("no block marker within \(TraceLimits.maxUnitBytes) bytes", at: checkPos)
