@@ -250,10 +250,18 @@ struct Run: ParsableCommand {
     func prepareTraceDir() throws -> String {
         if let traceDir {
             let abs = traceDir.hasPrefix("/") ? traceDir : FileManager.default.currentDirectoryPath + "/" + traceDir
-            do {
-                try FileManager.default.createDirectory(atPath: abs, withIntermediateDirectories: true)
-            } catch {
-                throw failUnusable("\(traceDir): cannot create the trace directory: \(error.localizedDescription)")
+            // Every directory created here is 0700, like the recorder's own (a trace names the
+            // program's objects and binaries: not for other users).
+            var prefix = ""
+            for part in abs.split(separator: "/") {
+                prefix += "/" + part
+                if mkdir(prefix, 0o700) != 0 && errno != EEXIST {
+                    throw failUnusable("\(traceDir): cannot create the trace directory: \(String(cString: strerror(errno)))")
+                }
+            }
+            var st = stat()
+            guard stat(abs, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
+                throw failUnusable("\(traceDir): not a directory")
             }
             let names = (try? FileManager.default.contentsOfDirectory(atPath: abs)) ?? []
             if names.contains(where: { $0.hasSuffix(".jsonl.lz4") || $0.hasSuffix(".jsonl") }) {

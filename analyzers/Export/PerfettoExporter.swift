@@ -43,7 +43,7 @@ enum PerfettoExporter {
         for s in ordered {
             let args = #"{"object":\#(q(ExportSupport.objectLabel(s.object, context))),"unfinished":\#(s.unfinished)}"#
             if s.nested {
-                lines.append(#"{"ph":"X","cat":"\#(s.category.rawValue)","name":\#(q(model.name(s))),"pid":\#(s.thread.pid),"tid":\#(s.thread.tid),"ts":\#(ts(s.start)),"dur":\#(ExportSupport.micros(s.end - s.start)),"args":\#(args)}"#)
+                lines.append(#"{"ph":"X","cat":"\#(s.category.rawValue)","name":\#(q(model.name(s))),"pid":\#(s.thread.pid),"tid":\#(s.thread.tid),"ts":\#(ts(s.start)),"dur":\#(ExportSupport.micros(s.end > s.start ? s.end - s.start : 0)),"args":\#(args)}"#)
             } else {
                 asyncID += 1
                 let name = q("\(model.name(s)) [tid \(s.thread.tid)]")

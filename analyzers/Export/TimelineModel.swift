@@ -181,7 +181,7 @@ struct TimelineModel {
                 }
             case .queuePut, .pipeSend, .queueGet, .pipeRecv:
                 let isPut = e.kind == .queuePut || e.kind == .pipeSend
-                let opEnd = min(e.time + 1000, bound[ti])
+                let opEnd = min(e.time > UInt64.max - 1000 ? UInt64.max : e.time + 1000, bound[ti])  // (trace times can be anything)
                 slices.append(Slice(thread: k, start: e.time, end: max(e.time, opEnd), kind: e.kind,
                                     category: .op, object: e.object, unfinished: false, eventSeq: e.seq))
                 pendingOps[ti].append(slices.count - 1)

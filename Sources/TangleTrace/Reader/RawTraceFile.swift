@@ -131,9 +131,15 @@ public final class RawTraceFile {
 
     /// Opens `path`, which must be a regular file (a FIFO, device or socket is refused without
     /// blocking: the open does not wait for a writer, and nothing is read from it).
-    public init(path: String) throws {
+    public convenience init(path: String) throws {
+        try self.init(descriptor: RawTraceFile.openRegular(path), path: path)
+    }
+
+    /// Reads an open descriptor of a regular file (it is closed with the object); `path` names it
+    /// in problems.
+    public init(descriptor: Int32, path: String) throws {
         self.path = path
-        fd = try RawTraceFile.openRegular(path)
+        fd = descriptor
         inBuf = .allocate(capacity: inCap)
         outBuf = .allocate(capacity: outCap)
         fill()
