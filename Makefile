@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BUILD_FLAGS ?=
 
-.PHONY: setup build demo test bench clean
+.PHONY: setup build demo test bench clean fuzz
 
 setup:
 	@bash scripts/setup.sh
@@ -25,5 +25,17 @@ bench: setup
 	./.build/release/tangle bench runtime
 	./.build/release/tangle bench analyze
 
+# The libFuzzer target over the whole reading side (Fuzz/, a package of its own: in no product).
+# New inputs go to Fuzz/.work/corpus, crashes to Fuzz/.work/crashes (keep each one in
+# Fuzz/regressions: FuzzCorpusTests replays it in `make test`).
+FUZZ_RUNS ?= 1000000
+FUZZ_FLAGS ?= -max_len=16384 -timeout=20 -rss_limit_mb=2560
+fuzz:
+	@bash scripts/setup.sh --test
+	cd Fuzz && $(SWIFT) build -c release -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address --product tangle-fuzz
+	mkdir -p Fuzz/.work/corpus Fuzz/.work/crashes
+	Fuzz/.build/release/tangle-fuzz -runs=$(FUZZ_RUNS) $(FUZZ_FLAGS) -print_final_stats=1 \
+	    -artifact_prefix=Fuzz/.work/crashes/ Fuzz/.work/corpus Fuzz/corpus
+
 clean:
-	rm -rf .build
+	rm -rf .build Fuzz/.build
