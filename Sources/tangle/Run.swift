@@ -174,8 +174,12 @@ struct Run: ParsableCommand {
         do {
             var options = AnalysisOptions()
             options.symbolDirectories = symbols
+            options.keepEvents = false  // (the formats that show events get them from EvidenceWindows)
             _ = try findTraceFiles([dir])
             var result = try Analyzer.analyze(paths: [dir], options: options)
+            if let f = ExportFormat(rawValue: format) {
+                try EvidenceWindows.fill(&result, format: f, paths: [dir], options: exportOptions(budget: budget, sourceRoots: sourceRoots))
+            }
             var artefacts = Set<String>()
             if stoppedGroup {
                 // Processes tangle itself stopped: lifecycle findings about them are consequences

@@ -165,6 +165,7 @@ enum HTMLExporter {
         }
         svg += "</svg>\n"
         var legend = "<p class=\"legend\"><span class=\"sw hold\"></span>lock held <span class=\"sw wait\"></span>wait <span class=\"sw waitbad\"></span>wait that never returned <span class=\"sw op\"></span>put/get <span class=\"sw flowsw\"></span>message <span class=\"sw marker\"></span>finding</p>\n"
+        if let note = model.context.eventsNote { legend += "<p class=\"muted\">\(h(note)).</p>\n" }
         if model.threads.count > lanes.count { legend += "<p class=\"muted\">\(model.threads.count - lanes.count) more threads not drawn.</p>\n" }
         if model.slices.count > maxSlices { legend += "<p class=\"muted\">\(model.slices.count - maxSlices) more slices not drawn (use --format perfetto for the whole timeline).</p>\n" }
         return "<div class=\"scroll\">" + svg + "</div>" + legend

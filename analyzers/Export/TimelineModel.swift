@@ -50,7 +50,7 @@ struct TimelineModel {
 
     var start: UInt64 = 0
     var end: UInt64 = 0
-    private let context: ExportContext
+    let context: ExportContext
     private let names = NameCache()
 
     private final class NameCache {

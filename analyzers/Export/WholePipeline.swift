@@ -47,7 +47,7 @@ public enum WholePipeline {
     /// Reader, analyzer and every format on the traces of `directory`.
     public static func analyze(_ directory: String) -> Int32 {
         var options = AnalysisOptions()
-        options.keepEvents = true
+        options.keepEvents = false
         let result: AnalysisResult
         do { result = try Analyzer.analyze(paths: [directory], options: options) } catch { return 2 }
         _ = ReportRenderer.text(result.report, color: false)
@@ -55,7 +55,13 @@ public enum WholePipeline {
         var eo = ExportOptions()
         eo.repositoryRoot = directory
         eo.toolVersion = "fuzz"
-        for format in ExportFormat.allCases { _ = try? Exporter.render(format, result: result, options: eo) }
+        for format in ExportFormat.allCases {
+            // As `tangle analyze --format` does: the events each format shows, from a second pass
+            // (a small cap, so that the cut of a timeline is exercised too).
+            var r = result
+            do { try EvidenceWindows.fill(&r, format: format, paths: [directory], options: eo, timelineCap: 64) } catch { return 2 }
+            _ = try? Exporter.render(format, result: r, options: eo)
+        }
         return result.report.findings.isEmpty ? 0 : 1
     }
 
