@@ -60,7 +60,10 @@ struct TimelineModel {
 
     private func objectLabel(_ o: UInt64) -> String {
         if let l = names.objects[o] { return l }
-        let l = ExportSupport.objectLabel(o, context)
+        var l = ExportSupport.objectLabel(o, context)
+        // Every slice of the object repeats its label: a long name (up to 4 KB) is cut here, once,
+        // so that the timeline's size follows its events, not their names' lengths.
+        if l.count > TimelineModel.maxLabel { l = String(l.prefix(TimelineModel.maxLabel - 1)) + "…" }
         names.objects[o] = l
         return l
     }
@@ -84,6 +87,9 @@ struct TimelineModel {
         if s.unfinished { n += s.category == .hold ? " (held at end)" : " (never returned)" }
         return n
     }
+
+    /// Characters of an object's label in slice and flow names at most.
+    static let maxLabel = 80
 
     func name(_ f: Flow) -> String {
         let obj = objectLabel(f.object)
