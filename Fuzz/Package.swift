@@ -8,9 +8,10 @@ let package = Package(
     name: "TangleFuzz",
     dependencies: [.package(name: "Tangle", path: "..")],
     targets: [
+        .target(name: "CFuzzMain", path: "Sources/CFuzzMain"),
         .executableTarget(
             name: "tangle-fuzz",
-            dependencies: [.product(name: "TangleAnalysis", package: "Tangle"), .product(name: "TangleTrace", package: "Tangle")],
+            dependencies: ["CFuzzMain", .product(name: "TangleAnalysis", package: "Tangle"), .product(name: "TangleTrace", package: "Tangle")],
             path: "Sources/TangleFuzz",
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),

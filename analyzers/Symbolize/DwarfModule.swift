@@ -48,6 +48,28 @@ final class DwarfModule {
     /// Opens `path`; nil (with the reason) when it is not a readable ELF file.
     /// `debugDirectories` are searched for separate debug files (`.build-id/xx/….debug`, debuglink).
     static func open(path: String, debugDirectories: [String]) -> Result<DwarfModule, SymbolizeError> {
+        // One process may analyze many traces (watch, the fuzz target, tests): a file already
+        // opened (same path, inode, size and mtime) is not opened and indexed again.
+        var st = stat()
+        let key: String? = stat(path, &st) == 0
+            ? "\(path)|\(st.st_dev)|\(st.st_ino)|\(st.st_size)|\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)|\(debugDirectories.joined(separator: ":"))"
+            : nil
+        if let key, let m = cache.get(key) { return .success(m) }
+        let r = openUncached(path: path, debugDirectories: debugDirectories)
+        if let key, case .success(let m) = r { cache.put(key, m) }
+        return r
+    }
+
+    /// Opened modules by file identity, for the life of the process.
+    private final class Cache: @unchecked Sendable {
+        private let lock = NSLock()
+        private var modules: [String: DwarfModule] = [:]
+        func get(_ k: String) -> DwarfModule? { lock.lock(); defer { lock.unlock() }; return modules[k] }
+        func put(_ k: String, _ m: DwarfModule) { lock.lock(); modules[k] = m; lock.unlock() }
+    }
+    private static let cache = Cache()
+
+    private static func openUncached(path: String, debugDirectories: [String]) -> Result<DwarfModule, SymbolizeError> {
         // The path comes from a trace header: open it ourselves, without blocking, and only if it
         // is a regular file (a FIFO would hang libdw's own open; a device would be read forever).
         let fd: Int32

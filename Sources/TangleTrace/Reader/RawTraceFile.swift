@@ -83,11 +83,13 @@ public final class RawTraceFile {
 
     @exclusivity(unchecked) private var fd: Int32
     @exclusivity(unchecked) private var inBuf: UnsafeMutablePointer<UInt8>
-    private let inCap = 1 << 18
+    private let inCap = 1 << 17
     @exclusivity(unchecked) private var inPos = 0, inEnd = 0
     @exclusivity(unchecked) private var inFileOffset: UInt64 = 0   // file offset of inBuf[0]
     @exclusivity(unchecked) private var outBuf: UnsafeMutablePointer<UInt8>
-    @exclusivity(unchecked) private var outCap = 1 << 20
+    /// Starts at two blocks' room (a trace with many small files, one open per live process, stays
+    /// small); grows by doubling while a long line or a unit needs it, never past ~2.3 MB.
+    @exclusivity(unchecked) private var outCap = 1 << 18
     @exclusivity(unchecked) private var outStart = 0, outEnd = 0
     @exclusivity(unchecked) private var outBase: UInt64 = 0        // decompressed offset of outBuf[0]
     /// Where the search for the pending line's newline goes on (it is never rescanned).
