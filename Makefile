@@ -29,12 +29,13 @@ bench: setup
 # New inputs go to Fuzz/.work/corpus, crashes to Fuzz/.work/crashes (keep each one in
 # Fuzz/regressions: FuzzCorpusTests replays it in `make test`).
 FUZZ_RUNS ?= 1000000
-FUZZ_FLAGS ?= -max_len=16384 -timeout=20 -rss_limit_mb=2560
+FUZZ_FLAGS ?= -max_len=8192 -timeout=20 -rss_limit_mb=2560
 fuzz:
 	@bash scripts/setup.sh --test
 	cd Fuzz && $(SWIFT) build -c release -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address --product tangle-fuzz
 	mkdir -p Fuzz/.work/corpus Fuzz/.work/crashes
-	Fuzz/.build/release/tangle-fuzz -runs=$(FUZZ_RUNS) $(FUZZ_FLAGS) -print_final_stats=1 \
+	ASAN_OPTIONS=detect_leaks=0:malloc_context_size=0:quarantine_size_mb=8 \
+	Fuzz/.build/release/tangle-fuzz -runs=$(FUZZ_RUNS) $(FUZZ_FLAGS) -detect_leaks=0 -print_final_stats=1 \
 	    -artifact_prefix=Fuzz/.work/crashes/ Fuzz/.work/corpus Fuzz/corpus
 
 clean:
