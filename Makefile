@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BUILD_FLAGS ?=
 
-.PHONY: setup build demo test bench verify clean
+.PHONY: setup build demo test bench verify clean fuzz
 
 setup:
 	@bash scripts/setup.sh
@@ -31,5 +31,18 @@ verify: setup
 	$(SWIFT) build -c release $(BUILD_FLAGS) --product tangle
 	./.build/release/tangle-scenarios generate --count 2000
 
+# The libFuzzer target over the whole reading side (Fuzz/, a package of its own: in no product).
+# New inputs go to Fuzz/.work/corpus, crashes to Fuzz/.work/crashes (keep each one in
+# Fuzz/regressions: FuzzCorpusTests replays it in `make test`).
+FUZZ_RUNS ?= 1000000
+FUZZ_FLAGS ?= -max_len=8192 -timeout=20 -rss_limit_mb=2560
+fuzz:
+	@bash scripts/setup.sh --test
+	cd Fuzz && $(SWIFT) build -c release -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address --product tangle-fuzz
+	mkdir -p Fuzz/.work/corpus Fuzz/.work/crashes
+	ASAN_OPTIONS=detect_leaks=0:malloc_context_size=0:quarantine_size_mb=8 \
+	Fuzz/.build/release/tangle-fuzz -runs=$(FUZZ_RUNS) $(FUZZ_FLAGS) -detect_leaks=0 -print_final_stats=1 \
+	    -artifact_prefix=Fuzz/.work/crashes/ Fuzz/.work/corpus Fuzz/corpus
+
 clean:
-	rm -rf .build
+	rm -rf .build Fuzz/.build

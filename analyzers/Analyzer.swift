@@ -58,6 +58,7 @@ public enum Analyzer {
         // Pids known to be registered, direct-mapped (saves hashing at every switch of process).
         var knownCache = [Int32](repeating: 0, count: 64)
         // Events are moved out of the stream into `e` and consumed in place (no copies).
+        var reuse = ObjectReuseCheck()
         let e = UnsafeMutablePointer<TraceEvent>.allocate(capacity: 1)
         defer { e.deallocate() }
         while try stream.next(into: e) {
@@ -70,6 +71,7 @@ public enum Analyzer {
                 }
                 lastPid = pid
             }
+            if ObjectReuseCheck.isCreation(e.pointee) { reuse.note(e.pointee) }  // (TraceIntegrity.swift)
             session.consume(e.pointee)
             e.deinitialize(count: 1)
         }
@@ -96,6 +98,13 @@ public enum Analyzer {
                 kind: "reordered",
                 detail: "\(stream.lateEvents) event(s) arrived later than the reorder window (\(options.reorderWindow) events per file) and were analyzed out of time order"))
         }
-        return session.finish()
+        for p in reuse.problems { session.addProblem(p) }
+        var result = session.finish()
+        // Processes whose file was cut (TraceIntegrity.swift).
+        var cutPids: [Int32: String] = [:]
+        let cutFiles = Set(stream.allProblems.filter { $0.kind == .truncated }.map(\.file))
+        for d in stream.decoders where cutFiles.contains(d.path) { if let h = d.header { cutPids[h.pid] = d.path } }
+        CutRunNote.apply(&result, cutPids: cutPids)
+        return result
     }
 }

@@ -5,8 +5,18 @@ import Glibc
 /// file descriptor. `append` compresses; `flush` closes the current block and hands every byte
 /// produced so far to write(2), so whatever was flushed survives a SIGKILL; `end` writes the end
 /// mark. Not thread-safe (the recorder calls it under its writer lock).
+///
+/// With `markers` (schema 4) the text goes in units of whole lines of at most
+/// `TraceLimits.unitBytes` (one longer line alone), each followed by its block marker: the unit's
+/// number and the hash of its text, so that a reader finds a missing, repeated or reordered block
+/// (linked blocks decode such damage into plausible text). Callers append whole lines.
 final class LZ4FrameWriter {
     let fd: Int32
+    let markers: Bool
+    /// The unit being filled (compressed when it is sealed).
+    private let unit: UnsafeMutablePointer<UInt8>
+    private var unitCount = 0
+    private var unitNumber: UInt64 = 0
     private var cctx: OpaquePointer?
     private var prefs = LZ4F_preferences_t()
     private var dst: UnsafeMutablePointer<UInt8>
@@ -16,8 +26,10 @@ final class LZ4FrameWriter {
     private(set) var failed = false
     static let chunk = 32 * 1024
 
-    init?(fd: Int32) {
+    init?(fd: Int32, markers: Bool = true) {
         self.fd = fd
+        self.markers = markers
+        unit = .allocate(capacity: TraceLimits.unitBytes + 1)
         var ctx: OpaquePointer?
         if LZ4F_isError(LZ4F_createCompressionContext(&ctx, UInt32(LZ4F_VERSION))) != 0 { return nil }
         cctx = ctx
@@ -39,10 +51,64 @@ final class LZ4FrameWriter {
     deinit {
         LZ4F_freeCompressionContext(cctx)
         dst.deallocate()
+        unit.deallocate()
+    }
+
+    /// Appends `count` bytes of whole lines (any length).
+    func append(_ p: UnsafePointer<UInt8>, _ count: Int) {
+        guard markers else { compress(p, count); return }
+        var off = 0
+        while off < count {
+            let rest = count - off
+            let room = TraceLimits.unitBytes - unitCount
+            if rest <= room {
+                (unit + unitCount).update(from: p + off, count: rest)
+                unitCount += rest
+                return
+            }
+            if let last = lastNewline(p + off, room) {
+                let n = last + 1
+                (unit + unitCount).update(from: p + off, count: n)
+                unitCount += n
+                off += n
+                seal()
+                continue
+            }
+            if unitCount > 0 { seal(); continue }
+            // One line longer than a unit: a unit of its own, straight from the caller's bytes.
+            var n = rest
+            if let nl = memchr(p + off, 10, rest) { n = UnsafeRawPointer(nl) - UnsafeRawPointer(p + off) + 1 }
+            compress(p + off, n)
+            writeMarker(BlockMarker.hash(p + off, n))
+            off += n
+        }
+    }
+
+    /// The index of the last newline among `count` bytes (memrchr is a GNU extension).
+    private func lastNewline(_ p: UnsafePointer<UInt8>, _ count: Int) -> Int? {
+        var i = count - 1
+        while i >= 0 { if p[i] == 10 { return i }; i -= 1 }
+        return nil
+    }
+
+    /// Compresses the unit and its marker (nothing when the unit is empty).
+    private func seal() {
+        guard markers, unitCount > 0 else { return }
+        if unit[unitCount - 1] != 10 { unit[unitCount] = 10; unitCount += 1 }  // (callers give whole lines)
+        let x = BlockMarker.hash(unit, unitCount)
+        compress(unit, unitCount)
+        unitCount = 0
+        writeMarker(x)
+    }
+
+    private func writeMarker(_ x: UInt32) {
+        var m = BlockMarker.line(n: unitNumber, x: x)
+        unitNumber += 1
+        m.withUnsafeMutableBufferPointer { compress($0.baseAddress!, $0.count) }
     }
 
     /// Compresses `count` bytes (any length; fed in chunks).
-    func append(_ p: UnsafePointer<UInt8>, _ count: Int) {
+    private func compress(_ p: UnsafePointer<UInt8>, _ count: Int) {
         var off = 0
         while off < count {
             let n = min(LZ4FrameWriter.chunk, count - off)
@@ -56,6 +122,7 @@ final class LZ4FrameWriter {
 
     /// Closes the current block and writes everything out.
     func flush() {
+        seal()
         if dstCapacity - dstCount < LZ4F_compressBound(0, &prefs) { writeOut() }
         let r = LZ4F_flush(cctx, dst + dstCount, dstCapacity - dstCount, nil)
         if LZ4F_isError(r) == 0 { dstCount += r } else { failed = true }
@@ -64,6 +131,7 @@ final class LZ4FrameWriter {
 
     /// Writes the end mark and everything before it.
     func end() {
+        seal()
         if dstCapacity - dstCount < LZ4F_compressBound(0, &prefs) + 16 { writeOut() }
         let r = LZ4F_compressEnd(cctx, dst + dstCount, dstCapacity - dstCount, nil)
         if LZ4F_isError(r) == 0 { dstCount += r } else { failed = true }

@@ -414,7 +414,7 @@ enum TextTable {
         next &+= 1
         if next == 0 { next = 1 }
         let id = next
-        table[id] = s
+        table[id] = cappedTraceName(s)  // (a line never exceeds TraceLimits.maxLineBytes)
         pthread_mutex_unlock(&lock)
         return id
     }

@@ -13,23 +13,52 @@ public enum TraceCut {
     /// original files move to `directory/after-stop/`. Returns the files and the events dropped.
     public static func cut(directory: String, at cut: UInt64) throws -> (files: Int, dropped: Int) {
         let files = try findTraceFiles([directory])
+        // Everything inside the directory goes through its descriptor and is never followed
+        // through a symbolic link (a shared directory: another user may plant one): files are
+        // opened with O_NOFOLLOW, moved with renameat within the directory, created with O_EXCL.
+        let dirFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard dirFD >= 0 else { throw TraceReadError(file: directory, message: "cannot open: " + String(cString: strerror(errno))) }
+        defer { close(dirFD) }
         let aside = directory + "/" + asideDirectory
-        if mkdir(aside, 0o700) != 0 && errno != EEXIST {
+        if mkdirat(dirFD, asideDirectory, 0o700) != 0 && errno != EEXIST {
             throw TraceReadError(file: aside, message: "cannot create: " + String(cString: strerror(errno)))
         }
+        let asideFD = openat(dirFD, asideDirectory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard asideFD >= 0 else {
+            let why = errno == ELOOP || errno == ENOTDIR ? "not a directory of its own (a symbolic link or a file): refused" : String(cString: strerror(errno))
+            throw TraceReadError(file: aside, message: why)
+        }
+        defer { close(asideFD) }
+        var st = stat()
+        guard fstat(asideFD, &st) == 0, st.st_uid == geteuid() else {
+            throw TraceReadError(file: aside, message: "owned by another user: refused")
+        }
         var dropped = 0
+        var done = 0
         for f in files {
-            let raw = try RawTraceFile(path: f.path)
+            let name = String(f.path.split(separator: "/").last ?? Substring(f.path))
+            let fd = openat(dirFD, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+            guard fd >= 0 else {
+                if errno == ELOOP { continue }  // a symbolic link among the traces: not ours, left alone
+                throw TraceReadError(file: f.path, message: "cannot open: " + String(cString: strerror(errno)))
+            }
+            var fst = stat()
+            guard fstat(fd, &fst) == 0, (fst.st_mode & S_IFMT) == S_IFREG else { close(fd); continue }
+            let raw = try RawTraceFile(descriptor: fd, path: f.path)
             let (text, n) = cutLines(raw, at: cut)
+            let markers = raw.verifying
             raw.closeFile()
             dropped += n
-            let name = String(f.path.split(separator: "/").last ?? Substring(f.path))
-            guard rename(f.path, aside + "/" + name) == 0 else {
+            guard renameat(dirFD, name, asideFD, name) == 0 else {
                 throw TraceReadError(file: f.path, message: "cannot move aside: " + String(cString: strerror(errno)))
             }
-            try write(text, to: directory + "/" + name, lz4: name.hasSuffix(".lz4"))
+            let out = openat(dirFD, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            guard out >= 0 else { throw TraceReadError(file: f.path, message: "cannot create: " + String(cString: strerror(errno))) }
+            defer { close(out) }
+            try write(text, to: out, path: f.path, lz4: name.hasSuffix(".lz4"), markers: markers)
+            done += 1
         }
-        return (files.count, dropped)
+        return (done, dropped)
     }
 
     /// The lines of `raw` without the events at or after `cut`. Kept events get an absolute
@@ -78,12 +107,9 @@ public enum TraceCut {
         return (out, dropped)
     }
 
-    private static func write(_ bytes: [UInt8], to path: String, lz4: Bool) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw TraceReadError(file: path, message: "cannot create: " + String(cString: strerror(errno))) }
-        defer { close(fd) }
+    private static func write(_ bytes: [UInt8], to fd: Int32, path: String, lz4: Bool, markers: Bool) throws {
         if lz4 {
-            guard let frame = LZ4FrameWriter(fd: fd) else { throw TraceReadError(file: path, message: "cannot start an LZ4 frame") }
+            guard let frame = LZ4FrameWriter(fd: fd, markers: markers) else { throw TraceReadError(file: path, message: "cannot start an LZ4 frame") }
             var copy = bytes
             copy.withUnsafeMutableBufferPointer { if let p = $0.baseAddress { frame.append(p, $0.count) } }
             frame.end()

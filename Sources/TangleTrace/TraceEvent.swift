@@ -67,7 +67,7 @@ public struct ModuleInfo: Sendable, Equatable, Codable {
 public struct TraceHeader: Sendable, Equatable {
     /// 2: event lines may carry `dt` (ns after the previous event line) instead of `t`. Version 1
     /// files stay readable (they never have `dt`).
-    public static let currentSchemaVersion = 3
+    public static let currentSchemaVersion = 4
 
     public var schemaVersion: Int
     public var pid: Int32

@@ -103,7 +103,7 @@ final class Writer {
     }
 
     private func writeHeader(start: UInt64, processObject: UInt64) {
-        out.ascii("{\"k\":\"header\",\"v\":3,\"pid\":")
+        out.ascii("{\"k\":\"header\",\"v\":4,\"pid\":")
         out.int(Int64(pid))
         out.ascii(",\"ppid\":")
         out.int(Int64(getppid()))
@@ -124,13 +124,24 @@ final class Writer {
         let mods = Writer.currentModules()
         moduleAdds = mods.adds
         var first = true
+        var spill: [ModuleInfo] = []
+        let headerStart = out.count
         for m in mods.list {
             knownModules.insert(m.path + "@" + String(m.bias))
+            // A bounded header line: modules past the budget follow as module records.
+            if out.count - headerStart > TraceLimits.maxHeaderModuleBytes { spill.append(m); continue }
             if !first { out.byte(44) }
             first = false
             writeModuleFields(m)
         }
         out.ascii("]}\n")
+        for m in spill {
+            out.ascii("{\"k\":\"module\",\"t\":")
+            out.uint(start)
+            out.ascii(",\"module\":")
+            writeModuleFields(m)
+            out.ascii("}\n")
+        }
         emit()
     }
 

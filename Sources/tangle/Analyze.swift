@@ -53,11 +53,17 @@ struct Analyze: ParsableCommand {
         var options = AnalysisOptions()
         options.symbolDirectories = symbols
         options.zombieThresholdNs = UInt64(max(0, zombieThreshold) * 1e9)
-        // Only the timeline exporters need the merged events kept in memory.
-        options.keepEvents = exportFormat != nil
-        let result: AnalysisResult
+        // The analysis keeps no events; the formats that show some get them from a second pass
+        // that keeps only what they show (memory bounded by the evidence, not the trace).
+        options.keepEvents = false
+        var result: AnalysisResult
         do {
             result = try Analyzer.analyze(paths: paths, options: options)
+            if let exportFormat {
+                try EvidenceWindows.fill(&result, format: exportFormat, paths: paths,
+                                         options: exportOptions(budget: budget, sourceRoots: sourceRoots),
+                                         reorderWindow: options.reorderWindow)
+            }
         } catch {
             throw failUnusable("\(error)")
         }

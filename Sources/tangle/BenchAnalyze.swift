@@ -31,6 +31,9 @@ struct BenchAnalyze: ParsableCommand {
     @Flag(name: .long, help: "Keep the generated trace directory (its path is printed).")
     var keep = false
 
+    @Flag(name: .customLong("no-formats"), help: "Skip the peak RSS of `tangle analyze --format F` per output format.")
+    var noFormats = false
+
     @Option(name: .customLong("child-events"), help: .hidden)
     var childEvents: Int?
 
@@ -56,6 +59,16 @@ struct BenchAnalyze: ParsableCommand {
             genSeconds = Date().timeIntervalSince(g0)
         }
         defer { if generated && !keep { try? FileManager.default.removeItem(atPath: dir) } }
+
+        // Peak RSS of `tangle analyze --format F` per format, each in a process of its own. First,
+        // while this process is small: a child's ru_maxrss starts at its parent's high-water mark
+        // (posix_spawn execs from the parent's address space, and exec records that mark).
+        var formatRSS: [(String, Double)] = []
+        if !noFormats {
+            for f in ["text", "json"] + ExportFormat.allCases.map(\.rawValue) {
+                formatRSS.append((f, try analyzeRSS(dir: dir, format: f)))
+            }
+        }
 
         // The reader alone (decompress, parse, merge), to attribute the time.
         let r0 = cpuSeconds()
@@ -103,6 +116,8 @@ struct BenchAnalyze: ParsableCommand {
             "model_ns_per_event": readCount == 0 ? 0 : Int(max(0, cpu - readCPU) * 1e9 / Double(readCount)),
         ]
         if keep && generated { out["trace_dir"] = dir }
+        for (f, mb) in formatRSS { out["peak_rss_mb_" + f.replacingOccurrences(of: "-", with: "_")] = (mb * 10).rounded() / 10 }
+        if !formatRSS.isEmpty { out["target_peak_rss_mb_per_format"] = 200 }
         if json {
             let data = try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys])
             FileHandle.standardOutput.write(data + Data("\n".utf8))
@@ -111,6 +126,9 @@ struct BenchAnalyze: ParsableCommand {
             print("  \(String(format: "%.2f", perSecond / 1e6)) M events/s end to end (target ≥ 3 M/s per core; \(String(format: "%.2f", Double(n) / max(cpu, 1e-9) / 1e6)) M per CPU-second)")
             print("  the reader alone: \(String(format: "%.2f", Double(readCount) / max(readCPU, 1e-9) / 1e6)) M events per CPU-second; the model and passes add \(readCount == 0 ? 0 : Int(max(0, cpu - readCPU) * 1e9 / Double(readCount))) ns/event")
             print("  peak RSS \(String(format: "%.1f", rss)) MB; \(result.report.findings.count) finding(s), \(result.report.problems.count) problem(s)")
+            for (f, mb) in formatRSS {
+                print("  peak RSS of tangle analyze --format \(f): \(String(format: "%.1f", mb)) MB (target ≤ 200 MB at 10 M events; the analysis alone: \(String(format: "%.1f", rss)) MB)")
+            }
             if generated { print("  (trace generated in \(String(format: "%.1f", genSeconds)) s by \(processes) traced processes)") }
             if keep && generated { print("  trace directory: \(dir)") }
         }
@@ -142,6 +160,28 @@ struct BenchAnalyze: ParsableCommand {
         return names.reduce(0) { sum, name in
             sum + (((try? fm.attributesOfItem(atPath: dir + "/" + name))?[.size] as? NSNumber)?.intValue ?? 0)
         }
+    }
+
+    /// Runs `tangle analyze --format F DIR` (output to /dev/null) and returns its peak RSS in MB.
+    private func analyzeRSS(dir: String, format: String) throws -> Double {
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let args = [exe, "analyze", "--format", format, dir]
+        let argv = args.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, exe, &actions, nil, argv, environ)
+        guard rc == 0 else { throw failUnusable("cannot run \(exe) analyze: \(String(cString: strerror(rc)))") }
+        var status: Int32 = 0
+        var ru = rusage()
+        while wait4(pid, &status, 0, &ru) < 0 && errno == EINTR {}
+        let exitCode = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        guard exitCode == 0 || exitCode == 1 else { throw failUnusable("tangle analyze --format \(format) exited with \(exitCode)") }
+        return Double(ru.ru_maxrss) / 1024
     }
 
     private func cpuSeconds() -> Double {

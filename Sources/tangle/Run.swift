@@ -174,8 +174,12 @@ struct Run: ParsableCommand {
         do {
             var options = AnalysisOptions()
             options.symbolDirectories = symbols
+            options.keepEvents = false  // (the formats that show events get them from EvidenceWindows)
             _ = try findTraceFiles([dir])
             var result = try Analyzer.analyze(paths: [dir], options: options)
+            if let f = ExportFormat(rawValue: format) {
+                try EvidenceWindows.fill(&result, format: f, paths: [dir], options: exportOptions(budget: budget, sourceRoots: sourceRoots))
+            }
             var artefacts = Set<String>()
             if stoppedGroup {
                 // Processes tangle itself stopped: lifecycle findings about them are consequences
@@ -250,10 +254,18 @@ struct Run: ParsableCommand {
     func prepareTraceDir() throws -> String {
         if let traceDir {
             let abs = traceDir.hasPrefix("/") ? traceDir : FileManager.default.currentDirectoryPath + "/" + traceDir
-            do {
-                try FileManager.default.createDirectory(atPath: abs, withIntermediateDirectories: true)
-            } catch {
-                throw failUnusable("\(traceDir): cannot create the trace directory: \(error.localizedDescription)")
+            // Every directory created here is 0700, like the recorder's own (a trace names the
+            // program's objects and binaries: not for other users).
+            var prefix = ""
+            for part in abs.split(separator: "/") {
+                prefix += "/" + part
+                if mkdir(prefix, 0o700) != 0 && errno != EEXIST {
+                    throw failUnusable("\(traceDir): cannot create the trace directory: \(String(cString: strerror(errno)))")
+                }
+            }
+            var st = stat()
+            guard stat(abs, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
+                throw failUnusable("\(traceDir): not a directory")
             }
             let names = (try? FileManager.default.contentsOfDirectory(atPath: abs)) ?? []
             if names.contains(where: { $0.hasSuffix(".jsonl.lz4") || $0.hasSuffix(".jsonl") }) {

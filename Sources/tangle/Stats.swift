@@ -23,6 +23,8 @@ struct TraceStats {
     var unknownKinds: UInt64 { problems.filter { $0.kind == .unknownKind }.reduce(0) { $0 + $1.count } }
     var corrupt: [TraceProblem] { problems.filter { $0.kind == .corrupt } }
     var invalidLines: [TraceProblem] { problems.filter { $0.kind == .invalidLine } }
+    /// Damage of schema-4 frames, lines over the limit, copies of a file (read once).
+    var damaged: [TraceProblem] { problems.filter { $0.kind == .damaged || $0.kind == .lineTooLong || $0.kind == .duplicateFile } }
 
     static func compute(paths: [String]) throws -> TraceStats {
         let stream = try TraceEventStream(paths: paths)
@@ -88,6 +90,7 @@ struct TraceStats {
             "duration_ns": events == 0 ? 0 : lastTime - firstTime,
             "truncated": truncated.map { ["file": $0.file, "offset": $0.offset, "message": $0.message] },
             "corrupt": corrupt.map { ["file": $0.file, "offset": $0.offset, "message": $0.message] },
+            "damaged": damaged.map { ["kind": $0.kind.rawValue, "file": $0.file, "offset": $0.offset, "message": $0.message, "count": $0.count] },
             "invalid_lines": invalidLines.reduce(0) { $0 + Int($1.count) },
             "dropped": dropped,
             "unknown_kinds": unknownKinds,
@@ -115,6 +118,10 @@ struct TraceStats {
         for t in truncated { out += "\n  \(t.file) at byte \(t.offset)" }
         out += "\ndropped events: \(dropped)   unknown kinds: \(unknownKinds)   invalid lines: \(invalidLines.reduce(0) { $0 + Int($1.count) })   corrupt files: \(corrupt.count)\n"
         for c in corrupt { out += "  \(c.description)\n" }
+        if !damaged.isEmpty {
+            out += "damaged, over-long or duplicate: \(damaged.count)\n"
+            for d in damaged { out += "  \(d.description)\n" }
+        }
         return out
     }
 }

@@ -23,6 +23,7 @@ enum TraceChildren {
         "paths": twoPaths,
         "entries": entryPoints,
         "retry": retryAfterFullRing,
+        "longname": longName,  // (SafeReadingTests)
     ]
 
     static func env(_ key: String) -> String? { ProcessInfo.processInfo.environment[key] }

@@ -360,10 +360,10 @@ final class SourceLookup {
                 if let lines = cached { return (candidate, lines) }
                 continue
             }
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: candidate, isDirectory: &isDir), !isDir.boolValue,
-                  let data = FileManager.default.contents(atPath: candidate), data.count < 4 << 20,
-                  let text = String(data: data, encoding: .utf8)
+            // The path comes from debug info of a binary the trace names: regular files only,
+            // read with a bound (a FIFO must not hang the report, a device not fill memory).
+            guard let bytes = SourceLookup.readRegular(candidate, limit: 4 << 20),
+                  let text = String(validating: bytes, as: UTF8.self)
             else { cache[candidate] = .some(nil); continue }
             var lines = text.components(separatedBy: "\n")
             if lines.last == "" { lines.removeLast() }
@@ -371,6 +371,23 @@ final class SourceLookup {
             return (candidate, lines)
         }
         return nil
+    }
+
+    /// The bytes of a regular file of at most `limit` bytes; nil otherwise.
+    static func readRegular(_ path: String, limit: Int) -> [UInt8]? {
+        guard let fd = try? RawTraceFile.openRegular(path) else { return nil }
+        defer { close(fd) }
+        var out = [UInt8](repeating: 0, count: limit + 1)
+        var n = 0
+        while n <= limit {
+            let r = out.withUnsafeMutableBytes { read(fd, $0.baseAddress! + n, limit + 1 - n) }
+            if r < 0 && errno == EINTR { continue }
+            if r <= 0 { break }
+            n += r
+        }
+        guard n <= limit else { return nil }
+        out.removeSubrange(n...)
+        return out
     }
 
     private func candidates(_ file: String) -> [String] {

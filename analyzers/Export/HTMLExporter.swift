@@ -129,7 +129,10 @@ enum HTMLExporter {
         svg += "<defs><marker id=\"tlarrow\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"6\" markerHeight=\"6\" orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#3465a4\"/></marker></defs>\n"
         // Axis.
         for i in 0...4 {
-            let t = model.start + UInt64(Double(i) / 4 * span)
+            // Checked: a trace's times can sit anywhere in UInt64 (a Double past it would trap).
+            let d = Double(i) / 4 * span
+            let o: UInt64 = d < 18_446_744_073_709_549_568.0 ? UInt64(d) : .max
+            let t = model.start > UInt64.max - o ? UInt64.max : model.start + o
             let xx = x(t)
             svg += "<line x1=\"\(f(xx))\" y1=\"\(f(top - 6))\" x2=\"\(f(xx))\" y2=\"\(f(height - 6))\" class=\"grid\"/>"
             svg += "<text x=\"\(f(xx))\" y=\"14\" class=\"axis\" text-anchor=\"middle\">\(ExportSupport.millis(t - model.start)) ms</text>\n"
@@ -148,7 +151,7 @@ enum HTMLExporter {
             let x0 = x(s.start), w = max(1.5, (s.unfinished && s.end >= model.end ? labelW + plotW : x(s.end)) - x0)
             let cls = s.category == .wait ? (s.unfinished ? "waitbad" : "wait") : s.category.rawValue
             let (dy, hh) = s.category == .hold ? (4.0, laneH - 8) : s.category == .wait ? (7.0, laneH - 14) : (2.0, laneH - 4)
-            let dur = ExportSupport.millis(s.end - s.start)
+            let dur = ExportSupport.millis(s.end > s.start ? s.end - s.start : 0)
             svg += "<rect x=\"\(f(x0))\" y=\"\(f(yy + dy))\" width=\"\(f(w))\" height=\"\(f(hh))\" class=\"\(cls)\"><title>\(h(model.name(s))) — \(dur) ms</title></rect>\n"
         }
         for fl in model.flows.prefix(maxFlows) {
@@ -162,6 +165,7 @@ enum HTMLExporter {
         }
         svg += "</svg>\n"
         var legend = "<p class=\"legend\"><span class=\"sw hold\"></span>lock held <span class=\"sw wait\"></span>wait <span class=\"sw waitbad\"></span>wait that never returned <span class=\"sw op\"></span>put/get <span class=\"sw flowsw\"></span>message <span class=\"sw marker\"></span>finding</p>\n"
+        if let note = model.context.eventsNote { legend += "<p class=\"muted\">\(h(note)).</p>\n" }
         if model.threads.count > lanes.count { legend += "<p class=\"muted\">\(model.threads.count - lanes.count) more threads not drawn.</p>\n" }
         if model.slices.count > maxSlices { legend += "<p class=\"muted\">\(model.slices.count - maxSlices) more slices not drawn (use --format perfetto for the whole timeline).</p>\n" }
         return "<div class=\"scroll\">" + svg + "</div>" + legend

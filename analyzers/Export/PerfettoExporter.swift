@@ -34,6 +34,11 @@ enum PerfettoExporter {
             lines.append(#"{"ph":"M","name":"thread_sort_index","pid":\#(t.key.pid),"tid":\#(t.key.tid),"args":{"sort_index":\#(t.key.tid)}}"#)
         }
 
+        if let note = context.eventsNote, let pid = pids.first {
+            // What the bounded timeline left out (EvidenceWindows), where a reader of the trace sees it.
+            lines.append(#"{"ph":"i","s":"g","cat":"tangle","name":\#(q("tangle: " + note)),"pid":\#(pid),"tid":\#(pid),"ts":0}"#)
+        }
+
         // Slices, in time order (parents before children at equal start).
         let ordered = model.slices.enumerated().sorted { a, b in
             if a.element.start != b.element.start { return a.element.start < b.element.start }
@@ -43,7 +48,7 @@ enum PerfettoExporter {
         for s in ordered {
             let args = #"{"object":\#(q(ExportSupport.objectLabel(s.object, context))),"unfinished":\#(s.unfinished)}"#
             if s.nested {
-                lines.append(#"{"ph":"X","cat":"\#(s.category.rawValue)","name":\#(q(model.name(s))),"pid":\#(s.thread.pid),"tid":\#(s.thread.tid),"ts":\#(ts(s.start)),"dur":\#(ExportSupport.micros(s.end - s.start)),"args":\#(args)}"#)
+                lines.append(#"{"ph":"X","cat":"\#(s.category.rawValue)","name":\#(q(model.name(s))),"pid":\#(s.thread.pid),"tid":\#(s.thread.tid),"ts":\#(ts(s.start)),"dur":\#(ExportSupport.micros(s.end > s.start ? s.end - s.start : 0)),"args":\#(args)}"#)
             } else {
                 asyncID += 1
                 let name = q("\(model.name(s)) [tid \(s.thread.tid)]")

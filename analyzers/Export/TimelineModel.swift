@@ -50,7 +50,7 @@ struct TimelineModel {
 
     var start: UInt64 = 0
     var end: UInt64 = 0
-    private let context: ExportContext
+    let context: ExportContext
     private let names = NameCache()
 
     private final class NameCache {
@@ -60,7 +60,10 @@ struct TimelineModel {
 
     private func objectLabel(_ o: UInt64) -> String {
         if let l = names.objects[o] { return l }
-        let l = ExportSupport.objectLabel(o, context)
+        var l = ExportSupport.objectLabel(o, context)
+        // Every slice of the object repeats its label: a long name (up to 4 KB) is cut here, once,
+        // so that the timeline's size follows its events, not their names' lengths.
+        if l.count > TimelineModel.maxLabel { l = String(l.prefix(TimelineModel.maxLabel - 1)) + "…" }
         names.objects[o] = l
         return l
     }
@@ -84,6 +87,9 @@ struct TimelineModel {
         if s.unfinished { n += s.category == .hold ? " (held at end)" : " (never returned)" }
         return n
     }
+
+    /// Characters of an object's label in slice and flow names at most.
+    static let maxLabel = 80
 
     func name(_ f: Flow) -> String {
         let obj = objectLabel(f.object)
@@ -181,7 +187,7 @@ struct TimelineModel {
                 }
             case .queuePut, .pipeSend, .queueGet, .pipeRecv:
                 let isPut = e.kind == .queuePut || e.kind == .pipeSend
-                let opEnd = min(e.time + 1000, bound[ti])
+                let opEnd = min(e.time > UInt64.max - 1000 ? UInt64.max : e.time + 1000, bound[ti])  // (trace times can be anything)
                 slices.append(Slice(thread: k, start: e.time, end: max(e.time, opEnd), kind: e.kind,
                                     category: .op, object: e.object, unfinished: false, eventSeq: e.seq))
                 pendingOps[ti].append(slices.count - 1)

@@ -19,6 +19,9 @@ public struct ExportContext: Sendable {
     /// Directories to look for sources in (LLM summary, HTML): frames' file paths are tried as is,
     /// then relative to these.
     public var sourceRoots: [String]
+    /// What a timeline left out of `events` when they were chosen by `EvidenceWindows` (said in
+    /// the output); nil when nothing was.
+    public var eventsNote: String? = nil
 
     public init(
         events: [TraceEvent] = [], headers: [Int32: TraceHeader] = [:], processNames: [Int32: String] = [:],

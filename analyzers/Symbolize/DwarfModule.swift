@@ -1,5 +1,6 @@
 import CDW
 import Foundation
+import TangleTrace
 
 /// One ELF file opened with libdwfl, laid out at its own link-time addresses (base 0), so a lookup
 /// takes the *file address* (`pc - load bias`) and the same object serves every process that mapped
@@ -47,6 +48,36 @@ final class DwarfModule {
     /// Opens `path`; nil (with the reason) when it is not a readable ELF file.
     /// `debugDirectories` are searched for separate debug files (`.build-id/xx/….debug`, debuglink).
     static func open(path: String, debugDirectories: [String]) -> Result<DwarfModule, SymbolizeError> {
+        // One process may analyze many traces (watch, the fuzz target, tests): a file already
+        // opened (same path, inode, size and mtime) is not opened and indexed again.
+        var st = stat()
+        let key: String? = stat(path, &st) == 0
+            ? "\(path)|\(st.st_dev)|\(st.st_ino)|\(st.st_size)|\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)|\(debugDirectories.joined(separator: ":"))"
+            : nil
+        if let key, let m = cache.get(key) { return .success(m) }
+        let r = openUncached(path: path, debugDirectories: debugDirectories)
+        if let key, case .success(let m) = r { cache.put(key, m) }
+        return r
+    }
+
+    /// Opened modules by file identity, for the life of the process.
+    private final class Cache: @unchecked Sendable {
+        private let lock = NSLock()
+        private var modules: [String: DwarfModule] = [:]
+        func get(_ k: String) -> DwarfModule? { lock.lock(); defer { lock.unlock() }; return modules[k] }
+        func put(_ k: String, _ m: DwarfModule) { lock.lock(); modules[k] = m; lock.unlock() }
+    }
+    private static let cache = Cache()
+
+    private static func openUncached(path: String, debugDirectories: [String]) -> Result<DwarfModule, SymbolizeError> {
+        // The path comes from a trace header: open it ourselves, without blocking, and only if it
+        // is a regular file (a FIFO would hang libdw's own open; a device would be read forever).
+        let fd: Int32
+        do { fd = try RawTraceFile.openRegular(path) } catch let e as TraceReadError {
+            return .failure(.unreadable(path, e.message))
+        } catch {
+            return .failure(.unreadable(path, "\(error)"))
+        }
         let callbacks = UnsafeMutablePointer<Dwfl_Callbacks>.allocate(capacity: 1)
         let debugPath = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: 1)
         // "-": don't insist on debuglink CRCs; then the standard places, then the user's dirs.
@@ -62,15 +93,17 @@ final class DwarfModule {
             callbacks.deallocate()
         }
         guard let dwfl = dwfl_begin(callbacks) else {
+            _ = Glibc.close(fd)
             cleanup()
             return .failure(.unreadable(path, String(cString: dwfl_errmsg(-1))))
         }
         dwfl_report_begin(dwfl)
         let name = (path as NSString).lastPathComponent
-        let mod = dwfl_report_elf(dwfl, name, path, -1, 0, false)
+        let mod = dwfl_report_elf(dwfl, name, path, fd, 0, false)  // (libdwfl owns fd from here)
         dwfl_report_end(dwfl, nil, nil)
         guard let mod else {
             let msg = String(cString: dwfl_errmsg(-1))
+            _ = Glibc.close(fd)  // (not consumed when the report failed)
             dwfl_end(dwfl)
             cleanup()
             return .failure(.unreadable(path, msg))

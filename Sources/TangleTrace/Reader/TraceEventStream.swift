@@ -168,6 +168,8 @@ public final class TraceEventStream {
     private let scratch = UnsafeMutablePointer<TraceEvent>.allocate(capacity: 1)
     @exclusivity(unchecked) private var openedDecoders: [TraceFileDecoder] = []
     private var unreadableFiles = 0
+    /// "pid-start" of every file opened → its path (duplicates are skipped).
+    @exclusivity(unchecked) private var openedByKey: [String: String] = [:]
 
     /// `window`: events always held back per file before one is released; beyond that, events are
     /// held while they are less than `timeWindow` ns older than the newest event read from their
@@ -205,7 +207,19 @@ public final class TraceEventStream {
                                                  message: error.message + "; file skipped"))
             return
         }
-        if let h = d.header { headers[h.pid] = h }
+        if let h = d.header {
+            // A copy of a file (same pid and start, under another name) is read once: merging it
+            // would count every event twice.
+            let key = "\(h.pid)-\(h.startTime)"
+            if let first = openedByKey[key] {
+                finishedProblems.append(TraceProblem(kind: .duplicateFile, file: f.path, offset: 0,
+                    message: "same process (pid \(h.pid)) and start (\(h.startTime)) as \(first): a copy, read once"))
+                d.raw.closeFile()
+                return
+            }
+            openedByKey[key] = f.path
+            headers[h.pid] = h
+        }
         d.onStack = { [unowned self] pid, id, pcs in self.stacks[pid, default: [:]][id] = pcs }
         openedDecoders.append(d)
         let s = Source(d)

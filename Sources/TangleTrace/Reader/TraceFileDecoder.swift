@@ -322,6 +322,7 @@ public final class TraceFileDecoder {
         let kp = p + f.kindStart
         guard let kind = kinds.lookup(kp, f.kindLen) else {
             if bytesEqual(kp, f.kindLen, "header") { invalid("a second header"); return false }
+            if bytesEqual(kp, f.kindLen, "blk") { return false }  // a block marker (checked by the raw layer)
             // An event line of a kind this reader does not know still moves the dt base.
             if !bytesEqual(kp, f.kindLen, "stack") && !bytesEqual(kp, f.kindLen, "module"), let t = lineTime(f) {
                 timeBase = t
@@ -420,6 +421,7 @@ public final class TraceFileDecoder {
         }
         if k == "header" { invalid("a second header"); return nil }
         if k == "run" { startRun(v); return nil }
+        if k == "blk" { return nil }
         guard let k else { invalid("a line without \"k\""); return nil }
         let time = nestedTime(v)
         guard let kind = EventKind(name: k) else {

@@ -1,0 +1,1 @@
+/* (no public API: the C target only provides the entry point) */
