@@ -239,6 +239,7 @@ final class TraceModel {
             reviveThreads(p)
         }
 
+        lockOrder.observe(e, t, self)  // [predict] hold-and-wait: blocking/waking ops made holding locks
         if e.kind.isWait {
             beginWait(t, e)
         } else if t.isWaiting {
@@ -368,19 +369,20 @@ final class TraceModel {
         if o.kind == .lock && o.owner == t.index {
             selfDeadlock(e, o, t)
         }
-        if o.kind.isMutex { lockOrder.record(thread: t, lock: e.object, event: e, attempt: true) }
+        lockOrder.lockWait(e, t, o)  // [predict] lock-order edges (mutexes, value-1 semaphores)
     }
 
     @inline(__always) private func lockAcquired(_ e: TraceEvent, _ t: ThreadState, _ o: ObjectState) {
         if o.kind.isSemaphore {
             o.semValue -= 1
             t.receive(o.semClock)
+            lockOrder.lockAcquired(e, t, o)  // [predict] value-1 semaphores are locks
         } else {
             if o.owner == t.index, let hi = t.heldIndex(e.object) {
                 t.held[hi].depth = max(e.a, 1)
             } else {
                 if e.a <= 1 || t.heldIndex(e.object) == nil {
-                    lockOrder.record(thread: t, lock: e.object, event: e, attempt: false)
+                    lockOrder.lockAcquired(e, t, o)  // [predict] lock-order edges
                 }
                 if let hi = t.heldIndex(e.object) { t.held.remove(at: hi) }
                 t.held.append(HeldLock(lock: e.object, depth: max(e.a, 1), event: e, clock: t.clock))
@@ -394,7 +396,8 @@ final class TraceModel {
     @inline(__always) private func lockReleased(_ e: TraceEvent, _ t: ThreadState, _ o: ObjectState) {
         if o.kind.isSemaphore {
             o.semValue += 1
-            o.semClock.join(t.stamp())
+            // [predict] a value-1 semaphore released by its taker is a mutex release: no happens-before edge
+            if !lockOrder.semaphoreReleased(e, t, o) { o.semClock.join(t.stamp()) }
             o.releasers.insert(e.pid)
             t.tick()
         } else {

@@ -1,0 +1,132 @@
+import TangleTrace
+
+/// An edge A → B of the lock-order graph: every section "B taken (or waited for) while A was held",
+/// kept as chains per (thread, gate set, stacks) — see `SectionChain` for what is merged.
+final class LockEdge {
+    let from: UInt64
+    let to: UInt64
+    var chains = ChainSet()
+
+    init(from: UInt64, to: UInt64) {
+        self.from = from
+        self.to = to
+    }
+
+    /// One entry per chain, for the exporters' graph (threads per edge).
+    struct ThreadRef { var thread: Int }
+    var instances: [ThreadRef] { chains.chains.map { ThreadRef(thread: $0.thread) } }
+}
+
+/// The lock-order graph and the lock-like state the model does not keep itself.
+///
+/// Lock-like objects: Lock, RLock (the model's `held` list, which also covers the lock under a
+/// Condition), and Semaphore / BoundedSemaphore created with value 1, which this type tracks as
+/// held from an acquire to the same thread's release. A value-1 semaphore released by another
+/// thread is a signal, not a mutex: it is dropped from its acquirer's held set at that point.
+/// Counting semaphores (value ≠ 1) are not locks here; their acquires are blocking operations for
+/// the hold-and-wait pass.
+///
+/// The model calls in at a few marked lines (`lockWait`, `lockAcquired`, `semaphoreReleased`,
+/// `observe`); everything else happens at the end of the trace (`TraceModel.runLockOrder`).
+final class LockOrderGraph {
+    private(set) var edges: [LockEdge] = []
+    private var index: [PairKey: Int] = [:]
+    /// Value-1 semaphores held, by thread index.
+    private var semHeld: [[HeldLock]] = []
+    /// Which thread holds a value-1 semaphore.
+    private var semOwner: [UInt64: Int] = [:]
+    /// Every acquisition of a lock-like object, by lock: the hold-and-wait pass's wakers for joins
+    /// and pool results (the thread must take the lock before it can exit or finish its task).
+    private(set) var acquisitions: [UInt64: ChainSet] = [:]
+    /// Hold-and-wait tables (filled by `observe`, see HoldAndWait.swift).
+    var holdAndWait = HoldAndWaitTable()
+
+    struct PairKey: Hashable {
+        var from: UInt64
+        var to: UInt64
+    }
+
+    /// Semaphores created with value 1 are mutexes here.
+    static func isBinarySemaphore(_ o: ObjectState) -> Bool {
+        o.kind.isSemaphore && o.created?.b == 1
+    }
+
+    /// The lock-like objects `t` holds: its mutexes and value-1 semaphores.
+    func held(_ t: ThreadState) -> [HeldLock] {
+        guard t.index < semHeld.count, !semHeld[t.index].isEmpty else { return t.held }
+        return t.held + semHeld[t.index]
+    }
+
+    @inline(__always) func holdsAny(_ t: ThreadState) -> Bool {
+        !t.held.isEmpty || (t.index < semHeld.count && !semHeld[t.index].isEmpty)
+    }
+
+    // MARK: Hooks called by the model
+
+    /// `lock.wait`: the thread blocks taking `o` — an edge from every lock it holds.
+    func lockWait(_ e: TraceEvent, _ t: ThreadState, _ o: ObjectState) {
+        if o.kind.isMutex || Self.isBinarySemaphore(o) { record(t, lock: e.object, event: e) }
+    }
+
+    /// `lock.acquired` of a Lock/RLock (first entry), or of a semaphore (after its clock was received).
+    func lockAcquired(_ e: TraceEvent, _ t: ThreadState, _ o: ObjectState) {
+        if o.kind.isSemaphore {
+            guard Self.isBinarySemaphore(o) else { return }
+            record(t, lock: e.object, event: e)
+            noteAcquisition(t, lock: e.object, event: e)
+            while semHeld.count <= t.index { semHeld.append([]) }
+            semHeld[t.index].append(HeldLock(lock: e.object, depth: 1, event: e, clock: t.clock))
+            semOwner[e.object] = t.index
+        } else {
+            record(t, lock: e.object, event: e)
+            noteAcquisition(t, lock: e.object, event: e)
+        }
+    }
+
+    /// `lock.released` of a semaphore. True when it is a value-1 semaphore released by the thread
+    /// that took it: a mutex release, which (like a Lock's) must not order the sections it
+    /// separates, so the model adds no happens-before edge for it.
+    func semaphoreReleased(_ e: TraceEvent, _ t: ThreadState, _ o: ObjectState) -> Bool {
+        guard Self.isBinarySemaphore(o), let owner = semOwner.removeValue(forKey: e.object) else { return false }
+        if owner < semHeld.count, let i = semHeld[owner].lastIndex(where: { $0.lock == e.object }) {
+            semHeld[owner].remove(at: i)
+        }
+        return owner == t.index
+    }
+
+    /// Records the edges "held → lock" for every lock-like object `t` holds while it takes (or
+    /// waits for) `lock`.
+    private func record(_ t: ThreadState, lock: UInt64, event: TraceEvent) {
+        guard holdsAny(t) else { return }
+        let held = held(t)
+        for h in held where h.lock != lock {
+            let pair = PairKey(from: h.lock, to: lock)
+            let edge: LockEdge
+            if let i = index[pair] {
+                edge = edges[i]
+            } else {
+                edge = LockEdge(from: h.lock, to: lock)
+                index[pair] = edges.count
+                edges.append(edge)
+            }
+            var gates: [UInt64] = []
+            if held.count > 1 {
+                for g in held where g.lock != h.lock && g.lock != lock { gates.append(g.lock) }
+                gates.sort()
+            }
+            edge.chains.add(thread: t.index, gates: gates, outer: h.event, inner: event, clock: h.clock, own: t.own)
+        }
+    }
+
+    private func noteAcquisition(_ t: ThreadState, lock: UInt64, event: TraceEvent) {
+        var gates: [UInt64] = []
+        if holdsAny(t) {
+            for g in held(t) where g.lock != lock { gates.append(g.lock) }
+            gates.sort()
+        }
+        acquisitions[lock, default: ChainSet()].add(thread: t.index, gates: gates, outer: event, inner: event,
+                                                     clock: t.clock, own: t.own)
+    }
+
+    func edge(_ from: UInt64, _ to: UInt64) -> LockEdge? { index[PairKey(from: from, to: to)].map { edges[$0] } }
+}
