@@ -145,7 +145,7 @@ extension TraceModel {
             guard let waits = lockOrder.holdAndWait.waits[key] else { continue }
             let wakers = wakerChains(key)
             if wakers.isEmpty { continue }
-            let detail = "\(objectLabel(key.lock)) held across \(Self.waitVerb(key.target.channel)) \(objectLabel(key.target.object))"
+            let detail = "\(objectLabel(key.lock)) held across \(Self.waitVerb(key.target.channel)) \(targetLabel(key.target))"
             if actualLocks.contains(where: { $0.contains(key.lock) }) {
                 ruled.append(RuledOut(kind: .holdAndWait, detail: detail, reason: "reported-as-actual"))
                 continue
@@ -191,6 +191,14 @@ extension TraceModel {
         return (findings, ruled)
     }
 
+    func targetLabel(_ t: WaitTarget) -> String {
+        switch t.channel {
+        case .process: return whoProcess(Int32(truncatingIfNeeded: t.object))
+        case .thread: return threadByObject[t.object].map { who(threads[$0]) } ?? objectLabel(t.object)
+        default: return objectLabel(t.object)
+        }
+    }
+
     static func waitVerb(_ c: WaitTarget.Channel) -> String {
         switch c {
         case .queueItem: "a get from"
@@ -224,7 +232,7 @@ extension TraceModel {
         let w = pair[0], k = pair[1]
         let tw = threads[w.thread], tk = threads[k.thread]
         let lock = objectLabel(key.lock)
-        let target = key.target.channel == .process ? "process \(processName(Int32(truncatingIfNeeded: key.target.object)))" : objectLabel(key.target.object)
+        let target = targetLabel(key.target)
         let waitWords = "\(Self.waitVerb(key.target.channel)) \(target)"
         let byExit = key.target.channel == .thread || key.target.channel == .process || key.target.channel == .pool
         let wakeWords = Self.wakeVerb(key.target.channel) + (byExit ? "" : " \(target)")
