@@ -109,7 +109,7 @@ extension LockOrderGraph {
                 gates.sort()
             }
             table[HoldAndWaitTable.Key(target: target, lock: h.lock), default: ChainSet()]
-                .add(thread: t.index, gates: gates, outer: h.event, inner: e, clock: h.clock, own: t.own)
+                .add(t, gates: gates, outer: h.event, inner: e, clock: h.clock, own: t.own)
         }
     }
 }
@@ -163,8 +163,8 @@ extension TraceModel {
                         for y in kc.sections.reversed() {
                             budget -= 1
                             if budget <= 0 { break search }
-                            let a = ChosenSection(thread: wc.thread, gates: wc.gates, section: x)
-                            let b = ChosenSection(thread: kc.thread, gates: kc.gates, section: y)
+                            let a = ChosenSection(wc, x)
+                            let b = ChosenSection(kc, y)
                             if let r = ChosenSection.check(a, b) {
                                 reasons[r, default: 0] += 1
                             } else {
@@ -237,16 +237,16 @@ extension TraceModel {
         let byExit = key.target.channel == .thread || key.target.channel == .process || key.target.channel == .pool
         let wakeWords = Self.wakeVerb(key.target.channel) + (byExit ? "" : " \(target)")
         var waiter = RawParticipant(pid: tw.pid, tid: tw.tid, role: "waits", detail: "holds \(lock) across \(waitWords)",
-                                    object: key.target.channel == .process ? 0 : key.target.object, stackEvent: w.section.inner)
-        waiter.outerEvent = w.section.outer
+                                    object: key.target.channel == .process ? 0 : key.target.object, stackEvent: w.inner)
+        waiter.outerEvent = w.outer
         var waker = RawParticipant(pid: tk.pid, tid: tk.tid, role: "wakes", detail: "takes \(lock) to \(wakeWords)",
-                                   object: key.lock, stackEvent: k.section.inner)
-        waker.outerEvent = k.section.outer
+                                   object: key.lock, stackEvent: k.inner)
+        waker.outerEvent = k.outer
         let evidence: [(TraceEvent, String?)] = [
-            (w.section.outer, "\(who(tw)) takes \(lock)"),
-            (w.section.inner, "\(who(tw)) holding \(lock): \(waitWords)"),
-            (k.section.outer, "\(who(tk)) takes \(lock)"),
-            (k.section.inner, "\(who(tk)) holding \(lock): \(wakeWords)"),
+            (w.outer, "\(who(tw)) takes \(lock)"),
+            (w.inner, "\(who(tw)) holding \(lock): \(waitWords)"),
+            (k.outer, "\(who(tk)) takes \(lock)"),
+            (k.inner, "\(who(tk)) holding \(lock): \(wakeWords)"),
         ]
         var why = "kept: different threads; no common gate lock; the two sections are not ordered by happens-before, so \(who(tw)) can take \(lock) first and block while \(who(tk)) waits for \(lock)"
         why += combinationWords(others, complete: complete, title: "hold-and-wait \(lock) across \(waitWords)")

@@ -253,7 +253,7 @@ struct CycleSearch {
             for section in chain.sections.reversed() {
                 s.budget -= 1
                 if s.budget <= 0 { return false }
-                let cand = ChosenSection(thread: chain.thread, gates: chain.gates, section: section)
+                let cand = ChosenSection(chain, section)
                 if s.chosen.contains(where: { ChosenSection.check($0, cand) != nil }) {
                     s.reasons[.happensBefore, default: 0] += 1
                     continue
@@ -297,7 +297,7 @@ struct WitnessSearch {
                 for section in chain.sections.reversed() {
                     budget -= 1
                     if budget <= 0 { return false }
-                    let cand = ChosenSection(thread: chain.thread, gates: chain.gates, section: section)
+                    let cand = ChosenSection(chain, section)
                     if chosen.contains(where: { ChosenSection.check($0, cand) != nil }) { continue }
                     chosen.append(cand)
                     let done = go(k + 1)

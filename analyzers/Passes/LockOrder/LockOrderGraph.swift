@@ -114,7 +114,7 @@ final class LockOrderGraph {
                 for g in held where g.lock != h.lock && g.lock != lock { gates.append(g.lock) }
                 gates.sort()
             }
-            edge.chains.add(thread: t.index, gates: gates, outer: h.event, inner: event, clock: h.clock, own: t.own)
+            edge.chains.add(t, gates: gates, outer: h.event, inner: event, clock: h.clock, own: t.own)
         }
     }
 
@@ -124,7 +124,7 @@ final class LockOrderGraph {
             for g in held(t) where g.lock != lock { gates.append(g.lock) }
             gates.sort()
         }
-        acquisitions[lock, default: ChainSet()].add(thread: t.index, gates: gates, outer: event, inner: event,
+        acquisitions[lock, default: ChainSet()].add(t, gates: gates, outer: event, inner: event,
                                                      clock: t.clock, own: t.own)
     }
 

@@ -173,11 +173,11 @@ extension TraceModel {
             let t = threads[inst.thread]
             let a = objectLabel(edge.from), b = objectLabel(edge.to)
             var p = RawParticipant(pid: t.pid, tid: t.tid, role: "acquires", detail: "takes \(b) while holding \(a)",
-                                   object: edge.to, stackEvent: inst.section.inner)
-            p.outerEvent = inst.section.outer
+                                   object: edge.to, stackEvent: inst.inner)
+            p.outerEvent = inst.outer
             participants.append(p)
-            evidence.append((inst.section.outer, "\(who(t)) takes \(a)"))
-            evidence.append((inst.section.inner, "\(who(t)) takes \(b) while holding \(a)"))
+            evidence.append((inst.outer, "\(who(t)) takes \(a)"))
+            evidence.append((inst.inner, "\(who(t)) takes \(b) while holding \(a)"))
             lines.append("\(who(t)) takes \(b) while holding \(a).")
             gateWords.append(inst.gates.isEmpty ? "\(who(t)) held nothing else" : "\(who(t)) also held \(inst.gates.map { objectLabel($0) }.joined(separator: ", "))")
         }

@@ -1,17 +1,50 @@
 import TangleTrace
 
+/// An event as a section keeps it: what evidence and stacks need, without the text and the
+/// arguments (the pid and tid are the chain's). A third of a `TraceEvent`.
+struct EventRef {
+    var time: UInt64
+    var seq: UInt64
+    var object: UInt64
+    var a: UInt64
+    var c: UInt64
+    var stack: UInt32
+    var kind: EventKind
+    var result: WaitResult
+
+    init(_ e: TraceEvent) {
+        time = e.time
+        seq = e.seq
+        object = e.object
+        a = e.a
+        c = e.c
+        stack = e.stack
+        kind = e.kind
+        result = e.result
+    }
+
+    func event(pid: Int32, tid: Int32) -> TraceEvent {
+        TraceEvent(time: time, pid: pid, tid: tid, seq: seq, kind: kind, object: object, stack: stack, result: result, a: a, c: c)
+    }
+}
+
 /// One observed section of one thread: it took a lock-like object at `outer` and, still holding
 /// it, did `inner` (took another lock, blocked, or woke someone).
 struct LockSection {
-    var outer: TraceEvent
-    var inner: TraceEvent
+    var outer: EventRef
+    var inner: EventRef
     /// The thread's clock when it took the outer lock (happens-before without mutex edges).
     var outerClock: VectorClock
     /// The thread's own clock component at `inner`.
     var innerOwn: UInt32
 }
 
-/// The sections of one thread with one gate set and one pair of stacks, in trace order.
+/// The sections of one thread with one pair of stacks (code locations), in trace order.
+///
+/// Its gate locks are the locks held around *every* one of its sections (the intersection): a
+/// thread that takes the pair both with and without G is not gated by G. Keying chains by the exact
+/// gate set instead would keep one chain per combination of other locks held, which grows with the
+/// trace when sections nest several locks.
 ///
 /// Consecutive sections with the same outer clock are one: the thread learnt nothing about the
 /// others in between, so the later one is at least as concurrent with every other section as the
@@ -23,18 +56,28 @@ struct SectionChain {
     static let cap = 512
 
     let thread: Int
-    let gates: [UInt64]
+    let pid: Int32
+    let tid: Int32
+    private(set) var gates: [UInt64]
     /// (pid << 32) | stack id of the outer and the inner event (0: no stack).
     let outerStack: UInt64
     let innerStack: UInt64
     private(set) var sections: [LockSection] = []
     private(set) var thinned = 0
 
-    init(thread: Int, gates: [UInt64], outerStack: UInt64, innerStack: UInt64) {
+    init(thread: Int, pid: Int32, tid: Int32, gates: [UInt64], outerStack: UInt64, innerStack: UInt64) {
         self.thread = thread
+        self.pid = pid
+        self.tid = tid
         self.gates = gates
         self.outerStack = outerStack
         self.innerStack = innerStack
+    }
+
+    /// Narrows the gates to those also held this time (both sorted).
+    mutating func intersectGates(_ g: [UInt64]) {
+        if gates.isEmpty || gates == g { return }
+        gates = gates.filter { g.contains($0) }
     }
 
     mutating func add(_ s: LockSection) {
@@ -61,8 +104,21 @@ struct SectionChain {
 /// A section chosen for a witness: which chain, which section.
 struct ChosenSection {
     var thread: Int
+    var pid: Int32
+    var tid: Int32
     var gates: [UInt64]
     var section: LockSection
+
+    init(_ chain: SectionChain, _ section: LockSection) {
+        thread = chain.thread
+        pid = chain.pid
+        tid = chain.tid
+        gates = chain.gates
+        self.section = section
+    }
+
+    var outer: TraceEvent { section.outer.event(pid: pid, tid: tid) }
+    var inner: TraceEvent { section.inner.event(pid: pid, tid: tid) }
 }
 
 enum Incompatibility: String {
@@ -96,33 +152,47 @@ extension ChosenSection {
     }
 }
 
-/// Chains by (thread, gates, stacks) under some grouping key: the storage shared by the lock-order
-/// edges and the hold-and-wait tables.
+/// Chains by (thread, stacks) under some grouping key: the storage shared by the lock-order
+/// edges and the hold-and-wait tables. Most sets hold a few chains: a linear scan, and an index
+/// only once there are many.
 struct ChainSet {
     private(set) var chains: [SectionChain] = []
-    private var index: [ChainKey: Int] = [:]
+    private var index: [ChainKey: Int]?
 
     struct ChainKey: Hashable {
         var thread: Int
         var outerStack: UInt64
         var innerStack: UInt64
-        var gates: [UInt64]
     }
 
     var isEmpty: Bool { chains.isEmpty }
 
-    mutating func add(thread: Int, gates: [UInt64], outer: TraceEvent, inner: TraceEvent, clock: VectorClock, own: UInt32) {
+    mutating func add(_ t: ThreadState, gates: [UInt64], outer: TraceEvent, inner: TraceEvent, clock: VectorClock, own: UInt32) {
         let os = Self.stackKey(outer), ins = Self.stackKey(inner)
-        let key = ChainKey(thread: thread, outerStack: os, innerStack: ins, gates: gates)
-        let s = LockSection(outer: outer, inner: inner, outerClock: clock, innerOwn: own)
-        if let i = index[key] {
+        let s = LockSection(outer: EventRef(outer), inner: EventRef(inner), outerClock: clock, innerOwn: own)
+        if let i = find(t.index, os, ins) {
+            chains[i].intersectGates(gates)
             chains[i].add(s)
-        } else {
-            index[key] = chains.count
-            var c = SectionChain(thread: thread, gates: gates, outerStack: os, innerStack: ins)
-            c.add(s)
-            chains.append(c)
+            return
         }
+        let key = ChainKey(thread: t.index, outerStack: os, innerStack: ins)
+        index?[key] = chains.count
+        var c = SectionChain(thread: t.index, pid: t.pid, tid: t.tid, gates: gates, outerStack: os, innerStack: ins)
+        c.add(s)
+        chains.append(c)
+        if index == nil && chains.count > 8 {
+            var idx: [ChainKey: Int] = [:]
+            for (j, c) in chains.enumerated() { idx[ChainKey(thread: c.thread, outerStack: c.outerStack, innerStack: c.innerStack)] = j }
+            index = idx
+        }
+    }
+
+    @inline(__always) private func find(_ thread: Int, _ os: UInt64, _ ins: UInt64) -> Int? {
+        if let index { return index[ChainKey(thread: thread, outerStack: os, innerStack: ins)] }
+        for i in chains.indices.reversed() where chains[i].thread == thread && chains[i].outerStack == os && chains[i].innerStack == ins {
+            return i
+        }
+        return nil
     }
 
     static func stackKey(_ e: TraceEvent) -> UInt64 {
@@ -130,5 +200,4 @@ struct ChainSet {
     }
 
     var thinned: Int { chains.reduce(0) { $0 + $1.thinned } }
-    var threads: [Int] { Array(Set(chains.map(\.thread))).sorted() }
 }
