@@ -123,13 +123,13 @@ extension TraceModel {
         switch key.target.channel {
         case .thread:
             guard let ti = threadByObject[key.target.object] else { return [] }
-            return (g.acquisitions[key.lock]?.chains ?? []).filter { $0.thread == ti }
+            return g.acquisitions(of: key.lock).filter { $0.thread == ti }
         case .process:
             let pid = Int32(truncatingIfNeeded: key.target.object)
-            return (g.acquisitions[key.lock]?.chains ?? []).filter { threads[$0.thread].pid == pid }
+            return g.acquisitions(of: key.lock).filter { threads[$0.thread].pid == pid }
         case .pool:
             guard let pool = objects[key.target.object] else { return [] }
-            return (g.acquisitions[key.lock]?.chains ?? []).filter { pool.workers.contains(threads[$0.thread].pid) }
+            return g.acquisitions(of: key.lock).filter { pool.workers.contains(threads[$0.thread].pid) }
         default:
             return g.holdAndWait.wakes[key]?.chains ?? []
         }

@@ -16,6 +16,7 @@ struct CycleSearch {
     private(set) var nodes: [UInt64] = []
     private var nodeOf: [UInt64: Int] = [:]
     /// Edge indices leaving / entering each node, only inside components.
+    private(set) var cyclicEdges: [Int] = []
     private var out: [[Int]] = []
     private var into: [[Int]] = []
     private var target: [Int] = []
@@ -30,14 +31,14 @@ struct CycleSearch {
     init(graph: LockOrderGraph) {
         self.graph = graph
         var ids = Set<UInt64>()
-        for e in graph.edges {
+        for e in graph.allEdges {
             ids.insert(e.from)
             ids.insert(e.to)
         }
         nodes = ids.sorted()
         for (i, id) in nodes.enumerated() { nodeOf[id] = i }
         out = Array(repeating: [], count: nodes.count)
-        for (i, e) in graph.edges.enumerated() {
+        for (i, e) in graph.allEdges.enumerated() {
             let s = nodeOf[e.from]!, t = nodeOf[e.to]!
             source.append(s)
             target.append(t)
@@ -49,13 +50,16 @@ struct CycleSearch {
         into = Array(repeating: [], count: nodes.count)
         for v in out.indices {
             out[v] = out[v].filter { component[target[$0]] == component[v] }
-            for ei in out[v] { into[target[ei]].append(ei) }
+            for ei in out[v] {
+                into[target[ei]].append(ei)
+                cyclicEdges.append(ei)
+            }
         }
     }
 
     func lock(_ node: Int) -> UInt64 { nodes[node] }
     func sizeOfComponent(containing lock: UInt64) -> Int { nodeOf[lock].map { componentSize[component[$0]] } ?? 0 }
-    func edge(_ ei: Int) -> LockEdge { graph.edges[ei] }
+    func edge(_ ei: Int) -> LockEdge { graph.allEdges[ei] }
 
     private mutating func tarjan() {
         let n = nodes.count
@@ -238,7 +242,7 @@ struct CycleSearch {
     /// Tries every section of edge `ei` compatible with the ones chosen so far, then `then`.
     private func choose(_ ei: Int, _ s: inout DFSState, dist: [Int], u: Int,
                         then: (inout DFSState) -> Bool) -> Bool {
-        for chain in graph.edges[ei].chains.chains {
+        for chain in graph.allEdges[ei].chains.chains {
             // Thread and gates do not depend on the section: check them once per chain.
             var bad: Incompatibility?
             for c in s.chosen {

@@ -29,7 +29,7 @@ final class LockEdge {
 /// The model calls in at a few marked lines (`lockWait`, `lockAcquired`, `semaphoreReleased`,
 /// `observe`); everything else happens at the end of the trace (`TraceModel.runLockOrder`).
 final class LockOrderGraph {
-    private(set) var edges: [LockEdge] = []
+    private(set) var allEdges: [LockEdge] = []
     private var index: [PairKey: Int] = [:]
     /// Value-1 semaphores held, by thread index.
     private var semHeld: [[HeldLock]] = []
@@ -37,7 +37,10 @@ final class LockOrderGraph {
     private var semOwner: [UInt64: Int] = [:]
     /// Every acquisition of a lock-like object, by lock: the hold-and-wait pass's wakers for joins
     /// and pool results (the thread must take the lock before it can exit or finish its task).
-    private(set) var acquisitions: [UInt64: ChainSet] = [:]
+    private var acquisitionIndex: [UInt64: Int] = [:]
+    /// Indexed by `acquisitionIndex` (array elements are mutated in place; dictionary values with a
+    /// default are not reliably).
+    private var acquisitionSets: [ChainSet] = []
     /// Hold-and-wait tables (filled by `observe`, see HoldAndWait.swift).
     var holdAndWait = HoldAndWaitTable()
 
@@ -103,11 +106,11 @@ final class LockOrderGraph {
             let pair = PairKey(from: h.lock, to: lock)
             let edge: LockEdge
             if let i = index[pair] {
-                edge = edges[i]
+                edge = allEdges[i]
             } else {
                 edge = LockEdge(from: h.lock, to: lock)
-                index[pair] = edges.count
-                edges.append(edge)
+                index[pair] = allEdges.count
+                allEdges.append(edge)
             }
             var gates: [UInt64] = []
             if held.count > 1 {
@@ -124,9 +127,30 @@ final class LockOrderGraph {
             for g in held(t) where g.lock != lock { gates.append(g.lock) }
             gates.sort()
         }
-        acquisitions[lock, default: ChainSet()].add(t, gates: gates, outer: event, inner: event,
-                                                     clock: t.clock, own: t.own)
+        let i: Int
+        if let found = acquisitionIndex[lock] {
+            i = found
+        } else {
+            i = acquisitionSets.count
+            acquisitionIndex[lock] = i
+            acquisitionSets.append(ChainSet())
+        }
+        acquisitionSets[i].add(t, gates: gates, outer: event, inner: event, clock: t.clock, own: t.own)
     }
 
-    func edge(_ from: UInt64, _ to: UInt64) -> LockEdge? { index[PairKey(from: from, to: to)].map { edges[$0] } }
+    /// The acquisitions of a lock-like object, per (thread, stack).
+    func acquisitions(of lock: UInt64) -> [SectionChain] {
+        acquisitionIndex[lock].map { acquisitionSets[$0].chains } ?? []
+    }
+
+    /// The edges the exporters draw: all of them in a graph of up to `exportLimit` edges; in a
+    /// larger one only the edges on cycles (set by the pass), since a picture of hundreds of
+    /// thousands of edges shows nothing and costs seconds to label.
+    static let exportLimit = 5000
+    var exportOnly: [LockEdge]?
+    var edges: [LockEdge] { exportOnly ?? allEdges }
+
+    func edgeIndex(_ from: UInt64, _ to: UInt64) -> Int? { index[PairKey(from: from, to: to)] }
+
+    func edge(_ from: UInt64, _ to: UInt64) -> LockEdge? { index[PairKey(from: from, to: to)].map { allEdges[$0] } }
 }

@@ -46,22 +46,48 @@ extension TraceModel {
         var ruledSeen: Set<String> = []
         let graph = lockOrder
         let search = CycleSearch(graph: graph)
+        if graph.allEdges.count > LockOrderGraph.exportLimit {
+            graph.exportOnly = search.cyclicEdges.sorted().map { graph.allEdges[$0] }
+            noteProblem(TraceProblemNote(
+                kind: "analysis-bound",
+                detail: "lock order: the graph has \(graph.allEdges.count) edges; the graph views (dot, HTML) show only the \(search.cyclicEdges.count) on cycles (the analysis used all of them)"))
+        }
         let signatures = StackSignatures(model: self)
         var spent = 0
         var reported: Set<[UInt64]> = []
-        for anchor in search.anchors() {
+        // Edges of reported cycles: a longer cycle through one of them is the same inversion seen
+        // from further away (in a dense order every path back closes one), not reported again.
+        var covered: Set<Int> = []
+        // 1. Every pair of locks taken in both orders: exact, linear in the edges.
+        for ei in search.cyclicEdges {
+            let e = graph.allEdges[ei]
+            guard e.from < e.to, let ri = graph.edgeIndex(e.to, e.from) else { continue }
+            let r = graph.allEdges[ri]
+            let ws = WitnessSearch(chains: [e.chains.chains, r.chains.chains], budget: 100_000).enumerate(limit: 1)
+            guard let w = ws.witnesses.first else { continue }
+            covered.insert(ei)
+            covered.insert(ri)
+            reported.insert(Self.canonical([e.from, e.to]))
+            if actualLocks.contains(where: { $0.contains(e.from) && $0.contains(e.to) }) {
+                ruled.append(RuledOut(kind: .lockOrderInversion, detail: "lock order \(cycleWords([e.from, e.to]))", reason: "reported-as-actual"))
+                continue
+            }
+            findings += patternFindings(cycle: [e, r], witness: w, signatures: signatures)
+        }
+        // 2. Longer cycles, through each anchor not already explained.
+        for anchor in search.anchors() where !covered.contains(anchor) {
             let outcome = search.search(anchor: anchor, budget: CycleSearch.budget(spent: spent))
             spent += outcome.steps
             guard let cycle = outcome.cycle else {
                 let structural = search.shortestCycle(through: anchor)
-                let words = cycleWords(structural.map { graph.edges[$0].from })
+                let words = cycleWords(structural.map { graph.allEdges[$0].from })
                 if let length = outcome.stoppedAt {
-                    let e = graph.edges[anchor]
+                    let e = graph.allEdges[anchor]
                     noteProblem(TraceProblemNote(
                         kind: "analysis-bound",
                         detail: "lock order: the search for a deadlock cycle through \(objectLabel(e.from)) → \(objectLabel(e.to)) stopped after \(outcome.steps) steps at cycles of \(length) locks (component of \(search.sizeOfComponent(containing: e.from)) locks); cycles of \(length) or more locks through this edge were not all examined"))
                 }
-                let locks = Set(structural.map { graph.edges[$0].from })
+                let locks = Set(structural.map { graph.allEdges[$0].from })
                 let (reason, text): (String, String)
                 if actualLocks.contains(where: { locks.isSubset(of: $0) }) {
                     (reason, text) = ("reported-as-actual", "the same locks already deadlocked in this run")
@@ -73,8 +99,10 @@ extension TraceModel {
                 }
                 continue
             }
-            let locks = cycle.map { graph.edges[$0].from }
+            let locks = cycle.map { graph.allEdges[$0].from }
+            if cycle.contains(where: { covered.contains($0) }) { continue }
             guard reported.insert(Self.canonical(locks)).inserted else { continue }
+            covered.formUnion(cycle)
             if actualLocks.contains(where: { Set(locks).isSubset(of: $0) }) {
                 let words = cycleWords(locks)
                 if ruledSeen.insert(words + "actual").inserted {
@@ -82,9 +110,9 @@ extension TraceModel {
                 }
                 continue
             }
-            findings += patternFindings(cycle: cycle.map { graph.edges[$0] }, witness: outcome.witness, signatures: signatures)
+            findings += patternFindings(cycle: cycle.map { graph.allEdges[$0] }, witness: outcome.witness, signatures: signatures)
         }
-        for e in graph.edges {
+        for e in graph.allEdges {
             let thinned = e.chains.thinned
             if thinned > 0 {
                 noteProblem(TraceProblemNote(
