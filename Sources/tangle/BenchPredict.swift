@@ -11,8 +11,8 @@ import TangleTrace
 /// threads run critical sections over 2–4 distinct locks taken in increasing index order (so every
 /// pair of locks ends up nested by some thread: a dense acyclic order); half-way, one thread takes
 /// lock `hi` and then lock `lo` (lo < hi), the only inversion, after another thread took lo then hi.
-/// Sections never overlap, so nothing deadlocks: the finding must be predicted. Peak RSS is the
-/// process's VmHWM, reset before each case (`/proc/self/clear_refs`), so each case shows its own.
+/// Sections never overlap, so nothing deadlocks: the finding must be predicted. Each case runs in a
+/// fresh process of this binary, so its peak RSS (VmHWM) is its own.
 struct BenchPredict: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "predict",
@@ -43,41 +43,66 @@ struct BenchPredict: ParsableCommand {
 
     func run() throws {
         var rows: [[String: Any]] = []
-        for (i, c) in Self.cases.enumerated() where only == nil || only == i + 1 {
-            resetPeakRSS()
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            let (report, names, events) = Self.analyze(c, seed: seed)
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            let inversions = report.findings.filter { $0.kind == .lockOrderInversion }
-            let found = inversions.contains { $0.title.contains("'\(names.lo)'") && $0.title.contains("'\(names.hi)'") }
-            rows.append([
-                "events": events, "locks": c.locks, "threads": c.threads,
-                "seconds": (seconds * 1000).rounded() / 1000,
-                "peak_rss_mb": (peakRSSMB() * 10).rounded() / 10,
-                "found": found,
-                "findings": report.findings.count,
-                "problems": report.problems.count,
-                "target_seconds": 2,
-            ])
+        if let only {
+            guard (1...Self.cases.count).contains(only) else { throw failUnusable("--only must be 1…\(Self.cases.count)") }
+            rows.append(Self.measure(Self.cases[only - 1], seed: seed))
+        } else {
+            // Each case in a fresh process of this binary, so each peak RSS is that case's own.
+            let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+            for i in Self.cases.indices {
+                let p = Process()
+                let pipe = Pipe()
+                p.executableURL = exe
+                p.arguments = ["bench", "predict", "--json", "--seed", String(seed), "--only", String(i + 1)]
+                p.standardOutput = pipe
+                try p.run()
+                let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                p.waitUntilExit()
+                guard p.terminationStatus == 0,
+                      let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                      let cases = obj["cases"] as? [[String: Any]], let row = cases.first
+                else { throw failUnusable("bench predict: case \(i + 1) failed (status \(p.terminationStatus))") }
+                rows.append(row)
+            }
         }
         if json {
             let out: [String: Any] = ["seed": seed, "cases": rows]
             let data = try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys])
             FileHandle.standardOutput.write(data + Data("\n".utf8))
         } else {
-            print("lock-order prediction, seed \(seed) (target: found, < 2 s each)")
+            print("lock-order prediction, seed \(seed) (target: found, < 2 s each; one process per case)")
             for r in rows {
-                let line = String(format: "%9d events %5d locks %4d threads: %6.3f s, peak RSS %6.1f MB, found %@ (%d finding(s), %d problem(s))",
+                let line = String(format: "%9d events %5d locks %4d threads: %6.3f s, peak RSS %6.1f MB, found %@ (%d finding(s), %d problem(s), %d lock-order edges)",
                                   r["events"] as! Int, r["locks"] as! Int, r["threads"] as! Int, r["seconds"] as! Double,
                                   r["peak_rss_mb"] as! Double, (r["found"] as! Bool) ? "yes" : "NO",
-                                  r["findings"] as! Int, r["problems"] as! Int)
+                                  r["findings"] as! Int, r["problems"] as! Int, r["edges"] as! Int)
                 print(line)
             }
         }
     }
 
+    /// Runs one case in this process.
+    static func measure(_ c: Case, seed: UInt64) -> [String: Any] {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let (report, names, events, edges) = analyze(c, seed: seed)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        let found = report.findings.contains {
+            $0.kind == .lockOrderInversion && $0.title.contains("'\(names.lo)'") && $0.title.contains("'\(names.hi)'")
+        }
+        return [
+            "events": events, "locks": c.locks, "threads": c.threads,
+            "seconds": (seconds * 1000).rounded() / 1000,
+            "peak_rss_mb": (peakRSSMB() * 10).rounded() / 10,
+            "found": found,
+            "findings": report.findings.count,
+            "problems": report.problems.count,
+            "edges": edges,
+            "target_seconds": 2,
+        ]
+    }
+
     /// Generates one case's trace into a session and finishes it.
-    static func analyze(_ c: Case, seed: UInt64) -> (Report, (lo: String, hi: String), Int) {
+    static func analyze(_ c: Case, seed: UInt64) -> (Report, (lo: String, hi: String), Int, Int) {
         var options = AnalysisOptions()
         options.keepEvents = false
         let session = AnalysisSession(options: options)
@@ -86,7 +111,12 @@ struct BenchPredict: ParsableCommand {
                                       bootID: "bench", startTime: gen.time))
         while let e = gen.next() { session.consume(e) }
         let result = session.finish()
-        return (result.report, ("k\(gen.lo)", "k\(gen.hi)"), gen.count)
+        let edges = result.report.problems.compactMap { p -> Int? in
+            // "the graph has N edges" (graphs past the export limit), else the exported edge count.
+            guard p.kind == "analysis-bound", let r = p.detail.range(of: "the graph has ") else { return nil }
+            return Int(p.detail[r.upperBound...].prefix { $0.isNumber })
+        }.first ?? result.context.lockOrder.count
+        return (result.report, ("k\(gen.lo)", "k\(gen.hi)"), gen.count, edges)
     }
 
     /// The event stream of one case (a state machine: memory does not grow with the trace).
@@ -181,14 +211,6 @@ struct SplitMix64 {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
-    }
-}
-
-private func resetPeakRSS() {
-    // "5" resets the peak RSS (VmHWM) of the process to its current RSS (Linux ≥ 4.0).
-    if let h = FileHandle(forWritingAtPath: "/proc/self/clear_refs") {
-        h.write(Data("5".utf8))
-        try? h.close()
     }
 }
 

@@ -103,13 +103,8 @@ extension LockOrderGraph {
                       _ t: ThreadState, except: UInt64 = 0) {
         let held = held(t)
         for h in held where h.lock != except {
-            var gates: [UInt64] = []
-            if held.count > 1 {
-                for g in held where g.lock != h.lock && g.lock != except { gates.append(g.lock) }
-                gates.sort()
-            }
             table[HoldAndWaitTable.Key(target: target, lock: h.lock), default: ChainSet()]
-                .add(t, gates: gates, outer: h.event, inner: e, clock: h.clock, own: t.own)
+                .add(t, held: held, except: h.lock, except, outer: h.event, inner: e, clock: h.clock, own: t.own)
         }
     }
 }
@@ -159,8 +154,8 @@ extension TraceModel {
                     if wc.thread == kc.thread { reasons[.singleThread, default: 0] += 1; continue }
                     if !ChosenSection.disjoint(wc.gates, kc.gates) { reasons[.gateLock, default: 0] += 1; continue }
                     if seenPairs.contains([wc.thread, kc.thread]) { continue }
-                    pair: for x in wc.sections.reversed() {
-                        for y in kc.sections.reversed() {
+                    pair: for x in wc.newestFirst {
+                        for y in kc.newestFirst {
                             budget -= 1
                             if budget <= 0 { break search }
                             let a = ChosenSection(wc, x)

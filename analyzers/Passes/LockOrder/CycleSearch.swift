@@ -17,6 +17,8 @@ struct CycleSearch {
     private var nodeOf: [UInt64: Int] = [:]
     /// Edge indices leaving / entering each node, only inside components.
     private(set) var cyclicEdges: [Int] = []
+    /// The chains of the edges on cycles (materialised once; empty for the others).
+    private(set) var chainsOf: [[SectionChain]] = []
     private var out: [[Int]] = []
     private var into: [[Int]] = []
     private var target: [Int] = []
@@ -55,6 +57,8 @@ struct CycleSearch {
                 cyclicEdges.append(ei)
             }
         }
+        chainsOf = Array(repeating: [], count: graph.allEdges.count)
+        for ei in cyclicEdges { chainsOf[ei] = graph.allEdges[ei].chains.chains }
     }
 
     func lock(_ node: Int) -> UInt64 { nodes[node] }
@@ -242,7 +246,7 @@ struct CycleSearch {
     /// Tries every section of edge `ei` compatible with the ones chosen so far, then `then`.
     private func choose(_ ei: Int, _ s: inout DFSState, dist: [Int], u: Int,
                         then: (inout DFSState) -> Bool) -> Bool {
-        for chain in graph.allEdges[ei].chains.chains {
+        for chain in chainsOf[ei] {
             // Thread and gates do not depend on the section: check them once per chain.
             var bad: Incompatibility?
             for c in s.chosen {
@@ -254,7 +258,7 @@ struct CycleSearch {
                 s.budget -= 1
                 continue
             }
-            for section in chain.sections.reversed() {
+            for section in chain.newestFirst {
                 s.budget -= 1
                 if s.budget <= 0 { return false }
                 let cand = ChosenSection(chain, section)
@@ -298,7 +302,7 @@ struct WitnessSearch {
                     continue
                 }
                 // One witness per thread tuple is enough: stop at the first section that completes it.
-                for section in chain.sections.reversed() {
+                for section in chain.newestFirst {
                     budget -= 1
                     if budget <= 0 { return false }
                     let cand = ChosenSection(chain, section)

@@ -112,21 +112,11 @@ final class LockOrderGraph {
                 index[pair] = allEdges.count
                 allEdges.append(edge)
             }
-            var gates: [UInt64] = []
-            if held.count > 1 {
-                for g in held where g.lock != h.lock && g.lock != lock { gates.append(g.lock) }
-                gates.sort()
-            }
-            edge.chains.add(t, gates: gates, outer: h.event, inner: event, clock: h.clock, own: t.own)
+            edge.chains.add(t, held: held, except: h.lock, lock, outer: h.event, inner: event, clock: h.clock, own: t.own)
         }
     }
 
     private func noteAcquisition(_ t: ThreadState, lock: UInt64, event: TraceEvent) {
-        var gates: [UInt64] = []
-        if holdsAny(t) {
-            for g in held(t) where g.lock != lock { gates.append(g.lock) }
-            gates.sort()
-        }
         let i: Int
         if let found = acquisitionIndex[lock] {
             i = found
@@ -135,7 +125,7 @@ final class LockOrderGraph {
             acquisitionIndex[lock] = i
             acquisitionSets.append(ChainSet())
         }
-        acquisitionSets[i].add(t, gates: gates, outer: event, inner: event, clock: t.clock, own: t.own)
+        acquisitionSets[i].add(t, held: held(t), except: lock, lock, outer: event, inner: event, clock: t.clock, own: t.own)
     }
 
     /// The acquisitions of a lock-like object, per (thread, stack).

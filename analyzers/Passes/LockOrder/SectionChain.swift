@@ -62,42 +62,50 @@ struct SectionChain {
     /// (pid << 32) | stack id of the outer and the inner event (0: no stack).
     let outerStack: UInt64
     let innerStack: UInt64
-    private(set) var sections: [LockSection] = []
+    /// The latest section inline (the one compared on every add), the earlier ones apart.
+    private var latest: LockSection
+    private var older: [LockSection] = []
     private(set) var thinned = 0
 
-    init(thread: Int, pid: Int32, tid: Int32, gates: [UInt64], outerStack: UInt64, innerStack: UInt64) {
+    init(thread: Int, pid: Int32, tid: Int32, gates: [UInt64], outerStack: UInt64, innerStack: UInt64, first: LockSection) {
         self.thread = thread
         self.pid = pid
         self.tid = tid
         self.gates = gates
         self.outerStack = outerStack
         self.innerStack = innerStack
+        latest = first
     }
 
-    /// Narrows the gates to those also held this time (both sorted).
-    mutating func intersectGates(_ g: [UInt64]) {
-        if gates.isEmpty || gates == g { return }
-        gates = gates.filter { g.contains($0) }
+    var count: Int { older.count + 1 }
+    func section(_ i: Int) -> LockSection { i == older.count ? latest : older[i] }
+    /// Latest first: a later section is more often concurrent with the others.
+    var newestFirst: [LockSection] { [latest] + older.reversed() }
+
+    /// Narrows the gates to those also held this time.
+    @inline(__always) mutating func intersectGates(_ held: [HeldLock], except a: UInt64, _ b: UInt64) {
+        if gates.isEmpty { return }
+        gates = gates.filter { g in g != a && g != b && held.contains { $0.lock == g } }
     }
 
     mutating func add(_ s: LockSection) {
-        if let last = sections.indices.last, sections[last].outerClock == s.outerClock {
-            sections[last] = s
+        if latest.outerClock == s.outerClock {
+            latest = s
             return
         }
-        if sections.count >= Self.cap {
+        if older.count + 1 >= Self.cap {
             // Keep the first and the latest, drop every other one in between.
-            var kept: [LockSection] = [sections[0]]
+            var kept: [LockSection] = [older[0]]
             var i = 2
-            while i < sections.count - 1 {
-                kept.append(sections[i])
+            while i < older.count {
+                kept.append(older[i])
                 i += 2
             }
-            kept.append(sections[sections.count - 1])
-            thinned += sections.count - kept.count
-            sections = kept
+            thinned += older.count - kept.count
+            older = kept
         }
-        sections.append(s)
+        older.append(latest)
+        latest = s
     }
 }
 
@@ -153,10 +161,12 @@ extension ChosenSection {
 }
 
 /// Chains by (thread, stacks) under some grouping key: the storage shared by the lock-order
-/// edges and the hold-and-wait tables. Most sets hold a few chains: a linear scan, and an index
-/// only once there are many.
+/// edges and the hold-and-wait tables. Most sets hold one chain (kept inline, no extra
+/// allocation to reach on the hot path) or a few: a linear scan, and an index only once there are
+/// many.
 struct ChainSet {
-    private(set) var chains: [SectionChain] = []
+    private var first: SectionChain?
+    private var rest: [SectionChain] = []
     private var index: [ChainKey: Int]?
 
     struct ChainKey: Hashable {
@@ -165,31 +175,47 @@ struct ChainSet {
         var innerStack: UInt64
     }
 
-    var isEmpty: Bool { chains.isEmpty }
+    var isEmpty: Bool { first == nil }
+    var chains: [SectionChain] { first.map { [$0] + rest } ?? [] }
 
-    mutating func add(_ t: ThreadState, gates: [UInt64], outer: TraceEvent, inner: TraceEvent, clock: VectorClock, own: UInt32) {
+    /// Adds a section: `held` are the locks the thread holds; its gates are those except `a` and `b`.
+    @inline(__always)
+    mutating func add(_ t: ThreadState, held: [HeldLock], except a: UInt64, _ b: UInt64, outer: TraceEvent, inner: TraceEvent,
+                      clock: VectorClock, own: UInt32) {
         let os = Self.stackKey(outer), ins = Self.stackKey(inner)
         let s = LockSection(outer: EventRef(outer), inner: EventRef(inner), outerClock: clock, innerOwn: own)
-        if let i = find(t.index, os, ins) {
-            chains[i].intersectGates(gates)
-            chains[i].add(s)
+        if first != nil, first!.thread == t.index, first!.outerStack == os, first!.innerStack == ins {
+            first!.intersectGates(held, except: a, b)
+            first!.add(s)
             return
         }
-        let key = ChainKey(thread: t.index, outerStack: os, innerStack: ins)
-        index?[key] = chains.count
-        var c = SectionChain(thread: t.index, pid: t.pid, tid: t.tid, gates: gates, outerStack: os, innerStack: ins)
-        c.add(s)
-        chains.append(c)
-        if index == nil && chains.count > 8 {
+        if let i = find(t.index, os, ins) {
+            rest[i].intersectGates(held, except: a, b)
+            rest[i].add(s)
+            return
+        }
+        var gates: [UInt64] = []
+        if held.count > 1 {
+            for g in held where g.lock != a && g.lock != b { gates.append(g.lock) }
+            gates.sort()
+        }
+        let c = SectionChain(thread: t.index, pid: t.pid, tid: t.tid, gates: gates, outerStack: os, innerStack: ins, first: s)
+        if first == nil {
+            first = c
+            return
+        }
+        index?[ChainKey(thread: t.index, outerStack: os, innerStack: ins)] = rest.count
+        rest.append(c)
+        if index == nil && rest.count > 8 {
             var idx: [ChainKey: Int] = [:]
-            for (j, c) in chains.enumerated() { idx[ChainKey(thread: c.thread, outerStack: c.outerStack, innerStack: c.innerStack)] = j }
+            for (j, c) in rest.enumerated() { idx[ChainKey(thread: c.thread, outerStack: c.outerStack, innerStack: c.innerStack)] = j }
             index = idx
         }
     }
 
     @inline(__always) private func find(_ thread: Int, _ os: UInt64, _ ins: UInt64) -> Int? {
         if let index { return index[ChainKey(thread: thread, outerStack: os, innerStack: ins)] }
-        for i in chains.indices.reversed() where chains[i].thread == thread && chains[i].outerStack == os && chains[i].innerStack == ins {
+        for i in rest.indices.reversed() where rest[i].thread == thread && rest[i].outerStack == os && rest[i].innerStack == ins {
             return i
         }
         return nil
@@ -199,5 +225,5 @@ struct ChainSet {
         e.stack == 0 ? 0 : (UInt64(UInt32(bitPattern: e.pid)) << 32) | UInt64(e.stack)
     }
 
-    var thinned: Int { chains.reduce(0) { $0 + $1.thinned } }
+    var thinned: Int { (first?.thinned ?? 0) + rest.reduce(0) { $0 + $1.thinned } }
 }
