@@ -5,7 +5,7 @@ import TangleTrace
 final class LockEdge {
     let from: UInt64
     let to: UInt64
-    var chains = ChainSet()
+    @exclusivity(unchecked) var chains = ChainSet()
 
     init(from: UInt64, to: UInt64) {
         self.from = from
@@ -29,25 +29,21 @@ final class LockEdge {
 /// The model calls in at a few marked lines (`lockWait`, `lockAcquired`, `semaphoreReleased`,
 /// `observe`); everything else happens at the end of the trace (`TraceModel.runLockOrder`).
 final class LockOrderGraph {
-    private(set) var allEdges: [LockEdge] = []
-    private var index: [PairKey: Int] = [:]
+    @exclusivity(unchecked) private(set) var allEdges: [LockEdge] = []
+    @exclusivity(unchecked) private var index = PairTable()
     /// Value-1 semaphores held, by thread index.
-    private var semHeld: [[HeldLock]] = []
+    @exclusivity(unchecked) private var semHeld: [[HeldLock]] = []
     /// Which thread holds a value-1 semaphore.
-    private var semOwner: [UInt64: Int] = [:]
+    @exclusivity(unchecked) private var semOwner: [UInt64: Int] = [:]
     /// Every acquisition of a lock-like object, by lock: the hold-and-wait pass's wakers for joins
     /// and pool results (the thread must take the lock before it can exit or finish its task).
-    private var acquisitionIndex: [UInt64: Int] = [:]
+    @exclusivity(unchecked) private var acquisitionIndex: [UInt64: Int] = [:]
     /// Indexed by `acquisitionIndex` (array elements are mutated in place; dictionary values with a
     /// default are not reliably).
-    private var acquisitionSets: [ChainSet] = []
+    @exclusivity(unchecked) private var acquisitionSets: [ChainSet] = []
     /// Hold-and-wait tables (filled by `observe`, see HoldAndWait.swift).
-    var holdAndWait = HoldAndWaitTable()
+    @exclusivity(unchecked) var holdAndWait = HoldAndWaitTable()
 
-    struct PairKey: Hashable {
-        var from: UInt64
-        var to: UInt64
-    }
 
     /// Semaphores created with value 1 are mutexes here.
     static func isBinarySemaphore(_ o: ObjectState) -> Bool {
@@ -103,13 +99,13 @@ final class LockOrderGraph {
         guard holdsAny(t) else { return }
         let held = held(t)
         for h in held where h.lock != lock {
-            let pair = PairKey(from: h.lock, to: lock)
             let edge: LockEdge
-            if let i = index[pair] {
+            let i = index.find(h.lock, lock)
+            if i >= 0 {
                 edge = allEdges[i]
             } else {
                 edge = LockEdge(from: h.lock, to: lock)
-                index[pair] = allEdges.count
+                index.insert(h.lock, lock, allEdges.count)
                 allEdges.append(edge)
             }
             edge.chains.add(t, held: held, except: h.lock, lock, outer: h.event, inner: event, clock: h.clock, own: t.own)
@@ -137,10 +133,65 @@ final class LockOrderGraph {
     /// larger one only the edges on cycles (set by the pass), since a picture of hundreds of
     /// thousands of edges shows nothing and costs seconds to label.
     static let exportLimit = 5000
-    var exportOnly: [LockEdge]?
+    @exclusivity(unchecked) var exportOnly: [LockEdge]?
     var edges: [LockEdge] { exportOnly ?? allEdges }
 
-    func edgeIndex(_ from: UInt64, _ to: UInt64) -> Int? { index[PairKey(from: from, to: to)] }
+    func edgeIndex(_ from: UInt64, _ to: UInt64) -> Int? {
+        let i = index.find(from, to)
+        return i >= 0 ? i : nil
+    }
 
-    func edge(_ from: UInt64, _ to: UInt64) -> LockEdge? { index[PairKey(from: from, to: to)].map { allEdges[$0] } }
+    func edge(_ from: UInt64, _ to: UInt64) -> LockEdge? { edgeIndex(from, to).map { allEdges[$0] } }
+}
+
+/// Edge index by (from, to): open addressing with linear probing over flat arrays (a Dictionary of
+/// a two-field key hashes with SipHash on every acquisition — a tenth of the analysis on dense graphs).
+struct PairTable {
+    private var from: [UInt64] = Array(repeating: 0, count: 1024)
+    private var to: [UInt64] = Array(repeating: 0, count: 1024)
+    /// Value + 1 (0: empty).
+    private var value: [Int32] = Array(repeating: 0, count: 1024)
+    private var mask = 1023
+    private var count = 0
+
+    @inline(__always) private static func hash(_ a: UInt64, _ b: UInt64) -> Int {
+        var x = a &* 0x9E37_79B9_7F4A_7C15 ^ (b &+ 0x632B_E59B_D9B4_E019)
+        x ^= x >> 29
+        x = x &* 0xBF58_476D_1CE4_E5B9
+        x ^= x >> 32
+        return Int(truncatingIfNeeded: x)
+    }
+
+    /// The value, or -1.
+    @inline(__always) func find(_ a: UInt64, _ b: UInt64) -> Int {
+        var h = Self.hash(a, b) & mask
+        while true {
+            let v = value[h]
+            if v == 0 { return -1 }
+            if from[h] == a && to[h] == b { return Int(v) - 1 }
+            h = (h &+ 1) & mask
+        }
+    }
+
+    /// Inserts a pair known to be absent.
+    mutating func insert(_ a: UInt64, _ b: UInt64, _ v: Int) {
+        if (count + 1) * 2 > mask + 1 { grow() }
+        var h = Self.hash(a, b) & mask
+        while value[h] != 0 { h = (h &+ 1) & mask }
+        from[h] = a
+        to[h] = b
+        value[h] = Int32(v + 1)
+        count += 1
+    }
+
+    private mutating func grow() {
+        let (of, ot, ov) = (from, to, value)
+        let cap = (mask + 1) * 2
+        from = Array(repeating: 0, count: cap)
+        to = Array(repeating: 0, count: cap)
+        value = Array(repeating: 0, count: cap)
+        mask = cap - 1
+        count = 0
+        for i in ov.indices where ov[i] != 0 { insert(of[i], ot[i], Int(ov[i]) - 1) }
+    }
 }
