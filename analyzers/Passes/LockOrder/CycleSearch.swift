@@ -32,16 +32,22 @@ struct CycleSearch {
 
     init(graph: LockOrderGraph) {
         self.graph = graph
-        var ids = Set<UInt64>()
-        for e in graph.allEdges {
-            ids.insert(e.from)
-            ids.insert(e.to)
+        let edges = graph.allEdges
+        var ids: [UInt64] = []
+        ids.reserveCapacity(edges.count * 2)
+        for e in edges {
+            ids.append(e.from)
+            ids.append(e.to)
         }
-        nodes = ids.sorted()
+        ids.sort()
+        for id in ids where nodes.last != id { nodes.append(id) }
+        nodeOf.reserveCapacity(nodes.count)
         for (i, id) in nodes.enumerated() { nodeOf[id] = i }
         out = Array(repeating: [], count: nodes.count)
-        for (i, e) in graph.allEdges.enumerated() {
-            let s = nodeOf[e.from]!, t = nodeOf[e.to]!
+        source.reserveCapacity(edges.count)
+        target.reserveCapacity(edges.count)
+        for i in edges.indices {
+            let s = nodeOf[edges[i].from]!, t = nodeOf[edges[i].to]!
             source.append(s)
             target.append(t)
             out[s].append(i)

@@ -37,7 +37,7 @@ final class LockOrderGraph {
     @exclusivity(unchecked) private var semOwner: [UInt64: Int] = [:]
     /// Every acquisition of a lock-like object, by lock: the hold-and-wait pass's wakers for joins
     /// and pool results (the thread must take the lock before it can exit or finish its task).
-    @exclusivity(unchecked) private var acquisitionIndex: [UInt64: Int] = [:]
+    @exclusivity(unchecked) private var acquisitionIndex = PairTable()
     /// Indexed by `acquisitionIndex` (array elements are mutated in place; dictionary values with a
     /// default are not reliably).
     @exclusivity(unchecked) private var acquisitionSets: [ChainSet] = []
@@ -98,27 +98,27 @@ final class LockOrderGraph {
     private func record(_ t: ThreadState, lock: UInt64, event: TraceEvent) {
         guard holdsAny(t) else { return }
         let held = held(t)
-        for h in held where h.lock != lock {
+        // By index: copying a HeldLock out of the array would retain its event and clock.
+        for k in held.indices where held[k].lock != lock {
+            let from = held[k].lock
             let edge: LockEdge
-            let i = index.find(h.lock, lock)
+            let i = index.find(from, lock)
             if i >= 0 {
                 edge = allEdges[i]
             } else {
-                edge = LockEdge(from: h.lock, to: lock)
-                index.insert(h.lock, lock, allEdges.count)
+                edge = LockEdge(from: from, to: lock)
+                index.insert(from, lock, allEdges.count)
                 allEdges.append(edge)
             }
-            edge.chains.add(t, held: held, except: h.lock, lock, outer: h.event, inner: event, clock: h.clock, own: t.own)
+            edge.chains.add(t, held: held, except: from, lock, outer: held[k].event, inner: event, clock: held[k].clock, own: t.own)
         }
     }
 
     private func noteAcquisition(_ t: ThreadState, lock: UInt64, event: TraceEvent) {
-        let i: Int
-        if let found = acquisitionIndex[lock] {
-            i = found
-        } else {
+        var i = acquisitionIndex.find(lock, 0)
+        if i < 0 {
             i = acquisitionSets.count
-            acquisitionIndex[lock] = i
+            acquisitionIndex.insert(lock, 0, i)
             acquisitionSets.append(ChainSet())
         }
         acquisitionSets[i].add(t, held: held(t), except: lock, lock, outer: event, inner: event, clock: t.clock, own: t.own)
@@ -126,7 +126,8 @@ final class LockOrderGraph {
 
     /// The acquisitions of a lock-like object, per (thread, stack).
     func acquisitions(of lock: UInt64) -> [SectionChain] {
-        acquisitionIndex[lock].map { acquisitionSets[$0].chains } ?? []
+        let i = acquisitionIndex.find(lock, 0)
+        return i >= 0 ? acquisitionSets[i].chains : []
     }
 
     /// The edges the exporters draw: all of them in a graph of up to `exportLimit` edges; in a
