@@ -72,8 +72,8 @@ struct BenchPredict: ParsableCommand {
         } else {
             print("lock-order prediction, seed \(seed) (target: found, < 2 s each; one process per case)")
             for r in rows {
-                let line = String(format: "%9d events %5d locks %4d threads: %6.3f s, peak RSS %6.1f MB, found %@ (%d finding(s), %d problem(s), %d lock-order edges)",
-                                  r["events"] as! Int, r["locks"] as! Int, r["threads"] as! Int, r["seconds"] as! Double,
+                let line = String(format: "%9d events %5d locks %4d threads: %6.3f s (%6.3f CPU-s), peak RSS %6.1f MB, found %@ (%d finding(s), %d problem(s), %d lock-order edges)",
+                                  r["events"] as! Int, r["locks"] as! Int, r["threads"] as! Int, r["seconds"] as! Double, r["cpu_seconds"] as! Double,
                                   r["peak_rss_mb"] as! Double, (r["found"] as! Bool) ? "yes" : "NO",
                                   r["findings"] as! Int, r["problems"] as! Int, r["edges"] as! Int)
                 print(line)
@@ -84,14 +84,17 @@ struct BenchPredict: ParsableCommand {
     /// Runs one case in this process.
     static func measure(_ c: Case, seed: UInt64) -> [String: Any] {
         let t0 = DispatchTime.now().uptimeNanoseconds
+        let c0 = cpuSeconds()
         let (report, names, events, edges) = analyze(c, seed: seed)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        let cpu = cpuSeconds() - c0
         let found = report.findings.contains {
             $0.kind == .lockOrderInversion && $0.title.contains("'\(names.lo)'") && $0.title.contains("'\(names.hi)'")
         }
         return [
             "events": events, "locks": c.locks, "threads": c.threads,
             "seconds": (seconds * 1000).rounded() / 1000,
+            "cpu_seconds": (cpu * 1000).rounded() / 1000,
             "peak_rss_mb": (peakRSSMB() * 10).rounded() / 10,
             "found": found,
             "findings": report.findings.count,
@@ -212,6 +215,14 @@ struct SplitMix64 {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+}
+
+/// User + system CPU time of this process (the machine is shared: wall time includes waiting).
+private func cpuSeconds() -> Double {
+    var ru = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &ru)
+    return Double(ru.ru_utime.tv_sec) + Double(ru.ru_utime.tv_usec) / 1e6
+        + Double(ru.ru_stime.tv_sec) + Double(ru.ru_stime.tv_usec) / 1e6
 }
 
 private func peakRSSMB() -> Double {

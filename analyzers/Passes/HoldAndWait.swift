@@ -103,8 +103,12 @@ extension LockOrderGraph {
                       _ t: ThreadState, except: UInt64 = 0) {
         let held = held(t)
         for h in held where h.lock != except {
-            table[HoldAndWaitTable.Key(target: target, lock: h.lock), default: ChainSet()]
-                .add(t, held: held, except: h.lock, except, outer: h.event, inner: e, clock: h.clock, own: t.own)
+            let key = HoldAndWaitTable.Key(target: target, lock: h.lock)
+            if table[key] != nil {
+                table[key]!.add(t, held: held, except: h.lock, except, outer: h.event, inner: e, clock: h.clock, own: t.own)
+            } else {
+                table[key] = ChainSet(t, held: held, except: h.lock, except, outer: h.event, inner: e, clock: h.clock, own: t.own)
+            }
         }
     }
 }

@@ -5,11 +5,12 @@ import TangleTrace
 final class LockEdge {
     let from: UInt64
     let to: UInt64
-    @exclusivity(unchecked) var chains = ChainSet()
+    @exclusivity(unchecked) var chains: ChainSet
 
-    init(from: UInt64, to: UInt64) {
+    init(from: UInt64, to: UInt64, first: ChainSet) {
         self.from = from
         self.to = to
+        chains = first
     }
 
     /// One entry per chain, for the exporters' graph (threads per edge).
@@ -101,27 +102,25 @@ final class LockOrderGraph {
         // By index: copying a HeldLock out of the array would retain its event and clock.
         for k in held.indices where held[k].lock != lock {
             let from = held[k].lock
-            let edge: LockEdge
             let i = index.find(from, lock)
             if i >= 0 {
-                edge = allEdges[i]
+                allEdges[i].chains.add(t, held: held, except: from, lock, outer: held[k].event, inner: event, clock: held[k].clock, own: t.own)
             } else {
-                edge = LockEdge(from: from, to: lock)
+                let first = ChainSet(t, held: held, except: from, lock, outer: held[k].event, inner: event, clock: held[k].clock, own: t.own)
                 index.insert(from, lock, allEdges.count)
-                allEdges.append(edge)
+                allEdges.append(LockEdge(from: from, to: lock, first: first))
             }
-            edge.chains.add(t, held: held, except: from, lock, outer: held[k].event, inner: event, clock: held[k].clock, own: t.own)
         }
     }
 
     private func noteAcquisition(_ t: ThreadState, lock: UInt64, event: TraceEvent) {
-        var i = acquisitionIndex.find(lock, 0)
-        if i < 0 {
-            i = acquisitionSets.count
-            acquisitionIndex.insert(lock, 0, i)
-            acquisitionSets.append(ChainSet())
+        let i = acquisitionIndex.find(lock, 0)
+        if i >= 0 {
+            acquisitionSets[i].add(t, held: held(t), except: lock, lock, outer: event, inner: event, clock: t.clock, own: t.own)
+        } else {
+            acquisitionIndex.insert(lock, 0, acquisitionSets.count)
+            acquisitionSets.append(ChainSet(t, held: held(t), except: lock, lock, outer: event, inner: event, clock: t.clock, own: t.own))
         }
-        acquisitionSets[i].add(t, held: held(t), except: lock, lock, outer: event, inner: event, clock: t.clock, own: t.own)
     }
 
     /// The acquisitions of a lock-like object, per (thread, stack).

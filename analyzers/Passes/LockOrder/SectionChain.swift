@@ -6,8 +6,6 @@ struct EventRef {
     var time: UInt64
     var seq: UInt64
     var object: UInt64
-    var a: UInt64
-    var c: UInt64
     var stack: UInt32
     var kind: EventKind
     var result: WaitResult
@@ -16,15 +14,13 @@ struct EventRef {
         time = e.time
         seq = e.seq
         object = e.object
-        a = e.a
-        c = e.c
         stack = e.stack
         kind = e.kind
         result = e.result
     }
 
     func event(pid: Int32, tid: Int32) -> TraceEvent {
-        TraceEvent(time: time, pid: pid, tid: tid, seq: seq, kind: kind, object: object, stack: stack, result: result, a: a, c: c)
+        TraceEvent(time: time, pid: pid, tid: tid, seq: seq, kind: kind, object: object, stack: stack, result: result)
     }
 }
 
@@ -165,7 +161,7 @@ extension ChosenSection {
 /// allocation to reach on the hot path) or a few: a linear scan, and an index only once there are
 /// many.
 struct ChainSet {
-    private var first: SectionChain?
+    private var head: SectionChain
     private var rest: [SectionChain] = []
     private var index: [ChainKey: Int]?
 
@@ -175,37 +171,44 @@ struct ChainSet {
         var innerStack: UInt64
     }
 
-    var isEmpty: Bool { first == nil }
-    var chains: [SectionChain] { first.map { [$0] + rest } ?? [] }
+    /// A set holding one section (sets are created with their first section, so the first chain
+    /// is stored inline, not as an optional that every access would copy).
+    init(_ t: ThreadState, held: [HeldLock], except a: UInt64, _ b: UInt64, outer: TraceEvent, inner: TraceEvent,
+         clock: VectorClock, own: UInt32) {
+        head = Self.newChain(t, held: held, except: a, b, outer: outer, inner: inner, clock: clock, own: own)
+    }
+
+    var chains: [SectionChain] { [head] + rest }
+
+    private static func newChain(_ t: ThreadState, held: [HeldLock], except a: UInt64, _ b: UInt64, outer: TraceEvent,
+                                 inner: TraceEvent, clock: VectorClock, own: UInt32) -> SectionChain {
+        var gates: [UInt64] = []
+        if held.count > 1 {
+            for g in held where g.lock != a && g.lock != b { gates.append(g.lock) }
+            gates.sort()
+        }
+        let s = LockSection(outer: EventRef(outer), inner: EventRef(inner), outerClock: clock, innerOwn: own)
+        return SectionChain(thread: t.index, pid: t.pid, tid: t.tid, gates: gates, outerStack: stackKey(outer),
+                            innerStack: stackKey(inner), first: s)
+    }
 
     /// Adds a section: `held` are the locks the thread holds; its gates are those except `a` and `b`.
     @inline(__always)
     mutating func add(_ t: ThreadState, held: [HeldLock], except a: UInt64, _ b: UInt64, outer: TraceEvent, inner: TraceEvent,
                       clock: VectorClock, own: UInt32) {
         let os = Self.stackKey(outer), ins = Self.stackKey(inner)
-        let s = LockSection(outer: EventRef(outer), inner: EventRef(inner), outerClock: clock, innerOwn: own)
-        if first != nil, first!.thread == t.index, first!.outerStack == os, first!.innerStack == ins {
-            first!.intersectGates(held, except: a, b)
-            first!.add(s)
+        if head.thread == t.index && head.outerStack == os && head.innerStack == ins {
+            head.intersectGates(held, except: a, b)
+            head.add(LockSection(outer: EventRef(outer), inner: EventRef(inner), outerClock: clock, innerOwn: own))
             return
         }
         if let i = find(t.index, os, ins) {
             rest[i].intersectGates(held, except: a, b)
-            rest[i].add(s)
-            return
-        }
-        var gates: [UInt64] = []
-        if held.count > 1 {
-            for g in held where g.lock != a && g.lock != b { gates.append(g.lock) }
-            gates.sort()
-        }
-        let c = SectionChain(thread: t.index, pid: t.pid, tid: t.tid, gates: gates, outerStack: os, innerStack: ins, first: s)
-        if first == nil {
-            first = c
+            rest[i].add(LockSection(outer: EventRef(outer), inner: EventRef(inner), outerClock: clock, innerOwn: own))
             return
         }
         index?[ChainKey(thread: t.index, outerStack: os, innerStack: ins)] = rest.count
-        rest.append(c)
+        rest.append(Self.newChain(t, held: held, except: a, b, outer: outer, inner: inner, clock: clock, own: own))
         if index == nil && rest.count > 8 {
             var idx: [ChainKey: Int] = [:]
             for (j, c) in rest.enumerated() { idx[ChainKey(thread: c.thread, outerStack: c.outerStack, innerStack: c.innerStack)] = j }
@@ -225,5 +228,5 @@ struct ChainSet {
         e.stack == 0 ? 0 : (UInt64(UInt32(bitPattern: e.pid)) << 32) | UInt64(e.stack)
     }
 
-    var thinned: Int { (first?.thinned ?? 0) + rest.reduce(0) { $0 + $1.thinned } }
+    var thinned: Int { head.thinned + rest.reduce(0) { $0 + $1.thinned } }
 }
