@@ -14,7 +14,7 @@ struct CycleSearch {
     let graph: LockOrderGraph
     /// Lock ids by node number, and back.
     private(set) var nodes: [UInt64] = []
-    private var nodeOf: [UInt64: Int] = [:]
+    private var nodeOf = PairTable()
     /// Edge indices leaving / entering each node, only inside components.
     private(set) var cyclicEdges: [Int] = []
     /// The chains of the edges on cycles (materialised once; empty for the others).
@@ -41,13 +41,12 @@ struct CycleSearch {
         }
         ids.sort()
         for id in ids where nodes.last != id { nodes.append(id) }
-        nodeOf.reserveCapacity(nodes.count)
-        for (i, id) in nodes.enumerated() { nodeOf[id] = i }
+        for (i, id) in nodes.enumerated() { nodeOf.insert(id, 0, i) }
         out = Array(repeating: [], count: nodes.count)
         source.reserveCapacity(edges.count)
         target.reserveCapacity(edges.count)
         for i in edges.indices {
-            let s = nodeOf[edges[i].from]!, t = nodeOf[edges[i].to]!
+            let s = nodeOf.find(edges[i].from, 0), t = nodeOf.find(edges[i].to, 0)
             source.append(s)
             target.append(t)
             out[s].append(i)
@@ -68,7 +67,10 @@ struct CycleSearch {
     }
 
     func lock(_ node: Int) -> UInt64 { nodes[node] }
-    func sizeOfComponent(containing lock: UInt64) -> Int { nodeOf[lock].map { componentSize[component[$0]] } ?? 0 }
+    func sizeOfComponent(containing lock: UInt64) -> Int {
+        let v = nodeOf.find(lock, 0)
+        return v >= 0 ? componentSize[component[v]] : 0
+    }
     func edge(_ ei: Int) -> LockEdge { graph.allEdges[ei] }
 
     private mutating func tarjan() {

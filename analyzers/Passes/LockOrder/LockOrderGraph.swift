@@ -38,10 +38,13 @@ final class LockOrderGraph {
     @exclusivity(unchecked) private var semOwner: [UInt64: Int] = [:]
     /// Every acquisition of a lock-like object, by lock: the hold-and-wait pass's wakers for joins
     /// and pool results (the thread must take the lock before it can exit or finish its task).
+    /// Acquisitions by (lock, thread): one chain each, in `acquisitionChains` (stacks are not
+    /// part of the key: one place where the waker takes the lock is enough to show).
     @exclusivity(unchecked) private var acquisitionIndex = PairTable()
-    /// Indexed by `acquisitionIndex` (array elements are mutated in place; dictionary values with a
-    /// default are not reliably).
-    @exclusivity(unchecked) private var acquisitionSets: [ChainSet] = []
+    @exclusivity(unchecked) private var acquisitionChains: [SectionChain] = []
+    /// Chain indices by lock.
+    @exclusivity(unchecked) private var acquisitionLocks = PairTable()
+    @exclusivity(unchecked) private var acquisitionLists: [[Int]] = []
     /// Hold-and-wait tables (filled by `observe`, see HoldAndWait.swift).
     @exclusivity(unchecked) var holdAndWait = HoldAndWaitTable()
 
@@ -114,19 +117,29 @@ final class LockOrderGraph {
     }
 
     private func noteAcquisition(_ t: ThreadState, lock: UInt64, event: TraceEvent) {
-        let i = acquisitionIndex.find(lock, 0)
+        let i = acquisitionIndex.find(lock, UInt64(t.index))
+        let held = held(t)
         if i >= 0 {
-            acquisitionSets[i].add(t, held: held(t), except: lock, lock, outer: event, inner: event, clock: t.clock, own: t.own)
+            acquisitionChains[i].intersectGates(held, except: lock, lock)
+            acquisitionChains[i].add(LockSection(outer: EventRef(event), inner: EventRef(event), outerClock: t.clock, innerOwn: t.own))
+            return
+        }
+        let c = acquisitionChains.count
+        acquisitionIndex.insert(lock, UInt64(t.index), c)
+        acquisitionChains.append(ChainSet.newChain(t, held: held, except: lock, lock, outer: event, inner: event, clock: t.clock, own: t.own))
+        let l = acquisitionLocks.find(lock, 0)
+        if l >= 0 {
+            acquisitionLists[l].append(c)
         } else {
-            acquisitionIndex.insert(lock, 0, acquisitionSets.count)
-            acquisitionSets.append(ChainSet(t, held: held(t), except: lock, lock, outer: event, inner: event, clock: t.clock, own: t.own))
+            acquisitionLocks.insert(lock, 0, acquisitionLists.count)
+            acquisitionLists.append([c])
         }
     }
 
     /// The acquisitions of a lock-like object, per (thread, stack).
     func acquisitions(of lock: UInt64) -> [SectionChain] {
-        let i = acquisitionIndex.find(lock, 0)
-        return i >= 0 ? acquisitionSets[i].chains : []
+        let l = acquisitionLocks.find(lock, 0)
+        return l >= 0 ? acquisitionLists[l].map { acquisitionChains[$0] } : []
     }
 
     /// The edges the exporters draw: all of them in a graph of up to `exportLimit` edges; in a

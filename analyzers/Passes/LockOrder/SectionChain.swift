@@ -180,7 +180,7 @@ struct ChainSet {
 
     var chains: [SectionChain] { [head] + rest }
 
-    private static func newChain(_ t: ThreadState, held: [HeldLock], except a: UInt64, _ b: UInt64, outer: TraceEvent,
+    static func newChain(_ t: ThreadState, held: [HeldLock], except a: UInt64, _ b: UInt64, outer: TraceEvent,
                                  inner: TraceEvent, clock: VectorClock, own: UInt32) -> SectionChain {
         var gates: [UInt64] = []
         if held.count > 1 {
