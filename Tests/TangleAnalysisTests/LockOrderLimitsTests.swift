@@ -196,4 +196,26 @@ final class LockOrderLimitsTests: XCTestCase {
         XCTAssertEqual(f.participants.count, 2, f.title)
         XCTAssertTrue(f.title.contains("'k0'") && f.title.contains("'k\(n - 1)'"), f.title)
     }
+
+    /// The one bound kept on sections (512 distinct-clock sections per chain) is written into the
+    /// report's problems when it drops sections, and the inversion is still found.
+    func testSectionBoundIsReported() throws {
+        let b = TraceBuilder()
+        let main = b.root(1)
+        let la = b.lock(main, "A"), lb = b.lock(main, "B")
+        let q = b.queue(main, "ticks")
+        let w = b.thread(main, main + 1, name: "worker"), x = b.thread(main, main + 2, name: "inverter")
+        for _ in 0..<600 {
+            let m = b.put(main, q)
+            b.get(main, main + 1, q, m) // a new clock for the worker before each section
+            b.acquire(main, main + 1, la); b.acquire(main, main + 1, lb); b.release(main, main + 1, lb); b.release(main, main + 1, la)
+        }
+        b.acquire(main, main + 2, lb); b.acquire(main, main + 2, la); b.release(main, main + 2, la); b.release(main, main + 2, lb)
+        b.threadExit(main, main + 1, obj: w); b.threadExit(main, main + 2, obj: x)
+        b.threadJoin(main, obj: w); b.threadJoin(main, obj: x)
+        b.exit(main)
+        let r = b.analyze()
+        XCTAssertEqual(r.kinds(), [.lockOrderInversion], "\(r.findings.map(\.title))")
+        XCTAssertTrue(r.problems.contains { $0.kind == "analysis-bound" && $0.detail.contains("were dropped") }, "\(r.problems)")
+    }
 }
