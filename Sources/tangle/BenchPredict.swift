@@ -39,6 +39,8 @@ struct BenchPredict: ParsableCommand {
         Case(events: 200_000, locks: 400, threads: 8),
         Case(events: 2_000_000, locks: 1000, threads: 8),
         Case(events: 200_000, locks: 100, threads: 100),
+        // The peer of the first case with ten times the events: memory follows the lock graph.
+        Case(events: 2_000_000, locks: 40, threads: 8),
     ]
 
     func run() throws {
