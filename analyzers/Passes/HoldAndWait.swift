@@ -17,6 +17,8 @@ struct WaitTarget: Hashable, Comparable {
 }
 
 /// Sections "lock L held, then a blocking (or waking) operation on a target", by (target, L).
+/// Looked up on every put/get/send/… made while holding a lock: a flat pair table, no hashing of
+/// a struct key.
 struct HoldAndWaitTable {
     struct Key: Hashable, Comparable {
         var target: WaitTarget
@@ -24,8 +26,38 @@ struct HoldAndWaitTable {
         static func < (a: Key, b: Key) -> Bool { (a.target, a.lock) < (b.target, b.lock) }
     }
 
-    var waits: [Key: ChainSet] = [:]
-    var wakes: [Key: ChainSet] = [:]
+    /// One side (waits or wakes).
+    struct Side {
+        private var index = PairTable()
+        private(set) var keys: [Key] = []
+        private var sets: [ChainSet] = []
+
+        /// Object ids use the low 60 bits (pid << 28 | counter); channel and end go above them.
+        @inline(__always) private static func pack(_ t: WaitTarget) -> UInt64 {
+            t.object | (UInt64(t.channel.rawValue) << 59) | (UInt64(t.end) << 58)
+        }
+
+        subscript(key: Key) -> ChainSet? {
+            let i = index.find(Self.pack(key.target), key.lock)
+            return i >= 0 ? sets[i] : nil
+        }
+
+        @inline(__always)
+        mutating func add(_ key: Key, _ t: ThreadState, held: [HeldLock], except a: UInt64, _ b: UInt64,
+                          outer: TraceEvent, inner: TraceEvent, clock: VectorClock, own: UInt32) {
+            let i = index.find(Self.pack(key.target), key.lock)
+            if i >= 0 {
+                sets[i].add(t, held: held, except: a, b, outer: outer, inner: inner, clock: clock, own: own)
+            } else {
+                index.insert(Self.pack(key.target), key.lock, sets.count)
+                keys.append(key)
+                sets.append(ChainSet(t, held: held, except: a, b, outer: outer, inner: inner, clock: clock, own: own))
+            }
+        }
+    }
+
+    var waits = Side()
+    var wakes = Side()
 }
 
 extension LockOrderGraph {
@@ -99,16 +131,13 @@ extension LockOrderGraph {
         }
     }
 
-    private func note(_ table: inout [HoldAndWaitTable.Key: ChainSet], _ target: WaitTarget, _ e: TraceEvent,
+    private func note(_ table: inout HoldAndWaitTable.Side, _ target: WaitTarget, _ e: TraceEvent,
                       _ t: ThreadState, except: UInt64 = 0) {
         let held = held(t)
-        for h in held where h.lock != except {
-            let key = HoldAndWaitTable.Key(target: target, lock: h.lock)
-            if table[key] != nil {
-                table[key]!.add(t, held: held, except: h.lock, except, outer: h.event, inner: e, clock: h.clock, own: t.own)
-            } else {
-                table[key] = ChainSet(t, held: held, except: h.lock, except, outer: h.event, inner: e, clock: h.clock, own: t.own)
-            }
+        for k in held.indices where held[k].lock != except {
+            let lock = held[k].lock
+            table.add(HoldAndWaitTable.Key(target: target, lock: lock), t, held: held, except: lock, except,
+                      outer: held[k].event, inner: e, clock: held[k].clock, own: t.own)
         }
     }
 }
