@@ -85,7 +85,8 @@ extension TraceModel {
                     let e = graph.allEdges[anchor]
                     noteProblem(TraceProblemNote(
                         kind: "analysis-bound",
-                        detail: "lock order: the search for a deadlock cycle through \(objectLabel(e.from)) → \(objectLabel(e.to)) stopped after \(outcome.steps) steps at cycles of \(length) locks (component of \(search.sizeOfComponent(containing: e.from)) locks); cycles of \(length) or more locks through this edge were not all examined"))
+                        detail: "lock order: the search for a deadlock cycle through \(objectLabel(e.from)) → \(objectLabel(e.to)) stopped after \(outcome.steps) steps at cycles of \(length) locks (component of \(search.sizeOfComponent(containing: e.from)) locks); cycles of \(length) or more locks through this edge were not all examined, so it is neither reported nor ruled out"))
+                    continue
                 }
                 let locks = Set(structural.map { graph.allEdges[$0].from })
                 let (reason, text): (String, String)
