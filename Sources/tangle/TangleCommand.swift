@@ -43,6 +43,7 @@ struct Bench: ParsableCommand {
             BenchRecord.self,
             BenchAnalyze.self,
             BenchRuntime.self,
+            BenchPredict.self,
         ]
     )
 }

@@ -21,6 +21,9 @@ public struct FindingKindInfo: Sendable {
         case .lockOrderInversion:
             FindingKindInfo(name: "Lock-order inversion", short: "Two locks are taken in opposite orders by different threads",
                 help: "One thread acquired B while holding A and another acquired A while holding B, with no common gate lock and no happens-before ordering between the two sections: another interleaving of the same program deadlocks. Take the locks in one global order everywhere, or merge them into one lock.")
+        case .holdAndWait:
+            FindingKindInfo(name: "Hold-and-wait", short: "A lock is held across a blocking call whose waker needs that lock",
+                help: "A thread holds a lock while it blocks (queue get, pipe recv, event or condition wait, semaphore acquire, join, pool result) and the thread that would wake it (put, send, set, notify, release, exit) takes the same lock first, with no happens-before ordering between the two: another interleaving of the same program deadlocks. Release the lock before blocking, or let the waker proceed without it.")
         case .zombie:
             FindingKindInfo(name: "Zombie process", short: "A child exited and was not reaped while its parent lived",
                 help: "A child process exited but its parent did not join (wait for) it for longer than the threshold, leaving a zombie entry in the process table. Join every child, or use a Pool that joins its workers.")

@@ -25,7 +25,7 @@ enum SARIFExporter {
                 "fullDescription": ["text": info.help],
                 "help": ["text": info.help, "markdown": "**\(info.name)**: \(info.help)"],
                 "defaultConfiguration": ["level": defaultLevel(kind)],
-                "properties": ["tags": ["concurrency", "tangle"], "precision": kind == .lockOrderInversion ? "medium" : "high"],
+                "properties": ["tags": ["concurrency", "tangle"], "precision": kind == .lockOrderInversion || kind == .holdAndWait ? "medium" : "high"],
             ])
         }
 
@@ -75,7 +75,7 @@ enum SARIFExporter {
     static func defaultLevel(_ kind: FindingKind) -> String {
         switch kind {
         case .deadlock, .hang, .selfDeadlock: "error"
-        case .lockOrderInversion, .lockHeldAtExit, .ownerDied, .lostMessages, .missingTaskDone, .lostPoolError, .forkWithThreads, .nonOwnerRelease: "warning"
+        case .lockOrderInversion, .holdAndWait, .lockHeldAtExit, .ownerDied, .lostMessages, .missingTaskDone, .lostPoolError, .forkWithThreads, .nonOwnerRelease: "warning"
         case .zombie, .unjoinedChild, .orphan, .shmLeak: "note"
         }
     }

@@ -440,19 +440,20 @@ extension TraceModel {
     // The hot cases of `apply`, with the object borrowed (see `withObject`).
 
     @inline(__always) func lockWait(_ e: TraceEvent, _ t: ThreadState, _ o: ObjectState) {
-        if o.kind.isMutex { lockOrder.record(thread: t, lock: e.object, event: e, attempt: true) }
+        lockOrder.lockWait(e, t, o)  // lock-order edges (mutexes, value-1 semaphores)
     }
 
     @inline(__always) func lockAcquired(_ e: TraceEvent, _ t: ThreadState, _ o: ObjectState) {
         if o.kind.isSemaphore {
             o.semValue -= 1
             t.receive(o.semClock)
+            lockOrder.lockAcquired(e, t, o)  // value-1 semaphores are locks
         } else {
             if o.owner == t.index, let hi = t.heldIndex(e.object) {
                 t.held[hi].depth = max(e[.depth], 1)
             } else {
                 if e[.depth] <= 1 || t.heldIndex(e.object) == nil {
-                    lockOrder.record(thread: t, lock: e.object, event: e, attempt: false)
+                    lockOrder.lockAcquired(e, t, o)  // lock-order edges
                 }
                 if let hi = t.heldIndex(e.object) { t.held.remove(at: hi) }
                 t.held.append(HeldLock(lock: e.object, depth: max(e[.depth], 1), event: e, clock: t.clock))
@@ -466,7 +467,8 @@ extension TraceModel {
     @inline(__always) func lockReleased(_ e: TraceEvent, _ t: ThreadState, _ o: ObjectState) {
         if o.kind.isSemaphore {
             o.semValue += 1
-            o.semClock.join(t.stamp())
+            // A value-1 semaphore released by its taker is a mutex release: no happens-before edge.
+            if !lockOrder.semaphoreReleased(e, t, o) { o.semClock.join(t.stamp()) }
             o.releasers.insert(e.pid)
             t.tick()
         } else {

@@ -235,6 +235,7 @@ final class TraceModel {
             reviveThreads(p)
         }
 
+        lockOrder.observe(e, t, self)  // hold-and-wait: blocking and waking operations made holding locks
         trackWaits(t, e)
         misuse?.willApply(e, t)
         apply(e, p, t)

@@ -38,6 +38,7 @@ public enum FindingKind: String, Codable, Sendable, CaseIterable {
     case hang                              // a wait that no live thread can end
     case selfDeadlock = "self-deadlock"    // a thread waits for a lock it holds itself
     case lockOrderInversion = "lock-order-inversion"
+    case holdAndWait = "hold-and-wait"     // a lock held across a blocking call whose waker needs it
     case zombie
     case unjoinedChild = "unjoined-child"
     case orphan
@@ -66,7 +67,7 @@ public enum Severity: String, Codable, Sendable, Comparable, CaseIterable {
 }
 
 /// `actual`: it happened in this run. `predicted`: it did not happen, but another interleaving of
-/// the same program can make it happen (lock-order inversions).
+/// the same program can make it happen (lock-order inversions, hold-and-wait).
 public enum Confidence: String, Codable, Sendable {
     case actual, predicted
 }
