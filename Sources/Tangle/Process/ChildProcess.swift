@@ -56,11 +56,11 @@ public final class ChildProcess: @unchecked Sendable {
     private let encodeArguments: (() throws -> [UInt8])?
     private let forkBody: (() throws -> Void)?
 
-    private let lock = CondLock()
+    let lock = CondLock()
     private var _pid: Int32 = 0
-    private var pidfd: Int32 = -1
+    var pidfd: Int32 = -1
     private var _status: ExitStatus?
-    private var started = false
+    var started = false
 
     /// A child that runs the entry point registered as `entryPoint` with `arguments`. Handles to
     /// Tangle objects inside `arguments` are passed to the child (their descriptors stay open at the
@@ -278,7 +278,7 @@ public final class ChildProcess: @unchecked Sendable {
         }
     }
 
-    private func recordJoinDone(_ status: ExitStatus, pid: Int32) {
+    func recordJoinDone(_ status: ExitStatus, pid: Int32) {
         switch status {
         case let .exited(code):
             Recorder.record(.processJoinDone, object: object, a: UInt64(pid), b: UInt64(UInt32(bitPattern: code)), c: 0)

@@ -17,9 +17,9 @@ public final class TangleThread: @unchecked Sendable {
     public let object: UInt64
 
     private let body: () -> Void
-    private let lock = CondLock()
-    private var started = false
-    private var finished = false
+    let lock = CondLock()
+    var started = false
+    var finished = false
     private var _tid: Int32 = 0
 
     public init(name: String? = nil, _ body: @escaping () -> Void) {
