@@ -7,6 +7,7 @@ import XCTest
 
 @_cdecl("tangle_test_entry_points_4")
 public func asyncTestEntryPoints() {
+    poolFeatureFunctions()
     // Puts `count` messages after the event is set (a process the tasks wait for).
     EntryPoint.register("async.put-after") { (a: AsyncPutArgs) in
         a.go.wait()

@@ -29,12 +29,15 @@ public final class Pool: @unchecked Sendable {
         let id: UInt64
         let function: String
         let frame: [UInt8]
+        /// The index of the task's first item in the whole input (errors name the item by it).
+        let firstItem: Int
         /// Called under the pool's lock with the encoded `[Output]` or the error.
         let complete: (Result<UnsafeRawBufferPointer, PoolError>) -> Void
-        init(id: UInt64, function: String, frame: [UInt8], complete: @escaping (Result<UnsafeRawBufferPointer, PoolError>) -> Void) {
+        init(id: UInt64, function: String, frame: [UInt8], firstItem: Int, complete: @escaping (Result<UnsafeRawBufferPointer, PoolError>) -> Void) {
             self.id = id
             self.function = function
             self.frame = frame
+            self.firstItem = firstItem
             self.complete = complete
         }
     }
@@ -45,6 +48,10 @@ public final class Pool: @unchecked Sendable {
         var busy: Task?
         var inbox: [UInt8] = []
         var dead = false
+        /// Tasks completed (for `maxTasksPerChild`).
+        var completed = 0
+        /// Reached `maxTasksPerChild`: no more tasks; its socket is shut down so it exits.
+        var retiring = false
         init(process: ChildProcess, fd: Int32) {
             self.process = process
             self.fd = fd
@@ -64,10 +71,43 @@ public final class Pool: @unchecked Sendable {
     private let wakeRead: Int32
     private let wakeWrite: Int32
 
-    /// Starts `workers` worker processes (default: `CPUCount.available()`). Throws when one cannot
-    /// be started.
-    public init(workers: Int? = nil) throws {
+    /// Python's `maxtasksperchild`: a worker exits after this many tasks (chunks) and is replaced
+    /// (nil: workers live as long as the pool).
+    public let maxTasksPerChild: Int?
+    /// How workers are started (`.fork`: a copy of the parent, as Python's fork context).
+    public let startMethod: ChildProcess.StartMethod
+    private let initializerName: String?
+    private let encodeInit: ((Encoder) throws -> Void)?
+
+    /// Starts `workers` worker processes (default: `CPUCount.available()`), started by `method`
+    /// (default: `TangleRuntime.defaultStartMethod`), each replaced after `maxTasksPerChild` tasks
+    /// when given. Throws when one cannot be started.
+    public convenience init(workers: Int? = nil, maxTasksPerChild: Int? = nil, method: ChildProcess.StartMethod? = nil) throws {
+        try self.init(workers: workers, maxTasksPerChild: maxTasksPerChild, method: method, initializerName: nil, encodeInit: nil)
+    }
+
+    /// A pool whose every worker runs `initializer(initArguments)` once before its first task
+    /// (Python's `initializer` / `initargs`). Handles to Tangle objects in `initArguments` (an
+    /// Event, a Queue, a Lock…) reach every worker — also the replacements of dead or retired ones.
+    public convenience init<A: Codable>(
+        workers: Int? = nil, initializer: PoolInitializer<A>, initArguments: A, maxTasksPerChild: Int? = nil,
+        method: ChildProcess.StartMethod? = nil
+    ) throws {
+        try self.init(workers: workers, maxTasksPerChild: maxTasksPerChild, method: method,
+                      initializerName: initializer.name, encodeInit: { try initArguments.encode(to: $0) })
+    }
+
+    private init(workers: Int?, maxTasksPerChild: Int?, method: ChildProcess.StartMethod?, initializerName: String?,
+                 encodeInit: ((Encoder) throws -> Void)?) throws {
+        precondition(maxTasksPerChild.map { $0 > 0 } ?? true, "Pool: maxTasksPerChild must be > 0")
         workerCount = max(workers ?? CPUCount.available(), 1)
+        self.maxTasksPerChild = maxTasksPerChild
+        self.startMethod = method ?? TangleRuntime.defaultStartMethod
+        self.initializerName = initializerName
+        self.encodeInit = encodeInit
+        if let initializerName, PoolInitializers.lookup(initializerName) == nil {
+            throw PoolError.unregisteredFunction(initializerName)
+        }
         object = Recorder.newObjectID()
         TangleRuntime.ensureStarted()
         var fds: [Int32] = [-1, -1]
@@ -120,14 +160,14 @@ public final class Pool: @unchecked Sendable {
 
     /// Queues one task (a chunk of encoded inputs). Records `pool.submit` before the task becomes
     /// visible to the manager.
-    func submit(function: String, payload: [UInt8], items: Int,
-                complete: @escaping (Result<UnsafeRawBufferPointer, PoolError>) -> Void) throws -> UInt64 {
+    func submit(function: String, payload: [UInt8], items: Int, firstItem: Int = 0,
+                complete: @escaping (UInt64, Result<UnsafeRawBufferPointer, PoolError>) -> Void) throws -> UInt64 {
         let id: UInt64 = try lock.withLock {
             guard state == .running else { throw PoolError.closed }
             nextTaskID += 1
             let id = nextTaskID
             Recorder.record(.poolSubmit, object: object, a: id, b: UInt64(items))
-            pending.append(Task(id: id, function: function, frame: PoolWire.taskFrame(id: id, function: function, payload: payload), complete: complete))
+            pending.append(Task(id: id, function: function, frame: PoolWire.taskFrame(id: id, function: function, payload: payload), firstItem: firstItem, complete: { complete(id, $0) }))
             return id
         }
         wake()
@@ -139,7 +179,7 @@ public final class Pool: @unchecked Sendable {
         _ = write(wakeWrite, &byte, 1)
     }
 
-    private func checkRegistered(_ name: String) throws {
+    func checkRegistered(_ name: String) throws {
         if PoolFunctions.isRegistered(name) { return }
         EntryPoint.runTestHooksOnce()
         if !PoolFunctions.isRegistered(name) { throw PoolError.unregisteredFunction(name) }
@@ -151,7 +191,7 @@ public final class Pool: @unchecked Sendable {
         try checkRegistered(function.name)
         let result = AsyncResult<O>(pool: self)
         let payload = try PoolCoding.encode([input][...])
-        let id = try submit(function: function.name, payload: payload, items: 1) { [result] outcome in
+        let id = try submit(function: function.name, payload: payload, items: 1) { [result] _, outcome in
             switch outcome {
             case let .success(raw):
                 do {
@@ -196,7 +236,7 @@ public final class Pool: @unchecked Sendable {
         for c in 0..<chunkCount {
             let range = (c * size)..<min((c + 1) * size, items.count)
             let payload = try PoolCoding.encode(items[range])
-            let id = try submit(function: function.name, payload: payload, items: range.count) { [collector] outcome in
+            let id = try submit(function: function.name, payload: payload, items: range.count, firstItem: range.lowerBound) { [collector] _, outcome in
                 collector.deliver(chunk: c, items: range.count, outcome, function: function.name)
             }
             taskIDs.append(id)
@@ -248,8 +288,8 @@ public final class Pool: @unchecked Sendable {
         for c in 0..<chunkCount {
             let range = (c * size)..<min((c + 1) * size, items.count)
             let payload = try PoolCoding.encode(items[range])
-            _ = try submit(function: function.name, payload: payload, items: range.count) { [results] outcome in
-                results.deliver(outcome, function: function.name)
+            _ = try submit(function: function.name, payload: payload, items: range.count, firstItem: range.lowerBound) { [results] id, outcome in
+                results.deliver(outcome, task: id, function: function.name)
             }
         }
         return results
@@ -314,8 +354,8 @@ public final class Pool: @unchecked Sendable {
         }
         let process = ChildProcess(
             entryPoint: PoolWorker.entryName,
-            arguments: PoolWorkerArguments(socket: InheritedDescriptor(pair[1]), pool: object),
-            name: "PoolWorker-\(serial)", daemon: true)
+            arguments: PoolWorkerArguments(socket: InheritedDescriptor(pair[1]), pool: object, initializer: initializerName, encodeInit: encodeInit),
+            name: "PoolWorker-\(serial)", daemon: true, method: startMethod)
         do {
             try process.start()
         } catch {
@@ -359,7 +399,7 @@ public final class Pool: @unchecked Sendable {
             var sends: [(Slot, Task)] = []
             let stop: State? = lock.withLock {
                 if state == .terminating { return .terminating }
-                for slot in slots where !slot.dead && slot.busy == nil && pendingHead < pending.count {
+                for slot in slots where !slot.dead && !slot.retiring && slot.busy == nil && pendingHead < pending.count {
                     let task = pending[pendingHead]
                     pendingHead += 1
                     slot.busy = task
@@ -390,7 +430,13 @@ public final class Pool: @unchecked Sendable {
             pollfds.removeAll(keepingCapacity: true)
             pollfds.append(pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0))
             for slot in current { pollfds.append(pollfd(fd: slot.fd, events: Int16(POLLIN), revents: 0)) }
-            let r = poll(&pollfds, nfds_t(pollfds.count), -1)
+            var r = poll(&pollfds, nfds_t(pollfds.count), 0)
+            if r == 0 {
+                // About to block: the manager waits on the pool (its workers' results, new work).
+                Recorder.record(.poolResultWait, object: object, a: 0)
+                r = poll(&pollfds, nfds_t(pollfds.count), -1)
+                Recorder.record(.poolResult, object: object, a: 0, stack: false)
+            }
             if r < 0 { continue }
             if pollfds[0].revents != 0 {
                 while drain.withUnsafeMutableBytes({ read(wakeRead, $0.baseAddress, $0.count) }) > 0 {}
@@ -406,6 +452,7 @@ public final class Pool: @unchecked Sendable {
                 deliverFrames(slot)
             }
             for slot in died { replace(slot) }
+            retireFinished()
         }
     }
 
@@ -422,17 +469,29 @@ public final class Pool: @unchecked Sendable {
                     let id = PoolWire.readU64(body, 0)
                     guard let task = slot.busy, task.id == id else { continue }
                     slot.busy = nil
+                    slot.completed += 1
+                    if let m = maxTasksPerChild, slot.completed >= m { slot.retiring = true }
                     if body[8] == 0 {
                         task.complete(.success(UnsafeRawBufferPointer(rebasing: body[9...])))
                     } else {
                         let index = body.count >= 13 ? Int(PoolWire.readU32(body, 9)) : 0
                         let message = body.count > 13 ? String(decoding: body[13...], as: UTF8.self) : ""
-                        task.complete(.failure(.taskFailed(function: task.function, index: index, message: message)))
+                        task.complete(.failure(.taskFailed(function: task.function, index: task.firstItem + index, message: message)))
                     }
                 }
             }
             if offset > 0 { slot.inbox.removeFirst(offset) }
             lock.broadcast()
+        }
+    }
+
+    /// Workers that reached `maxTasksPerChild` and are idle: shut their socket down (they exit at
+    /// end of file, and `replace` starts their successor when their socket closes).
+    private func retireFinished() {
+        guard maxTasksPerChild != nil else { return }
+        let done = lock.withLock { slots.filter { $0.retiring && $0.busy == nil && !$0.dead } }
+        for slot in done where slot.inbox.isEmpty {
+            Glibc.shutdown(slot.fd, Int32(SHUT_WR))
         }
     }
 
@@ -607,50 +666,64 @@ public final class PoolResults<O: Decodable>: Sequence, IteratorProtocol, @unche
     let pool: Pool
     private let chunks: Int
     // Under the pool's lock.
-    private var buffer: [Result<O, PoolError>] = []
+    /// Each result with its task id, and whether it is the first yielded of its task.
+    private var buffer: [(Result<O, PoolError>, UInt64, Bool)] = []
     private var head = 0
     private var delivered = 0
-    private var waitedOnce = false
 
     init(pool: Pool, chunks: Int) {
         self.pool = pool
         self.chunks = chunks
     }
 
-    func deliver(_ outcome: Result<UnsafeRawBufferPointer, PoolError>, function: String) {
+    func deliver(_ outcome: Result<UnsafeRawBufferPointer, PoolError>, task: UInt64, function: String) {
         delivered += 1
         switch outcome {
         case let .success(raw):
             do {
-                for o in try PoolCoding.decode(O.self, raw) { buffer.append(.success(o)) }
+                for (i, o) in try PoolCoding.decode(O.self, raw).enumerated() { buffer.append((.success(o), task, i == 0)) }
             } catch {
-                buffer.append(.failure(.taskFailed(function: function, index: 0, message: "cannot decode the results: \(error)")))
+                buffer.append((.failure(.taskFailed(function: function, index: 0, message: "cannot decode the results: \(error)")), task, true))
             }
         case let .failure(e):
-            buffer.append(.failure(e))
+            buffer.append((.failure(e), task, true))
         }
     }
 
+    /// The next result in completion order, blocking until one arrives (nil after the last).
+    /// Records `pool.result-wait` (a: 0, any task) each time it blocks, and `pool.result` with the
+    /// task id when it yields a task's first item.
     public func next() -> Result<O, PoolError>? {
         let lock = pool.lock
         lock.lock()
-        defer { lock.unlock() }
+        var waited = false
         while head == buffer.count {
-            if delivered == chunks { return nil }
-            if !waitedOnce {
-                waitedOnce = true
+            if delivered == chunks {
                 lock.unlock()
-                Recorder.record(.poolResultWait, object: pool.object)
+                return nil
+            }
+            if !waited {
+                waited = true
+                lock.unlock()
+                Recorder.record(.poolResultWait, object: pool.object, a: 0)
                 lock.lock()
                 continue
             }
             _ = lock.wait(until: nil)
         }
-        let r = buffer[head]
+        let (r, task, first) = buffer[head]
         head += 1
         if head > 1024 && head * 2 > buffer.count {
             buffer.removeFirst(head)
             head = 0
+        }
+        lock.unlock()
+        if first {
+            if case .success = r {
+                Recorder.record(.poolResult, object: pool.object, a: task)
+            } else {
+                Recorder.record(.poolResult, object: pool.object, a: task, result: .error)
+            }
         }
         return r
     }

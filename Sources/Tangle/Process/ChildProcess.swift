@@ -66,13 +66,13 @@ public final class ChildProcess: @unchecked Sendable {
     /// Tangle objects inside `arguments` are passed to the child (their descriptors stay open at the
     /// same numbers there).
     public init<A: Encodable>(
-        entryPoint: String, arguments: A, name: String? = nil, daemon: Bool = false, method: StartMethod = .spawn
+        entryPoint: String, arguments: A, name: String? = nil, daemon: Bool = false, method: StartMethod? = nil
     ) {
         let (identity, defaultName) = ProcessState.shared.nextChildIdentity()
         self.identity = identity
         self.name = name ?? defaultName
         self.daemon = daemon
-        self.method = method
+        self.method = method ?? TangleRuntime.defaultStartMethod
         self.entryPoint = entryPoint
         self.object = Recorder.newObjectID()
         self.encodeArguments = { try ArgumentCoding.encode(arguments) }
@@ -80,7 +80,7 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     /// A child that runs the entry point registered as `entryPoint`, which takes no arguments.
-    public convenience init(entryPoint: String, name: String? = nil, daemon: Bool = false, method: StartMethod = .spawn) {
+    public convenience init(entryPoint: String, name: String? = nil, daemon: Bool = false, method: StartMethod? = nil) {
         self.init(entryPoint: entryPoint, arguments: NoArguments(), name: name, daemon: daemon, method: method)
     }
 
@@ -361,6 +361,8 @@ public enum ProcessError: Error, CustomStringConvertible, Equatable {
     case invalidDescriptor(String, Int32)
     case spawnFailed(String, Int32)
     case forkFailed(String, Int32)
+    /// `TangleRuntime.setStartMethod` called again with another method (without `force`).
+    case startMethodAlreadySet(current: String)
 
     public var description: String {
         switch self {
@@ -372,6 +374,7 @@ public enum ProcessError: Error, CustomStringConvertible, Equatable {
         case let .invalidDescriptor(name, fd): "cannot pass descriptor \(fd) to \(name): it is not open (a closed handle?)"
         case let .spawnFailed(name, err): "cannot spawn \(name): \(String(cString: strerror(err)))"
         case let .forkFailed(name, err): "cannot fork \(name): \(String(cString: strerror(err)))"
+        case let .startMethodAlreadySet(current): "the start method is already set (to \(current)); pass force: true to change it"
         }
     }
 }
