@@ -8,6 +8,21 @@ import XCTest
 @_cdecl("tangle_test_entry_points_4")
 public func asyncTestEntryPoints() {
     poolFeatureFunctions()
+    // A pool used through imap and imapUnordered (each result read by iteration) and an async get.
+    EntryPoint.register("async.pool-traced") {
+        let pool = try Pool(workers: 2)
+        for r in try pool.imap(squareFn, Array(0..<6)) { _ = try r.get() }
+        for r in try pool.imapUnordered(squareFn, Array(0..<5)) { _ = try r.get() }
+        let done = Event()
+        let result = try pool.applyAsync(slowFn, 30)
+        Task {
+            _ = try await result.get()
+            await done.set()
+        }
+        done.wait()
+        pool.close()
+        pool.join()
+    }
     // Puts `count` messages after the event is set (a process the tasks wait for).
     EntryPoint.register("async.put-after") { (a: AsyncPutArgs) in
         a.go.wait()

@@ -1,3 +1,4 @@
+import TangleTrace
 import CTangleSupport
 import Glibc
 import XCTest
@@ -117,5 +118,39 @@ final class PoolFeatureTests: XCTestCase {
         XCTAssertThrowsError(try TangleRuntime.setStartMethod(.fork))
         try TangleRuntime.setStartMethod(.spawn, force: true)
         XCTAssertEqual(TangleRuntime.defaultStartMethod, .spawn)
+    }
+}
+
+/// The pool's trace: every task submitted, started, done and its result retrieved (imap,
+/// imapUnordered and an async get alike), each retrieval after its task's done; the manager's
+/// waits recorded on the pool.
+final class PoolTraceFeatureTests: XCTestCase {
+    func testEveryRetrievedTaskIsRecorded() throws {
+        let dir = makeTempDir("tangle-pool-trace")
+        addTeardownBlock { removeTree(dir) }
+        TangleRuntime.ensureStarted()
+        _ = Recorder.isEnabled
+        setenv("TANGLE_TRACE", dir, 1)
+        let child = ChildProcess(entryPoint: "async.pool-traced")
+        do { try child.start() } catch { unsetenv("TANGLE_TRACE"); throw error }
+        unsetenv("TANGLE_TRACE")
+        XCTAssertEqual(child.join(timeout: .seconds(60)), .exited(0))
+        let trace = try TraceReader.load(paths: [dir])
+        XCTAssertTrue(trace.truncated.isEmpty, "\(trace.problems)")
+        let ev = trace.events
+        let submits = ev.filter { $0.kind == .poolSubmit }
+        XCTAssertEqual(submits.count, 12)
+        for s in submits {
+            let done = ev.first { $0.kind == .poolTaskDone && $0.a == s.a && $0.object == s.object }
+            let got = ev.first { $0.kind == .poolResult && $0.a == s.a && $0.object == s.object }
+            XCTAssertNotNil(done, "task \(s.a) never done")
+            XCTAssertNotNil(got, "task \(s.a)'s result never recorded as retrieved")
+            if let done, let got { XCTAssertLessThanOrEqual(done.time, got.time) }
+        }
+        // The async get was recorded by its task.
+        XCTAssertTrue(ev.contains { $0.kind == .poolResult && $0.tid >= 1 << 30 })
+        // The manager thread (not the caller) waited on the pool.
+        let caller = child.pid
+        XCTAssertTrue(ev.contains { $0.kind == .poolResultWait && $0.a == 0 && $0.pid == caller && $0.tid != caller && $0.tid < 1 << 30 })
     }
 }
