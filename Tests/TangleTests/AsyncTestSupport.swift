@@ -8,6 +8,23 @@ import XCTest
 @_cdecl("tangle_test_entry_points_4")
 public func asyncTestEntryPoints() {
     poolFeatureFunctions()
+    // Adds 1 to the value `times` times under its lock, and sets its own slot of the array.
+    EntryPoint.register("shared.add") { (a: SharedAddArgs) in
+        for _ in 0..<a.times { try a.value.withLock { $0 += 1 } }
+        try a.array.withLock { $0[a.slot] = Double(a.slot) + 0.5 }
+    }
+    // Two children add to a named SharedValue (a traced run).
+    EntryPoint.register("shared.traced") {
+        let value = SharedValue<Int>(0, name: "hits")
+        let array = SharedArray<Double>(repeating: 0, count: 2, name: "slots")
+        let children = try (0..<2).map { i in
+            let c = ChildProcess(entryPoint: "shared.add", arguments: SharedAddArgs(value: value, array: array, times: 100, slot: i))
+            try c.start()
+            return c
+        }
+        for c in children { c.join() }
+        if try value.load() != 200 { CurrentProcess.exit(3) }
+    }
     // A pool used through imap and imapUnordered (each result read by iteration) and an async get.
     EntryPoint.register("async.pool-traced") {
         let pool = try Pool(workers: 2)
@@ -80,6 +97,7 @@ public func asyncTestEntryPoints() {
     }
 }
 
+struct SharedAddArgs: Codable { var value: SharedValue<Int>; var array: SharedArray<Double>; var times: Int; var slot: Int }
 struct AsyncPutArgs: Codable { var queue: Queue<Int>; var go: Event; var count: Int }
 struct AsyncLockPutArgs: Codable { var lock: Lock; var queue: Queue<Int> }
 
