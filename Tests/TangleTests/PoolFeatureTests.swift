@@ -154,3 +154,33 @@ final class PoolTraceFeatureTests: XCTestCase {
         XCTAssertTrue(ev.contains { $0.kind == .poolResultWait && $0.a == 0 && $0.pid == caller && $0.tid != caller && $0.tid < 1 << 30 })
     }
 }
+
+/// TangleThread bodies that throw: join throws the body's error (typed), a body that does not
+/// throw is joined without `try`; the join's trace says error.
+final class ThrowingThreadTests: XCTestCase {
+    struct Boom: Error, Equatable { var code: Int }
+
+    func testJoinThrowsTheBodysError() throws {
+        let failing = TangleThread(name: "failing") { () throws(Boom) in throw Boom(code: 7) }
+        failing.start()
+        XCTAssertThrowsError(try failing.join(timeout: .seconds(30))) { XCTAssertEqual($0 as? Boom, Boom(code: 7)) }
+        XCTAssertEqual(failing.error, Boom(code: 7))
+        let fine = TangleThread { usleep(1000) }
+        fine.start()
+        XCTAssertTrue(fine.join(timeout: .seconds(30)))   // Never: no `try`
+        XCTAssertNil(fine.error)
+    }
+
+    func testAsyncJoinThrowsTheBodysError() async {
+        let untyped = TangleThread { try Self.fail() }
+        untyped.start()
+        do {
+            _ = try await untyped.join(timeout: .seconds(30))
+            XCTFail("no error")
+        } catch {
+            XCTAssertEqual(error as? Boom, Boom(code: 1))
+        }
+    }
+
+    static func fail() throws { throw Boom(code: 1) }
+}

@@ -46,13 +46,15 @@ extension ChildProcess {
 
 extension TangleThread {
     /// Suspends until the thread's body returned, or `timeout` passed (nil = forever). True when
-    /// it finished.
+    /// it finished; throws the body's error when it threw.
     @discardableResult
     public func join(timeout: Duration? = nil) async throws -> Bool {
         precondition(lock.withLock { started }, "join() on thread \(name) that was never started")
         let p = _tracingParticipant()
         if lock.withLock({ finished }) {
-            _as(p) { Recorder.record(.threadJoinDone, object: object) }
+            let failed = error
+            _as(p) { Recorder.record(.threadJoinDone, object: object, result: failed == nil ? .ok : .error) }
+            if let failed { throw failed }
             return true
         }
         _as(p) { Recorder.record(.threadJoinWait, object: object) }
@@ -62,9 +64,11 @@ extension TangleThread {
                 return finished
             }
         }
-        let result: WaitResult = outcome == .ready ? .ok : outcome == .timeout ? .timeout : .error
+        let failed = error
+        let result: WaitResult = outcome == .ready ? (failed == nil ? .ok : .error) : outcome == .timeout ? .timeout : .error
         _as(p) { Recorder.record(.threadJoinDone, object: object, result: result) }
         if outcome == .cancelled { throw CancellationError() }
+        if let failed { throw failed }
         return outcome == .ready
     }
 }
