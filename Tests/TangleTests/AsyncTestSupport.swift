@@ -8,6 +8,8 @@ import XCTest
 @_cdecl("tangle_test_entry_points_4")
 public func asyncTestEntryPoints() {
     poolFeatureFunctions()
+    // Exits with the sum of its arguments (started through its typed handle).
+    EntryPoint.register("typed.sum") { (a: TypedSumArgs) in CurrentProcess.exit(a.x + a.y) }
     // Adds 1 to the value `times` times under its lock, and sets its own slot of the array.
     EntryPoint.register("shared.add") { (a: SharedAddArgs) in
         for _ in 0..<a.times { try a.value.withLock { $0 += 1 } }
@@ -98,6 +100,7 @@ public func asyncTestEntryPoints() {
 }
 
 struct SharedAddArgs: Codable { var value: SharedValue<Int>; var array: SharedArray<Double>; var times: Int; var slot: Int }
+struct TypedSumArgs: Codable { var x: Int32; var y: Int32 }
 struct AsyncPutArgs: Codable { var queue: Queue<Int>; var go: Event; var count: Int }
 struct AsyncLockPutArgs: Codable { var lock: Lock; var queue: Queue<Int> }
 

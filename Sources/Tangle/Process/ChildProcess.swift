@@ -54,6 +54,8 @@ public final class ChildProcess: @unchecked Sendable {
 
     let identity: String
     private let encodeArguments: (() throws -> [UInt8])?
+    /// The static type of the arguments given (checked against the entry point's registration).
+    private var argumentType: String?
     private let forkBody: (() throws -> Void)?
 
     let lock = CondLock()
@@ -76,6 +78,7 @@ public final class ChildProcess: @unchecked Sendable {
         self.entryPoint = entryPoint
         self.object = Recorder.newObjectID()
         self.encodeArguments = { try ArgumentCoding.encode(arguments) }
+        self.argumentType = A.self == NoArguments.self ? "()" : "\(A.self)"
         self.forkBody = nil
     }
 
@@ -130,12 +133,22 @@ public final class ChildProcess: @unchecked Sendable {
             started = true
         }
         TangleRuntime.ensureStarted()
+        if let entryPoint, method == .spawn, !EntryPoint.isBuiltIn(entryPoint), !TangleRuntime.childrenCanBeRouted {
+            // The spawned child would re-run this program's main without ever reaching the entry
+            // point (or find it unregistered): say so here, not as the child's exit status.
+            lock.withLock { started = false }
+            throw ProcessError.bootstrapMissing(name, entry: entryPoint)
+        }
         if let entryPoint, !EntryPoint.isRegistered(entryPoint) {
             EntryPoint.runTestHooksOnce()
             if !EntryPoint.isRegistered(entryPoint) {
                 lock.withLock { started = false }
                 throw ProcessError.unregisteredEntryPoint(entryPoint, registered: EntryPoint.registeredNames)
             }
+        }
+        if let entryPoint, let given = argumentType, let expected = EntryPoint.lookup(entryPoint)?.argumentType, given != expected {
+            lock.withLock { started = false }
+            throw ProcessError.argumentTypeMismatch(name, entry: entryPoint, expected: expected, given: given)
         }
         do {
             switch method {
@@ -363,6 +376,10 @@ public enum ProcessError: Error, CustomStringConvertible, Equatable {
     case forkFailed(String, Int32)
     /// `TangleRuntime.setStartMethod` called again with another method (without `force`).
     case startMethodAlreadySet(current: String)
+    /// A child was to be spawned, but this program never called `TangleRuntime.bootstrap()`.
+    case bootstrapMissing(String, entry: String)
+    /// The arguments' type is not the one the entry point was registered with.
+    case argumentTypeMismatch(String, entry: String, expected: String, given: String)
 
     public var description: String {
         switch self {
@@ -375,6 +392,13 @@ public enum ProcessError: Error, CustomStringConvertible, Equatable {
         case let .spawnFailed(name, err): "cannot spawn \(name): \(String(cString: strerror(err)))"
         case let .forkFailed(name, err): "cannot fork \(name): \(String(cString: strerror(err)))"
         case let .startMethodAlreadySet(current): "the start method is already set (to \(current)); pass force: true to change it"
+        case let .argumentTypeMismatch(name, entry, expected, given):
+            "cannot start \(name): entry point '\(entry)' takes \(expected), but it was given \(given) "
+                + "(start it with the handle EntryPoint.register returned to have this checked at compile time)"
+        case let .bootstrapMissing(name, entry):
+            "cannot spawn \(name) to run entry point '\(entry)': this program never called TangleRuntime.bootstrap(); "
+                + "call it first in main, after registering entry points (a spawned child re-executes the program "
+                + "and is routed to its entry point by the bootstrap)"
         }
     }
 }
