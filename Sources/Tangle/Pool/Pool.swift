@@ -22,6 +22,8 @@ public final class Pool: @unchecked Sendable {
     public let workerCount: Int
 
     let lock = CondLock()
+    /// Tasks in flight per worker (see `manage`).
+    static let depth = 2
 
     private enum State { case running, closed, terminating, finished }
 
@@ -45,7 +47,8 @@ public final class Pool: @unchecked Sendable {
     private final class Slot {
         let process: ChildProcess
         let fd: Int32
-        var busy: Task?
+        /// Tasks sent and not yet answered, oldest (the running one) first.
+        var busy: [Task] = []
         var inbox: [UInt8] = []
         var dead = false
         /// Tasks completed (for `maxTasksPerChild`).
@@ -399,17 +402,23 @@ public final class Pool: @unchecked Sendable {
             var sends: [(Slot, Task)] = []
             let stop: State? = lock.withLock {
                 if state == .terminating { return .terminating }
-                for slot in slots where !slot.dead && !slot.retiring && slot.busy == nil && pendingHead < pending.count {
-                    let task = pending[pendingHead]
-                    pendingHead += 1
-                    slot.busy = task
-                    sends.append((slot, task))
+                // Up to `Pool.depth` tasks per worker, one round at a time (every idle worker gets
+                // one before any gets a second): the next task waits in the worker's socket while
+                // the current one runs, so a worker never idles for the round trip to the manager.
+                for round in 1...Pool.depth {
+                    for slot in slots where !slot.dead && !slot.retiring && slot.busy.count < round && pendingHead < pending.count {
+                        if let m = maxTasksPerChild, slot.completed + slot.busy.count >= m { continue }
+                        let task = pending[pendingHead]
+                        pendingHead += 1
+                        slot.busy.append(task)
+                        sends.append((slot, task))
+                    }
                 }
                 if pendingHead > 64 && pendingHead * 2 > pending.count {
                     pending.removeFirst(pendingHead)
                     pendingHead = 0
                 }
-                if state == .closed && pendingHead == pending.count && sends.isEmpty && slots.allSatisfy({ $0.busy == nil }) {
+                if state == .closed && pendingHead == pending.count && sends.isEmpty && slots.allSatisfy({ $0.busy.isEmpty }) {
                     return .closed
                 }
                 return nil
@@ -418,13 +427,15 @@ public final class Pool: @unchecked Sendable {
                 shutDown(terminating: stop == .terminating)
                 return
             }
-            for (slot, task) in sends where !PoolWire.sendAll(slot.fd, task.frame) {
+            var unsent: [Task] = []
+            var gone: [Slot] = []
+            for (slot, task) in sends where gone.contains(where: { $0 === slot }) || !PoolWire.sendAll(slot.fd, task.frame) {
                 // The worker is gone before it got the task: give the task to another worker.
-                lock.withLock {
-                    slot.busy = nil
-                    pending.insert(task, at: pendingHead)
-                }
+                gone.append(slot)
+                lock.withLock { slot.busy.removeAll { $0 === task } }
+                unsent.append(task)
             }
+            if !unsent.isEmpty { lock.withLock { pending.insert(contentsOf: unsent, at: pendingHead) } }
 
             let current = lock.withLock { slots }
             pollfds.removeAll(keepingCapacity: true)
@@ -467,8 +478,8 @@ public final class Pool: @unchecked Sendable {
                     let body = UnsafeRawBufferPointer(rebasing: raw[(offset + 4)..<(offset + 4 + length)])
                     offset += 4 + length
                     let id = PoolWire.readU64(body, 0)
-                    guard let task = slot.busy, task.id == id else { continue }
-                    slot.busy = nil
+                    guard let task = slot.busy.first, task.id == id else { continue }
+                    slot.busy.removeFirst()
                     slot.completed += 1
                     if let m = maxTasksPerChild, slot.completed >= m { slot.retiring = true }
                     if body[8] == 0 {
@@ -489,7 +500,7 @@ public final class Pool: @unchecked Sendable {
     /// end of file, and `replace` starts their successor when their socket closes).
     private func retireFinished() {
         guard maxTasksPerChild != nil else { return }
-        let done = lock.withLock { slots.filter { $0.retiring && $0.busy == nil && !$0.dead } }
+        let done = lock.withLock { slots.filter { $0.retiring && $0.busy.isEmpty && !$0.dead } }
         for slot in done where slot.inbox.isEmpty {
             Glibc.shutdown(slot.fd, Int32(SHUT_WR))
         }
@@ -506,9 +517,12 @@ public final class Pool: @unchecked Sendable {
         let needReplacement = lock.withLock { () -> Bool in
             slot.dead = true
             slots.removeAll { $0 === slot }
-            if let task = slot.busy {
-                slot.busy = nil
+            if let task = slot.busy.first {
+                // The running task failed with its worker; the ones still queued in its socket
+                // were never started: they go to another worker.
                 task.complete(.failure(.workerDied(function: task.function, pid: slot.process.pid, status: "\(status!)")))
+                pending.insert(contentsOf: slot.busy.dropFirst(), at: pendingHead)
+                slot.busy.removeAll()
                 lock.broadcast()
             }
             return state == .running || (state == .closed && pendingHead < pending.count)
@@ -526,10 +540,8 @@ public final class Pool: @unchecked Sendable {
         let current = lock.withLock { () -> [Slot] in
             if terminating {
                 for slot in slots {
-                    if let task = slot.busy {
-                        slot.busy = nil
-                        task.complete(.failure(.terminated))
-                    }
+                    for task in slot.busy { task.complete(.failure(.terminated)) }
+                    slot.busy.removeAll()
                 }
                 while pendingHead < pending.count {
                     pending[pendingHead].complete(.failure(.terminated))

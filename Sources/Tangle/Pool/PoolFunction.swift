@@ -114,6 +114,7 @@ enum PoolCoding {
             || id == ObjectIdentifier(UInt16.self) || id == ObjectIdentifier(UInt8.self)
             || id == ObjectIdentifier(Double.self) || id == ObjectIdentifier(Float.self)
             || id == ObjectIdentifier(Bool.self)
+            || (type is _PoolPlainArguments.Type && _isPOD(type))
     }
 
     static func encode<T: Encodable>(_ items: ArraySlice<T>) throws -> [UInt8] {

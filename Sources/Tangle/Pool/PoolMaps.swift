@@ -1,14 +1,18 @@
 import TangleTrace
 
+/// Argument structs that travel as their bytes when they are plain data (both sides run the same
+/// executable): a pair of Ints costs what two Ints do.
+protocol _PoolPlainArguments {}
+
 /// The arguments of a two-argument pool function (what `starmap` sends for each tuple).
-public struct PoolArguments2<A: Codable, B: Codable>: Codable {
+public struct PoolArguments2<A: Codable, B: Codable>: Codable, _PoolPlainArguments {
     public var a: A
     public var b: B
     public init(_ a: A, _ b: B) { self.a = a; self.b = b }
 }
 
 /// The arguments of a three-argument pool function.
-public struct PoolArguments3<A: Codable, B: Codable, C: Codable>: Codable {
+public struct PoolArguments3<A: Codable, B: Codable, C: Codable>: Codable, _PoolPlainArguments {
     public var a: A
     public var b: B
     public var c: C
