@@ -78,23 +78,62 @@ public final class TaskParticipant: @unchecked Sendable {
     private static let table = Mutex(Table())
     private static let limit = 4096
 
-    /// The participant of the calling task (created on first use), or nil outside a task.
+    /// The participant of the calling task (created on first use), or nil outside a task. Each
+    /// thread remembers the last task it looked up (a task usually makes several calls in a row
+    /// on one thread): no lock then.
     static func current() -> TaskParticipant? {
         withUnsafeCurrentTask { task in
             guard let task else { return nil }
-            return table.withLock { t in
+            let generation = tableGeneration.load(ordering: .acquiring)
+            if let raw = pthread_getspecific(cacheKey) {
+                let entry = Unmanaged<CacheEntry>.fromOpaque(raw).takeUnretainedValue()
+                if entry.task == task && entry.generation == generation { return entry.participant }
+                Unmanaged<CacheEntry>.fromOpaque(raw).release()
+                pthread_setspecific(cacheKey, nil)
+            }
+            let p = table.withLock { t in
                 if let p = t.byTask[task] { return p }
                 let p = TaskParticipant(name: nil)
                 insert(p, for: task, into: &t)
                 return p
             }
+            let entry = CacheEntry(task: task, participant: p, generation: generation)
+            pthread_setspecific(cacheKey, Unmanaged.passRetained(entry).toOpaque())
+            return p
         }
     }
+
+    private final class CacheEntry {
+        let task: UnsafeCurrentTask
+        let participant: TaskParticipant
+        let generation: UInt64
+        init(task: UnsafeCurrentTask, participant: TaskParticipant, generation: UInt64) {
+            self.task = task
+            self.participant = participant
+            self.generation = generation
+        }
+    }
+
+    /// Bumped whenever the table changes a task's participant (bind, unbind, eviction): the
+    /// threads' remembered lookups are then stale.
+    private static let tableGeneration = Atomic<UInt64>(0)
+
+    private static let cacheKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key) { raw in
+            if let raw { Unmanaged<AnyObject>.fromOpaque(raw).release() }
+        }
+        return key
+    }()
 
     /// The calling task's participant when it already has one (never creates one).
     static func existing() -> TaskParticipant? {
         withUnsafeCurrentTask { task in
             guard let task else { return nil }
+            if let raw = pthread_getspecific(cacheKey) {
+                let entry = Unmanaged<CacheEntry>.fromOpaque(raw).takeUnretainedValue()
+                if entry.task == task && entry.generation == tableGeneration.load(ordering: .acquiring) { return entry.participant }
+            }
             return table.withLock { $0.byTask[task] }
         }
     }
@@ -104,6 +143,7 @@ public final class TaskParticipant: @unchecked Sendable {
             let old = t.order.prefix(limit / 2)
             for k in old { t.byTask[k] = nil }
             t.order.removeFirst(old.count)
+            tableGeneration.add(1, ordering: .releasing)
         }
         t.byTask[task] = p
         t.order.append(task)
@@ -117,6 +157,7 @@ public final class TaskParticipant: @unchecked Sendable {
                 t.byTask[task] = nil
                 insert(p, for: task, into: &t)
             }
+            tableGeneration.add(1, ordering: .releasing)
         }
     }
 
@@ -129,6 +170,7 @@ public final class TaskParticipant: @unchecked Sendable {
                     t.order.removeAll { $0 == task }
                 }
             }
+            tableGeneration.add(1, ordering: .releasing)
         }
     }
 }
