@@ -82,6 +82,10 @@ final class PoolFeatureTests: XCTestCase {
             let pairs = (0..<100).map { ($0, 2 * $0) }
             XCTAssertEqual(try pool.starmap(addFn, pairs, chunkSize: 9), pairs.map { $0.0 + $0.1 })
             XCTAssertEqual(try pool.starmap(addFn, []), [])
+            // Big chunks (400 KB frames both ways): a task queued behind a running one must not
+            // block the manager while the worker writes its result (this hung once).
+            let big = Array(0..<400_000)
+            XCTAssertEqual(try pool.map(squareFn, big, chunkSize: 50_000), big.map { $0 * $0 })
         }
     }
 

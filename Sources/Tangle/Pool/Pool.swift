@@ -24,6 +24,9 @@ public final class Pool: @unchecked Sendable {
     let lock = CondLock()
     /// Tasks in flight per worker (see `manage`).
     static let depth = 2
+    /// The largest task frame sent to a worker that is still busy (well below a Unix socket's
+    /// default buffer, ~200 KB).
+    static let queuedFrameLimit = 32 * 1024
 
     private enum State { case running, closed, terminating, finished }
 
@@ -405,9 +408,13 @@ public final class Pool: @unchecked Sendable {
                 // Up to `Pool.depth` tasks per worker, one round at a time (every idle worker gets
                 // one before any gets a second): the next task waits in the worker's socket while
                 // the current one runs, so a worker never idles for the round trip to the manager.
+                // Only a small frame is queued behind a running task: it fits in the socket's
+                // buffer, so sending it cannot block the manager while that worker blocks writing
+                // a large result the manager has not read yet (a deadlock, with big chunks).
                 for round in 1...Pool.depth {
                     for slot in slots where !slot.dead && !slot.retiring && slot.busy.count < round && pendingHead < pending.count {
                         if let m = maxTasksPerChild, slot.completed + slot.busy.count >= m { continue }
+                        if !slot.busy.isEmpty && pending[pendingHead].frame.count > Pool.queuedFrameLimit { continue }
                         let task = pending[pendingHead]
                         pendingHead += 1
                         slot.busy.append(task)
