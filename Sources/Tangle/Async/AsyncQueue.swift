@@ -34,7 +34,7 @@ extension Queue {
         let p = _tracingParticipant()
         if let v = try _as(p, { try getIfAvailable(waited: false) }) { return v }
         // A short spin: a producer in mid-put is cheaper to wait for than a thread hand-off.
-        if tangle_queue_poll_nonempty(q, 200, 0) != 0, let v = try _as(p, { try getIfAvailable(waited: false) }) { return v }
+        if tangle_queue_poll_nonempty(q, 1000, 0) != 0, let v = try _as(p, { try getIfAvailable(waited: false) }) { return v }
         let ns = timeoutNanoseconds(timeout)
         if ns == 0 {
             _as(p) { Recorder.record(.queueTimeout, object: object, a: 1, result: .empty) }

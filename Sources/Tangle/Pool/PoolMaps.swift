@@ -77,6 +77,8 @@ public final class OrderedPoolResults<O: Decodable>: Sequence, IteratorProtocol,
     var taskIDs: [UInt64]
     private var chunks: [[Result<O, PoolError>]?]
     private var chunk = 0
+    // The iterating thread's own: the chunk being yielded and the next item in it.
+    private var current: [Result<O, PoolError>] = []
     private var item = 0
 
     init(pool: Pool, chunks: Int) {
@@ -99,8 +101,13 @@ public final class OrderedPoolResults<O: Decodable>: Sequence, IteratorProtocol,
     }
 
     /// The next result in input order (nil after the last). Records `pool.result-wait` with the
-    /// awaited task's id when it blocks, and `pool.result` when it takes a task's results.
+    /// awaited task's id when it blocks, and `pool.result` when it takes a task's results. The
+    /// items of a taken chunk are yielded without the pool's lock.
     public func next() -> Result<O, PoolError>? {
+        if item < current.count {
+            defer { item += 1 }
+            return current[item]
+        }
         let lock = pool.lock
         lock.lock()
         guard chunk < chunks.count else {
@@ -114,23 +121,16 @@ public final class OrderedPoolResults<O: Decodable>: Sequence, IteratorProtocol,
             lock.lock()
             while chunks[chunk] == nil { _ = lock.wait(until: nil) }
         }
-        let results = chunks[chunk]!
-        let first = item == 0
-        let r = results[item]
-        item += 1
-        if item == results.count {
-            chunks[chunk] = []  // yielded: free it
-            chunk += 1
-            item = 0
-        }
+        current = chunks[chunk]!
+        chunks[chunk] = []  // taken: free it
+        chunk += 1
         lock.unlock()
-        if first {
-            if case .failure = results[0] {
-                Recorder.record(.poolResult, object: pool.object, a: id, result: .error)
-            } else {
-                Recorder.record(.poolResult, object: pool.object, a: id)
-            }
+        if case .failure = current[0] {
+            Recorder.record(.poolResult, object: pool.object, a: id, result: .error)
+        } else {
+            Recorder.record(.poolResult, object: pool.object, a: id)
         }
-        return r
+        item = 1
+        return current[0]
     }
 }
