@@ -146,7 +146,9 @@ public final class ChildProcess: @unchecked Sendable {
                 throw ProcessError.unregisteredEntryPoint(entryPoint, registered: EntryPoint.registeredNames)
             }
         }
-        if let entryPoint, let given = argumentType, let expected = EntryPoint.lookup(entryPoint)?.argumentType, given != expected {
+        // (An entry point without arguments ignores what it is given: nothing to check.)
+        if let entryPoint, let given = argumentType, let expected = EntryPoint.lookup(entryPoint)?.argumentType,
+           expected != "()", given != expected {
             lock.withLock { started = false }
             throw ProcessError.argumentTypeMismatch(name, entry: entryPoint, expected: expected, given: given)
         }
