@@ -85,6 +85,39 @@ final class AsyncTests: XCTestCase {
         XCTAssertFalse(rlock.isLocked)
     }
 
+    /// Pool results iterated with `for try await` (imap and imapUnordered) suspend the task: on a
+    /// one-thread executor, the task that sets the Event the pool tasks wait for still runs.
+    func testAsyncPoolIterationDoesNotBlockTheThread() throws {
+        let executor = OneThreadExecutor()
+        let go = Event(), log = Queue<Int>(), pids = Queue<Int32>()
+        let pool = try Pool(workers: 2, initializer: sharedInit, initArguments: WorkerShared(go: go, log: log, pids: pids))
+        defer {
+            pool.terminate()
+            pool.join()
+        }
+        let result = runOn(executor, seconds: 60) { () async throws -> [Int] in
+            try await withThrowingTaskGroup(of: [Int].self) { group in
+                group.addTask {
+                    var ordered: [Int] = []
+                    for try await r in try pool.imap(useSharedFn, 0..<6) { ordered.append(try r.get()) }
+                    var unordered: [Int] = []
+                    for try await r in try pool.imapUnordered(useSharedFn, Array(6..<9)) { unordered.append(try r.get()) }
+                    return ordered + unordered.sorted()
+                }
+                group.addTask {
+                    for _ in 0..<5 { await Task.yield() }
+                    await go.set()
+                    return []
+                }
+                var all: [Int] = []
+                for try await part in group { all += part }
+                return all
+            }
+        }
+        guard let result else { return XCTFail("the iteration blocked the executor's only thread") }
+        XCTAssertEqual(try result.get(), (0..<9).map { $0 * 10 })
+    }
+
     /// A cancelled task's wait ends with CancellationError promptly (a waiter notices within its
     /// 20 ms slice), and the primitive is left usable.
     func testCancellationEndsWaits() async throws {

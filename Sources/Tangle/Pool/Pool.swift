@@ -709,6 +709,9 @@ public final class PoolResults<O: Decodable>: Sequence, IteratorProtocol, @unche
         }
     }
 
+    /// True when `next()` would not block (pool lock held).
+    func readyLocked() -> Bool { head < buffer.count || delivered == chunks }
+
     /// The next result in completion order, blocking until one arrives (nil after the last).
     /// Records `pool.result-wait` (a: 0, any task) each time it blocks, and `pool.result` with the
     /// task id when it yields a task's first item.

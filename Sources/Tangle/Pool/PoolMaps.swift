@@ -100,6 +100,10 @@ public final class OrderedPoolResults<O: Decodable>: Sequence, IteratorProtocol,
         }
     }
 
+    /// True when `next()` would not block (pool lock held), and the task it would wait for.
+    func readyLocked() -> Bool { item < current.count || chunk >= chunks.count || chunks[chunk] != nil }
+    func awaitedLocked() -> UInt64 { chunk < taskIDs.count ? taskIDs[chunk] : 0 }
+
     /// The next result in input order (nil after the last). Records `pool.result-wait` with the
     /// awaited task's id when it blocks, and `pool.result` when it takes a task's results. The
     /// items of a taken chunk are yielded without the pool's lock.
