@@ -9,6 +9,7 @@ struct MeasureArgs: Codable {
 }
 
 let benchSquare = PoolFunction<Int, Int>("bench.square")
+let benchAdd = PoolFunction<PoolArguments2<Int, Int>, Int>("bench.add")
 
 enum RuntimeBench {
     static func registerEntryPoints() {
@@ -21,6 +22,7 @@ enum RuntimeBench {
             close(args.out.fd)
         }
         PoolFunction.register("bench.square") { (x: Int) -> Int in x &* x }
+        PoolFunction.register("bench.add") { (a: Int, b: Int) -> Int in a &+ b }
     }
 
     static func now() -> UInt64 {
@@ -43,6 +45,35 @@ enum RuntimeBench {
             return try PrimitiveBenchmarks.queueMessagesPerSecond(messages: n, method: .spawn)
         case "lock":
             return try PrimitiveBenchmarks.lockPairNanoseconds(iterations: n)
+        case "asyncqueue":
+            return try PrimitiveBenchmarks.asyncQueueMessagesPerSecond(messages: n)
+        case "sharedvalue":
+            return try PrimitiveBenchmarks.sharedValueAddNanoseconds(iterations: n)
+        case "imap", "starmap":
+            // The same chunk size as the Python peer's imap (1000); starmap: the default, as map's.
+            let pool = try Pool()
+            defer {
+                pool.close()
+                pool.join()
+            }
+            _ = try pool.map(benchSquare, Array(0..<1000))
+            let items = Array(0..<n)
+            let pairs = items.map { ($0, $0) }
+            var best = Double.infinity
+            for _ in 0..<3 {
+                let t0 = now()
+                var last = 0, count = 0
+                if kind == "imap" {
+                    for r in try pool.imap(benchSquare, items, chunkSize: 1000) { last = try r.get(); count += 1 }
+                } else {
+                    let out = try pool.starmap(benchAdd, pairs)
+                    last = out.last ?? 0
+                    count = out.count
+                }
+                best = min(best, Double(now() - t0) / Double(n))
+                precondition(count == n && last == (kind == "imap" ? (n - 1) * (n - 1) : 2 * (n - 1)))
+            }
+            return best
         case "lockburst":
             return try PrimitiveBenchmarks.lockPairBurstNanoseconds(bursts: n)
         case "spawn", "fork":
@@ -141,6 +172,12 @@ enum RuntimeBench {
             ("fork_join_ms", "fork", quick ? 5 : 30, false),
             ("pool_map_ns_per_item", "pool", quick ? 100_000 : 1_000_000, false),
             ("pool_map_ns_per_item_traced", "pool", quick ? 100_000 : 1_000_000, true),
+            ("imap_ns_per_item", "imap", quick ? 100_000 : 1_000_000, false),
+            ("starmap_ns_per_item", "starmap", quick ? 100_000 : 1_000_000, false),
+            ("shared_value_add_ns", "sharedvalue", quick ? 200_000 : 1_000_000, true),
+            ("shared_value_add_ns_untraced", "sharedvalue", quick ? 200_000 : 1_000_000, false),
+            ("async_queue_msgs_per_s", "asyncqueue", q, true),
+            ("async_queue_msgs_per_s_untraced", "asyncqueue", q, false),
         ]
         // `--only KEY[,KEY…]`: just those figures (the lock rounds `tangle bench runtime` interleaves
         // with the Python peer's).

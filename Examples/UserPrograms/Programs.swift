@@ -80,7 +80,7 @@ func conditionNeverNotified() throws {
 /// Three parties are expected at the start line, but only two runner threads are started.
 func barrierTooFewParties() throws {
     let startLine = Barrier(parties: 3, name: "start-line")
-    var runners: [TangleThread] = []
+    var runners: [TangleThread<Never>] = []
     for i in 0..<2 {
         let t = TangleThread(name: "runner-\(i)") {
             _ = try? startLine.wait()

@@ -124,6 +124,13 @@ int tangle_write_all(int fd, const void *buf, size_t len) {
 #define DECLARE_HOOK(name) extern void name(void) __attribute__((weak));
 TANGLE_HOOKS(DECLARE_HOOK)
 
+int tangle_test_hooks_present(void) {
+    int n = 0;
+#define COUNT_HOOK(name) if (name) n++;
+    TANGLE_HOOKS(COUNT_HOOK)
+    return n;
+}
+
 int tangle_call_test_hooks(void) {
     int n = 0;
 #define CALL_HOOK(name) if (name) { name(); n++; }

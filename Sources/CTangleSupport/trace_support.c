@@ -317,6 +317,40 @@ static tangle_tbuf *buffer_create(void) {
 
 tangle_tbuf *tangle_trace_current(void) { return tls_buf; }
 
+tangle_tbuf *tangle_trace_ring_create(pid_t tid, uint64_t slots) {
+    if (slots < 64 || (slots & (slots - 1)) != 0) slots = 64;
+    tangle_tbuf *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    void *mem = NULL;
+    if (posix_memalign(&mem, 4096, sizeof(tangle_slot) * slots) != 0) { free(b); return NULL; }
+    b->slots = mem;
+    b->mask = slots - 1;
+    b->tid = tid;
+    pthread_mutex_lock(&writer_lock);
+    b->next = buffers;
+    buffers = b;
+    pthread_mutex_unlock(&writer_lock);
+    return b;
+}
+
+void tangle_trace_ring_end(tangle_tbuf *b) {
+    __atomic_store_n(&b->exited, 1, __ATOMIC_RELEASE);
+    tangle_trace_wake();
+}
+
+tangle_tbuf *tangle_trace_ring_use(tangle_tbuf *b) {
+    tangle_tbuf *own = tls_buf;
+    if (own == NULL) own = buffer_create();
+    if (own) {
+        b->stack_lo = own->stack_lo;
+        b->stack_hi = own->stack_hi;
+    }
+    tls_buf = b;
+    return own;
+}
+
+void tangle_trace_ring_restore(tangle_tbuf *own) { tls_buf = own; }
+
 uint64_t tangle_trace_take_dropped(void) {
     tangle_tbuf *b = tls_buf;
     if (!b) return 0;

@@ -16,7 +16,7 @@ extension EventSpec {
         EventSpec(.threadExit, "thread.exit", object: .thread, "a thread ends; ends every wait of the thread"),
         EventSpec(.threadJoinWait, "thread.join-wait", object: .thread, wakers: .thread,
                   endedBy: [.threadJoinDone], "join blocks until the thread ends"),
-        EventSpec(.threadJoinDone, "thread.join-done", object: .thread, "join returned; r: timeout"),
+        EventSpec(.threadJoinDone, "thread.join-done", object: .thread, "join returned; r: timeout, error (the body threw)"),
         EventSpec(.processSpawn, "proc.spawn", [.child, .forked, nil], object: .process,
                   "a child is started (timed before it runs); text: its entry point"),
         EventSpec(.processFork, "proc.fork", [.child, .threads, nil],

@@ -35,6 +35,8 @@ struct BenchRuntime: ParsableCommand {
     static let keys = [
         "queue_msgs_per_s", "queue_msgs_per_s_untraced", "lock_pair_ns", "lock_pair_ns_untraced",
         "lock_pair_ns_on_thread", "spawn_join_ms", "spawn_join_ms_traced", "fork_join_ms", "pool_map_ns_per_item", "pool_map_ns_per_item_traced",
+        "imap_ns_per_item", "starmap_ns_per_item", "shared_value_add_ns", "shared_value_add_ns_untraced",
+        "async_queue_msgs_per_s", "async_queue_msgs_per_s_untraced",
     ]
 
     func run() throws {
@@ -126,6 +128,12 @@ struct BenchRuntime: ParsableCommand {
             ("fork+join ms", "fork_join_ms", "fork_join_ms"),
             ("Pool.map ns/item", "pool_map_ns_per_item", "pool_map_ns_per_item"),
             ("Pool.map ns/item (traced)", "pool_map_ns_per_item_traced", "pool_map_ns_per_item"),
+            ("Pool.imap ns/item (chunks of 1000)", "imap_ns_per_item", "imap_ns_per_item"),
+            ("Pool.starmap ns/item", "starmap_ns_per_item", "starmap_ns_per_item"),
+            ("SharedValue += 1 under lock ns", "shared_value_add_ns", "shared_value_add_ns"),
+            ("  untraced", "shared_value_add_ns_untraced", "shared_value_add_ns"),
+            ("async queue msgs/s (traced)", "async_queue_msgs_per_s", "queue_msgs_per_s"),
+            ("async queue msgs/s (untraced)", "async_queue_msgs_per_s_untraced", "queue_msgs_per_s_untraced"),
         ]
         for (label, k, pk) in rows {
             lines.append(label.padding(toLength: 34, withPad: " ", startingAt: 0)
@@ -190,6 +198,9 @@ def noop():
 def square(x):
     return x * x
 
+def add(a, b):
+    return a + b
+
 def cpu_count():
     try:
         return len(os.sched_getaffinity(0))
@@ -249,7 +260,30 @@ def main():
             t0 = time.perf_counter()
             pool.map(square, range(items))
             best = min(best, (time.perf_counter() - t0) / items * 1e9)
+        best_imap = best_star = float("inf")
+        pairs = list(zip(range(items), range(items)))
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for _ in pool.imap(square, range(items), chunksize=1000):
+                pass
+            best_imap = min(best_imap, (time.perf_counter() - t0) / items * 1e9)
+            t0 = time.perf_counter()
+            pool.starmap(add, pairs)
+            best_star = min(best_star, (time.perf_counter() - t0) / items * 1e9)
     out["pool_map_ns_per_item"] = round(best, 2)
+    out["imap_ns_per_item"] = round(best_imap, 2)
+    out["starmap_ns_per_item"] = round(best_star, 2)
+
+    v = mp.Value("q", 0)
+    m = 200000 if quick else 1000000
+    best_v = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(m):
+            with v.get_lock():
+                v.value += 1
+        best_v = min(best_v, (time.perf_counter() - t0) / m * 1e9)
+    out["shared_value_add_ns"] = round(best_v, 2)
     out["start_method"] = mp.get_start_method()
     out["version"] = sys.version.split()[0]
     print(json.dumps(out))

@@ -44,6 +44,14 @@ final class BenchRuntimeInterfaceTests: XCTestCase {
             positive(figures, "python_" + key)
         }
         positive(figures, "lock_pair_ns_on_thread")
+        // Issue 16: the pool's imap / starmap, SharedValue under its lock, each beside Python's;
+        // the async queue beside the blocking one.
+        for key in ["imap_ns_per_item", "starmap_ns_per_item", "shared_value_add_ns"] {
+            positive(figures, key)
+            positive(figures, "python_" + key)
+        }
+        positive(figures, "async_queue_msgs_per_s")
+        positive(figures, "async_queue_msgs_per_s_untraced")
         // The traced lock of both peers: the best of the alternating rounds, three each.
         for prefix in ["", "python_"] {
             let rounds = try XCTUnwrap(figures[prefix + "lock_pair_ns_rounds"] as? [Double], prefix + "rounds")

@@ -35,11 +35,18 @@ final class BootstrapTests: XCTestCase {
         XCTAssertTrue(err.contains("procs.exit-with"), err)
     }
 
-    /// Arguments that do not decode as the entry point's type: status 65 and a message.
-    func testUndecodableArguments() throws {
+    /// Arguments of another type than the entry point's (the string form): refused by the
+    /// parent at start, naming both types — no child is started.
+    func testWrongArgumentTypeFailsInParent() throws {
         let child = ChildProcess(entryPoint: "procs.exit-with", arguments: "not an Int32")
-        try child.start()
-        XCTAssertEqual(child.join(timeout: .seconds(20)), .exited(TangleRuntime.exitStatusBadArguments))
+        XCTAssertThrowsError(try child.start()) { error in
+            guard case let .argumentTypeMismatch(_, entry, expected, given)? = error as? ProcessError else { return XCTFail("\(error)") }
+            XCTAssertEqual(entry, "procs.exit-with")
+            XCTAssertEqual(expected, "Int32")
+            XCTAssertEqual(given, "String")
+            XCTAssertTrue("\(error)".contains("takes Int32, but it was given String"), "\(error)")
+        }
+        XCTAssertFalse(child.isAlive)
     }
 
     /// The test hook registered this target's entry points in the parent too.

@@ -96,8 +96,13 @@ final class ProcessTraceTests: XCTestCase {
         XCTAssertEqual(Set(dones.map { $0.a }), Set(submits.map { $0.a }))
         XCTAssertEqual(dones.filter { $0.result == .error }.count, 1)
         XCTAssertTrue(starts.allSatisfy { $0.pid != root }, "tasks run in the workers")
-        let results = mine.filter { $0.kind == .poolResult && $0.object == pool }
+        // The caller's retrievals (a: the task); a: 0 are the manager thread's waits on the pool.
+        let results = mine.filter { $0.kind == .poolResult && $0.object == pool && $0.a != 0 }
         XCTAssertEqual(results.count, 12)
+        let managerWaits = mine.filter { $0.kind == .poolResultWait && $0.object == pool && $0.a == 0 }
+        let managerWakes = mine.filter { $0.kind == .poolResult && $0.object == pool && $0.a == 0 }
+        XCTAssertGreaterThan(managerWaits.count, 0)
+        XCTAssertEqual(managerWaits.count, managerWakes.count, "every wait of the manager ended")
         XCTAssertEqual(results.filter { $0.result == .error }.count, 1)
         XCTAssertEqual(mine.filter { $0.kind == .poolClose }.count, 1)
         XCTAssertEqual(mine.filter { $0.kind == .poolJoinDone }.count, 1)

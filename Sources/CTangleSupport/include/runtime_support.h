@@ -58,6 +58,8 @@ int tangle_call_test_hooks(void);
 
 /// The thread id of the calling thread.
 pid_t tangle_runtime_gettid(void);
+/// How many test-target registration hooks this executable defines (without calling them).
+int tangle_test_hooks_present(void);
 
 /// fflush(NULL) then _exit(status): for children, so printed output is not lost.
 void tangle_flush_and_exit(int status) __attribute__((noreturn));

@@ -112,6 +112,17 @@ static inline void tangle_prefetch(const void *p) { __builtin_prefetch(p, 0, 0);
 
 /// The calling thread's buffer, or NULL when it has recorded nothing yet.
 tangle_tbuf *tangle_trace_current(void);
+/// A ring that is not a thread's: a Swift task's (Tangle's TaskParticipant), recorded under `tid`
+/// (a synthetic id outside the kernel's range), `slots` records (a power of two, >= 64). Registered
+/// with the writer like a thread's; drained and freed after `tangle_trace_ring_end`. Threads write
+/// it one at a time, each between `tangle_trace_ring_use` and `tangle_trace_ring_restore`.
+tangle_tbuf *tangle_trace_ring_create(pid_t tid, uint64_t slots);
+/// No more records will go to `b`: the writer drains it, then frees it.
+void tangle_trace_ring_end(tangle_tbuf *b);
+/// Makes `b` the calling thread's ring (with the thread's stack range, for the stack walk) and
+/// returns the thread's own, created if needed, to give back to `tangle_trace_ring_restore`.
+tangle_tbuf *tangle_trace_ring_use(tangle_tbuf *b);
+void tangle_trace_ring_restore(tangle_tbuf *own);
 /// Moves the calling thread's drop count out (returns it and zeroes it).
 uint64_t tangle_trace_take_dropped(void);
 void tangle_trace_count_drop(void);

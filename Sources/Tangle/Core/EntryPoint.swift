@@ -34,8 +34,10 @@ public enum EntryPoint {
     private static let lock = CondLock()
 
     /// Registers `name` to run `body` with arguments of type `A` decoded from what the parent passed.
-    /// Registering a name again replaces it.
-    public static func register<A: Decodable>(_ name: String, _ body: @escaping (A) throws -> Void) {
+    /// Registering a name again replaces it. Returns a typed handle: `ChildProcess(handle,
+    /// arguments: …)` only compiles with an `A` (the string form checks nothing before the child).
+    @discardableResult
+    public static func register<A: Decodable>(_ name: String, _ body: @escaping (A) throws -> Void) -> EntryPointHandle<A> {
         let erased: Body = { bytes in
             let args: A
             do {
@@ -46,12 +48,18 @@ public enum EntryPoint {
             try body(args)
         }
         lock.withLock { table[name] = Registration(body: erased, argumentType: "\(A.self)") }
+        return EntryPointHandle(name)
     }
 
     /// Registers `name` to run `body`, which takes no arguments.
-    public static func register(_ name: String, _ body: @escaping () throws -> Void) {
+    @discardableResult
+    public static func register(_ name: String, _ body: @escaping () throws -> Void) -> EntryPointHandle<Void> {
         lock.withLock { table[name] = Registration(body: { _ in try body() }, argumentType: "()") }
+        return EntryPointHandle(name)
     }
+
+    /// True when `name` is one of the runtime's own entry points (the pool worker).
+    static func isBuiltIn(_ name: String) -> Bool { name.hasPrefix("tangle.") }
 
     /// True when `name` has been registered in this process.
     public static func isRegistered(_ name: String) -> Bool {
@@ -77,6 +85,26 @@ public enum EntryPoint {
     }
 
     private static let hooksRan = Atomic<Bool>(false)
+}
+
+/// A registered entry point with its argument type, returned by `EntryPoint.register`: starting a
+/// child with it (`ChildProcess(handle, arguments: …)`) type-checks the arguments at compile time.
+public struct EntryPointHandle<Arguments>: Sendable {
+    public let name: String
+    init(_ name: String) { self.name = name }
+}
+
+extension ChildProcess {
+    /// A child that runs the entry point `entry` with `arguments` of its registered type.
+    public convenience init<A: Encodable>(_ entry: EntryPointHandle<A>, arguments: A, name: String? = nil, daemon: Bool = false,
+                                          method: StartMethod? = nil) {
+        self.init(entryPoint: entry.name, arguments: arguments, name: name, daemon: daemon, method: method)
+    }
+
+    /// A child that runs the entry point `entry`, which takes no arguments.
+    public convenience init(_ entry: EntryPointHandle<Void>, name: String? = nil, daemon: Bool = false, method: StartMethod? = nil) {
+        self.init(entryPoint: entry.name, name: name, daemon: daemon, method: method)
+    }
 }
 
 /// Why a child could not run its entry point. The child prints the description on standard error

@@ -32,6 +32,15 @@ public enum TangleRuntime {
     public static var isBootstrapped: Bool { bootstrapped.load(ordering: .acquiring) }
 
     private static let bootstrapped = Atomic<Bool>(false)
+
+    /// True when a spawned child of this process will reach its entry point: the program called
+    /// `bootstrap()`, or it is a test binary whose registration hooks route children before main.
+    static var childrenCanBeRouted: Bool {
+        isBootstrapped || (tangle_test_hooks_present() > 0 && !_pretendNoTestHooks.load(ordering: .relaxed))
+    }
+
+    /// For the runtime's own tests: behave as a program without test hooks.
+    static let _pretendNoTestHooks = Atomic<Bool>(false)
     private static let started = Atomic<Bool>(false)
 
     /// Starts the recorder for the main process and installs the exit path, once. Called by

@@ -59,11 +59,11 @@ public final class Connection<T: Codable>: ProcessTransferable, @unchecked Senda
     public let readable: Bool
     public let writable: Bool
     let socket: Bool
-    private var fd: Int32
+    var fd: Int32
     private var buffer: [UInt8] = []
     private var start = 0        // unread bytes are buffer[start..<buffer.count]
-    private var sawEOF = false
-    private let mutex = _ConnMutex()
+    var sawEOF = false
+    let mutex = _ConnMutex()
 
     init(fd: Int32, object: UInt64, end: Int, readable: Bool, writable: Bool, socket: Bool) {
         self.fd = fd
@@ -140,7 +140,7 @@ public final class Connection<T: Codable>: ProcessTransferable, @unchecked Senda
         }
     }
 
-    private var buffered: Int { buffer.count - start }
+    var buffered: Int { buffer.count - start }
 
     /// Reads more bytes into the buffer (blocking). False at end of file.
     private func fill() throws -> Bool {

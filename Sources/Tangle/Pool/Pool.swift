@@ -22,6 +22,11 @@ public final class Pool: @unchecked Sendable {
     public let workerCount: Int
 
     let lock = CondLock()
+    /// Tasks in flight per worker (see `manage`).
+    static let depth = 2
+    /// The largest task frame sent to a worker that is still busy (well below a Unix socket's
+    /// default buffer, ~200 KB).
+    static let queuedFrameLimit = 32 * 1024
 
     private enum State { case running, closed, terminating, finished }
 
@@ -29,12 +34,15 @@ public final class Pool: @unchecked Sendable {
         let id: UInt64
         let function: String
         let frame: [UInt8]
-        /// Called under the pool's lock with the task's id and its encoded `[Output]` or the error.
-        let complete: (_ task: UInt64, Result<UnsafeRawBufferPointer, PoolError>) -> Void
-        init(id: UInt64, function: String, frame: [UInt8], complete: @escaping (_ task: UInt64, Result<UnsafeRawBufferPointer, PoolError>) -> Void) {
+        /// The index of the task's first item in the whole input (errors name the item by it).
+        let firstItem: Int
+        /// Called under the pool's lock with the encoded `[Output]` or the error.
+        let complete: (Result<UnsafeRawBufferPointer, PoolError>) -> Void
+        init(id: UInt64, function: String, frame: [UInt8], firstItem: Int, complete: @escaping (Result<UnsafeRawBufferPointer, PoolError>) -> Void) {
             self.id = id
             self.function = function
             self.frame = frame
+            self.firstItem = firstItem
             self.complete = complete
         }
     }
@@ -42,9 +50,14 @@ public final class Pool: @unchecked Sendable {
     private final class Slot {
         let process: ChildProcess
         let fd: Int32
-        var busy: Task?
+        /// Tasks sent and not yet answered, oldest (the running one) first.
+        var busy: [Task] = []
         var inbox: [UInt8] = []
         var dead = false
+        /// Tasks completed (for `maxTasksPerChild`).
+        var completed = 0
+        /// Reached `maxTasksPerChild`: no more tasks; its socket is shut down so it exits.
+        var retiring = false
         init(process: ChildProcess, fd: Int32) {
             self.process = process
             self.fd = fd
@@ -64,10 +77,43 @@ public final class Pool: @unchecked Sendable {
     private let wakeRead: Int32
     private let wakeWrite: Int32
 
-    /// Starts `workers` worker processes (default: `CPUCount.available()`). Throws when one cannot
-    /// be started.
-    public init(workers: Int? = nil) throws {
+    /// Python's `maxtasksperchild`: a worker exits after this many tasks (chunks) and is replaced
+    /// (nil: workers live as long as the pool).
+    public let maxTasksPerChild: Int?
+    /// How workers are started (`.fork`: a copy of the parent, as Python's fork context).
+    public let startMethod: ChildProcess.StartMethod
+    private let initializerName: String?
+    private let encodeInit: ((Encoder) throws -> Void)?
+
+    /// Starts `workers` worker processes (default: `CPUCount.available()`), started by `method`
+    /// (default: `TangleRuntime.defaultStartMethod`), each replaced after `maxTasksPerChild` tasks
+    /// when given. Throws when one cannot be started.
+    public convenience init(workers: Int? = nil, maxTasksPerChild: Int? = nil, method: ChildProcess.StartMethod? = nil) throws {
+        try self.init(workers: workers, maxTasksPerChild: maxTasksPerChild, method: method, initializerName: nil, encodeInit: nil)
+    }
+
+    /// A pool whose every worker runs `initializer(initArguments)` once before its first task
+    /// (Python's `initializer` / `initargs`). Handles to Tangle objects in `initArguments` (an
+    /// Event, a Queue, a Lock…) reach every worker — also the replacements of dead or retired ones.
+    public convenience init<A: Codable>(
+        workers: Int? = nil, initializer: PoolInitializer<A>, initArguments: A, maxTasksPerChild: Int? = nil,
+        method: ChildProcess.StartMethod? = nil
+    ) throws {
+        try self.init(workers: workers, maxTasksPerChild: maxTasksPerChild, method: method,
+                      initializerName: initializer.name, encodeInit: { try initArguments.encode(to: $0) })
+    }
+
+    private init(workers: Int?, maxTasksPerChild: Int?, method: ChildProcess.StartMethod?, initializerName: String?,
+                 encodeInit: ((Encoder) throws -> Void)?) throws {
+        precondition(maxTasksPerChild.map { $0 > 0 } ?? true, "Pool: maxTasksPerChild must be > 0")
         workerCount = max(workers ?? CPUCount.available(), 1)
+        self.maxTasksPerChild = maxTasksPerChild
+        self.startMethod = method ?? TangleRuntime.defaultStartMethod
+        self.initializerName = initializerName
+        self.encodeInit = encodeInit
+        if let initializerName, PoolInitializers.lookup(initializerName) == nil {
+            throw PoolError.unregisteredFunction(initializerName)
+        }
         object = Recorder.newObjectID()
         TangleRuntime.ensureStarted()
         var fds: [Int32] = [-1, -1]
@@ -118,19 +164,26 @@ public final class Pool: @unchecked Sendable {
 
     // MARK: submitting
 
+    /// A new batch id (from the task ids' counter, so that it names no other batch).
+    func newBatch() -> UInt64 {
+        lock.withLock {
+            nextTaskID += 1
+            return nextTaskID
+        }
+    }
+
     /// Queues one task (a chunk of encoded inputs). Records `pool.submit` before the task becomes
     /// visible to the manager.
-    /// `batch`: the id of the map or iterator the task belongs to (its first task's id; 0 for a
-    /// single apply), so that a wait on "the results of this map" names its tasks.
-    func submit(function: String, payload: [UInt8], items: Int, batch: inout UInt64,
-                complete: @escaping (_ task: UInt64, Result<UnsafeRawBufferPointer, PoolError>) -> Void) throws -> UInt64 {
+    /// `batch`: the map or iterator the task belongs to (`newBatch()`; 0 for a single apply), so that
+    /// a wait for "the results of this map" names its tasks.
+    func submit(function: String, payload: [UInt8], items: Int, firstItem: Int = 0, batch: UInt64 = 0,
+                complete: @escaping (UInt64, Result<UnsafeRawBufferPointer, PoolError>) -> Void) throws -> UInt64 {
         let id: UInt64 = try lock.withLock {
             guard state == .running else { throw PoolError.closed }
             nextTaskID += 1
             let id = nextTaskID
-            if batch == 0 { batch = id }
             Recorder.record(.poolSubmit, object: object, a: id, b: UInt64(items), c: batch)
-            pending.append(Task(id: id, function: function, frame: PoolWire.taskFrame(id: id, function: function, payload: payload), complete: complete))
+            pending.append(Task(id: id, function: function, frame: PoolWire.taskFrame(id: id, function: function, payload: payload), firstItem: firstItem, complete: { complete(id, $0) }))
             return id
         }
         wake()
@@ -142,7 +195,7 @@ public final class Pool: @unchecked Sendable {
         _ = write(wakeWrite, &byte, 1)
     }
 
-    private func checkRegistered(_ name: String) throws {
+    func checkRegistered(_ name: String) throws {
         if PoolFunctions.isRegistered(name) { return }
         EntryPoint.runTestHooksOnce()
         if !PoolFunctions.isRegistered(name) { throw PoolError.unregisteredFunction(name) }
@@ -154,8 +207,7 @@ public final class Pool: @unchecked Sendable {
         try checkRegistered(function.name)
         let result = AsyncResult<O>(pool: self)
         let payload = try PoolCoding.encode([input][...])
-        var single: UInt64 = 0
-        let id = try submit(function: function.name, payload: payload, items: 1, batch: &single) { [result] _, outcome in
+        let id = try submit(function: function.name, payload: payload, items: 1) { [result] _, outcome in
             switch outcome {
             case let .success(raw):
                 do {
@@ -196,12 +248,12 @@ public final class Pool: @unchecked Sendable {
         let chunkCount = (items.count + size - 1) / size
         let collector = MapCollector<O>(chunks: chunkCount)
         var taskIDs: [UInt64] = []
-        var batch: UInt64 = 0
         taskIDs.reserveCapacity(chunkCount)
+        let batch = newBatch()
         for c in 0..<chunkCount {
             let range = (c * size)..<min((c + 1) * size, items.count)
             let payload = try PoolCoding.encode(items[range])
-            let id = try submit(function: function.name, payload: payload, items: range.count, batch: &batch) { [collector] _, outcome in
+            let id = try submit(function: function.name, payload: payload, items: range.count, firstItem: range.lowerBound, batch: batch) { [collector] _, outcome in
                 collector.deliver(chunk: c, items: range.count, outcome, function: function.name)
             }
             taskIDs.append(id)
@@ -252,12 +304,13 @@ public final class Pool: @unchecked Sendable {
         try checkRegistered(function.name)
         let size = max(chunkSize, 1)
         let chunkCount = items.isEmpty ? 0 : (items.count + size - 1) / size
-        let results = PoolResults<O>(pool: self, chunks: chunkCount)
+        let results = PoolResults<O>(pool: self, chunks: chunkCount, batch: newBatch())
         for c in 0..<chunkCount {
             let range = (c * size)..<min((c + 1) * size, items.count)
             let payload = try PoolCoding.encode(items[range])
-            _ = try submit(function: function.name, payload: payload, items: range.count, batch: &results.batch) { [results] task, outcome in
-                results.deliver(task: task, outcome, function: function.name)
+            _ = try submit(function: function.name, payload: payload, items: range.count, firstItem: range.lowerBound,
+                           batch: results.batch) { [results] id, outcome in
+                results.deliver(outcome, task: id, function: function.name)
             }
         }
         return results
@@ -322,8 +375,8 @@ public final class Pool: @unchecked Sendable {
         }
         let process = ChildProcess(
             entryPoint: PoolWorker.entryName,
-            arguments: PoolWorkerArguments(socket: InheritedDescriptor(pair[1]), pool: object),
-            name: "PoolWorker-\(serial)", daemon: true)
+            arguments: PoolWorkerArguments(socket: InheritedDescriptor(pair[1]), pool: object, initializer: initializerName, encodeInit: encodeInit),
+            name: "PoolWorker-\(serial)", daemon: true, method: startMethod)
         do {
             try process.start()
         } catch {
@@ -367,17 +420,27 @@ public final class Pool: @unchecked Sendable {
             var sends: [(Slot, Task)] = []
             let stop: State? = lock.withLock {
                 if state == .terminating { return .terminating }
-                for slot in slots where !slot.dead && slot.busy == nil && pendingHead < pending.count {
-                    let task = pending[pendingHead]
-                    pendingHead += 1
-                    slot.busy = task
-                    sends.append((slot, task))
+                // Up to `Pool.depth` tasks per worker, one round at a time (every idle worker gets
+                // one before any gets a second): the next task waits in the worker's socket while
+                // the current one runs, so a worker never idles for the round trip to the manager.
+                // Only a small frame is queued behind a running task: it fits in the socket's
+                // buffer, so sending it cannot block the manager while that worker blocks writing
+                // a large result the manager has not read yet (a deadlock, with big chunks).
+                for round in 1...Pool.depth {
+                    for slot in slots where !slot.dead && !slot.retiring && slot.busy.count < round && pendingHead < pending.count {
+                        if let m = maxTasksPerChild, slot.completed + slot.busy.count >= m { continue }
+                        if !slot.busy.isEmpty && pending[pendingHead].frame.count > Pool.queuedFrameLimit { continue }
+                        let task = pending[pendingHead]
+                        pendingHead += 1
+                        slot.busy.append(task)
+                        sends.append((slot, task))
+                    }
                 }
                 if pendingHead > 64 && pendingHead * 2 > pending.count {
                     pending.removeFirst(pendingHead)
                     pendingHead = 0
                 }
-                if state == .closed && pendingHead == pending.count && sends.isEmpty && slots.allSatisfy({ $0.busy == nil }) {
+                if state == .closed && pendingHead == pending.count && sends.isEmpty && slots.allSatisfy({ $0.busy.isEmpty }) {
                     return .closed
                 }
                 return nil
@@ -386,18 +449,23 @@ public final class Pool: @unchecked Sendable {
                 shutDown(terminating: stop == .terminating)
                 return
             }
-            for (slot, task) in sends where !PoolWire.sendAll(slot.fd, task.frame) {
+            var unsent: [Task] = []
+            var gone: [Slot] = []
+            for (slot, task) in sends where gone.contains(where: { $0 === slot }) || !PoolWire.sendAll(slot.fd, task.frame) {
                 // The worker is gone before it got the task: give the task to another worker.
-                lock.withLock {
-                    slot.busy = nil
-                    pending.insert(task, at: pendingHead)
-                }
+                gone.append(slot)
+                lock.withLock { slot.busy.removeAll { $0 === task } }
+                unsent.append(task)
             }
+            if !unsent.isEmpty { lock.withLock { pending.insert(contentsOf: unsent, at: pendingHead) } }
 
             let current = lock.withLock { slots }
             pollfds.removeAll(keepingCapacity: true)
             pollfds.append(pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0))
             for slot in current { pollfds.append(pollfd(fd: slot.fd, events: Int16(POLLIN), revents: 0)) }
+            // The manager only relays between the owner and the workers: its thread is recorded as
+            // internal, and its waits are not the program's (the analyzer reads the owner's result
+            // waits and the workers' tasks instead).
             let r = poll(&pollfds, nfds_t(pollfds.count), -1)
             if r < 0 { continue }
             if pollfds[0].revents != 0 {
@@ -414,6 +482,7 @@ public final class Pool: @unchecked Sendable {
                 deliverFrames(slot)
             }
             for slot in died { replace(slot) }
+            retireFinished()
         }
     }
 
@@ -428,19 +497,31 @@ public final class Pool: @unchecked Sendable {
                     let body = UnsafeRawBufferPointer(rebasing: raw[(offset + 4)..<(offset + 4 + length)])
                     offset += 4 + length
                     let id = PoolWire.readU64(body, 0)
-                    guard let task = slot.busy, task.id == id else { continue }
-                    slot.busy = nil
+                    guard let task = slot.busy.first, task.id == id else { continue }
+                    slot.busy.removeFirst()
+                    slot.completed += 1
+                    if let m = maxTasksPerChild, slot.completed >= m { slot.retiring = true }
                     if body[8] == 0 {
-                        task.complete(task.id, .success(UnsafeRawBufferPointer(rebasing: body[9...])))
+                        task.complete(.success(UnsafeRawBufferPointer(rebasing: body[9...])))
                     } else {
                         let index = body.count >= 13 ? Int(PoolWire.readU32(body, 9)) : 0
                         let message = body.count > 13 ? String(decoding: body[13...], as: UTF8.self) : ""
-                        task.complete(task.id, .failure(.taskFailed(function: task.function, index: index, message: message)))
+                        task.complete(.failure(.taskFailed(function: task.function, index: task.firstItem + index, message: message)))
                     }
                 }
             }
             if offset > 0 { slot.inbox.removeFirst(offset) }
             lock.broadcast()
+        }
+    }
+
+    /// Workers that reached `maxTasksPerChild` and are idle: shut their socket down (they exit at
+    /// end of file, and `replace` starts their successor when their socket closes).
+    private func retireFinished() {
+        guard maxTasksPerChild != nil else { return }
+        let done = lock.withLock { slots.filter { $0.retiring && $0.busy.isEmpty && !$0.dead } }
+        for slot in done where slot.inbox.isEmpty {
+            Glibc.shutdown(slot.fd, Int32(SHUT_WR))
         }
     }
 
@@ -455,9 +536,12 @@ public final class Pool: @unchecked Sendable {
         let needReplacement = lock.withLock { () -> Bool in
             slot.dead = true
             slots.removeAll { $0 === slot }
-            if let task = slot.busy {
-                slot.busy = nil
-                task.complete(task.id, .failure(.workerDied(function: task.function, pid: slot.process.pid, status: "\(status!)")))
+            if let task = slot.busy.first {
+                // The running task failed with its worker; the ones still queued in its socket
+                // were never started: they go to another worker.
+                task.complete(.failure(.workerDied(function: task.function, pid: slot.process.pid, status: "\(status!)")))
+                pending.insert(contentsOf: slot.busy.dropFirst(), at: pendingHead)
+                slot.busy.removeAll()
                 lock.broadcast()
             }
             return state == .running || (state == .closed && pendingHead < pending.count)
@@ -475,13 +559,11 @@ public final class Pool: @unchecked Sendable {
         let current = lock.withLock { () -> [Slot] in
             if terminating {
                 for slot in slots {
-                    if let task = slot.busy {
-                        slot.busy = nil
-                        task.complete(task.id, .failure(.terminated))
-                    }
+                    for task in slot.busy { task.complete(.failure(.terminated)) }
+                    slot.busy.removeAll()
                 }
                 while pendingHead < pending.count {
-                    pending[pendingHead].complete(pending[pendingHead].id, .failure(.terminated))
+                    pending[pendingHead].complete(.failure(.terminated))
                     pendingHead += 1
                 }
                 lock.broadcast()
@@ -614,39 +696,40 @@ final class MapCollector<O: Decodable> {
 public final class PoolResults<O: Decodable>: Sequence, IteratorProtocol, @unchecked Sendable {
     let pool: Pool
     private let chunks: Int
-    /// The id of its tasks' batch (set as they are submitted).
-    var batch: UInt64 = 0
-    // Under the pool's lock: each result with its task, and whether it is its task's first.
-    private var buffer: [(task: UInt64, first: Bool, result: Result<O, PoolError>)] = []
+    /// The batch its tasks were submitted in (what its waits name).
+    let batch: UInt64
+    // Under the pool's lock.
+    /// Each result with its task id, and whether it is the first yielded of its task.
+    private var buffer: [(Result<O, PoolError>, UInt64, Bool)] = []
     private var head = 0
     private var delivered = 0
 
-    init(pool: Pool, chunks: Int) {
+    init(pool: Pool, chunks: Int, batch: UInt64) {
         self.pool = pool
         self.chunks = chunks
+        self.batch = batch
     }
 
-    func deliver(task: UInt64, _ outcome: Result<UnsafeRawBufferPointer, PoolError>, function: String) {
+    func deliver(_ outcome: Result<UnsafeRawBufferPointer, PoolError>, task: UInt64, function: String) {
         delivered += 1
         switch outcome {
         case let .success(raw):
             do {
-                var first = true
-                for o in try PoolCoding.decode(O.self, raw) {
-                    buffer.append((task, first, .success(o)))
-                    first = false
-                }
+                for (i, o) in try PoolCoding.decode(O.self, raw).enumerated() { buffer.append((.success(o), task, i == 0)) }
             } catch {
-                buffer.append((task, true, .failure(.taskFailed(function: function, index: 0, message: "cannot decode the results: \(error)"))))
+                buffer.append((.failure(.taskFailed(function: function, index: 0, message: "cannot decode the results: \(error)")), task, true))
             }
         case let .failure(e):
-            buffer.append((task, true, .failure(e)))
+            buffer.append((.failure(e), task, true))
         }
     }
 
-    /// The next result; blocks (recording `pool.result-wait` for any of its tasks) until one
-    /// arrives. A task's result counts as retrieved (`pool.result`) when its first element is
-    /// returned, so that an error read this way is not reported as lost.
+    /// True when `next()` would not block (pool lock held).
+    func readyLocked() -> Bool { head < buffer.count || delivered == chunks }
+
+    /// The next result in completion order, blocking until one arrives (nil after the last).
+    /// Records `pool.result-wait` (a: 0, any task) each time it blocks, and `pool.result` with the
+    /// task id when it yields a task's first item.
     public func next() -> Result<O, PoolError>? {
         let lock = pool.lock
         lock.lock()
@@ -665,20 +748,20 @@ public final class PoolResults<O: Decodable>: Sequence, IteratorProtocol, @unche
             }
             _ = lock.wait(until: nil)
         }
-        let r = buffer[head]
+        let (r, task, first) = buffer[head]
         head += 1
         if head > 1024 && head * 2 > buffer.count {
             buffer.removeFirst(head)
             head = 0
         }
         lock.unlock()
-        if r.first {
-            if case .failure = r.result {
-                Recorder.record(.poolResult, object: pool.object, a: r.task, result: .error)
+        if first {
+            if case .success = r {
+                Recorder.record(.poolResult, object: pool.object, a: task)
             } else {
-                Recorder.record(.poolResult, object: pool.object, a: r.task)
+                Recorder.record(.poolResult, object: pool.object, a: task, result: .error)
             }
         }
-        return r.result
+        return r
     }
 }

@@ -58,14 +58,19 @@ enum PoolFunctions {
     nonisolated(unsafe) static var table: [String: Body] = [:]
     static let lock = CondLock()
 
-    static func lookup(_ name: String) -> Body? { lock.withLock { table[name] } }
+    static func lookup(_ name: String) -> Body? {
+        if let body = lock.withLock({ table[name] }) { return body }
+        // A worker forked before the test hooks registered their functions in the parent.
+        EntryPoint.runTestHooksOnce()
+        return lock.withLock { table[name] }
+    }
     static func isRegistered(_ name: String) -> Bool { lock.withLock { table[name] != nil } }
     static var names: [String] { lock.withLock { table.keys.sorted() } }
 }
 
 /// Errors a pool returns in place of a task's result.
 public enum PoolError: Error, CustomStringConvertible, Equatable {
-    /// The function threw in the worker (`index`: the item of the chunk that threw).
+    /// The function threw in the worker (`index`: the item that threw, counted over the whole input).
     case taskFailed(function: String, index: Int, message: String)
     /// The worker running the task died (killed, crashed); the pool replaced it.
     case workerDied(function: String, pid: Int32, status: String)
@@ -82,7 +87,7 @@ public enum PoolError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case let .taskFailed(function, index, message):
-            "pool task '\(function)' failed on item \(index) of its chunk: \(message)"
+            "pool task '\(function)' failed on item \(index) of its input: \(message)"
         case let .workerDied(function, pid, status):
             "the pool worker (pid \(pid)) running '\(function)' died (\(status)); it was replaced"
         case .terminated: "the pool was terminated before the task finished"
@@ -109,6 +114,7 @@ enum PoolCoding {
             || id == ObjectIdentifier(UInt16.self) || id == ObjectIdentifier(UInt8.self)
             || id == ObjectIdentifier(Double.self) || id == ObjectIdentifier(Float.self)
             || id == ObjectIdentifier(Bool.self)
+            || (type is _PoolPlainArguments.Type && _isPOD(type))
     }
 
     static func encode<T: Encodable>(_ items: ArraySlice<T>) throws -> [UInt8] {

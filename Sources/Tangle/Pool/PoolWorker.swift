@@ -71,9 +71,83 @@ enum PoolWire {
     }
 }
 
+/// A worker's start arguments: its socket, the pool's object id and, when the pool has one, the
+/// initializer's name and its arguments — encoded in the same stream as the socket, so handles to
+/// Tangle objects in them reach the worker exactly as a child's spawn arguments do.
 struct PoolWorkerArguments: Codable {
     var socket: InheritedDescriptor
     var pool: UInt64
+    var initializer: String? = nil
+    /// Parent side: encodes the initializer's arguments.
+    var encodeInit: ((Encoder) throws -> Void)? = nil
+    /// Worker side: the decoded initializer, ready to run.
+    var runInit: (() throws -> Void)? = nil
+
+    init(socket: InheritedDescriptor, pool: UInt64, initializer: String? = nil, encodeInit: ((Encoder) throws -> Void)? = nil) {
+        self.socket = socket
+        self.pool = pool
+        self.initializer = initializer
+        self.encodeInit = encodeInit
+    }
+
+    private enum CodingKeys: String, CodingKey { case socket, pool, initializer, initArguments }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(socket, forKey: .socket)
+        try c.encode(pool, forKey: .pool)
+        try c.encode(initializer ?? "", forKey: .initializer)
+        if let encodeInit { try encodeInit(c.superEncoder(forKey: .initArguments)) }
+    }
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        socket = try c.decode(InheritedDescriptor.self, forKey: .socket)
+        pool = try c.decode(UInt64.self, forKey: .pool)
+        let name = try c.decode(String.self, forKey: .initializer)
+        if !name.isEmpty {
+            initializer = name
+            guard let decodeInit = PoolInitializers.lookup(name) else { throw PoolError.unregisteredFunction(name) }
+            runInit = try decodeInit(c.superDecoder(forKey: .initArguments))
+        }
+    }
+}
+
+/// A function every pool worker runs once before its first task (Python's `initializer`), with
+/// arguments given to the pool (`initArguments`) — handles to Tangle objects (an Event, a Queue, a
+/// Lock…) among them reach every worker, as a child's spawn arguments do. Register it, like a
+/// `PoolFunction`, before `TangleRuntime.bootstrap()`.
+///
+/// ```swift
+/// let setUp = PoolInitializer.register("set-up") { (args: WorkerShared) in shared = args }
+/// let pool = try Pool(workers: 4, initializer: setUp, initArguments: WorkerShared(ready: event, log: queue))
+/// ```
+public struct PoolInitializer<Arguments: Codable>: Sendable {
+    public let name: String
+
+    public init(_ name: String) { self.name = name }
+
+    @discardableResult
+    public static func register(_ name: String, _ body: @escaping (Arguments) throws -> Void) -> PoolInitializer {
+        PoolInitializers.lock.withLock {
+            PoolInitializers.table[name] = { decoder in
+                let arguments = try Arguments(from: decoder)
+                return { try body(arguments) }
+            }
+        }
+        return PoolInitializer(name)
+    }
+}
+
+enum PoolInitializers {
+    typealias Decode = (Decoder) throws -> () throws -> Void
+    nonisolated(unsafe) static var table: [String: Decode] = [:]
+    static let lock = CondLock()
+    static func lookup(_ name: String) -> Decode? {
+        if let d = lock.withLock({ table[name] }) { return d }
+        EntryPoint.runTestHooksOnce()
+        return lock.withLock { table[name] }
+    }
 }
 
 /// The worker side: read a task, run it, send the result, until the pool closes the socket.
@@ -83,6 +157,15 @@ enum PoolWorker {
     static func run(_ args: PoolWorkerArguments) {
         let fd = args.socket.fd
         Recorder.record(.handleAttach, object: args.pool, a: ObjectType.pool.rawValue)
+        if let runInit = args.runInit {
+            do {
+                try runInit()
+            } catch {
+                FD.printError("tangle: pool \(args.pool): the initializer '\(args.initializer ?? "")' failed: \(error)")
+                close(fd)
+                CurrentProcess.exit(70)
+            }
+        }
         var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 8)
         defer { buffer.deallocate() }
         var header: UInt32 = 0

@@ -54,33 +54,36 @@ public final class ChildProcess: @unchecked Sendable {
 
     let identity: String
     private let encodeArguments: (() throws -> [UInt8])?
+    /// The static type of the arguments given (checked against the entry point's registration).
+    private var argumentType: String?
     private let forkBody: (() throws -> Void)?
 
-    private let lock = CondLock()
+    let lock = CondLock()
     private var _pid: Int32 = 0
-    private var pidfd: Int32 = -1
+    var pidfd: Int32 = -1
     private var _status: ExitStatus?
-    private var started = false
+    var started = false
 
     /// A child that runs the entry point registered as `entryPoint` with `arguments`. Handles to
     /// Tangle objects inside `arguments` are passed to the child (their descriptors stay open at the
     /// same numbers there).
     public init<A: Encodable>(
-        entryPoint: String, arguments: A, name: String? = nil, daemon: Bool = false, method: StartMethod = .spawn
+        entryPoint: String, arguments: A, name: String? = nil, daemon: Bool = false, method: StartMethod? = nil
     ) {
         let (identity, defaultName) = ProcessState.shared.nextChildIdentity()
         self.identity = identity
         self.name = name ?? defaultName
         self.daemon = daemon
-        self.method = method
+        self.method = method ?? TangleRuntime.defaultStartMethod
         self.entryPoint = entryPoint
         self.object = Recorder.newObjectID()
         self.encodeArguments = { try ArgumentCoding.encode(arguments) }
+        self.argumentType = A.self == NoArguments.self ? "()" : "\(A.self)"
         self.forkBody = nil
     }
 
     /// A child that runs the entry point registered as `entryPoint`, which takes no arguments.
-    public convenience init(entryPoint: String, name: String? = nil, daemon: Bool = false, method: StartMethod = .spawn) {
+    public convenience init(entryPoint: String, name: String? = nil, daemon: Bool = false, method: StartMethod? = nil) {
         self.init(entryPoint: entryPoint, arguments: NoArguments(), name: name, daemon: daemon, method: method)
     }
 
@@ -130,12 +133,24 @@ public final class ChildProcess: @unchecked Sendable {
             started = true
         }
         TangleRuntime.ensureStarted()
+        if let entryPoint, method == .spawn, !EntryPoint.isBuiltIn(entryPoint), !TangleRuntime.childrenCanBeRouted {
+            // The spawned child would re-run this program's main without ever reaching the entry
+            // point (or find it unregistered): say so here, not as the child's exit status.
+            lock.withLock { started = false }
+            throw ProcessError.bootstrapMissing(name, entry: entryPoint)
+        }
         if let entryPoint, !EntryPoint.isRegistered(entryPoint) {
             EntryPoint.runTestHooksOnce()
             if !EntryPoint.isRegistered(entryPoint) {
                 lock.withLock { started = false }
                 throw ProcessError.unregisteredEntryPoint(entryPoint, registered: EntryPoint.registeredNames)
             }
+        }
+        // (An entry point without arguments ignores what it is given: nothing to check.)
+        if let entryPoint, let given = argumentType, let expected = EntryPoint.lookup(entryPoint)?.argumentType,
+           expected != "()", given != expected {
+            lock.withLock { started = false }
+            throw ProcessError.argumentTypeMismatch(name, entry: entryPoint, expected: expected, given: given)
         }
         do {
             switch method {
@@ -278,7 +293,7 @@ public final class ChildProcess: @unchecked Sendable {
         }
     }
 
-    private func recordJoinDone(_ status: ExitStatus, pid: Int32) {
+    func recordJoinDone(_ status: ExitStatus, pid: Int32) {
         switch status {
         case let .exited(code):
             Recorder.record(.processJoinDone, object: object, a: UInt64(pid), b: UInt64(UInt32(bitPattern: code)), c: 0)
@@ -361,6 +376,12 @@ public enum ProcessError: Error, CustomStringConvertible, Equatable {
     case invalidDescriptor(String, Int32)
     case spawnFailed(String, Int32)
     case forkFailed(String, Int32)
+    /// `TangleRuntime.setStartMethod` called again with another method (without `force`).
+    case startMethodAlreadySet(current: String)
+    /// A child was to be spawned, but this program never called `TangleRuntime.bootstrap()`.
+    case bootstrapMissing(String, entry: String)
+    /// The arguments' type is not the one the entry point was registered with.
+    case argumentTypeMismatch(String, entry: String, expected: String, given: String)
 
     public var description: String {
         switch self {
@@ -372,6 +393,14 @@ public enum ProcessError: Error, CustomStringConvertible, Equatable {
         case let .invalidDescriptor(name, fd): "cannot pass descriptor \(fd) to \(name): it is not open (a closed handle?)"
         case let .spawnFailed(name, err): "cannot spawn \(name): \(String(cString: strerror(err)))"
         case let .forkFailed(name, err): "cannot fork \(name): \(String(cString: strerror(err)))"
+        case let .startMethodAlreadySet(current): "the start method is already set (to \(current)); pass force: true to change it"
+        case let .argumentTypeMismatch(name, entry, expected, given):
+            "cannot start \(name): entry point '\(entry)' takes \(expected), but it was given \(given) "
+                + "(start it with the handle EntryPoint.register returned to have this checked at compile time)"
+        case let .bootstrapMissing(name, entry):
+            "cannot spawn \(name) to run entry point '\(entry)': this program never called TangleRuntime.bootstrap(); "
+                + "call it first in main, after registering entry points (a spawned child re-executes the program "
+                + "and is routed to its entry point by the bootstrap)"
         }
     }
 }

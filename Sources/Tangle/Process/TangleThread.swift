@@ -11,25 +11,31 @@ import TangleTrace
 /// t.start()
 /// t.join()
 /// ```
-public final class TangleThread: @unchecked Sendable {
+///
+/// A body may throw: its error is what `join` throws (typed: `Failure` is the body's error type,
+/// `Never` for a body that does not throw, so its `join` needs no `try`). The thread ends normally
+/// either way (`thread.exit`).
+public final class TangleThread<Failure: Error>: @unchecked Sendable {
     public let name: String
     /// The trace's object id of this thread.
     public let object: UInt64
 
-    private let body: () -> Void
+    private let body: () throws(Failure) -> Void
+    /// The body's error, once it threw.
+    private var failure: Failure?
     /// A runtime thread that only relays for an object (a pool's manager): recorded as such, so
     /// that the analyzer never counts it as a thread that could wake or block anyone.
     private let runtimeInternal: Bool
-    private let lock = CondLock()
-    private var started = false
-    private var finished = false
+    let lock = CondLock()
+    var started = false
+    var finished = false
     private var _tid: Int32 = 0
 
-    public convenience init(name: String? = nil, _ body: @escaping () -> Void) {
+    public convenience init(name: String? = nil, _ body: @escaping () throws(Failure) -> Void) {
         self.init(name: name, runtimeInternal: false, body)
     }
 
-    init(name: String?, runtimeInternal: Bool, _ body: @escaping () -> Void) {
+    init(name: String?, runtimeInternal: Bool, _ body: @escaping () throws(Failure) -> Void) {
         self.name = name ?? ProcessState.shared.nextThreadName()
         self.object = Recorder.newObjectID()
         self.runtimeInternal = runtimeInternal
@@ -52,19 +58,19 @@ public final class TangleThread: @unchecked Sendable {
         // Before the thread exists: its `thread.start` comes after this in time, which is what
         // tells the analyzer that the thread's work happens after everything its creator did first.
         Recorder.record(.threadSpawn, object: object)
-        let context = Unmanaged.passRetained(self).toOpaque()
+        let context = Unmanaged.passRetained(_ThreadStart { [self] in run() }).toOpaque()
         var thread = pthread_t()
         var attr = pthread_attr_t()
         pthread_attr_init(&attr)
         pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
         let rc = pthread_create(&thread, &attr, { raw in
-            let me = Unmanaged<TangleThread>.fromOpaque(raw!).takeRetainedValue()
-            me.run()
+            let start = Unmanaged<_ThreadStart>.fromOpaque(raw!).takeRetainedValue()
+            start.run()
             return nil
         }, context)
         pthread_attr_destroy(&attr)
         if rc != 0 {
-            Unmanaged<TangleThread>.fromOpaque(context).release()
+            Unmanaged<_ThreadStart>.fromOpaque(context).release()
             fatalError("pthread_create failed for thread \(name): \(rc)")
         }
     }
@@ -72,18 +78,20 @@ public final class TangleThread: @unchecked Sendable {
     private func run() {
         lock.withLock { _tid = tangle_runtime_gettid() }
         Recorder.threadStarted(object: object, name: name, internal: runtimeInternal)
-        body()
+        var thrown: Failure?
+        do throws(Failure) { try body() } catch { thrown = error }
         Recorder.threadExited(object: object)
         lock.withLock {
+            failure = thrown
             finished = true
             lock.broadcast()
         }
     }
 
     /// Waits until the thread's body returned, or `timeout` passed (nil = forever). True when it
-    /// finished.
+    /// finished; throws the body's error when it threw (`thread.join-done` has `r: error`).
     @discardableResult
-    public func join(timeout: Duration? = nil) -> Bool {
+    public func join(timeout: Duration? = nil) throws(Failure) -> Bool {
         let deadline = Clock.deadline(after: timeout)
         let done = lock.withLock { () -> Bool in
             precondition(started, "join() on thread \(name) that was never started")
@@ -97,7 +105,18 @@ public final class TangleThread: @unchecked Sendable {
             }
             return true
         }
-        Recorder.record(.threadJoinDone, object: object, result: done ? .ok : .timeout)
+        let error = lock.withLock { failure }
+        Recorder.record(.threadJoinDone, object: object, result: !done ? .timeout : error != nil ? .error : .ok)
+        if let error { throw error }
         return done
     }
+
+    /// The body's error after it threw (nil while running or when it returned).
+    public var error: Failure? { lock.withLock { failure } }
+}
+
+/// What a new pthread runs (non-generic: a C thread entry cannot name a generic type).
+final class _ThreadStart {
+    let run: () -> Void
+    init(_ run: @escaping () -> Void) { self.run = run }
 }

@@ -30,6 +30,55 @@ public enum PrimitiveBenchmarks {
         return Double(messages) / (Double(elapsed) / 1e9)
     }
 
+    /// `queueMessagesPerSecond` with the consumer a Swift task using the async `get` (a spawned
+    /// producer; the task runs on the global executor, this thread waits for it).
+    public static func asyncQueueMessagesPerSecond(messages: Int = 1_000_000) throws -> Double {
+        let queue = Queue<Int>(maxsize: 0, bufferSize: 1 << 20, name: "bench")
+        let go = Event(name: "bench-go")
+        let child = ChildProcess(entryPoint: "tangle.bench.queue-producer",
+                                 arguments: QueueBenchArgs(queue: queue, go: go, messages: messages), method: .spawn)
+        try child.start()
+        let done = CondLock()
+        nonisolated(unsafe) var result: Result<(Int, UInt64), Error>?
+        Task {
+            let r: Result<(Int, UInt64), Error>
+            do {
+                let start = tangle_now_ns()
+                await go.set()
+                var sum = 0
+                for _ in 0..<messages { sum &+= try await queue.get() }
+                r = .success((sum, tangle_now_ns() - start))
+            } catch {
+                r = .failure(error)
+            }
+            done.withLock {
+                result = r
+                done.broadcast()
+            }
+        }
+        let (sum, elapsed) = try done.withLock { () -> Result<(Int, UInt64), Error> in
+            while result == nil { _ = done.wait(until: nil) }
+            return result!
+        }.get()
+        _ = child.join(timeout: .seconds(60))
+        precondition(sum == messages &* (messages &- 1) / 2, "async queue benchmark: lost messages")
+        return Double(messages) / (Double(elapsed) / 1e9)
+    }
+
+    /// ns per `withLock { $0 += 1 }` of a `SharedValue<Int>` (its lock taken and released), best
+    /// of 5 runs of `iterations` (Python's peer: `with v.get_lock(): v.value += 1`).
+    public static func sharedValueAddNanoseconds(iterations: Int = 1_000_000) throws -> Double {
+        let value = SharedValue<Int>(0, name: "bench")
+        var best = Double.infinity
+        for _ in 0..<5 {
+            let start = tangle_now_ns()
+            for _ in 0..<iterations { try value.withLock { $0 &+= 1 } }
+            best = min(best, Double(tangle_now_ns() - start) / Double(iterations))
+        }
+        precondition(value.value == 5 * iterations, "shared value benchmark: lost increments")
+        return best
+    }
+
     /// Best of 5 (the Python peer's statistic, over as many runs): ns for one uncontended `Lock`
     /// acquire + release in this process, over `iterations` pairs per run.
     public static func lockPairNanoseconds(iterations: Int = 1_000_000) throws -> Double {

@@ -119,7 +119,7 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
         left < 0 || left > 100_000_000 ? 100_000_000 : left
     }
 
-    @inline(__always) private func checkOpen() throws {
+    @inline(__always) func checkOpen() throws {
         if closedLocally { throw QueueError.closed(object: object) }
     }
 
@@ -153,7 +153,7 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
     /// Plain-data messages (`Int`, `Double`, structs of them …) are copied as their bytes instead of
     /// going through `BinaryCodec`: every process of a session runs the same executable, so the
     /// layout is the same on both sides.
-    @inline(__always) private var copiesRawBytes: Bool { _isPOD(T.self) && MemoryLayout<T>.size <= 256 }
+    @inline(__always) var copiesRawBytes: Bool { _isPOD(T.self) && MemoryLayout<T>.size <= 256 }
 
     private func put(_ item: T, ns: Int64) throws {
         try checkOpen()
@@ -171,10 +171,36 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
             throw QueueError.messageTooLarge(object: object, size: need, capacity: capacity)
         }
         // Ids only matter to the trace: an untraced putter leaves 0.
-        let msg: UInt64 = _tracing ? Recorder.newMessageID() : 0
         tangle_queue_lock(&q.pointee.tail_lock)
         var r = tangle_queue_reserve(q, UInt64(need))
         if r < 0 { r = try putWaitForRoom(need, ns: ns) }
+        writeReserved(payload, at: r, need: need)
+    }
+
+    /// Puts `payload` when it fits now; false (nothing recorded) when it does not. For the async put.
+    func putEncodedIfRoom(_ payload: UnsafeRawBufferPointer) throws -> Bool {
+        let n = payload.count
+        let need = 16 + ((n + 7) & ~7)
+        guard need <= capacity else {
+            throw QueueError.messageTooLarge(object: object, size: need, capacity: capacity)
+        }
+        tangle_queue_lock(&q.pointee.tail_lock)
+        let r = tangle_queue_reserve(q, UInt64(need))
+        if r < 0 {
+            tangle_queue_unlock(&q.pointee.tail_lock)
+            return false
+        }
+        writeReserved(payload, at: r, need: need)
+        return true
+    }
+
+    /// Writes the record at the reserved offset `r` (tail lock held), traces it, publishes it and
+    /// releases the tail lock.
+    @inline(__always)
+    private func writeReserved(_ payload: UnsafeRawBufferPointer, at r: Int64, need: Int) {
+        let n = payload.count
+        // Ids only matter to the trace: an untraced putter leaves 0.
+        let msg: UInt64 = _tracing ? Recorder.newMessageID() : 0
         // Write the record, trace it, then publish it (one store of the tail).
         let off = Int(r)
         if off + 16 <= capacity {
@@ -240,6 +266,24 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
         var r = tangle_queue_peek(q)
         let waited = r < 0
         if waited { r = try getWaitForMessage(ns: ns) }
+        return try readHeld(r, waited: waited)
+    }
+
+    /// The oldest message when there is one now; nil (nothing recorded) when the queue is empty.
+    /// For the async get (`waited`: it slept before, so it passes the wake-up on).
+    func getIfAvailable(waited: Bool) throws -> T? {
+        tangle_queue_lock(&q.pointee.head_lock)
+        let r = tangle_queue_peek(q)
+        if r < 0 {
+            tangle_queue_unlock(&q.pointee.head_lock)
+            return nil
+        }
+        return try readHeld(r, waited: waited)
+    }
+
+    /// Reads, traces and frees the record at offset `r` (head lock held; released by the commit).
+    @inline(__always)
+    private func readHeld(_ r: Int64, waited: Bool) throws -> T {
         let off = Int(r)
         let n: Int
         let msg: UInt64
@@ -385,6 +429,29 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
 
     /// Unfinished tasks (items put and not yet marked done; approximate).
     var unfinishedTasks: Int { Int(unfinishedNow()) }
+
+    /// One slice of a join's sleep, for the async join's waiter thread: true when no task is
+    /// unfinished (the same registration under join_lock as `joinImpl`).
+    static func _joinStep(_ q: UnsafeMutablePointer<tangle_queue_t>, _ slice: Int64) -> Bool {
+        func unfinished() -> UInt32 {
+            UInt32(truncatingIfNeeded: tangle_atomic_load64(&q.pointee.tail) >> 32)
+                &- UInt32(truncatingIfNeeded: tangle_atomic_load64(&q.pointee.done))
+        }
+        tangle_queue_lock(&q.pointee.join_lock)
+        if unfinished() == 0 {
+            tangle_queue_unlock(&q.pointee.join_lock)
+            return true
+        }
+        q.pointee.join_waiters += 1
+        let seq = q.pointee.join_seq
+        tangle_queue_unlock(&q.pointee.join_lock)
+        _ = tangle_futex_wait(&q.pointee.join_seq, seq, slice)
+        tangle_queue_lock(&q.pointee.join_lock)
+        q.pointee.join_waiters -= 1
+        let n = unfinished()
+        tangle_queue_unlock(&q.pointee.join_lock)
+        return n == 0
+    }
 }
 
 /// A Queue whose consumers mark each item done (`taskDone`), so a producer can `join` until every

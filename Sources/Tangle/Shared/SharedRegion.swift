@@ -52,7 +52,7 @@ func timeoutNanoseconds(_ timeout: Duration?) -> Int64 {
 
 /// What a region holds (a sanity check when a child maps a handle's descriptor).
 enum RegionKind: UInt32 {
-    case lock = 1, semaphore, event, condition, barrier, queue, container
+    case lock = 1, semaphore, event, condition, barrier, queue, container, value
 }
 
 /// Anonymous shared memory (memfd + mmap MAP_SHARED) holding one primitive's state. Nothing has a

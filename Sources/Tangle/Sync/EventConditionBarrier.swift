@@ -178,7 +178,7 @@ public final class Condition: ProcessTransferable, @unchecked Sendable {
 
     /// Wakes up to `n` waiters. The caller must hold the lock.
     public func notify(_ n: Int = 1) throws {
-        guard lock.isOwnedByCurrentThread else { throw SyncError.notOwner(object: lock.object, what: "Condition's lock") }
+        guard lock.isOwnedByCurrentThread || lock._isOwnedByCurrentTask else { throw SyncError.notOwner(object: lock.object, what: "Condition's lock") }
         Recorder.record(.conditionNotify, object: object, a: UInt64(max(n, 0)))
         guard tangle_atomic_load32(&words.pointee.waiters) > 0 else { return }
         _ = tangle_atomic_add32(&words.pointee.seq, 1)
@@ -187,7 +187,7 @@ public final class Condition: ProcessTransferable, @unchecked Sendable {
 
     /// Wakes every waiter. The caller must hold the lock.
     public func notifyAll() throws {
-        guard lock.isOwnedByCurrentThread else { throw SyncError.notOwner(object: lock.object, what: "Condition's lock") }
+        guard lock.isOwnedByCurrentThread || lock._isOwnedByCurrentTask else { throw SyncError.notOwner(object: lock.object, what: "Condition's lock") }
         Recorder.record(.conditionNotify, object: object, a: 0)
         guard tangle_atomic_load32(&words.pointee.waiters) > 0 else { return }
         _ = tangle_atomic_add32(&words.pointee.seq, 1)
@@ -239,18 +239,18 @@ public final class Barrier: ProcessTransferable, @unchecked Sendable {
     /// Parties currently waiting (approximate).
     public var waiting: Int { Int(state.pointee.count) }
 
-    private func lockInternal() {
+    func lockInternal() {
         let l = withUnsafeMutablePointer(to: &state.pointee.lock) { $0 }
         if tangle_lock_try(l) != 0 || tangle_lock_spin(l, 200) != 0 { return }
         var dead: Int32 = 0
         _ = tangle_lock_acquire_slow(l, -1, &dead) // owner died: we hold it; the state is small and consistent
     }
 
-    private func unlockInternal() {
+    func unlockInternal() {
         _ = tangle_lock_release(withUnsafeMutablePointer(to: &state.pointee.lock) { $0 })
     }
 
-    private func breakLocked() {
+    func breakLocked() {
         state.pointee.outcomes &= ~(UInt64(1) << UInt64(state.pointee.generation % 64))
         state.pointee.broken = 1
         state.pointee.count = 0

@@ -12,6 +12,12 @@ public protocol ConditionLock: AnyObject, Sendable {
     func _releaseSaving() throws -> UInt32
     /// Re-acquires (blocking) and restores the depth `_releaseSaving` returned.
     func _restore(_ saved: UInt32) throws
+    /// True when the calling task (its `TaskParticipant`) holds the lock, taken by an async acquire.
+    var _isOwnedByCurrentTask: Bool { get }
+}
+
+extension ConditionLock {
+    public var _isOwnedByCurrentTask: Bool { false }
 }
 
 /// The shared part of Lock and RLock: a futex word with its owner, in anonymous shared memory.
@@ -118,8 +124,11 @@ public final class Lock: _LockBase, ConditionLock, ProcessTransferable, @uncheck
     public func release() throws {
         if _tracing {
             let s = state.pointee
-            let other = s.owner_tid != tangle_sync_tid() || s.owner_pid != tangle_sync_pid()
-            Recorder.record(.lockReleased, object: object, a: 0, b: other ? UInt64(UInt32(bitPattern: s.owner_pid)) : 0, stack: false)
+            if s.owner_tid != tangle_sync_tid() || s.owner_pid != tangle_sync_pid() {
+                releasedByOther(s)
+            } else {
+                Recorder.record(.lockReleased, object: object, a: 0, b: 0, stack: false)
+            }
         }
         if tangle_lock_release(state) == 0 {
             throw SyncError.releasedUnlocked(object: object)
@@ -208,6 +217,7 @@ public final class RLock: _LockBase, ConditionLock, ProcessTransferable, @unchec
     /// Releases one level. Throws `SyncError.notOwner` when the calling thread does not own it.
     public func release() throws {
         guard isOwnedByCurrentThread else {
+            if let p = TaskParticipant.existing(), heldBy(p.tid) { return releaseAsTask(p) }
             throw SyncError.notOwner(object: object, what: "RLock")
         }
         let left = state.pointee.depth - 1

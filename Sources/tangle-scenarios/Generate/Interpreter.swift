@@ -144,7 +144,7 @@ final class ProcessRun: @unchecked Sendable {
     let handles: GenHandles
     // Used by thread 0 only (children and threads are started and joined there).
     var children: [Int: ChildProcess] = [:]
-    var threads: [Int: TangleThread] = [:]
+    var threads: [Int: TangleThread<Never>] = [:]
     // Used by the one thread that runs a pool's ops.
     var pools: [Int: Pool] = [:]
     var results: [Int: (AsyncResult<Int>, TaskFn)] = [:]
