@@ -89,6 +89,7 @@ public enum EventKind: UInt16, CaseIterable, Sendable {
     // Added later; kept last so that earlier raw values stay.
     case threadSpawn          // schema 3
     case poolTaskWait         // schema 4
+    case poolTaskSend         // schema 4
 
     private static let byName: [String: EventKind] = {
         var table: [String: EventKind] = [:]

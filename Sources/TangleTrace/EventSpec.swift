@@ -54,7 +54,7 @@ public enum EventArgument: String, Sendable, CaseIterable {
     case ppid, forked, status, signal, parent, `internal`, child, threads
     case type, value, timeout, depth, owner
     case max, joinable, msg, size, op, unfinished
-    case duplex, end, lock, n, parties, index, workers, task, items, count, all, batch
+    case duplex, end, lock, n, parties, index, workers, task, items, count, all, batch, worker
 }
 
 /// Who can end a wait: the wakers rule. AND rules name one waker that must act; OR rules name a
@@ -212,6 +212,7 @@ extension EventSpec {
         case .count: 28
         case .all: 29
         case .batch: 30
+        case .worker: 31
         }
     }
 

@@ -102,6 +102,8 @@ extension EventSpec {
                   "a task (a chunk of items) is submitted; batch: the map or iterator it belongs to (its first task; 0 for one apply)"),
         EventSpec(.poolTaskWait, "pool.task-wait", object: .pool, wakers: .poolOwner,
                   endedBy: [.poolTaskStart], "a worker waits for its next task"),
+        EventSpec(.poolTaskSend, "pool.task-send", [.task, .worker, nil], object: .pool,
+                  "the pool's manager hands a task to the worker `worker` (0: back to the pending tasks, its worker gone)"),
         EventSpec(.poolTaskStart, "pool.task-start", [.task, nil, nil], object: .pool, "a worker starts a task"),
         EventSpec(.poolTaskDone, "pool.task-done", [.task, nil, nil], object: .pool, "a worker finished a task; r: error"),
         EventSpec(.poolResultWait, "pool.result-wait", [.task, .all, .batch], object: .pool, wakers: .poolTaskWorkers,

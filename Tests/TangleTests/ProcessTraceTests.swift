@@ -96,13 +96,17 @@ final class ProcessTraceTests: XCTestCase {
         XCTAssertEqual(Set(dones.map { $0.a }), Set(submits.map { $0.a }))
         XCTAssertEqual(dones.filter { $0.result == .error }.count, 1)
         XCTAssertTrue(starts.allSatisfy { $0.pid != root }, "tasks run in the workers")
-        // The caller's retrievals (a: the task); a: 0 are the manager thread's waits on the pool.
-        let results = mine.filter { $0.kind == .poolResult && $0.object == pool && $0.a != 0 }
+        // The caller's retrievals, one per task; the pool's manager is a relaying internal thread
+        // (thread.start internal = 1) that records no waits of its own.
+        let results = mine.filter { $0.kind == .poolResult && $0.object == pool }
         XCTAssertEqual(results.count, 12)
-        let managerWaits = mine.filter { $0.kind == .poolResultWait && $0.object == pool && $0.a == 0 }
-        let managerWakes = mine.filter { $0.kind == .poolResult && $0.object == pool && $0.a == 0 }
-        XCTAssertGreaterThan(managerWaits.count, 0)
-        XCTAssertEqual(managerWaits.count, managerWakes.count, "every wait of the manager ended")
+        let manager = try XCTUnwrap(mine.first { $0.kind == .threadStart && $0.text == "pool-manager" })
+        XCTAssertEqual(manager[.internal], 1, "the manager is recorded as internal")
+        XCTAssertFalse(mine.contains { $0.tid == manager.tid && $0.kind.isWait }, "the manager records no waits")
+        // The map's tasks share a batch, and its wait names it (task 0, all).
+        let mapBatches = Set(submits.filter { $0[.items] > 0 && $0[.batch] != 0 }.map { $0[.batch] })
+        XCTAssertEqual(mapBatches.count, 1, "the 10 map chunks are one batch")
+        XCTAssertTrue(mine.filter { $0.kind == .poolResultWait && $0[.task] == 0 }.allSatisfy { mapBatches.contains($0[.batch]) && $0[.all] == 1 })
         XCTAssertEqual(results.filter { $0.result == .error }.count, 1)
         XCTAssertEqual(mine.filter { $0.kind == .poolClose }.count, 1)
         XCTAssertEqual(mine.filter { $0.kind == .poolJoinDone }.count, 1)

@@ -19,7 +19,7 @@ extension TraceModel {
         case .eventNew, .eventSet, .eventClear, .eventWait, .eventWake, .conditionNew, .conditionWait,
              .conditionWake, .conditionNotify, .barrierNew, .barrierWait, .barrierPass:
             applySignal(e, p, t)
-        case .poolNew, .poolSubmit, .poolTaskWait, .poolTaskStart, .poolTaskDone, .poolResultWait,
+        case .poolNew, .poolSubmit, .poolTaskWait, .poolTaskSend, .poolTaskStart, .poolTaskDone, .poolResultWait,
              .poolResult, .poolClose, .poolTerminate, .poolJoinWait, .poolJoinDone:
             applyPool(e, p, t)
         case .shmCreate, .shmAttach, .shmUnlink, .shmClose:
@@ -344,6 +344,16 @@ extension TraceModel {
             let o = object(e.object, kind: .pool)
             o.workers.insert(e.pid)
             o.workersKnown = true
+        case .poolTaskSend:
+            let o = object(e.object, kind: .pool)
+            var task = o.tasks[e[.task]] ?? PoolTask()
+            let worker = e.pid(.worker)
+            if task.done == nil {
+                if task.workerPid == 0 && worker != 0 && task.submit != nil { o.pendingTasks = max(0, o.pendingTasks - 1) }
+                if task.workerPid != 0 && worker == 0 { o.pendingTasks += 1 }
+                task.workerPid = worker
+                o.tasks[e[.task]] = task
+            }
         case .poolTaskStart:
             let o = object(e.object, kind: .pool)
             o.workers.insert(e.pid)

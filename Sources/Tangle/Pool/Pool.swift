@@ -449,12 +449,18 @@ public final class Pool: @unchecked Sendable {
                 shutDown(terminating: stop == .terminating)
                 return
             }
+            // Which worker holds which task (recorded before the worker can see it): a task queued
+            // behind a running one is that worker's, not any idle worker's.
+            for (slot, task) in sends {
+                Recorder.record(.poolTaskSend, object: object, a: task.id, b: UInt64(UInt32(bitPattern: slot.process.pid)), stack: false)
+            }
             var unsent: [Task] = []
             var gone: [Slot] = []
             for (slot, task) in sends where gone.contains(where: { $0 === slot }) || !PoolWire.sendAll(slot.fd, task.frame) {
                 // The worker is gone before it got the task: give the task to another worker.
                 gone.append(slot)
                 lock.withLock { slot.busy.removeAll { $0 === task } }
+                Recorder.record(.poolTaskSend, object: object, a: task.id, b: 0, stack: false)
                 unsent.append(task)
             }
             if !unsent.isEmpty { lock.withLock { pending.insert(contentsOf: unsent, at: pendingHead) } }
@@ -540,6 +546,7 @@ public final class Pool: @unchecked Sendable {
                 // The running task failed with its worker; the ones still queued in its socket
                 // were never started: they go to another worker.
                 task.complete(.failure(.workerDied(function: task.function, pid: slot.process.pid, status: "\(status!)")))
+                for queued in slot.busy.dropFirst() { Recorder.record(.poolTaskSend, object: object, a: queued.id, b: 0, stack: false) }
                 pending.insert(contentsOf: slot.busy.dropFirst(), at: pendingHead)
                 slot.busy.removeAll()
                 lock.broadcast()
