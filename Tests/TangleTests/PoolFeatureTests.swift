@@ -153,9 +153,15 @@ final class PoolTraceFeatureTests: XCTestCase {
         }
         // The async get was recorded by its task.
         XCTAssertTrue(ev.contains { $0.kind == .poolResult && $0.tid >= 1 << 30 })
-        // The manager thread (not the caller) waited on the pool.
+        // The manager thread is recorded as internal (a relay: no waits of its own), and says which
+        // worker holds each task.
         let caller = child.pid
-        XCTAssertTrue(ev.contains { $0.kind == .poolResultWait && $0.a == 0 && $0.pid == caller && $0.tid != caller && $0.tid < 1 << 30 })
+        let manager = try XCTUnwrap(ev.first { $0.pid == caller && $0.kind == .threadStart && $0.text == "pool-manager" })
+        XCTAssertEqual(manager[.internal], 1)
+        XCTAssertFalse(ev.contains { $0.tid == manager.tid && $0.kind.isWait && $0.kind != .processJoinWait }, "the manager waits on nothing but its workers' exits")
+        for s in submits {
+            XCTAssertTrue(ev.contains { $0.kind == .poolTaskSend && $0[.task] == s[.task] && $0[.worker] != 0 }, "task \(s[.task]) never handed to a worker")
+        }
     }
 }
 

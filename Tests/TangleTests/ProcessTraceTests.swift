@@ -102,7 +102,7 @@ final class ProcessTraceTests: XCTestCase {
         XCTAssertEqual(results.count, 12)
         let manager = try XCTUnwrap(mine.first { $0.kind == .threadStart && $0.text == "pool-manager" })
         XCTAssertEqual(manager[.internal], 1, "the manager is recorded as internal")
-        XCTAssertFalse(mine.contains { $0.tid == manager.tid && $0.kind.isWait }, "the manager records no waits")
+        XCTAssertFalse(mine.contains { $0.tid == manager.tid && $0.kind.isWait && $0.object == pool }, "the manager records no waits on the pool")
         // The map's tasks share a batch, and its wait names it (task 0, all).
         let mapBatches = Set(submits.filter { $0[.items] > 0 && $0[.batch] != 0 }.map { $0[.batch] })
         XCTAssertEqual(mapBatches.count, 1, "the 10 map chunks are one batch")

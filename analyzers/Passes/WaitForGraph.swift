@@ -262,7 +262,9 @@ struct WaitForAnalysis {
     mutating func solve() {
         nodes = [:]
         for t in model.threads {
-            guard let w = t.wait, isLiveThread(t) else { continue }
+            // A relaying runtime thread's waits (a pool's manager joining its workers) are not the
+            // program's: it is in no graph.
+            guard let w = t.wait, isLiveThread(t), !t.isInternal else { continue }
             nodes[t.index] = node(for: t, w)
         }
         stuck = Set(nodes.filter { !$0.value.enabled }.map(\.key))
