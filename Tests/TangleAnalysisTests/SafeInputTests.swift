@@ -30,6 +30,19 @@ final class SafeInputTests: XCTestCase {
         return (p.terminationStatus, (try? String(contentsOfFile: d + "/err", encoding: .utf8)) ?? "")
     }
 
+    /// `tangle run --trace-dir` creates every missing directory 0700, like the recorder's own.
+    func testRunCreatesTraceDirectoriesPrivate() throws {
+        let d = try ExportTestSupport.tempDir("run-mode")
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: d) }
+        let r = try tangle(["run", "--trace-dir", d + "/x/y", "--", "/bin/true"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for p in [d + "/x", d + "/x/y"] {
+            var st = stat()
+            XCTAssertEqual(stat(p, &st), 0)
+            XCTAssertEqual(st.st_mode & 0o777, 0o700, p)
+        }
+    }
+
     func testStatsOnDevZeroEndsWithAClearError() throws {
         let r = try tangle(["stats", "/dev/zero"])
         XCTAssertEqual(r.status, 2)
