@@ -68,7 +68,15 @@ final class WaitForPass {
     func finish() -> [RawFinding] {
         var out: [RawFinding] = candidates.filter(\.confirmed).map(\.finding)
         var unused: WaitForAnalysis?
-        out += runWaitFor(atEnd: true, keep: &unused)
+        for f in runWaitFor(atEnd: true, keep: &unused) {
+            guard let k = out.firstIndex(where: { !$0.waitKeys.isDisjoint(with: f.waitKeys) }) else {
+                out.append(f)
+                continue
+            }
+            // The group grew after the last quiescent point (a thread that blocked behind it when
+            // no other wait began): the end state's picture is the larger one.
+            if out[k].waitKeys.isStrictSubset(of: f.waitKeys) { out[k] = f }
+        }
         return out
     }
 
