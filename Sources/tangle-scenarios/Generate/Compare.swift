@@ -156,7 +156,8 @@ enum Compare {
         // in the moment the process was ending, after its file's last flush: the channels it used
         // have no certain count.
         // So may a thread its process never joins, even one that finished: it ran while its process
-        // was exiting, and what it did after the exit's last flush is not in the trace.
+        // was exiting, and what it did after the exit's last flush is not in the trace. The
+        // objects such threads used (channels, locks) are not judged for what was left at the end.
         var raced = Set<UInt64>()
         for t in r.threads {
             let process = p.processes[t.ref.process]
@@ -169,11 +170,12 @@ enum Compare {
         lifecycle("lost-pool-error", expected: unread, judged: pools.subtracting(unsure)) { _ in "a failed pool result was never read" }
         lifecycle("owner-died", expected: died, judged: locks) { "an acquire of \(name($0)) failed with owner-died" }
         // A lock held at the end: lock-held-at-exit, or owner-died when a survivor then took it.
-        for o in held where !ofKind(["lock-held-at-exit", "owner-died"]).contains(where: { $0.objects.contains(o) }) {
+        // (Not for a lock a thread racing with its process's exit used: see `raced`.)
+        for o in held.subtracting(raced) where !ofKind(["lock-held-at-exit", "owner-died"]).contains(where: { $0.objects.contains(o) }) {
             out.append(Mismatch(kind: "lock-held-at-exit-missing", detail: "\(name(o)) was still held when its holder ended: no lock-held-at-exit finding"))
         }
         for f in ofKind(["lock-held-at-exit"]) {
-            let objs = f.objects.intersection(locks)
+            let objs = f.objects.intersection(locks.subtracting(raced))
             if !objs.isEmpty && objs.isDisjoint(with: held) {
                 out.append(Mismatch(kind: "lock-held-at-exit-false", detail: "\(f.summary), but every hold was released"))
             }
