@@ -39,6 +39,9 @@ def scan(value, depth=0):
         return
     if state.oid(value):
         attached(value)
+    elif getattr(value, "_tangle_pool", 0):    # a pool's task queue: this process is its worker
+        from . import pool
+        pool.attach(value._tangle_pool)
     elif isinstance(value, (list, tuple, set, frozenset)):
         for v in value:
             scan(v, depth + 1)

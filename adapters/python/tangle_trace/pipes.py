@@ -6,9 +6,10 @@ from multiprocessing import reduction
 
 from . import handles, state
 from .messages import Msg, unwrap
-from .recorder import T_PIPE
+from .recorder import T_PIPE, _HERE
 
 _orig = {}
+_SKIP = (_HERE, C.__file__.rsplit("/", 1)[0])
 
 
 def _tag(conn, o, end):
@@ -22,7 +23,7 @@ def Pipe(duplex=True):
     if R is None or state.quiet():
         return a, b
     o = R.new_id()
-    R.event("pipe.new", o, ',"duplex":1' if duplex else "")
+    R.event("pipe.new", o, ',"duplex":1' if duplex else "", name=state.creation_name(_SKIP))
     _tag(a, o, 0)
     _tag(b, o, 1)
     return a, b

@@ -9,9 +9,10 @@ import os
 from multiprocessing import pool as P
 
 from . import handles, state
-from .recorder import T_POOL
+from .recorder import T_POOL, _HERE
 
 _orig = {}
+_SKIP = (_HERE, P.__file__.rsplit("/", 1)[0])
 
 
 class Task:
@@ -25,9 +26,7 @@ class Task:
         R = state.R
         if R is None:
             return self.func(*a, **k)
-        if _attached.get(self.pool) != os.getpid():
-            _attached[self.pool] = os.getpid()
-            R.event("handle.attach", self.pool, ',"type":%d' % T_POOL, stack=False)
+        attach(self.pool)
         arg = ',"task":%d' % self.task
         R.event("pool.task-start", self.pool, arg)
         try:
@@ -42,6 +41,13 @@ class Task:
 _attached = {}
 
 
+def attach(pool):
+    """handle.attach of the pool, once per worker process."""
+    if _attached.get(pool) != os.getpid():
+        _attached[pool] = os.getpid()
+        state.R.event("handle.attach", pool, ',"type":%d' % T_POOL, stack=False)
+
+
 def _traced(pool):
     return pool is not None and state.oid(pool)
 
@@ -52,8 +58,9 @@ def _init(self, processes=None, *a, **k):
         self._tangle_type = T_POOL
         self._tangle_tasks = itertools.count(1)
         n = processes or os.cpu_count() or 1
-        state.R.event("pool.new", self._tangle_id, ',"workers":%d' % n)
-    _orig["init"](self, processes, *a, **k)
+        state.R.event("pool.new", self._tangle_id, ',"workers":%d' % n, name=state.creation_name(_SKIP))
+    with state.QUIET:       # its queues and change notifier are the pool's own
+        _orig["init"](self, processes, *a, **k)
 
 
 def _setup_queues(self):
@@ -62,12 +69,13 @@ def _setup_queues(self):
     o = state.oid(self)
     if not o:
         return
-    put, cache, R = self._quick_put, self._cache, state.R
+    put = self._quick_put
+    self._inqueue._tangle_pool = o
 
     def quick_put(task):
         if type(task) is tuple and len(task) == 5:
             job, i, func, args, kwds = task
-            result = cache.get(job)
+            result = self._cache.get(job)
             tid = _task_id(self, result, i, func, args)
             if tid:
                 task = (job, i, Task(o, tid, func), args, kwds)

@@ -30,7 +30,7 @@ def _method(self):
 
 def _start(self):
     R = state.R
-    if state.quiet() or R is None:
+    if R is None:
         return _orig["start"](self)
     pid_obj = self.__dict__.get("_tangle_id") or R.new_id()
     self._tangle_id = pid_obj

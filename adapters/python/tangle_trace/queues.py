@@ -174,6 +174,10 @@ def _simple_put(self, obj):
 def _simple_get(self):
     o = state.oid(self)
     if not o:
+        pool = self.__dict__.get("_tangle_pool")
+        if pool and state.R is not None and not self._reader.poll():
+            # a pool worker waiting for its next task (ended by pool.task-start)
+            state.R.event("pool.task-wait", pool, wait=True)
         return _orig["sget"](self)
     if not self._reader.poll():
         state.R.event("queue.get-wait", o, wait=True)

@@ -8,7 +8,8 @@ import threading
 
 R = None            # the Recorder, once activated
 _tls = threading.local()
-_ASSIGN = re.compile(r"^\s*(?:self\.)?([A-Za-z_][\w]*)\s*(?::[^=]+)?=[^=]")
+_ASSIGN = re.compile(r"^\s*(?:self\.)?([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*(?::[^=]+)?=[^=]")
+_WITH = re.compile(r"^\s*with\s.*\bas\s+([A-Za-z_]\w*)\s*:")
 
 
 def quiet():
@@ -37,7 +38,7 @@ def creation_name(skip_prefixes):
     if f is None:
         return None
     line = linecache.getline(f.f_code.co_filename, f.f_lineno)
-    m = _ASSIGN.match(line)
+    m = _ASSIGN.match(line) or _WITH.match(line)
     return m.group(1) if m else None
 
 
