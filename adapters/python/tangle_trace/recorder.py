@@ -84,13 +84,13 @@ class Recorder:
         except OSError:
             boot = ""
         ppid = os.getppid() if ppid is None else ppid
+        if proc_id == 0:
+            proc_id = self.new_id()
         header = {"k": "header", "v": 3, "pid": self.pid, "ppid": ppid, "exe": sys.executable,
                   "argv0": (sys.argv[0] if sys.argv and sys.argv[0] else sys.executable),
                   "clock": "CLOCK_MONOTONIC", "boot": boot, "t": start, "proc": proc_id,
                   "stack_depth": self.depth, "modules": [], "runtime": "python %d.%d.%d" % sys.version_info[:3]}
         os.write(self.fd, (json.dumps(header, separators=(",", ":")) + "\n").encode())
-        if proc_id == 0:
-            proc_id = self.new_id()
         extra = ',"ppid":%d' % ppid + (',"forked":1' if forked else "")
         self.event("proc.start", proc_id, extra, name=name or "MainProcess",
                    t=min(self.defer_t, start) if pending else start, stack=False)
