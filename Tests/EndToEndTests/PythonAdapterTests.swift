@@ -12,7 +12,7 @@ final class PythonAdapterTests: XCTestCase {
 
     static func python() throws -> String {
         for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":") {
-            let p = dir + "/python3"
+            let p = String(dir) + "/python3"
             if FileManager.default.isExecutableFile(atPath: p) { return p }
         }
         throw XCTSkip("python3 is not on PATH")
@@ -48,7 +48,7 @@ final class PythonAdapterTests: XCTestCase {
             env["TANGLE_PYTHON_ADAPTER"] = Self.adapter
             p.environment = env
             let log = base + "/" + name + ".log"
-            FileManager.default.createFile(atPath: log, contents: nil)
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
             let h = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
             p.standardOutput = h
             p.standardError = h
