@@ -35,6 +35,7 @@ class Recorder:
         self.closed = False
         self.flusher = False
         self.sends = {}
+        self.own = {}           # code object -> is it the adapter's own (not shown in stacks)
         self.defer = False      # a multiprocessing helper: open only at _bootstrap (with its process id)
         self.defer_t = now()
 
@@ -158,7 +159,8 @@ class Recorder:
 
     # -- events
     def event(self, kind, o=0, extra="", r=None, name=None, t=None, stack=True, wait=False):
-        if os.getpid() != self.pid or self.fd < 0:
+        """Appends one event line; `wait`: flush now (the caller is about to block)."""
+        if self.fd < 0:     # (a forked child's after_fork hook resets fd)
             self._ensure_pid()
             if self.closed:
                 return
@@ -166,45 +168,49 @@ class Recorder:
                 self.open()
         if self.closed:
             return
-        line = '{"t":%d,"tid":%d,"k":"%s"' % (t or now(), _tid(), kind)
+        tail = extra
         if o:
-            line += ',"o":%d' % o
+            tail = ',"o":%d' % o + tail
         if stack and self.depth:
             s = self._stack()
             if s:
-                line += ',"s":%d' % s
-        line += extra
+                tail = ',"s":%d' % s + tail
         if r:
-            line += ',"r":"%s"' % r
+            tail += ',"r":"%s"' % r
         if name:
-            line += ',"name":' + json.dumps(name)
-        line += "}\n"
+            tail += ',"name":' + json.dumps(name)
+        line = '{"t":%d,"tid":%d,"k":"%s%s}\n' % (t or _now(_MONO), _tid(), kind, '"' + tail)
         with self.lock:
             self.buf.append(line)
-            full = len(self.buf) >= 512
-        if wait or full:
+        if wait or len(self.buf) >= 512:
             self.flush()
 
     def _stack(self):
-        """Interns the Python stack of the caller as a text-frame stack record."""
+        """Interns the Python stack of the caller as a text-frame stack record. The key is the
+        (code, line) pairs of the frames, so a known stack costs a walk and a dict lookup."""
         f = sys._getframe(2)
-        frames = []
-        n = self.depth
-        while f is not None and len(frames) < n:
+        key = []
+        own = self.own
+        n = self.depth * 2
+        while f is not None and len(key) < n:
             code = f.f_code
-            fn = code.co_filename
-            if not fn.startswith(_HERE):
-                frames.append((fn, f.f_lineno, code.co_name))
+            mine = own.get(code)
+            if mine is None:
+                mine = own[code] = code.co_filename.startswith(_HERE)
+            if not mine:
+                key.append(code)
+                key.append(f.f_lineno)
             f = f.f_back
-        if not frames:
+        if not key:
             return 0
-        key = tuple(frames)
+        key = tuple(key)
         sid = self.stacks.get(key)
         if sid is None:
             sid = len(self.stacks) + 1
             self.stacks[key] = sid
-            rec = {"k": "stack", "id": sid, "pcs": [],
-                   "frames": [{"file": a, "line": b, "function": c} for a, b, c in frames]}
+            frames = [{"file": key[i].co_filename, "line": key[i + 1], "function": key[i].co_name}
+                      for i in range(0, len(key), 2)]
+            rec = {"k": "stack", "id": sid, "pcs": [], "frames": frames}
             with self.lock:
                 self.buf.append(json.dumps(rec, separators=(",", ":")) + "\n")
         return sid
