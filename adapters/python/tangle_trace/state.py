@@ -47,6 +47,9 @@ def oid(obj):
     return getattr(obj, "_tangle_id", 0)
 
 
+_MARK = "tangle-state"
+
+
 def wrap_state(cls):
     """Carries `_tangle_*` attributes through the class's pickled state (spawn, pool pickling)."""
     if "__getstate__" not in cls.__dict__ or getattr(cls.__getstate__, "_tangle", False):
@@ -55,13 +58,17 @@ def wrap_state(cls):
 
     def __getstate__(self):
         extra = {k: v for k, v in self.__dict__.items() if k.startswith("_tangle")}
-        return (get(self), extra)
+        return (get(self), extra, _MARK)
 
     def __setstate__(self, state):
-        self.__dict__.update(state[1])
-        put(self, state[0])
-        from . import handles
-        handles.attached(self)
+        # Barrier.__init__ calls __setstate__ with its own tuple: only ours carries the mark.
+        if type(state) is tuple and len(state) == 3 and state[2] == _MARK:
+            self.__dict__.update(state[1])
+            put(self, state[0])
+            from . import handles
+            handles.attached(self)
+        else:
+            put(self, state)
 
     __getstate__._tangle = True
     cls.__getstate__, cls.__setstate__ = __getstate__, __setstate__
