@@ -35,7 +35,7 @@ class Recorder:
         self.closed = False
         self.flusher = False
         self.sends = {}
-        self.own = {}           # code object -> is it the adapter's own (not shown in stacks)
+        self.own = {}           # id(code) -> (is it the adapter's own (not shown), code)
         self.defer = False      # a multiprocessing helper: open only at _bootstrap (with its process id)
         self.defer_t = now()
 
@@ -194,11 +194,12 @@ class Recorder:
         n = self.depth * 2
         while f is not None and len(key) < n:
             code = f.f_code
-            mine = own.get(code)
-            if mine is None:
-                mine = own[code] = code.co_filename.startswith(_HERE)
-            if not mine:
-                key.append(code)
+            cid = id(code)      # code objects hash their whole contents: key by id (kept alive in `own`)
+            entry = own.get(cid)
+            if entry is None:
+                entry = own[cid] = (code.co_filename.startswith(_HERE), code)
+            if not entry[0]:
+                key.append(cid)
                 key.append(f.f_lineno)
             f = f.f_back
         if not key:
@@ -208,8 +209,9 @@ class Recorder:
         if sid is None:
             sid = len(self.stacks) + 1
             self.stacks[key] = sid
-            frames = [{"file": key[i].co_filename, "line": key[i + 1], "function": key[i].co_name}
-                      for i in range(0, len(key), 2)]
+            codes = [own[key[i]][1] for i in range(0, len(key), 2)]
+            frames = [{"file": c.co_filename, "line": key[2 * i + 1], "function": c.co_name}
+                      for i, c in enumerate(codes)]
             rec = {"k": "stack", "id": sid, "pcs": [], "frames": frames}
             with self.lock:
                 self.buf.append(json.dumps(rec, separators=(",", ":")) + "\n")
