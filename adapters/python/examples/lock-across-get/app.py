@@ -1,11 +1,11 @@
 """A lock held across queue.get(): the worker takes the lock and then waits for an item; the main
 process needs the same lock before it puts the item."""
 import multiprocessing as mp
-import time
 
 
-def work(guard, jobs):
+def work(guard, jobs, holding):
     with guard:
+        holding.set()
         job = jobs.get()                 # waits with the lock held
         print(job)
 
@@ -13,9 +13,10 @@ def work(guard, jobs):
 if __name__ == "__main__":
     guard = mp.Lock()
     jobs = mp.Queue()
-    worker = mp.Process(target=work, args=(guard, jobs), name="worker")
+    holding = mp.Event()
+    worker = mp.Process(target=work, args=(guard, jobs, holding), name="worker")
     worker.start()
-    time.sleep(0.3)
+    holding.wait()
     with guard:                          # never acquired
         jobs.put("job")
     worker.join()
