@@ -6,6 +6,7 @@ put() itself when put() blocked on a bounded queue: its wait ends there), and a 
 blocked after ~20 ms is a `queue.put-wait` of the feeder thread, timed at the write's start. join_thread at exit is then a
 `thread.join-wait` on that feeder: the shape of "join before drain"."""
 import threading
+import time
 from multiprocessing import queues as Q
 from multiprocessing.reduction import ForkingPickler
 
@@ -101,23 +102,57 @@ class _FeederCondition(threading.Condition):
         return threading.Condition.notify(self, n)
 
 
+def _receive(self, o, block, timeout, kind="queue.get-wait"):
+    """Queue.get's receive under the queue's read lock, recording `queue.get-wait` exactly when it
+    blocks: on the read lock (another getter holds it) or on an empty pipe. Checking the pipe
+    without the lock would race another getter that takes the last item first."""
+    R = state.R
+    rlock, reader = self._rlock, self._reader
+    if not block:
+        if not rlock.acquire(False):
+            raise Q.Empty
+        try:
+            if not reader.poll():
+                raise Q.Empty
+            return reader.recv_bytes()
+        finally:
+            rlock.release()
+    deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
+    waited = False
+    if not rlock.acquire(False):
+        R.event(kind, o, wait=True)
+        waited = True
+        if not rlock.acquire(True, None if deadline is None else max(deadline - time.monotonic(), 0)):
+            raise Q.Empty
+    try:
+        if not reader.poll():
+            if not waited:
+                R.event(kind, o, wait=True)
+            if deadline is not None and not reader.poll(max(deadline - time.monotonic(), 0)):
+                raise Q.Empty
+        return reader.recv_bytes()
+    finally:
+        rlock.release()
+
+
 def _get(orig):
     def get(self, block=True, timeout=None):
         o = state.oid(self)
         if not o:
             return orig(self, block, timeout)
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
         R = state.R
-        if block and not self._closed and not self._reader.poll():
-            R.event("queue.get-wait", o, wait=True)
         try:
-            value = orig(self, block, timeout)
+            res = _receive(self, o, block, timeout)
         except Q.Empty:
             R.event("queue.timeout", o, ',"op":1', r="timeout" if block else "empty")
             raise
         except (EOFError, OSError):
             R.event("queue.timeout", o, ',"op":1', r="error")
             raise
-        mid, value = unwrap(value)
+        self._sem.release()
+        mid, value = unwrap(ForkingPickler.loads(res))
         R.event("queue.get", o, ',"msg":%d' % mid if mid else "")
         return value
     return get
@@ -175,13 +210,11 @@ def _simple_get(self):
     o = state.oid(self)
     if not o:
         pool = self.__dict__.get("_tangle_pool")
-        if pool and state.R is not None and not self._reader.poll():
+        if pool and state.R is not None:
             # a pool worker waiting for its next task (ended by pool.task-start)
-            state.R.event("pool.task-wait", pool, wait=True)
+            return ForkingPickler.loads(_receive(self, pool, True, None, "pool.task-wait"))
         return _orig["sget"](self)
-    if not self._reader.poll():
-        state.R.event("queue.get-wait", o, wait=True)
-    mid, value = unwrap(_orig["sget"](self))
+    mid, value = unwrap(ForkingPickler.loads(_receive(self, o, True, None)))
     state.R.event("queue.get", o, ',"msg":%d' % mid if mid else "")
     return value
 
