@@ -147,6 +147,29 @@ class AdapterTests(unittest.TestCase):
         self.assertEqual(stacks[acq["s"]]["pcs"], [])
         self.assertEqual([l["name"] for l in lines if l["k"] == "lock.new"], ["lock"])
 
+    def test_python_dash_m_tangle_trace_records_spawned_children(self):
+        d = tempfile.mkdtemp(prefix="tangle-py-unit-m-")
+        script = os.path.join(d, "app.py")
+        with open(script, "w") as f:
+            f.write(textwrap.dedent("""
+                import multiprocessing as mp
+                def child(q):
+                    q.put(1)
+                if __name__ == "__main__":
+                    mp.set_start_method("spawn")
+                    q = mp.Queue()
+                    p = mp.Process(target=child, args=(q,)); p.start(); q.get(); p.join()
+            """))
+        env = dict(os.environ)
+        env.pop("TANGLE_TRACE", None)
+        env["PYTHONPATH"] = os.path.dirname(HERE)
+        trace = os.path.join(d, "trace")
+        subprocess.run([sys.executable, "-m", "tangle_trace", "--trace-dir", trace, script], env=env,
+                       timeout=30, check=True, stdout=subprocess.DEVNULL)
+        names = os.listdir(trace)
+        shutil.rmtree(d, ignore_errors=True)
+        self.assertEqual(len(names), 2, names)
+
 
 if __name__ == "__main__":
     unittest.main()
