@@ -37,6 +37,10 @@ public final class AnalysisSession {
         model.processes[header.pid]?.header = header
     }
 
+    public func addTextStack(pid: Int32, id: UInt32, frames: [TextFrame]) {
+        model.textStacks[pid, default: [:]][id] = frames
+    }
+
     public func addStack(pid: Int32, id: UInt32, pcs: [UInt64]) {
         model.addStack(pid: pid, id: id, pcs: pcs)
     }

@@ -87,6 +87,9 @@ public enum Analyzer {
         for (pid, table) in stream.stacks {
             for (id, pcs) in table { session.addStack(pid: pid, id: id, pcs: pcs) }
         }
+        for (pid, table) in stream.textStacks {
+            for (id, frames) in table { session.addTextStack(pid: pid, id: id, frames: frames) }
+        }
         for p in stream.allProblems where p.kind != .dropped {
             var detail = p.message
             if p.offset > 0 { detail += " (at byte \(p.offset))" }

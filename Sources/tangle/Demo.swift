@@ -71,7 +71,7 @@ struct Demo: ParsableCommand {
         let infos: [ScenarioRunner.Info]
         do {
             executable = try ScenarioRunner.scenariosExecutable()
-            infos = try ScenarioRunner.list(executable: executable)
+            infos = try ScenarioRunner.list(executable: executable) + PythonScenarios.infos()
         } catch {
             throw failUnusable("\(error)")
         }

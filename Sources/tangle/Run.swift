@@ -94,6 +94,7 @@ struct Run: ParsableCommand {
             e += 1
         }
         env.append("TANGLE_TRACE=\(dir)")
+        env = PythonAdapter.environment(for: command, env)
 
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)

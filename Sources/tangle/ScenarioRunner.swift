@@ -97,7 +97,8 @@ enum ScenarioRunner {
     }
 
     static func loadExpected(corpus: String, name: String) -> Expected? {
-        guard let data = FileManager.default.contents(atPath: "\(corpus)/\(name)/expected.json") else { return nil }
+        let path = PythonScenarios.expectedPath(for: name) ?? "\(corpus)/\(name)/expected.json"
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
         return try? JSONDecoder().decode(Expected.self, from: data)
     }
 
@@ -126,15 +127,16 @@ enum ScenarioRunner {
         let started = Date()
         try? FileManager.default.createDirectory(atPath: traceDir, withIntermediateDirectories: true)
         let argv = [selfExecutable, "run", "--trace-dir", traceDir, "--timeout", String(timeout), "--grace", String(grace),
-                    "--format", "json", "--output", "/dev/null", "--", executable, name]
+                    "--format", "json", "--output", "/dev/null", "--"] + (PythonScenarios.command(for: name) ?? [executable, name])
         var env = ProcessInfo.processInfo.environment
         env["SWIFT_BACKTRACE"] = "enable=no"     // a scenario killed on purpose must not linger in swift-backtrace
         env.removeValue(forKey: "TANGLE_TRACE")
         let status = (try? spawnAndWait(argv, environment: env, outputFile: logFile)) ?? -1
         let log = (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? ""
         var ended = "unknown (tangle run status \(status))"
-        if let line = log.split(separator: "\n").last(where: { $0.hasPrefix("tangle: \(executable) ") }) {
-            ended = String(line.dropFirst("tangle: \(executable) ".count))
+        let program = PythonScenarios.command(for: name)?[0] ?? executable
+        if let line = log.split(separator: "\n").last(where: { $0.hasPrefix("tangle: \(program) ") }) {
+            ended = String(line.dropFirst("tangle: \(program) ".count))
         }
         let timedOut = ended == "stopped by the timeout"
         let unlinked = unlinkLeakedSharedMemory(traceDir: traceDir)

@@ -19,6 +19,8 @@ final class TraceModel {
     @exclusivity(unchecked) var objects: [UInt64: ObjectState] = [:]
     let messages = MessageTable()
     @exclusivity(unchecked) var stacks: [Int32: [UInt32: [UInt64]]] = [:]
+    /// Text-frame stacks (the Python adapter's), shown and fingerprinted without symbolization.
+    @exclusivity(unchecked) var textStacks: [Int32: [UInt32: [TextFrame]]] = [:]
     @exclusivity(unchecked) var lockOrder = LockOrderGraph()
     /// The passes that follow the stream (`AnalysisSession` attaches them): the misuse rules are
     /// told of each event, the wait-for pass of quiescent points and of the end of each wait.

@@ -120,7 +120,9 @@ struct WaitForAnalysis {
                 return true
             }
         case .queueGetters:
-            if o.maxsize == 0 || o.pendingCount < Int(o.maxsize) { n.enabled = true; break }
+            // Without a max, a put-wait means the channel under the queue is full (a Python
+            // Queue's feeder blocked writing into its pipe): blocked while items are pending.
+            if o.maxsize == 0 ? o.pendingCount == 0 : o.pendingCount < Int(o.maxsize) { n.enabled = true; break }
             or(e.object, users: o.putters, actors: o.getters)
         case .queueTaskDone:
             if o.puts - o.taskDones <= 0 { n.enabled = true; break }

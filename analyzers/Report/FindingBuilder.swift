@@ -35,10 +35,23 @@ final class FindingBuilder {
         guard e.stack != 0 else { return nil }
         let key = (UInt64(UInt32(bitPattern: e.pid)) << 32) | UInt64(e.stack)
         if let s = cache[key] { return s }
+        if let text = model.textStacks[e.pid]?[e.stack], !text.isEmpty {
+            let s = SymbolizedStack(frames: text.map(Self.frame(of:)))
+            cache[key] = s
+            return s
+        }
         guard let pcs = model.stacks[e.pid]?[e.stack], !pcs.isEmpty else { return nil }
         let s = symbolizer.symbolize(pid: e.pid, pcs: pcs)
         cache[key] = s
         return s
+    }
+
+    /// A text frame (the Python adapter's) as a report frame: module `python`, or `python-stdlib`
+    /// (a system module, not the application's) for multiprocessing's and threading's own code.
+    static func frame(of t: TextFrame) -> Frame {
+        let stdlib = t.file.contains("/multiprocessing/") || t.file.hasSuffix("/threading.py")
+            || t.file.hasSuffix("/runpy.py") || t.file.contains("/concurrent/futures/")
+        return Frame(function: t.function, file: t.file, line: t.line, module: stdlib ? "python-stdlib" : "python", offset: 0)
     }
 
     /// Frames worth showing: from the first application frame on (the recorder's and Tangle's own

@@ -30,7 +30,7 @@ public enum FrameClassifier {
                                                "libdl.so", "librt.so", "libdispatch.so", "libBlocksRuntime.so",
                                                "libFoundation", "lib_FoundationICU.so", "libXCTest.so",
                                                "libTesting.so", "libstdc++.so", "libgcc_s.so", "libdw", "libelf",
-                                               "liblz4", "libz.so", "linux-vdso", "linux-gate"]
+                                               "liblz4", "libz.so", "linux-vdso", "linux-gate", "python-stdlib"]
 
     /// A module a user never debugs: the system's and the toolchain's shared libraries.
     public static func isSystemModule(path: String) -> Bool {

@@ -83,6 +83,8 @@ public final class TraceEventStream {
     @exclusivity(unchecked) public private(set) var headers: [Int32: TraceHeader] = [:]
     /// Interned stacks by pid, as they are read.
     @exclusivity(unchecked) public private(set) var stacks: [Int32: [UInt32: [UInt64]]] = [:]
+    /// Text-frame stacks (file, line, function) by pid, as they are read.
+    @exclusivity(unchecked) public private(set) var textStacks: [Int32: [UInt32: [TextFrame]]] = [:]
     /// Problems of files already finished (see `allProblems` at the end).
     @exclusivity(unchecked) public private(set) var finishedProblems: [TraceProblem] = []
     /// Events emitted out of time order (earlier than an event already emitted): they arrived
@@ -221,6 +223,7 @@ public final class TraceEventStream {
             headers[h.pid] = h
         }
         d.onStack = { [unowned self] pid, id, pcs in self.stacks[pid, default: [:]][id] = pcs }
+        d.onTextStack = { [unowned self] pid, id, frames in self.textStacks[pid, default: [:]][id] = frames }
         openedDecoders.append(d)
         let s = Source(d)
         refill(s)

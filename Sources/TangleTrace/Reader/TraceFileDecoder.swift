@@ -42,6 +42,8 @@ public final class TraceFileDecoder {
     @exclusivity(unchecked) private var timeBase: UInt64 = 0
     /// Called when a stack record is read (the stream uses it to publish stacks as they come).
     @exclusivity(unchecked) var onStack: ((Int32, UInt32, [UInt64]) -> Void)?
+    /// Called when a text-frame stack record is read (`frames`: file, line, function).
+    @exclusivity(unchecked) var onTextStack: ((Int32, UInt32, [TextFrame]) -> Void)?
 
     /// Opens the file and reads its header. Throws when the file is not a trace at all (cannot be
     /// opened, not LZ4 / not JSON lines, or the first line is not a header).
@@ -401,6 +403,11 @@ public final class TraceFileDecoder {
         }
         let k = v["k"]?.string
         if k == "stack" {
+            if let id = v["id"]?.uint64, let frames = TextFrame.frames(of: v) {
+                let pid = v["pid"]?.int64.map { Int32(truncatingIfNeeded: $0) } ?? self.pid
+                onTextStack?(pid, UInt32(truncatingIfNeeded: id), frames)
+                return nil
+            }
             guard let id = v["id"]?.uint64, case let .array(items)? = v["pcs"] else {
                 invalid("a stack record without id or pcs")
                 return nil
