@@ -53,8 +53,9 @@ final class GeneratedProgramsTests: XCTestCase {
     /// A few hundred programs within about a minute: the analyzer agrees with the ground truth on
     /// every one, and both shapes occurred.
     func testTimeBoundedRunHasNoMismatch() throws {
-        let seed = ProcessInfo.processInfo.environment["TANGLE_GEN_SEED"].flatMap(UInt64.init)
-            ?? UInt64(Date().timeIntervalSince1970 * 1000) % 1_000_000_000
+        // A fixed seed by default, so that CI judges the same programs every run (the random
+        // exploration is `make verify`, 2,000 programs from a fresh seed); TANGLE_GEN_SEED picks others.
+        let seed = ProcessInfo.processInfo.environment["TANGLE_GEN_SEED"].flatMap(UInt64.init) ?? 20_261_203
         let o = try generate(["--count", "400", "--seconds", "50", "--seed", String(seed), "--jobs", "2"])
         XCTAssertTrue((o.json["errors"] as? [Any] ?? []).isEmpty, "set-up errors (seed \(seed)): \(o.json["errors"] ?? "")")
         XCTAssertGreaterThanOrEqual(o.int("programs"), 20, "too few programs ran in the budget (seed \(seed))")
