@@ -264,7 +264,6 @@ final class WaitForPass {
             : objNames.joined(separator: ", ")
 
         var f: RawFinding
-        let firstThread = model.threads[order[0]]
         if let (q, culprits) = missingTaskDone {
             let obj = model.objectLabel(q.id)
             var parts = participants
