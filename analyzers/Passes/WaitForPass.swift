@@ -55,6 +55,22 @@ final class WaitForPass {
         candidates[k].edges = edges
     }
 
+    /// `a` and `b` describe overlapping stuck groups: one finding with the members and evidence of
+    /// both, titled by the one with more waiting members.
+    static func merged(_ a: RawFinding, _ b: RawFinding) -> RawFinding {
+        let waiters = { (f: RawFinding) in f.participants.filter { $0.role == "waits" }.count }
+        var (base, other) = waiters(b) >= waiters(a) ? (b, a) : (a, b)
+        for p in other.participants where !base.participants.contains(where: { $0.pid == p.pid && $0.tid == p.tid && $0.role == p.role }) {
+            base.participants.append(p)
+        }
+        base.evidence = dedupeEvidence(base.evidence + other.evidence)
+        base.waitKeys.formUnion(other.waitKeys)
+        base.subjects.formUnion(other.subjects)
+        base.highlight.formUnion(other.highlight)
+        base.locks.formUnion(other.locks)
+        return base
+    }
+
     private func registerCandidate(_ c: WaitCandidate) {
         let i = candidates.count
         candidates.append(c)
@@ -73,9 +89,10 @@ final class WaitForPass {
                 out.append(f)
                 continue
             }
-            // The group grew after the last quiescent point (a thread that blocked behind it when
-            // no other wait began): the end state's picture is the larger one.
-            if out[k].waitKeys.isStrictSubset(of: f.waitKeys) { out[k] = f }
+            // The group changed after the last quiescent point (a thread blocked behind it when
+            // no other wait began; a member's process ended around it): one finding with every
+            // member seen, in the words of the larger picture.
+            if !f.waitKeys.isSubset(of: out[k].waitKeys) { out[k] = Self.merged(out[k], f) }
         }
         return out
     }
@@ -110,8 +127,8 @@ final class WaitForPass {
             if let k = candidates.firstIndex(where: { !$0.refuted && !$0.waitKeys.isDisjoint(with: f.waitKeys) }) {
                 // The same stuck group seen again, grown (a thread that blocked behind it since):
                 // the candidate takes the larger picture.
-                if candidates[k].waitKeys.isSubset(of: f.waitKeys) && candidates[k].waitKeys != f.waitKeys {
-                    grow(k, f, members: members, edges: edges)
+                if !f.waitKeys.isSubset(of: candidates[k].waitKeys) {
+                    grow(k, Self.merged(candidates[k].finding, f), members: members.union(candidates[k].members), edges: candidates[k].edges + edges)
                 }
                 continue
             }
