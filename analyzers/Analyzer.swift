@@ -54,6 +54,7 @@ public enum Analyzer {
     /// Throws only for unusable input (nothing readable at all, or a file that is not a trace; the
     /// error names the file); damage is in `report.problems`.
     public static func analyze(paths: [String], options: AnalysisOptions = AnalysisOptions()) throws -> AnalysisResult {
+        let inputs = paths
         let stream = try TraceEventStream(paths: paths, window: options.reorderWindow)
         let session = AnalysisSession(options: options)
         var known: Set<Int32> = []
@@ -122,6 +123,8 @@ public enum Analyzer {
         let cutFiles = Set(stream.allProblems.filter { $0.kind == .truncated }.map(\.file))
         for d in stream.decoders where cutFiles.contains(d.path) { if let h = d.header { cutPids[h.pid] = d.path } }
         CutRunNote.apply(&result, cutPids: cutPids)
+        // A directory `tangle run` cut at its stop: the trace lasts until the stop.
+        for p in inputs { if let stop = TraceCut.stopTime(directory: p) { result.context.traceEnd = max(result.context.traceEnd, stop) } }
         return result
     }
 }

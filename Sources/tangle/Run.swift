@@ -184,6 +184,8 @@ struct Run: ParsableCommand {
             if let f = ExportFormat(rawValue: format) {
                 try EvidenceWindows.fill(&result, format: f, paths: [dir], options: exportOptions(budget: budget, sourceRoots: sourceRoots))
             }
+            // The trace ends at the stop for the waits that never returned (timelines draw them to here).
+            if let stopTime { result.context.traceEnd = max(result.context.traceEnd, stopTime) }
             var artefacts = Set<String>()
             if stoppedGroup {
                 // Processes tangle itself stopped: lifecycle findings about them are consequences

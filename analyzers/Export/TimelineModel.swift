@@ -2,8 +2,9 @@ import Foundation
 import TangleTrace
 
 /// The timeline the Perfetto and HTML exporters draw: per thread, lock holds (acquired → released)
-/// and waits (`*-wait` → the thread's next event, which is the done event since a blocked thread
-/// records nothing), short "op" slices for message put/get (so flow arrows have a slice to bind
+/// and waits (`*-wait` → the event that ends it by the event table, `EventSpec.ends`; the kinds
+/// that may happen inside it keep it open; a wait that never returned lasts until the end of the
+/// trace, or `tangle run`'s stop: `ExportContext.traceEnd`), short "op" slices for message put/get (so flow arrows have a slice to bind
 /// to), message flows (put → get of the same message id) and finding markers.
 ///
 /// Slices of one thread that nest properly are `nested`; a hold that would overlap another without
@@ -109,7 +110,7 @@ struct TimelineModel {
             return
         }
         start = events.reduce(first.time) { min($0, $1.time) }
-        end = events.reduce(first.time) { max($0, $1.time) }
+        end = max(events.reduce(first.time) { max($0, $1.time) }, context.traceEnd)
 
         // Threads as dense indexes (one hash per run of events of the same thread).
         var index: [ThreadKey: Int] = [:]
@@ -161,7 +162,10 @@ struct TimelineModel {
         for (n, e) in events.enumerated() {
             let ti = eventThread[n]
             let k = keys[ti]
-            if let w = openWait[ti] {
+            // A wait ends at its own end event (the event table); what may happen inside it (a
+            // condition wait re-taking its lock, …) keeps it open; anything else means the thread
+            // went on, so the wait is over there too (a trace without its end event).
+            if let w = openWait[ti], !w.kind.spec.inside.contains(e.kind) || EventSpec.ends(e.kind, wait: w.kind) {
                 openWait[ti] = nil
                 slices.append(Slice(thread: k, start: w.time, end: max(w.time, e.time), kind: w.kind,
                                     category: .wait, object: w.object, unfinished: false, eventSeq: w.seq))
@@ -201,7 +205,7 @@ struct TimelineModel {
                 }
             default: break
             }
-            if e.kind.isWait { openWait[ti] = e }
+            if e.kind.isWait && openWait[ti] == nil { openWait[ti] = e }
         }
         let order = keys.indices.sorted { keys[$0] < keys[$1] }
         for ti in order {
