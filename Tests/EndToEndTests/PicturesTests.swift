@@ -122,4 +122,18 @@ final class PicturesTests: XCTestCase {
             }
         }
     }
+
+    /// SARIF's primary location is the root cause: in lock-across-get the worker's `get` made
+    /// while holding L, not main's acquire that waits behind it (a related location).
+    func testSARIFPrimaryLocationIsTheRootCause() throws {
+        let out = NSTemporaryDirectory() + "tangle-pictures-\(getpid()).sarif"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        XCTAssertEqual(try tangle(["analyze", ScenarioEndToEndTests.corpus + "/lock-across-get", "--format", "sarif", "-o", out]), 1)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as? [String: Any])
+        let result = try XCTUnwrap(((json["runs"] as? [[String: Any]])?.first?["results"] as? [[String: Any]])?.first { $0["ruleId"] as? String == "deadlock" })
+        let primary = ((result["locations"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["text"] as? String ?? ""
+        XCTAssertTrue(primary.contains("worker") && primary.contains("get on queue 'jobs'"), primary)
+        let related = (result["relatedLocations"] as? [[String: Any]] ?? []).compactMap { ($0["message"] as? [String: Any])?["text"] as? String }
+        XCTAssertTrue(related.contains { $0.contains("MainProcess") && $0.contains("acquire of lock 'L'") }, "\(related)")
+    }
 }
