@@ -89,6 +89,12 @@ struct TimelineModel {
         return n
     }
 
+    /// "kind: title", without saying the kind twice when the title already starts with it.
+    static func markerName(_ f: Finding) -> String {
+        f.title.lowercased().hasPrefix(f.kind.rawValue.replacingOccurrences(of: "-", with: " ")) || f.title.lowercased().hasPrefix(f.kind.rawValue)
+            ? f.title : "\(f.kind.rawValue): \(f.title)"
+    }
+
     /// Characters of an object's label in slice and flow names at most.
     static let maxLabel = 80
 
@@ -106,7 +112,7 @@ struct TimelineModel {
         self.context = context
         let events = context.events
         guard let first = events.first else {
-            markers = result.report.findings.map { Marker(thread: nil, time: 0, name: "\($0.kind.rawValue): \($0.title)", finding: $0) }
+            markers = result.report.findings.map { Marker(thread: nil, time: 0, name: TimelineModel.markerName($0), finding: $0) }
             return
         }
         start = events.reduce(first.time) { min($0, $1.time) }
@@ -251,9 +257,9 @@ struct TimelineModel {
         for f in result.report.findings {
             if let last = f.evidence.max(by: { ($0.time, $0.seq) < ($1.time, $1.seq) }) {
                 let k = ThreadKey(pid: last.pid, tid: last.tid)
-                markers.append(Marker(thread: boundByKey[k] == nil ? nil : k, time: min(max(last.time, start), end), name: "\(f.kind.rawValue): \(f.title)", finding: f))
+                markers.append(Marker(thread: boundByKey[k] == nil ? nil : k, time: min(max(last.time, start), end), name: TimelineModel.markerName(f), finding: f))
             } else {
-                markers.append(Marker(thread: nil, time: end, name: "\(f.kind.rawValue): \(f.title)", finding: f))
+                markers.append(Marker(thread: nil, time: end, name: TimelineModel.markerName(f), finding: f))
             }
         }
     }
