@@ -160,8 +160,10 @@ public final class AnalysisSession {
                                        label: threads.joined(separator: ", "),
                                        highlighted: highlighted.contains("l:\(e.from)->l:\(e.to)")))
         }
-        return ExportContext(events: events, headers: headers, processNames: processNames, threadNames: threadNames,
-                             objectNames: objectNames, waitFor: waitFor, lockOrder: lockOrder,
-                             sourceRoots: [FileManager.default.currentDirectoryPath])
+        var context = ExportContext(events: events, headers: headers, processNames: processNames, threadNames: threadNames,
+                                    objectNames: objectNames, waitFor: waitFor, lockOrder: lockOrder,
+                                    sourceRoots: [FileManager.default.currentDirectoryPath])
+        context.traceEnd = model.endTime
+        return context
     }
 }

@@ -1,3 +1,4 @@
+import Synchronization
 import TangleTrace
 
 /// Options of one analysis run.
@@ -10,6 +11,17 @@ public struct AnalysisOptions: Sendable {
     public var keepEvents: Bool = true
     /// Events each file's reorder window holds while merging (see `TraceEventStream`).
     public var reorderWindow: Int = 1024
+    /// Where the analysis is, for a progress line (the CLI polls it from another thread).
+    public var progress: AnalysisProgress?
+    public init() {}
+}
+
+/// How far an analysis got: events read so far, then whether the passes are running.
+/// Updated every 64 Ki events (an atomic store, nothing per event).
+public final class AnalysisProgress: Sendable {
+    public let events = Atomic<UInt64>(0)
+    /// Set when every event is read and the passes run.
+    public let reading = Atomic<Bool>(true)
     public init() {}
 }
 
@@ -42,6 +54,7 @@ public enum Analyzer {
     /// Throws only for unusable input (nothing readable at all, or a file that is not a trace; the
     /// error names the file); damage is in `report.problems`.
     public static func analyze(paths: [String], options: AnalysisOptions = AnalysisOptions()) throws -> AnalysisResult {
+        let inputs = paths
         let stream = try TraceEventStream(paths: paths, window: options.reorderWindow)
         let session = AnalysisSession(options: options)
         var known: Set<Int32> = []
@@ -61,7 +74,10 @@ public enum Analyzer {
         var reuse = ObjectReuseCheck()
         let e = UnsafeMutablePointer<TraceEvent>.allocate(capacity: 1)
         defer { e.deallocate() }
+        var read: UInt64 = 0
         while try stream.next(into: e) {
+            read &+= 1
+            if read & 0xFFFF == 0 { options.progress?.events.store(read, ordering: .relaxed) }
             let pid = e.pointee.pid
             if pid != lastPid {
                 let slot = Int(UInt32(bitPattern: pid) & 63)
@@ -75,6 +91,8 @@ public enum Analyzer {
             session.consume(e.pointee)
             e.deinitialize(count: 1)
         }
+        options.progress?.events.store(read, ordering: .relaxed)
+        options.progress?.reading.store(false, ordering: .relaxed)
         // Files with a header and no events, and module tables completed by later records.
         for d in stream.decoders { if let h = d.header { paths[h.pid] = d.path } }
         for (pid, h) in stream.headers.sorted(by: { $0.key < $1.key }) {
@@ -108,6 +126,8 @@ public enum Analyzer {
         let cutFiles = Set(stream.allProblems.filter { $0.kind == .truncated }.map(\.file))
         for d in stream.decoders where cutFiles.contains(d.path) { if let h = d.header { cutPids[h.pid] = d.path } }
         CutRunNote.apply(&result, cutPids: cutPids)
+        // A directory `tangle run` cut at its stop: the trace lasts until the stop.
+        for p in inputs { if let stop = TraceCut.stopTime(directory: p) { result.context.traceEnd = max(result.context.traceEnd, stop) } }
         return result
     }
 }

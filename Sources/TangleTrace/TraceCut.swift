@@ -58,7 +58,27 @@ public enum TraceCut {
             try write(text, to: out, path: f.path, lz4: name.hasSuffix(".lz4"), markers: markers)
             done += 1
         }
+        // The stop itself, for the timelines of later analyses (a wait that never returned lasts
+        // until the stop, not until the last event someone recorded before it).
+        let stamp = openat(asideFD, stopFile, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        if stamp >= 0 {
+            let text = Array("\(cut)\n".utf8)
+            _ = text.withUnsafeBytes { Glibc.write(stamp, $0.baseAddress, $0.count) }
+            close(stamp)
+        }
         return (done, dropped)
+    }
+
+    /// The file in `asideDirectory` holding the stop's time (CLOCK_MONOTONIC ns, decimal).
+    public static let stopFile = "stop-time"
+
+    /// The time `tangle run` stopped the processes whose trace is in `directory` (nil: never cut).
+    public static func stopTime(directory: String) -> UInt64? {
+        guard let f = fopen(directory + "/" + asideDirectory + "/" + stopFile, "r") else { return nil }
+        defer { fclose(f) }
+        var buf = [CChar](repeating: 0, count: 32)
+        guard fgets(&buf, 32, f) != nil else { return nil }
+        return UInt64(String(cString: buf).split(separator: "\n").first ?? "")
     }
 
     /// The lines of `raw` without the events at or after `cut`. Kept events get an absolute

@@ -11,7 +11,9 @@ struct Analyze: ParsableCommand {
         discussion: """
         Formats: text (default; colored on a terminal unless NO_COLOR is set), json (the stable report), \
         and the exporters: \(ExportFormat.allCases.map(\.rawValue).joined(separator: ", ")).
-        Exit status: 0 no finding, 1 findings, 2 unusable input.
+        Exit status: 0 no finding, 1 findings, 2 unusable input (no trace files, or none of them a \
+        readable Tangle trace). A progress line is shown on stderr when it is a terminal and the \
+        analysis takes more than a second.
         """
     )
 
@@ -57,13 +59,20 @@ struct Analyze: ParsableCommand {
         // that keeps only what they show (memory bounded by the evidence, not the trace).
         options.keepEvents = false
         var result: AnalysisResult
+        let progress = ProgressLine(paths: paths)
+        options.progress = progress.progress
+        defer { progress.stop() }
         do {
             result = try Analyzer.analyze(paths: paths, options: options)
+            progress.stop()
+            try requireReadableTrace(result, paths: paths)
             if let exportFormat {
                 try EvidenceWindows.fill(&result, format: exportFormat, paths: paths,
                                          options: exportOptions(budget: budget, sourceRoots: sourceRoots),
                                          reorderWindow: options.reorderWindow)
             }
+        } catch let e as ExitCode {
+            throw e
         } catch {
             throw failUnusable("\(error)")
         }

@@ -76,13 +76,21 @@ struct Check: ParsableCommand {
 // MARK: helpers shared by check, baseline, run and watch
 
 /// Runs the analyzer; unusable input exits 2 with the message.
-func analyzeOrFail(_ paths: [String], symbols: [String] = [], keepEvents: Bool = true) throws -> AnalysisResult {
+func analyzeOrFail(_ paths: [String], symbols: [String] = [], keepEvents: Bool = true, progressLine: Bool = true) throws -> AnalysisResult {
     var options = AnalysisOptions()
     options.symbolDirectories = symbols
     options.keepEvents = keepEvents
     do {
         _ = try findTraceFiles(paths)   // no trace files at all: unusable, whatever the analyzer does
-        return try Analyzer.analyze(paths: paths, options: options)
+        let progress = ProgressLine(paths: paths, enabled: progressLine && isatty(2) != 0)
+        options.progress = progress.progress
+        defer { progress.stop() }
+        let result = try Analyzer.analyze(paths: paths, options: options)
+        progress.stop()
+        try requireReadableTrace(result, paths: paths)
+        return result
+    } catch let e as ExitCode {
+        throw e
     } catch {
         throw failUnusable("\(error)")
     }

@@ -36,6 +36,10 @@ struct Run: ParsableCommand {
           N    COMMAND's own failure: its exit status, or 128+signal if a signal killed it
           0    COMMAND exited 0 and there were no findings
           126/127  COMMAND could not be executed / was not found; 2 unusable arguments or trace dir
+        With --fail-on none, findings never set the status: it is COMMAND's own (0, N, 128+signal, \
+        124 at the timeout), so a status is never ambiguous between "the tests failed" and "there are \
+        findings". That is the mode for CI with a baseline: `tangle check` is the findings' gate \
+        (docs/ci.md). When the status is not 0, the last line on stderr says which rule set it.
         A trace that cannot be analyzed (COMMAND recorded nothing) is a warning, not a failure.
         When tangle stopped processes, lifecycle findings about them (orphans, unjoined children, \
         lost messages, locks held at exit, …) are consequences of the stop: they are reported \
@@ -57,7 +61,7 @@ struct Run: ParsableCommand {
     @Option(name: [.short, .long], help: "Write the report here instead of stdout.")
     var output: String?
 
-    @Option(name: .customLong("fail-on"), help: "Lowest severity of a finding that makes the exit status 1: note, warning or error.")
+    @Option(name: .customLong("fail-on"), help: "Lowest severity of a finding that makes the exit status 1: note, warning or error; none: findings never set the status (COMMAND's own status, for a gate by `tangle check`).")
     var failOn: String = "note"
 
     @Option(name: .long, help: "LLM summary budget in tokens (--format llm / llm-json).")
@@ -78,7 +82,7 @@ struct Run: ParsableCommand {
         if let timeout, timeout <= 0 { throw ValidationError("--timeout must be positive") }
         if grace < 0 { throw ValidationError("--grace must not be negative") }
         if !TextSummary.formatNames.contains(format) { throw ValidationError("--format must be one of \(TextSummary.formatNames.joined(separator: ", "))") }
-        if Severity(rawValue: failOn) == nil { throw ValidationError("--fail-on must be note, warning or error") }
+        if failOn != "none" && Severity(rawValue: failOn) == nil { throw ValidationError("--fail-on must be note, warning, error or none") }
     }
 
     func run() throws {
@@ -181,6 +185,8 @@ struct Run: ParsableCommand {
             if let f = ExportFormat(rawValue: format) {
                 try EvidenceWindows.fill(&result, format: f, paths: [dir], options: exportOptions(budget: budget, sourceRoots: sourceRoots))
             }
+            // The trace ends at the stop for the waits that never returned (timelines draw them to here).
+            if let stopTime { result.context.traceEnd = max(result.context.traceEnd, stopTime) }
             var artefacts = Set<String>()
             if stoppedGroup {
                 // Processes tangle itself stopped: lifecycle findings about them are consequences
@@ -196,8 +202,9 @@ struct Run: ParsableCommand {
             if let text = try TextSummary.render(format: format, result: result, options: opts) {
                 try writeOutput(text, to: output)
             }
-            let threshold = Severity(rawValue: failOn)!
-            findingsFail = result.report.findings.contains { $0.severity >= threshold && !artefacts.contains($0.fingerprint + "|" + $0.title) }
+            if let threshold = Severity(rawValue: failOn) {  // (nil: --fail-on none)
+                findingsFail = result.report.findings.contains { $0.severity >= threshold && !artefacts.contains($0.fingerprint + "|" + $0.title) }
+            }
             if output != nil || format != "text" {
                 writeStderr("tangle: \(result.report.findings.count) finding(s)\n")
             }
@@ -211,9 +218,19 @@ struct Run: ParsableCommand {
             rmdir(dir)
         }
 
-        if findingsFail { throw ExitCode(1) }
-        if timedOut { throw ExitCode(124) }
-        if appStatus != 0 { throw ExitCode(appStatus) }
+        // One line that says which rule set the status, so that 1 is never read the wrong way.
+        if findingsFail {
+            writeStderr("tangle: exit status 1: findings at or above --fail-on \(failOn) (\(command[0]) \(how))\n")
+            throw ExitCode(1)
+        }
+        if timedOut {
+            writeStderr("tangle: exit status 124: the timeout stopped \(command[0])\n")
+            throw ExitCode(124)
+        }
+        if appStatus != 0 {
+            writeStderr("tangle: exit status \(appStatus): \(command[0])'s own\n")
+            throw ExitCode(appStatus)
+        }
     }
 
     static let afterStopDirectory = TraceCut.asideDirectory

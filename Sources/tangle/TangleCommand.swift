@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TangleAnalysis
 import TangleTrace
 
 @main
@@ -7,6 +8,7 @@ struct TangleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tangle",
         abstract: "Finds the concurrency bugs of multi-process programs from their traces.",
+        version: "tangle \(Exporter.toolVersion)",
         // One verb per line; each helper adds its own.
         subcommands: [
             Cat.self,

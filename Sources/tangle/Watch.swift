@@ -93,7 +93,7 @@ struct Watch: ParsableCommand {
                     if let c = cachedResult, c.signature == signature {
                         result = c.result
                     } else {
-                        result = try analyzeOrFail([directory], symbols: symbols)
+                        result = try analyzeOrFail([directory], symbols: symbols, progressLine: false)
                         cachedResult = (signature, result)
                     }
                     var blockedSince: [WatchState.Key: BlockedThread] = [:]

@@ -209,7 +209,7 @@ enum HTMLExporter {
             let marker = e.highlighted ? "\(id)h" : "\(id)a"
             if e.from == e.to {
                 let (x0, y0) = p0
-                svg += "<path d=\"M\(f(x0 - 20)),\(f(y0 - nodeH / 2)) C\(f(x0 - 40)),\(f(y0 - 70)) \(f(x0 + 40)),\(f(y0 - 70)) \(f(x0 + 20)),\(f(y0 - nodeH / 2))\" class=\"\(cls)\" marker-end=\"url(#\(marker))\"/>"
+                svg += "<path data-from=\"\(h(e.from))\" data-to=\"\(h(e.to))\" d=\"M\(f(x0 - 20)),\(f(y0 - nodeH / 2)) C\(f(x0 - 40)),\(f(y0 - 70)) \(f(x0 + 40)),\(f(y0 - 70)) \(f(x0 + 20)),\(f(y0 - nodeH / 2))\" class=\"\(cls)\" marker-end=\"url(#\(marker))\"/>"
                 svg += "<text x=\"\(f(x0))\" y=\"\(f(y0 - 62))\" class=\"elabel\(e.highlighted ? " hot" : "")\" text-anchor=\"middle\">\(h(e.label))</text>\n"
                 continue
             }
@@ -226,7 +226,7 @@ enum HTMLExporter {
             let bend = pairs.contains("\(e.to)\u{0}\(e.from)") ? 50.0 : 0
             let nx = -uy, ny = ux   // the normal the curve bends along
             let mx = (a.0 + b.0) / 2 + nx * bend, my = (a.1 + b.1) / 2 + ny * bend
-            svg += "<path d=\"M\(f(a.0)),\(f(a.1)) Q\(f(mx)),\(f(my)) \(f(b.0)),\(f(b.1))\" class=\"\(cls)\" marker-end=\"url(#\(marker))\"><title>\(h(e.label))</title></path>"
+            svg += "<path data-from=\"\(h(e.from))\" data-to=\"\(h(e.to))\" d=\"M\(f(a.0)),\(f(a.1)) Q\(f(mx)),\(f(my)) \(f(b.0)),\(f(b.1))\" class=\"\(cls)\" marker-end=\"url(#\(marker))\"><title>\(h(e.label))</title></path>"
             // The label sits at the curve's middle, on its outer side.
             let lx = (a.0 + b.0) / 4 + mx / 2 + nx * 6, ly = (a.1 + b.1) / 4 + my / 2 + ny * 6 + 4
             let anchor = bend == 0 ? "middle" : nx > 0.3 ? "start" : nx < -0.3 ? "end" : "middle"
@@ -236,7 +236,7 @@ enum HTMLExporter {
         for n in nodes {
             let (x0, y0) = pos[n]!
             let cls = hot.contains(n) ? "node hot" : "node"
-            svg += "<g class=\"\(cls)\"><rect x=\"\(f(x0 - nodeW / 2))\" y=\"\(f(y0 - nodeH / 2))\" width=\"\(f(nodeW))\" height=\"\(f(nodeH))\" rx=\"6\"/>"
+            svg += "<g class=\"\(cls)\" data-node=\"\(h(n))\"><rect x=\"\(f(x0 - nodeW / 2))\" y=\"\(f(y0 - nodeH / 2))\" width=\"\(f(nodeW))\" height=\"\(f(nodeH))\" rx=\"6\"/>"
             svg += "<text x=\"\(f(x0))\" y=\"\(f(y0 + 4))\" text-anchor=\"middle\">\(h(String(labels[n]!.prefix(34))))</text><title>\(h(labels[n]!))</title></g>\n"
         }
         svg += "</svg>"

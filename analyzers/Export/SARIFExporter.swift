@@ -114,6 +114,21 @@ enum SARIFExporter {
         return loc
     }
 
+    /// The root cause for the primary location: the blocking call made while holding something
+    /// the others wait for (a wait, not a join, by a thread that holds a lock in the evidence),
+    /// else any wait but a join; joins and the waits behind them are consequences (related
+    /// locations). Nil: no such wait has a user frame.
+    static func rootCauseFrame(_ f: Finding) -> (frame: Frame, stack: Int)? {
+        func isCause(_ e: EvidenceEvent) -> Bool { e.kind.contains("wait") && !e.kind.contains("join") }
+        let holders = Set(f.evidence.filter { $0.kind.hasPrefix("lock.acquired") || ($0.note ?? "").contains(" holds ") }.map { "\($0.pid):\($0.tid)" })
+        for heldOnly in [true, false] {
+            for e in f.evidence where isCause(e) && (!heldOnly || holders.contains("\(e.pid):\(e.tid)")) {
+                if let s = e.stack, s >= 0, s < f.stacks.count, let frame = ExportSupport.userFrame(f.stacks[s]) { return (frame, s) }
+            }
+        }
+        return nil
+    }
+
     static func resultObject(_ f: Finding, ruleIndex: Int, root: String, processes: [ProcessSummary] = []) -> [String: Any] {
         var text = f.title
         if !f.explanation.isEmpty { text += "\n\n" + f.explanation }
@@ -131,7 +146,7 @@ enum SARIFExporter {
                 "participants": f.participants.map { "\($0.process)\($0.thread.map { "/" + $0 } ?? "") \($0.role): \($0.detail)" },
             ] as [String: Any],
         ]
-        let primary = ExportSupport.primaryFrame(f)
+        let primary = rootCauseFrame(f) ?? ExportSupport.primaryFrame(f)
         var locations: [[String: Any]] = []
         if let primary {
             locations.append(location(primary.frame, root: root, message: f.stacks[primary.stack].label))

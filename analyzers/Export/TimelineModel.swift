@@ -2,8 +2,9 @@ import Foundation
 import TangleTrace
 
 /// The timeline the Perfetto and HTML exporters draw: per thread, lock holds (acquired → released)
-/// and waits (`*-wait` → the thread's next event, which is the done event since a blocked thread
-/// records nothing), short "op" slices for message put/get (so flow arrows have a slice to bind
+/// and waits (`*-wait` → the event that ends it by the event table, `EventSpec.ends`; the kinds
+/// that may happen inside it keep it open; a wait that never returned lasts until the end of the
+/// trace, or `tangle run`'s stop: `ExportContext.traceEnd`), short "op" slices for message put/get (so flow arrows have a slice to bind
 /// to), message flows (put → get of the same message id) and finding markers.
 ///
 /// Slices of one thread that nest properly are `nested`; a hold that would overlap another without
@@ -88,6 +89,12 @@ struct TimelineModel {
         return n
     }
 
+    /// "kind: title", without saying the kind twice when the title already starts with it.
+    static func markerName(_ f: Finding) -> String {
+        f.title.lowercased().hasPrefix(f.kind.rawValue.replacingOccurrences(of: "-", with: " ")) || f.title.lowercased().hasPrefix(f.kind.rawValue)
+            ? f.title : "\(f.kind.rawValue): \(f.title)"
+    }
+
     /// Characters of an object's label in slice and flow names at most.
     static let maxLabel = 80
 
@@ -105,11 +112,11 @@ struct TimelineModel {
         self.context = context
         let events = context.events
         guard let first = events.first else {
-            markers = result.report.findings.map { Marker(thread: nil, time: 0, name: "\($0.kind.rawValue): \($0.title)", finding: $0) }
+            markers = result.report.findings.map { Marker(thread: nil, time: 0, name: TimelineModel.markerName($0), finding: $0) }
             return
         }
         start = events.reduce(first.time) { min($0, $1.time) }
-        end = events.reduce(first.time) { max($0, $1.time) }
+        end = max(events.reduce(first.time) { max($0, $1.time) }, context.traceEnd)
 
         // Threads as dense indexes (one hash per run of events of the same thread).
         var index: [ThreadKey: Int] = [:]
@@ -161,7 +168,10 @@ struct TimelineModel {
         for (n, e) in events.enumerated() {
             let ti = eventThread[n]
             let k = keys[ti]
-            if let w = openWait[ti] {
+            // A wait ends at its own end event (the event table); what may happen inside it (a
+            // condition wait re-taking its lock, …) keeps it open; anything else means the thread
+            // went on, so the wait is over there too (a trace without its end event).
+            if let w = openWait[ti], !w.kind.spec.inside.contains(e.kind) || EventSpec.ends(e.kind, wait: w.kind) {
                 openWait[ti] = nil
                 slices.append(Slice(thread: k, start: w.time, end: max(w.time, e.time), kind: w.kind,
                                     category: .wait, object: w.object, unfinished: false, eventSeq: w.seq))
@@ -201,7 +211,7 @@ struct TimelineModel {
                 }
             default: break
             }
-            if e.kind.isWait { openWait[ti] = e }
+            if e.kind.isWait && openWait[ti] == nil { openWait[ti] = e }
         }
         let order = keys.indices.sorted { keys[$0] < keys[$1] }
         for ti in order {
@@ -247,9 +257,9 @@ struct TimelineModel {
         for f in result.report.findings {
             if let last = f.evidence.max(by: { ($0.time, $0.seq) < ($1.time, $1.seq) }) {
                 let k = ThreadKey(pid: last.pid, tid: last.tid)
-                markers.append(Marker(thread: boundByKey[k] == nil ? nil : k, time: min(max(last.time, start), end), name: "\(f.kind.rawValue): \(f.title)", finding: f))
+                markers.append(Marker(thread: boundByKey[k] == nil ? nil : k, time: min(max(last.time, start), end), name: TimelineModel.markerName(f), finding: f))
             } else {
-                markers.append(Marker(thread: nil, time: end, name: "\(f.kind.rawValue): \(f.title)", finding: f))
+                markers.append(Marker(thread: nil, time: end, name: TimelineModel.markerName(f), finding: f))
             }
         }
     }

@@ -152,20 +152,52 @@ final class WaitForPass {
                     to = "t:\(o.pid):\(o.tid)"
                     toLabel = model.who(o)
                 case .process(let pid):
-                    if pid == t.pid && (model.processes[pid]?.threads.count ?? 0) <= 1 { continue }
-                    to = "p:\(pid)"
-                    toLabel = model.whoProcess(pid)
+                    // A process is drawn as its threads (one node per thread, so a cycle through
+                    // a join is drawn as a cycle): the edges go to its blocked threads, else to
+                    // its main thread.
+                    let targets = processTargets(pid, a, excluding: i)
+                    if targets.isEmpty {
+                        if pid == t.pid { continue }
+                        to = "p:\(pid)"
+                        toLabel = model.whoProcess(pid)
+                    } else {
+                        for j in targets {
+                            let o = model.threads[j]
+                            out.append(GraphEdge(from: from, fromLabel: model.who(t), to: "t:\(o.pid):\(o.tid)", toLabel: model.who(o),
+                                                 label: model.describeWait(n.wait.event)))
+                        }
+                        continue
+                    }
                 }
                 out.append(GraphEdge(from: from, fromLabel: model.who(t), to: to, toLabel: toLabel,
                                      label: model.describeWait(n.wait.event)))
             }
             for pid in n.exitedWakers {
+                let end = model.processes[pid].map { model.endDescription($0) } ?? "ended"
+                if let j = processTargets(pid, a, excluding: i, blockedFirst: false).first {
+                    let o = model.threads[j]
+                    out.append(GraphEdge(from: from, fromLabel: model.who(t), to: "t:\(o.pid):\(o.tid)", toLabel: model.who(o),
+                                         label: "could have woken it (\(end)): " + model.describeWait(n.wait.event)))
+                    continue
+                }
                 out.append(GraphEdge(from: from, fromLabel: model.who(t), to: "p:\(pid)",
-                                     toLabel: model.whoProcess(pid) + " (" + (model.processes[pid].map { model.endDescription($0) } ?? "ended") + ")",
+                                     toLabel: model.whoProcess(pid) + " (" + end + ")",
                                      label: "could have woken it: " + model.describeWait(n.wait.event)))
             }
         }
         return out
+    }
+
+    /// The threads that stand for process `pid` in the graph: its blocked threads (`blockedFirst`),
+    /// else its main thread (tid == pid, else the first one seen); never thread `excluding`.
+    private func processTargets(_ pid: Int32, _ a: WaitForAnalysis, excluding: Int, blockedFirst: Bool = true) -> [Int] {
+        guard let threads = model.processes[pid]?.threads.filter({ $0 != excluding }), !threads.isEmpty else { return [] }
+        if blockedFirst {
+            let blocked = threads.filter { a.nodes[$0] != nil }
+            if !blocked.isEmpty { return blocked }
+        }
+        let main = threads.first { model.threads[$0].tid == pid } ?? threads[0]
+        return [main]
     }
 
     private func waitKeyOf(_ i: Int) -> UInt64 {
@@ -226,6 +258,9 @@ final class WaitForPass {
                     }
                 case .process(let pid):
                     highlight.insert("t:\(t.pid):\(t.tid)->p:\(pid)")
+                    for j in processTargets(pid, a, excluding: i) {  // (the graph draws the process as these threads)
+                        highlight.insert("t:\(t.pid):\(t.tid)->t:\(model.threads[j].pid):\(model.threads[j].tid)")
+                    }
                     let blocked = a.stuckThreads(of: w).filter { $0 != i }
                     if pid == t.pid && blocked.isEmpty {
                         // Only the waiter itself is left in its process: nothing to say (the
@@ -247,6 +282,9 @@ final class WaitForPass {
                 let label = "\(model.whoProcess(pid)) \(model.endDescription(p))"
                 why.append(label)
                 highlight.insert("t:\(t.pid):\(t.tid)->p:\(pid)")
+                for j in processTargets(pid, a, excluding: i, blockedFirst: false).prefix(1) {
+                    highlight.insert("t:\(t.pid):\(t.tid)->t:\(model.threads[j].pid):\(model.threads[j].tid)")
+                }
                 if addedHelpers.insert("p:\(pid)").inserted {
                     var did = ""
                     if let o = model.objects[e.object] {

@@ -22,6 +22,10 @@ public struct ExportContext: Sendable {
     /// What a timeline left out of `events` when they were chosen by `EvidenceWindows` (said in
     /// the output); nil when nothing was.
     public var eventsNote: String? = nil
+    /// When the trace ends (the last event of any process, or `tangle run`'s stop when later; 0:
+    /// unknown). A wait that never returned lasts until then in the timelines, however few of the
+    /// trace's events `events` holds.
+    public var traceEnd: UInt64 = 0
 
     public init(
         events: [TraceEvent] = [], headers: [Int32: TraceHeader] = [:], processNames: [Int32: String] = [:],
