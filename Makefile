@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BUILD_FLAGS ?=
 
-.PHONY: setup build demo test bench verify clean fuzz
+.PHONY: setup build demo test bench verify clean fuzz install
 
 setup:
 	@bash scripts/setup.sh
@@ -43,6 +43,13 @@ fuzz:
 	ASAN_OPTIONS=detect_leaks=0:malloc_context_size=0:quarantine_size_mb=8 \
 	Fuzz/.build/release/tangle-fuzz -runs=$(FUZZ_RUNS) $(FUZZ_FLAGS) -detect_leaks=0 -print_final_stats=1 \
 	    -artifact_prefix=Fuzz/.work/crashes/ Fuzz/.work/corpus Fuzz/corpus
+
+# The CLI on PATH: make install PREFIX=$$HOME/.local (default /usr/local).
+PREFIX ?= /usr/local
+install: setup
+	$(SWIFT) build -c release $(BUILD_FLAGS) --product tangle
+	install -d $(PREFIX)/bin
+	install -m 0755 .build/release/tangle $(PREFIX)/bin/tangle
 
 clean:
 	rm -rf .build Fuzz/.build
