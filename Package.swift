@@ -79,6 +79,7 @@ let package = Package(
         .testTarget(name: "TangleTraceTests", dependencies: ["TangleTrace", "Tangle"], swiftSettings: swiftSettings),
         .testTarget(name: "TangleTests", dependencies: ["Tangle", "TangleTrace"], swiftSettings: swiftSettings),
         .testTarget(name: "TangleAnalysisTests", dependencies: ["TangleAnalysis", "TangleTrace"], swiftSettings: swiftSettings),
-        .testTarget(name: "EndToEndTests", dependencies: ["TangleAnalysis", "TangleTrace"], swiftSettings: swiftSettings),
+        .testTarget(name: "EndToEndTests", dependencies: ["TangleAnalysis", "TangleTrace"],
+                    exclude: ["GeneratedRegressions.txt"], swiftSettings: swiftSettings),
     ]
 )

@@ -101,7 +101,7 @@ final class FuzzCorpusTests: XCTestCase {
                      "{\"t\":\(max),\"tid\":8,\"k\":\"lock.wait\",\"o\":5}"]
         lines.append("{\"dt\":\(max),\"tid\":7,\"k\":\"queue.get\",\"o\":6,\"msg\":1,\"size\":8}")
         let text = lines.joined(separator: "\n") + "\n"
-        FileManager.default.createFile(atPath: dir + "/7-0.jsonl", contents: Data(text.utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/7-0.jsonl", contents: Data(text.utf8)), "cannot write a test file")
         var options = AnalysisOptions()
         options.keepEvents = true
         let result = try Analyzer.analyze(paths: [dir], options: options)

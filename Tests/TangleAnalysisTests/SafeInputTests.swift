@@ -10,7 +10,7 @@ final class SafeInputTests: XCTestCase {
         guard let bin = ExportTestSupport.tangleBinary else { throw XCTSkip("the tangle binary is not built") }
         let d = try ExportTestSupport.tempDir("safe-cli")
         defer { try? FileManager.default.removeItem(atPath: d) }
-        FileManager.default.createFile(atPath: d + "/err", contents: nil)
+        XCTAssertTrue(FileManager.default.createFile(atPath: d + "/err", contents: nil), "cannot write a test file")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: bin)
         p.arguments = args
@@ -66,7 +66,7 @@ final class SafeInputTests: XCTestCase {
         """
         let traces = d + "/traces"
         try FileManager.default.createDirectory(atPath: traces, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: traces + "/7-1000.jsonl", contents: Data(text.utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: traces + "/7-1000.jsonl", contents: Data(text.utf8)), "cannot write a test file")
         for format in ["text", "json"] + ExportFormat.allCases.map(\.rawValue) {
             let r = try tangle(["analyze", "--format", format, traces], seconds: 60)
             XCTAssertEqual(r.status, 1, "\(format): the hang is still found; \(r.stderr)")

@@ -23,7 +23,7 @@ final class TraceIntegrityTests: XCTestCase {
         {"t":1005,"tid":7,"k":"proc.exit","o":1}
 
         """
-        FileManager.default.createFile(atPath: d + "/7-1000.jsonl", contents: Data(text.utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: d + "/7-1000.jsonl", contents: Data(text.utf8)), "cannot write a test file")
         let r = try Analyzer.analyze(paths: [d]).report
         let reused = r.problems.filter { $0.kind == "reused-id" }
         XCTAssertEqual(reused.count, 1, "\(r.problems)")
