@@ -11,14 +11,25 @@ final class WaitTableTests: XCTestCase {
     /// Builds the trace; returns the waiter (pid, tid) and the object of its wait.
     typealias Fixture = (_ b: TraceBuilder, _ woken: Bool) -> (pid: Int32, tid: Int32, object: UInt64)
 
-    /// A process 2 started by 1 that blocks for good on an event nobody sets (a stuck waker).
-    static func stuckChild(_ b: TraceBuilder, _ main: Int32, name: String = "helper") -> (pid: Int32, obj: UInt64) {
-        let child = b.pid(2)
-        let obj = b.spawn(main, child, name: name)
-        let e = b.newObject(child)
-        b.ev(child, .eventNew, o: e, text: "never")
-        b.ev(child, .eventWait, o: e)
-        return (child, obj)
+    /// `pid` blocks for good on an event nobody else has (a stuck waker).
+    static func blockForGood(_ b: TraceBuilder, _ pid: Int32) {
+        let e = b.newObject(pid)
+        b.ev(pid, .eventNew, o: e, text: "never")
+        b.ev(pid, .eventWait, o: e)
+    }
+
+    /// A pool of one worker (process 2) running task 1; the worker blocks for good unless `woken`.
+    static func poolWithRunningTask(_ b: TraceBuilder, woken: Bool) -> (main: Int32, worker: Int32, pool: UInt64) {
+        let main = b.root(1)
+        let pool = b.newObject(main)
+        b.ev(main, .poolNew, o: pool, a: 1)
+        let worker = b.pid(2)
+        _ = b.spawn(main, worker, name: "PoolWorker-1")
+        b.attach(worker, pool, type: .pool)
+        b.ev(main, .poolSubmit, o: pool, a: 1, b: 1)
+        b.ev(worker, .poolTaskStart, o: pool, a: 1)
+        if !woken { blockForGood(b, worker) }
+        return (main, worker, pool)
     }
 
     static let fixtures: [EventKind: Fixture] = [
@@ -42,9 +53,7 @@ final class WaitTableTests: XCTestCase {
             let child = b.pid(2)
             let obj = b.spawn(main, child, name: "child")
             if !woken {
-                let e = b.newObject(child)
-                b.ev(child, .eventNew, o: e, text: "never")
-                b.ev(child, .eventWait, o: e)
+                blockForGood(b, child)
             }
             b.ev(main, .processJoinWait, o: obj, a: UInt64(child))
             if woken {
@@ -60,9 +69,7 @@ final class WaitTableTests: XCTestCase {
             b.attach(child, l, type: .lock)
             b.acquire(child, l)
             if !woken {
-                let e = b.newObject(child)
-                b.ev(child, .eventNew, o: e, text: "never")
-                b.ev(child, .eventWait, o: e)
+                blockForGood(b, child)
             }
             b.ev(main, .lockWait, o: l)
             if woken {
@@ -195,19 +202,7 @@ final class WaitTableTests: XCTestCase {
             return (main, main, bar)
         },
         .poolResultWait: { b, woken in
-            let main = b.root(1)
-            let pool = b.newObject(main)
-            b.ev(main, .poolNew, o: pool, a: 1)
-            let worker = b.pid(2)
-            _ = b.spawn(main, worker, name: "PoolWorker-1")
-            b.attach(worker, pool, type: .pool)
-            b.ev(main, .poolSubmit, o: pool, a: 1, b: 1)
-            b.ev(worker, .poolTaskStart, o: pool, a: 1)
-            if !woken {
-                let e = b.newObject(worker)
-                b.ev(worker, .eventNew, o: e, text: "never")
-                b.ev(worker, .eventWait, o: e)
-            }
+            let (main, worker, pool) = poolWithRunningTask(b, woken: woken)
             b.ev(main, .poolResultWait, o: pool, a: 1)
             if woken {
                 b.ev(worker, .poolTaskDone, o: pool, a: 1)
@@ -216,19 +211,7 @@ final class WaitTableTests: XCTestCase {
             return (main, main, pool)
         },
         .poolJoinWait: { b, woken in
-            let main = b.root(1)
-            let pool = b.newObject(main)
-            b.ev(main, .poolNew, o: pool, a: 1)
-            let worker = b.pid(2)
-            _ = b.spawn(main, worker, name: "PoolWorker-1")
-            b.attach(worker, pool, type: .pool)
-            b.ev(main, .poolSubmit, o: pool, a: 1, b: 1)
-            b.ev(worker, .poolTaskStart, o: pool, a: 1)
-            if !woken {
-                let e = b.newObject(worker)
-                b.ev(worker, .eventNew, o: e, text: "never")
-                b.ev(worker, .eventWait, o: e)
-            }
+            let (main, worker, pool) = poolWithRunningTask(b, woken: woken)
             b.ev(main, .poolClose, o: pool)
             b.ev(main, .poolJoinWait, o: pool)
             if woken {
