@@ -76,8 +76,23 @@ enum Compare {
         let fs = findings(r)
         var out: [Mismatch] = []
 
+        // A thread still running when its process ended may have taken an item (and counted it)
+        // in the moment the process was ending, after its file's last flush: the channels it used
+        // have no certain count.
+        // So may a thread its process never joins, even one that finished: it ran while its process
+        // was exiting, and what it did after the exit's last flush is not in the trace. The
+        // objects such threads used (channels, locks) are not judged for what was left at the end,
+        // nor is a wait on them (an item such a thread took may be missing from the trace).
+        var raced = Set<UInt64>()
+        for t in r.threads {
+            let process = p.processes[t.ref.process]
+            let joined = t.ref.thread == 0 || process.threads.contains { $0.ops.contains { if case .joinThread(t.ref.thread) = $0 { return true } else { return false } } }
+            guard t.fate == .gone || !joined else { continue }
+            for op in process.threads[t.ref.thread].ops { if let o = op.object { raced.insert(table.objectID(row: o)) } }
+        }
+
         // Waits: every blocked thread is a waiter of an actual finding, on its object.
-        for t in r.threads where t.fate == .blocked {
+        for t in r.threads where t.fate == .blocked && !raced.contains(t.object) {
             let named = fs.filter(\.isWaitFinding).compactMap { $0.waits(t) }
             if named.isEmpty {
                 let n = fs.filter(\.isWaitFinding).count
@@ -151,19 +166,6 @@ enum Compare {
                 if table.total(row: o, .held) > 0 { held.insert(oid) }
                 if table.total(row: o, .ownerDied) > 0 { died.insert(oid) }
             }
-        }
-        // A thread still running when its process ended may have taken an item (and counted it)
-        // in the moment the process was ending, after its file's last flush: the channels it used
-        // have no certain count.
-        // So may a thread its process never joins, even one that finished: it ran while its process
-        // was exiting, and what it did after the exit's last flush is not in the trace. The
-        // objects such threads used (channels, locks) are not judged for what was left at the end.
-        var raced = Set<UInt64>()
-        for t in r.threads {
-            let process = p.processes[t.ref.process]
-            let joined = t.ref.thread == 0 || process.threads.contains { $0.ops.contains { if case .joinThread(t.ref.thread) = $0 { return true } else { return false } } }
-            guard t.fate == .gone || !joined else { continue }
-            for op in process.threads[t.ref.thread].ops { if let o = op.object { raced.insert(id(o)) } }
         }
         lifecycle("lost-messages", expected: lost.subtracting(raced), judged: channels.subtracting(raced)) { "\(name($0)) kept items/messages nobody received" }
         lifecycle("missing-task-done", expected: undone.subtracting(raced), judged: joinables.subtracting(raced)) { "\(name($0)) had items got without task_done" }
