@@ -40,7 +40,7 @@ fuzz:
 	@bash scripts/setup.sh --test
 	cd Fuzz && $(SWIFT) build -c release -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address --product tangle-fuzz
 	mkdir -p Fuzz/.work/corpus Fuzz/.work/crashes
-	ASAN_OPTIONS=detect_leaks=0:malloc_context_size=0:quarantine_size_mb=8 \
+	ASAN_OPTIONS=detect_leaks=0:malloc_context_size=0:quarantine_size_mb=8:max_malloc_fill_size=0 \
 	Fuzz/.build/release/tangle-fuzz -runs=$(FUZZ_RUNS) $(FUZZ_FLAGS) -detect_leaks=0 -print_final_stats=1 \
 	    -artifact_prefix=Fuzz/.work/crashes/ Fuzz/.work/corpus Fuzz/corpus
 

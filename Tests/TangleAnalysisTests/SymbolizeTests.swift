@@ -262,6 +262,38 @@ final class SymbolizeTests: XCTestCase {
         XCTAssertEqual(d.frames.map(\.function), ["middle", "main"])
     }
 
+    /// A debuglink (`objcopy --add-gnu-debuglink`) beside the binary is followed; a FIFO planted
+    /// where a debug file is looked for (beside the binary, or in the build-id tree of a search
+    /// directory) is not opened: symbolizing returns, without the lines, instead of hanging.
+    func testDebugLinkFollowedAndFIFOsNotOpened() throws {
+        let fx = try fixture()
+        let base = fx.dir + "/link"
+        try? FileManager.default.removeItem(atPath: base)
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        try CFixture.run("/usr/bin/env", ["objcopy", "--only-keep-debug", fx.binary, base + "/prog.debug"])
+        try CFixture.run("/usr/bin/env", ["objcopy", "--strip-debug", "--strip-unneeded", "--add-gnu-debuglink=" + base + "/prog.debug",
+                                          fx.binary, base + "/prog"])
+        let linked = Symbolizer(modules: [7: [fx.module(path: base + "/prog")]]).symbolize(pid: 7, pcs: [fx.pc])
+        XCTAssertEqual(linked.frames.map(\.line), [cCallLeafLine, cCallMiddleLine], "the debuglink beside the binary is followed")
+
+        // The same places, now FIFOs (nobody will ever open their write end).
+        XCTAssertEqual(unlink(base + "/prog.debug"), 0)
+        XCTAssertEqual(mkfifo(base + "/prog.debug", 0o600), 0)
+        let ids = base + "/debug/.build-id/" + fx.buildID.prefix(2)
+        try FileManager.default.createDirectory(atPath: ids, withIntermediateDirectories: true)
+        XCTAssertEqual(mkfifo(ids + "/" + fx.buildID.dropFirst(2) + ".debug", 0o600), 0)
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var lines: [Int?] = []
+        let module = fx.module(path: base + "/prog"), pc = fx.pc
+        Thread.detachNewThread {
+            let sym = Symbolizer(modules: [7: [module]], searchDirectories: [base + "/debug"])
+            lines = sym.symbolize(pid: 7, pcs: [pc]).frames.map(\.line)
+            done.signal()
+        }
+        XCTAssertEqual(done.wait(timeout: .now() + 30), .success, "symbolizing hung on a FIFO planted as a debug file")
+        XCTAssertFalse(lines.contains { $0 != nil }, "no line can come from a FIFO: \(lines)")
+    }
+
     /// The recorded path no longer exists; `--symbols DIR` holds the binary (by file name, or only
     /// under `.build-id/xx/rest`): it is found, checked and used.
     func testMovedBinaryFoundInSearchDirectory() throws {

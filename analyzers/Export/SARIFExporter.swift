@@ -59,9 +59,7 @@ enum SARIFExporter {
             ] as [String: Any]]
         }
         let doc: [String: Any] = ["$schema": schemaURI, "version": "2.1.0", "runs": [run]]
-        let data = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        guard let text = String(data: data, encoding: .utf8) else { throw ExportError.encoding("SARIF") }
-        return text + "\n"
+        return try JSONTree.text(doc) + "\n"
     }
 
     static func level(_ s: Severity) -> String {

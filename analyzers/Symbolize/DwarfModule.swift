@@ -84,7 +84,7 @@ final class DwarfModule {
         debugPath.initialize(to: strdup((["-", ".debug", "/usr/lib/debug"] + debugDirectories).joined(separator: ":")))
         callbacks.initialize(to: Dwfl_Callbacks(
             find_elf: dwfl_build_id_find_elf,
-            find_debuginfo: dwfl_standard_find_debuginfo,
+            find_debuginfo: SafeDebugFinder.callback,
             section_address: dwfl_offline_section_address,
             debuginfo_path: debugPath))
         func cleanup() {
@@ -92,6 +92,7 @@ final class DwarfModule {
             debugPath.deallocate()
             callbacks.deallocate()
         }
+        SafeDebugFinder.register(path: path, debugDirectories: debugDirectories)
         guard let dwfl = dwfl_begin(callbacks) else {
             _ = Glibc.close(fd)
             cleanup()

@@ -36,20 +36,29 @@ final class RunTemplates {
     /// Template numbers the reader accepts (the recorder uses 0..<256).
     static let capacity = 4096
     let entries: UnsafeMutablePointer<LineTemplate>
+    /// Entries below this are initialized (empty or declared): a file opening touches only the
+    /// templates its lines declare, not the whole table (files are opened once per pass).
+    private var initialized = 0
 
     init() {
         entries = .allocate(capacity: Self.capacity)
-        entries.initialize(repeating: LineTemplate(), count: Self.capacity)
     }
 
     deinit {
-        entries.deinitialize(count: Self.capacity)
+        entries.deinitialize(count: initialized)
         entries.deallocate()
+    }
+
+    /// Makes entries up to `n` initialized (as empty) before one is declared.
+    @inline(__always) private func reach(_ n: Int) {
+        guard n >= initialized else { return }
+        (entries + initialized).initialize(repeating: LineTemplate(), count: n + 1 - initialized)
+        initialized = n + 1
     }
 
     /// Template `n`, when a line declared it.
     @inline(__always) func find(_ n: UInt64) -> UnsafeMutablePointer<LineTemplate>? {
-        guard n < UInt64(Self.capacity) else { return nil }
+        guard n < UInt64(initialized) else { return nil }
         let e = entries + Int(n)
         return e.pointee.length >= 0 ? e : nil
     }
@@ -58,6 +67,7 @@ final class RunTemplates {
     /// out of range.
     func declare(_ n: UInt64, _ event: UnsafePointer<TraceEvent>, unknownKeys: UInt64) -> Bool {
         guard n < UInt64(Self.capacity) else { return false }
+        reach(Int(n))
         let e = event.pointee
         entries[Int(n)] = LineTemplate(hash: 0, length: 0, kind: e.kind, pid: e.pid, tid: e.tid, hasSeq: false, seq: 0,
                                        object: e.object, stack: e.stack, result: e.result, a: e.a, b: e.b, c: e.c,
@@ -68,6 +78,7 @@ final class RunTemplates {
     /// Declares template `n` as an event of a kind this reader does not know.
     func declareUnknown(_ n: UInt64, kind name: String) -> Bool {
         guard n < UInt64(Self.capacity) else { return false }
+        reach(Int(n))
         var t = LineTemplate()
         t.length = 0
         t.unknownKind = name
@@ -83,6 +94,7 @@ final class RunTemplates {
         t.hasSeq = false
         t.seq = 0
         t.declares = -1
+        reach(n)
         entries[n] = t
     }
 }

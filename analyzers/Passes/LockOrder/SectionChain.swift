@@ -81,7 +81,12 @@ struct SectionChain {
     /// Narrows the gates to those also held this time.
     @inline(__always) mutating func intersectGates(_ held: [HeldLock], except a: UInt64, _ b: UInt64) {
         if gates.isEmpty { return }
-        gates = gates.filter { g in g != a && g != b && held.contains { $0.lock == g } }
+        // Usually every gate is still held: check before building a new array.
+        func kept(_ g: UInt64) -> Bool {
+            g != a && g != b && held.indices.contains { held[$0].lock == g }
+        }
+        if gates.allSatisfy(kept) { return }
+        gates = gates.filter(kept)
     }
 
     mutating func add(_ s: LockSection) {
