@@ -104,7 +104,7 @@ static int point_matches(const tangle_steer_point *pt, const uintptr_t *pcs, int
     return 0;
 }
 
-__attribute__((noinline)) void tangle_steer_point(void) {
+__attribute__((noinline)) void tangle_steer_arrive(void) {
     tangle_steer_plan *pl = plan;
     if (!pl || __atomic_load_n(&pl->state, __ATOMIC_ACQUIRE) != 0) return;
     uintptr_t pcs[64], lo = 0, hi = 0;

@@ -63,7 +63,7 @@ extern int tangle_steer_active;
 
 /// Called by the runtime before an acquire or a blocking call when `tangle_steer_active` is set:
 /// pauses (bounded) when the caller's stack is an unclaimed point of the plan.
-void tangle_steer_point(void);
+void tangle_steer_arrive(void);
 
 /// The byte size of a plan with `nranges` ranges (for `tangle confirm`, which writes it).
 size_t tangle_steer_plan_size(uint32_t nranges);

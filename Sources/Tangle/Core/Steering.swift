@@ -4,10 +4,10 @@ import CTangleSupport
 ///
 /// Without a plan (TANGLE_STEER unset, the normal case) this is one load of a C global set once by
 /// a constructor before main, and a branch that is never taken: the acquire and wait paths keep
-/// their speed (`tangle bench runtime`). With a plan, `tangle_steer_point` (C, out of line) walks
+/// their speed (`tangle bench runtime`). With a plan, `tangle_steer_arrive` (C, out of line) walks
 /// the caller's stack and pauses, bounded, when it is one of the predicted finding's points (see
 /// steer_support.h).
 @inline(__always)
 func _steer() {
-    if tangle_steer_active != 0 { tangle_steer_point() }
+    if tangle_steer_active != 0 { tangle_steer_arrive() }
 }
