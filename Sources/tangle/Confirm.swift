@@ -141,7 +141,7 @@ struct Confirm: ParsableCommand {
             do { try plan.write(to: planPath, timeout: timeout) } catch { throw failUnusable("\(error)") }
             let dir = try makeTemporaryDirectory("confirm")
             writeStderr("tangle: \(v.finding.kind.rawValue) \(v.finding.fingerprint.prefix(8)): try \(n) of \(tries), tracing into \(dir)\n")
-            let grace = 1.0
+            let grace = 0.5
             let afterAll = UInt64(timeout * 1e9)
             _ = try Run.launch(command, traceDir: dir, timeout: runTimeout, grace: grace,
                                extraEnvironment: ["TANGLE_STEER=\(planPath)"],
