@@ -172,8 +172,11 @@ struct RangeResolver {
     let binaries: [String]
     private(set) var modulePaths: [String] = []
     private var modules: [String: DwarfModule] = [:]
-    /// (module path, file name) → rows: start, end, and the inline chain's (file name, line), innermost first.
-    private var rows: [String: [(lo: UInt64, hi: UInt64, chain: [(String, Int)])]] = [:]
+    /// (module path, file name) → rows: start, end, and the inline chain's (file name, line,
+    /// mangled function), innermost first.
+    private var rows: [String: [(lo: UInt64, hi: UInt64, chain: [(String, Int, String?)])]] = [:]
+    /// Mangled → display name (only for rows whose lines already match).
+    private var names: [String: String] = [:]
 
     init(binaries: [String]) { self.binaries = binaries }
 
@@ -195,17 +198,25 @@ struct RangeResolver {
         let key = path + "\u{0}" + file
         if rows[key] == nil {
             let starts = module.lineRowAddresses(unitsWithFile: file)
-            var list: [(lo: UInt64, hi: UInt64, chain: [(String, Int)])] = []
+            var list: [(lo: UInt64, hi: UInt64, chain: [(String, Int, String?)])] = []
             for (i, a) in starts.enumerated() {
-                let chain = module.lookup(fileAddress: a).map { ((($0.file ?? "") as NSString).lastPathComponent as String, $0.line ?? 0) }
+                let chain = module.lookup(fileAddress: a).map { ((($0.file ?? "") as NSString).lastPathComponent as String, $0.line ?? 0, $0.symbol) }
                 list.append((a, i + 1 < starts.count ? starts[i + 1] : a + 1, chain))
             }
             rows[key] = list
         }
         var out: [(UInt64, UInt64)] = []
         for r in rows[key]! where r.chain.count >= want.count {
-            let tail = r.chain.suffix(want.count)
+            let tail = Array(r.chain.suffix(want.count))
             guard zip(tail, want).allSatisfy({ $0.0 == $1.0 && $0.1 == $1.1 }) else { continue }
+            // Same lines; the function must be the same too where both sides have a name.
+            var sameFunctions = true
+            for (c, f) in zip(tail, group) {
+                guard let mangled = c.2, let expected = f.function else { continue }
+                if names[mangled] == nil { names[mangled] = Demangler.displayName(mangled) }
+                if names[mangled] != expected { sameFunctions = false; break }
+            }
+            guard sameFunctions else { continue }
             if let last = out.last, last.1 == r.lo { out[out.count - 1].1 = r.hi } else { out.append((r.lo, r.hi)) }
         }
         guard !out.isEmpty else {
