@@ -94,7 +94,7 @@ final class ConfirmTests: XCTestCase {
     /// the consumer wins, a predicted hold-and-wait when the producer wins — and the predicted one
     /// is confirmed.
     func testLockAcrossGetEitherOrderAndConfirmed() throws {
-        let consumerFirst = try record(["race", "lock-across-get", "consumer-first"], timeout: "2")
+        let consumerFirst = try record(["race", "lock-across-get", "consumer-first"], timeout: "1")
         XCTAssertTrue(consumerFirst.findings.contains { $0 == ("deadlock", "actual") }, "\(consumerFirst.findings)")
 
         let scenario = ["race", "lock-across-get", "producer-first"]
