@@ -29,6 +29,7 @@ func registerScenarioEntryPoints() {
     registerCleanEntryPoints()
     registerPoolEntryPoints()
     registerGenerateEntryPoints()
+    registerRaceEntryPoints()
 }
 
 func scenariosMain(_ args: [String]) -> Int32 {
@@ -36,6 +37,7 @@ func scenariosMain(_ args: [String]) -> Int32 {
     // Generated programs (Generate/): the harness, and the main process of one program.
     if rest.first == "generate" { return generateMain(Array(rest.dropFirst())) }
     if rest.first == "gen-run" { return genRunMain(Array(rest.dropFirst())) }
+    if rest.first == "race" { return raceMain(Array(rest.dropFirst())) }  // (Races.swift: who goes first)
     if rest.isEmpty || rest.contains("--help") || rest.contains("-h") {
         printOut("usage: tangle-scenarios --list | NAME\n")
         printOut("Runs one concurrency-bug scenario for real (set TANGLE_TRACE=<dir> to trace it).\n")

@@ -88,91 +88,8 @@ struct Run: ParsableCommand {
     func run() throws {
         let dir = try prepareTraceDir()
         writeStderr("tangle: tracing into \(dir)\n")
-
-        // The child's environment: ours with TANGLE_TRACE replaced.
-        var env: [String] = []
-        var e = environ
-        while let p = e.pointee {
-            let s = String(cString: p)
-            if !s.hasPrefix("TANGLE_TRACE=") { env.append(s) }
-            e += 1
-        }
-        env.append("TANGLE_TRACE=\(dir)")
-        env = PythonAdapter.environment(for: command, env)
-
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        posix_spawnattr_setpgroup(&attr, 0)
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attr, &empty)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for s in [SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT] { sigaddset(&defaults, s) }
-        posix_spawnattr_setsigdefault(&attr, &defaults)
-
-        let argv = command.map { strdup($0) } + [nil]
-        let envp = env.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
-        var pid: pid_t = 0
-        let rc = posix_spawnp(&pid, command[0], nil, &attr, argv, envp)
-        if rc != 0 {
-            writeStderr("tangle: cannot run \(command[0]): \(String(cString: strerror(rc)))\n")
-            throw ExitCode(rc == ENOENT ? 127 : 126)
-        }
-        runChildGroup = pid
-        for s in [SIGINT, SIGTERM, SIGHUP] { signal(s, runForwardSignal) }
-
-        let started = monotonicNow()
-        let deadline = timeout.map { started + UInt64($0 * 1e9) }
-        var status: Int32 = 0
-        var timedOut = false
-        var stoppedGroup = false
-        var reaped = false
-        while !reaped {
-            let r = waitpid(pid, &status, WNOHANG)
-            if r == pid { reaped = true; break }
-            if r < 0 && errno != EINTR { break }
-            if let deadline, monotonicNow() >= deadline {
-                timedOut = true
-                writeStderr("tangle: timeout after \(formatSeconds(timeout!)) s: stopping process group \(pid) (SIGTERM, then SIGKILL after \(formatSeconds(grace)) s)\n")
-                reaped = stopGroup(pid, mainPid: pid, status: &status)
-                stoppedGroup = true
-                break
-            }
-            usleep(20_000)
-        }
-        // Whatever is left in the group (workers the app did not join) is stopped too.
-        if kill(-pid, 0) == 0 {
-            writeStderr("tangle: processes were left in the group after \(command[0]) ended: stopping them\n")
-            _ = stopGroup(pid, mainPid: reaped ? nil : pid, status: &status)
-            stoppedGroup = true
-        }
-        runChildGroup = 0
-        for s in [SIGINT, SIGTERM, SIGHUP] { signal(s, SIG_DFL) }
-
-        let exited = (status & 0x7f) == 0
-        let appStatus: Int32 = exited ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        let how = timedOut ? "stopped by the timeout" : exited ? "exited with status \(appStatus)" : "killed by signal \(status & 0x7f)"
-        writeStderr("tangle: \(command[0]) \(how)\n")
-
-        // Events after the stop are the processes dying of our signals: a killed lock owner hands
-        // its lock over (owner-died), a killed waiter no longer waits. They would hide the very hang
-        // the timeout caught, so the trace is cut at the stop (the full files are kept aside).
-        var cutNote: String?
-        if let stopTime {
-            do {
-                let cut = try TraceCut.cut(directory: dir, at: stopTime)
-                if cut.dropped > 0 {
-                    cutNote = "the trace was cut when tangle run sent SIGTERM: \(cut.dropped) later event(s) (the processes stopping) were moved aside with the complete files to \(dir)/\(Run.afterStopDirectory)/"
-                    writeStderr("tangle: \(cutNote!)\n")
-                }
-            } catch {
-                writeStderr("tangle: warning: could not cut the trace at the stop: \(error)\n")
-            }
-        }
+        let launched = try Run.launch(command, traceDir: dir, timeout: timeout, grace: grace)
+        let (timedOut, stoppedGroup, how, appStatus, cutNote) = (launched.timedOut, launched.stoppedGroup, launched.how, launched.appStatus, launched.cutNote)
 
         // Analyze what was recorded.
         var findingsFail = false
@@ -233,6 +150,127 @@ struct Run: ParsableCommand {
         }
     }
 
+    /// What `launch` saw: how COMMAND ended and whether tangle stopped it.
+    struct Launched {
+        var timedOut: Bool
+        var stoppedGroup: Bool
+        /// "exited with status N", "stopped by the timeout", "killed by signal N"
+        var how: String
+        /// COMMAND's own status (128+signal when a signal killed it).
+        var appStatus: Int32
+        /// Set when the trace was cut at the stop.
+        var cutNote: String?
+        /// When tangle sent SIGTERM (nil: it did not stop the group).
+        var stopTime: UInt64?
+    }
+
+    /// Runs `command` with TANGLE_TRACE=`traceDir` (plus `extraEnvironment`, NAME=VALUE entries that
+    /// replace ours) in its own process group, stops the group at `timeout` or when `stopWhen`
+    /// (polled every 20 ms) says so, and cuts the trace at the stop. Shared by `tangle run` and
+    /// `tangle confirm` (which adds its steering plan and stops a run once the steered deadlock had
+    /// time to happen).
+    static func launch(_ command: [String], traceDir dir: String, timeout: Double?, grace: Double,
+                       extraEnvironment: [String] = [], stopWhen: (() -> Bool)? = nil,
+                       stopReason: String = "stopping") throws -> Launched {
+        stopTime = nil
+
+        // The child's environment: ours with TANGLE_TRACE replaced.
+        var env: [String] = []
+        var e = environ
+        while let p = e.pointee {
+            let s = String(cString: p)
+            if !s.hasPrefix("TANGLE_TRACE=") { env.append(s) }
+            e += 1
+        }
+        env.append("TANGLE_TRACE=\(dir)")
+        env.removeAll { s in extraEnvironment.contains { s.hasPrefix($0.prefix { $0 != "=" } + "=") } }
+        env += extraEnvironment
+        env = PythonAdapter.environment(for: command, env)
+
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        posix_spawnattr_setpgroup(&attr, 0)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attr, &empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for s in [SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT] { sigaddset(&defaults, s) }
+        posix_spawnattr_setsigdefault(&attr, &defaults)
+
+        let argv = command.map { strdup($0) } + [nil]
+        let envp = env.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawnp(&pid, command[0], nil, &attr, argv, envp)
+        if rc != 0 {
+            writeStderr("tangle: cannot run \(command[0]): \(String(cString: strerror(rc)))\n")
+            throw ExitCode(rc == ENOENT ? 127 : 126)
+        }
+        runChildGroup = pid
+        for s in [SIGINT, SIGTERM, SIGHUP] { signal(s, runForwardSignal) }
+
+        let started = monotonicNow()
+        let deadline = timeout.map { started + UInt64($0 * 1e9) }
+        var status: Int32 = 0
+        var timedOut = false
+        var stoppedGroup = false
+        var reaped = false
+        while !reaped {
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid { reaped = true; break }
+            if r < 0 && errno != EINTR { break }
+            if let stopWhen, stopWhen() {
+                writeStderr("tangle: \(stopReason): stopping process group \(pid) (SIGTERM, then SIGKILL after \(formatSeconds(grace)) s)\n")
+                reaped = stopGroup(pid, mainPid: pid, status: &status, grace: grace)
+                stoppedGroup = true
+                break
+            }
+            if let deadline, monotonicNow() >= deadline {
+                timedOut = true
+                writeStderr("tangle: timeout after \(formatSeconds(timeout!)) s: stopping process group \(pid) (SIGTERM, then SIGKILL after \(formatSeconds(grace)) s)\n")
+                reaped = stopGroup(pid, mainPid: pid, status: &status, grace: grace)
+                stoppedGroup = true
+                break
+            }
+            usleep(20_000)
+        }
+        // Whatever is left in the group (workers the app did not join) is stopped too.
+        if kill(-pid, 0) == 0 {
+            writeStderr("tangle: processes were left in the group after \(command[0]) ended: stopping them\n")
+            _ = stopGroup(pid, mainPid: reaped ? nil : pid, status: &status, grace: grace)
+            stoppedGroup = true
+        }
+        runChildGroup = 0
+        for s in [SIGINT, SIGTERM, SIGHUP] { signal(s, SIG_DFL) }
+
+        let exited = (status & 0x7f) == 0
+        let appStatus: Int32 = exited ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        let how = timedOut ? "stopped by the timeout" : exited ? "exited with status \(appStatus)" : "killed by signal \(status & 0x7f)"
+        writeStderr("tangle: \(command[0]) \(how)\n")
+
+        // Events after the stop are the processes dying of our signals: a killed lock owner hands
+        // its lock over (owner-died), a killed waiter no longer waits. They would hide the very hang
+        // the timeout caught, so the trace is cut at the stop (the full files are kept aside).
+        var cutNote: String?
+        if let stopTime {
+            do {
+                let cut = try TraceCut.cut(directory: dir, at: stopTime)
+                if cut.dropped > 0 {
+                    cutNote = "the trace was cut when tangle run sent SIGTERM: \(cut.dropped) later event(s) (the processes stopping) were moved aside with the complete files to \(dir)/\(Run.afterStopDirectory)/"
+                    writeStderr("tangle: \(cutNote!)\n")
+                }
+            } catch {
+                writeStderr("tangle: warning: could not cut the trace at the stop: \(error)\n")
+            }
+        }
+
+        return Launched(timedOut: timedOut, stoppedGroup: stoppedGroup, how: how, appStatus: appStatus,
+                        cutNote: cutNote, stopTime: stopTime)
+    }
+
     static let afterStopDirectory = TraceCut.asideDirectory
 
     /// Findings (fingerprint|title) that only say a process killed by SIGTERM/SIGKILL did not clean
@@ -249,7 +287,7 @@ struct Run: ParsableCommand {
 
     /// SIGTERM to the group, up to `grace` for it to empty, then SIGKILL. Reaps `mainPid` (its
     /// status goes to `status`) when given. Returns true when `mainPid` was reaped.
-    func stopGroup(_ group: pid_t, mainPid: pid_t?, status: inout Int32) -> Bool {
+    static func stopGroup(_ group: pid_t, mainPid: pid_t?, status: inout Int32, grace: Double) -> Bool {
         var reaped = false
         if stopTime == nil { stopTime = monotonicNow() }
         kill(-group, SIGTERM)

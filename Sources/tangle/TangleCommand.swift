@@ -13,6 +13,7 @@ struct TangleCommand: ParsableCommand {
         subcommands: [
             Cat.self,
             Check.self, BaselineCommand.self, Run.self, Watch.self,
+            Confirm.self,
             Analyze.self,
             Stats.self,
             Bench.self,

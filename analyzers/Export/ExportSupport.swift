@@ -69,11 +69,20 @@ enum ExportSupport {
     static func ranked(_ findings: [Finding]) -> [(index: Int, finding: Finding)] {
         findings.enumerated().map { ($0.offset, $0.element) }.sorted { lhs, rhs in
             let l = lhs.1, r = rhs.1
-            if l.confidence != r.confidence { return l.confidence == .actual }
+            if l.confidence != r.confidence { return confidenceRank(l.confidence) < confidenceRank(r.confidence) }
             if l.severity != r.severity { return l.severity > r.severity }
             if kindRank(l.kind) != kindRank(r.kind) { return kindRank(l.kind) < kindRank(r.kind) }
             return lhs.0 < rhs.0
         }.map { (index: $0.0, finding: $0.1) }
+    }
+
+    /// Actual, then confirmed (made to happen by `tangle confirm`), then predicted.
+    static func confidenceRank(_ c: Confidence) -> Int {
+        switch c {
+        case .actual: 0
+        case .confirmed: 1
+        case .predicted: 2
+        }
     }
 
     /// Deadlocks first, then hangs, then everything else (ties keep the analyzer's order).

@@ -203,8 +203,8 @@ public enum ConfidenceFilter: String, CaseIterable, Sendable {
     public func admits(_ c: Confidence) -> Bool {
         switch self {
         case .any: true
-        case .actual: c == .actual
-        case .predicted: c == .predicted
+        case .actual: c == .actual || c == .confirmed     // confirmed: it did happen, in the steered run
+        case .predicted: c == .predicted || c == .confirmed  // and the analyzer predicted it
         }
     }
 }

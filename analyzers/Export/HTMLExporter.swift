@@ -18,7 +18,7 @@ enum HTMLExporter {
         var body = ""
         let actual = ranked.filter { $0.confidence == .actual }.count
         body += "<header><h1>\(h(options.title))</h1><p class=\"sub\">tangle \(h(options.toolVersion)) · "
-        body += ranked.isEmpty ? "no findings" : "\(ranked.count) finding\(ranked.count == 1 ? "" : "s") (\(actual) actual, \(ranked.count - actual) predicted)"
+        body += ranked.isEmpty ? "no findings" : "\(ranked.count) finding\(ranked.count == 1 ? "" : "s") (\(actual) actual, \(ranked.count - actual) predicted\(ranked.contains { $0.confidence == .confirmed } ? ", of which \(ranked.filter { $0.confidence == .confirmed }.count) confirmed" : ""))"
         body += " · \(report.stats.processes) processes · \(report.stats.threads) threads · \(report.stats.events) events</p></header>\n"
 
         body += "<nav><a href=\"#findings\">Findings</a> <a href=\"#timeline\">Timeline</a> <a href=\"#graphs\">Graphs</a> <a href=\"#processes\">Processes</a>"

@@ -67,9 +67,11 @@ public enum Severity: String, Codable, Sendable, Comparable, CaseIterable {
 }
 
 /// `actual`: it happened in this run. `predicted`: it did not happen, but another interleaving of
-/// the same program can make it happen (lock-order inversions, hold-and-wait).
+/// the same program can make it happen (lock-order inversions, hold-and-wait). `confirmed`: a
+/// predicted finding that `tangle confirm` made happen in a steered re-run (its `why` names the
+/// actual finding and the new trace).
 public enum Confidence: String, Codable, Sendable {
-    case actual, predicted
+    case actual, predicted, confirmed
 }
 
 public struct Finding: Codable, Sendable, Equatable {

@@ -340,6 +340,41 @@ final class DwarfModule {
         return frames
     }
 
+    /// The start of every line-table row (file addresses, sorted, unique) of the compile units whose
+    /// file table names a file called `fileName` (its last path component). `tangle confirm` looks
+    /// each one up to find where a symbolized frame's source line is in this build.
+    func lineRowAddresses(unitsWithFile fileName: String) -> [UInt64] {
+        buildCUIndex()
+        var out: [UInt64] = []
+        for i in cus.indices {
+            var cu = cus[i]
+            var files: OpaquePointer? = nil
+            var nfiles = 0
+            guard dwarf_getsrcfiles(&cu, &files, &nfiles) == 0, let files else { continue }
+            var hasFile = false
+            for f in 0..<nfiles {
+                if let name = dwarf_filesrc(files, f, nil, nil),
+                   (String(cString: name) as NSString).lastPathComponent == fileName { hasFile = true; break }
+            }
+            guard hasFile else { continue }
+            var lines: OpaquePointer? = nil
+            var nlines = 0
+            guard dwarf_getsrclines(&cu, &lines, &nlines) == 0, let lines else { continue }
+            for l in 0..<nlines {
+                var addr: Dwarf_Addr = 0
+                guard let row = dwarf_onesrcline(lines, l), dwarf_lineaddr(row, &addr) == 0 else { continue }
+                let modAddr = addr &+ dwarfBias
+                guard modAddr >= elfBias else { continue }
+                out.append(modAddr - elfBias)
+            }
+        }
+        out.sort()
+        var unique: [UInt64] = []
+        unique.reserveCapacity(out.count)
+        for a in out where unique.last != a { unique.append(a) }
+        return unique
+    }
+
     /// Function symbols sorted by address: (start, size, global, name) in module addresses.
     private var symbols: [(low: UInt64, size: UInt64, global: Bool, name: UnsafePointer<CChar>)]? = nil
 

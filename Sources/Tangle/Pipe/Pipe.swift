@@ -167,6 +167,7 @@ public final class Connection<T: Codable>: ProcessTransferable, @unchecked Senda
     /// Receives one message, blocking until one arrives, end of file (`PipeError.eof`) or `timeout`
     /// passes (`PipeError.timeout`; nil = no limit).
     public func recv(timeout: Duration? = nil) throws -> T {
+        _steer()
         guard fd >= 0 else { throw PipeError.closed(object: object, end: end) }
         guard readable else { throw PipeError.wrongDirection(object: object, end: end, operation: "recv") }
         let ns = timeoutNanoseconds(timeout)

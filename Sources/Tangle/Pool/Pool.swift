@@ -633,6 +633,7 @@ public final class AsyncResult<T>: @unchecked Sendable {
     /// or `PoolError.timeout` when `timeout` passes first. Records `pool.result-wait` when it
     /// blocks and `pool.result`.
     public func get(timeout: Duration? = nil) throws -> T {
+        _steer()
         let deadline = Clock.deadline(after: timeout)
         let lock = pool.lock
         lock.lock()

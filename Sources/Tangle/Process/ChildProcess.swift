@@ -264,6 +264,7 @@ public final class ChildProcess: @unchecked Sendable {
     /// with the status and signal (`r: timeout` when it gave up).
     @discardableResult
     public func join(timeout: Duration? = nil) -> ExitStatus? {
+        _steer()
         let (wasStarted, childPID, fd) = lock.withLock { (started, _pid, pidfd) }
         precondition(wasStarted, "join() on process \(name) that was never started")
         let deadline = Clock.deadline(after: timeout)

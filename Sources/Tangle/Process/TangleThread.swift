@@ -92,6 +92,7 @@ public final class TangleThread<Failure: Error>: @unchecked Sendable {
     /// finished; throws the body's error when it threw (`thread.join-done` has `r: error`).
     @discardableResult
     public func join(timeout: Duration? = nil) throws(Failure) -> Bool {
+        _steer()
         let deadline = Clock.deadline(after: timeout)
         let done = lock.withLock { () -> Bool in
             precondition(started, "join() on thread \(name) that was never started")

@@ -144,6 +144,7 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
     /// Puts `item`, blocking while the queue is full until `timeout` passes (nil = no limit;
     /// then throws `QueueError.full`).
     public func put(_ item: T, timeout: Duration? = nil) throws {
+        _steer()
         try put(item, ns: timeoutNanoseconds(timeout))
     }
 
@@ -254,7 +255,8 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
     /// Removes and returns the oldest message, blocking while the queue is empty until `timeout`
     /// passes (nil = no limit; then throws `QueueError.empty`).
     public func get(timeout: Duration? = nil) throws -> T {
-        try get(ns: timeoutNanoseconds(timeout))
+        _steer()
+        return try get(ns: timeoutNanoseconds(timeout))
     }
 
     /// Returns the oldest message or throws `QueueError.empty` at once.

@@ -60,6 +60,7 @@ public final class Event: ProcessTransferable, @unchecked Sendable {
     /// Blocks until the flag is set or `timeout` passes (nil = no limit). Returns the flag.
     @discardableResult
     public func wait(timeout: Duration? = nil) -> Bool {
+        _steer()
         if isSet {
             Recorder.record(.eventWake, object: object, stack: false)
             return true
@@ -148,6 +149,7 @@ public final class Condition: ProcessTransferable, @unchecked Sendable {
     /// The caller must hold the lock. Returns false on timeout.
     @discardableResult
     public func wait(timeout: Duration? = nil) throws -> Bool {
+        _steer()
         guard lock.isOwnedByCurrentThread else { throw SyncError.notOwner(object: lock.object, what: "Condition's lock") }
         _ = tangle_atomic_add32(&words.pointee.waiters, 1)
         let seq = tangle_atomic_load32(&words.pointee.seq)

@@ -103,6 +103,7 @@ public final class Lock: _LockBase, ConditionLock, ProcessTransferable, @uncheck
     /// Acquires within `timeout` (nil = no limit). False on timeout.
     @inline(__always)
     public func acquire(timeout: Duration?) throws -> Bool {
+        _steer()
         if tangle_lock_try(state) != 0 {
             if _tracing { Recorder.record(.lockAcquired, object: object, a: 1) }
             return true
@@ -167,7 +168,8 @@ public final class RLock: _LockBase, ConditionLock, ProcessTransferable, @unchec
     public func acquire() throws { _ = try acquire(timeout: nil) }
 
     public func acquire(timeout: Duration?) throws -> Bool {
-        try acquire(ns: timeoutNanoseconds(timeout))
+        _steer()
+        return try acquire(ns: timeoutNanoseconds(timeout))
     }
 
     public func tryAcquire() throws -> Bool { try acquire(ns: 0) }
@@ -287,6 +289,7 @@ public class Semaphore: ProcessTransferable, @unchecked Sendable {
 
     /// Takes one permit within `timeout` (nil = no limit). False on timeout.
     public func acquire(timeout: Duration?) throws -> Bool {
+        _steer()
         if tangle_sem_try(state) != 0 {
             if _tracing { Recorder.record(.lockAcquired, object: object, a: 1) }
             return true
