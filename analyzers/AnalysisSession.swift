@@ -109,7 +109,15 @@ public final class AnalysisSession {
                                                  threads: model.threads.count, events: model.eventCount,
                                                  objects: model.objects.count))
         let context = exportContext(highlighted: highlighted)
-        return AnalysisResult(report: report, context: context, blocked: blockedThreads())
+        var result = AnalysisResult(report: report, context: context, blocked: blockedThreads())
+        result.sharedMemoryNotUnlinked = model.objects.values
+            .filter { $0.kind == .sharedMemory && $0.created != nil && $0.unlinked == nil }
+            .compactMap { $0.created?.text ?? $0.name }.sorted()
+        result.threads = model.threads.map { t in
+            ThreadActivity(pid: t.pid, tid: t.tid, lastTime: t.lastTime,
+                           exited: t.exited || model.processes[t.pid]?.exit != nil)
+        }
+        return result
     }
 
     private func blockedThreads() -> [BlockedThread] {

@@ -13,11 +13,8 @@ final class StackSignatures {
         if let s = cache[key] { return s }
         let pid = Int32(bitPattern: UInt32(truncatingIfNeeded: key >> 32))
         let id = UInt32(truncatingIfNeeded: key)
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        func mix(_ v: UInt64) {
-            h ^= v
-            h = h &* 0x100_0000_01b3
-        }
+        var h = FNV1a.offsetBasis
+        func mix(_ v: UInt64) { FNV1a.mix(&h, v) }
         let modules = model.processes[pid]?.header?.modules ?? []
         for pc in model.stacks[pid]?[id] ?? [] {
             if let m = modules.first(where: { pc >= $0.low && pc < $0.high }) {
