@@ -92,7 +92,7 @@ public final class AnalysisSession {
                 findings.append(f)
             }
         }
-        findings.sort(by: Self.order)
+        findings.sort { $0.precedes($1) }
 
         var problems = model.problems
         if model.unmatchedReceives > 0 {
@@ -125,15 +125,6 @@ public final class AnalysisSession {
             guard let w = t.wait, !t.exited, !t.isInternal, !(model.processes[t.pid]?.isDead ?? false) else { return nil }
             return BlockedThread(pid: t.pid, tid: t.tid, wait: w.event, since: t.outerWaits.first?.event.time ?? w.event.time)
         }
-    }
-
-    static func rank(_ k: FindingKind) -> Int { FindingKind.allCases.firstIndex(of: k) ?? 99 }
-
-    static func order(_ a: Finding, _ b: Finding) -> Bool {
-        if a.severity != b.severity { return a.severity > b.severity }
-        if a.kind != b.kind { return rank(a.kind) < rank(b.kind) }
-        if a.fingerprint != b.fingerprint { return a.fingerprint < b.fingerprint }
-        return a.title < b.title
     }
 
     private func processSummaries() -> [ProcessSummary] {

@@ -3,7 +3,7 @@ import TangleTrace
 /// What each event does to the model's state (as Go's `order.go` gives each kind one small method):
 /// a dispatch to one method per family of kinds. Waits are `trackWaits`'s (the event table).
 extension TraceModel {
-    func apply(_ e: TraceEvent, _ p: ProcessState, _ t: ThreadState) {
+    func apply(_ e: TraceEvent, _ p: TracedProcess, _ t: ThreadState) {
         switch e.kind {
         case .processStart, .processExit, .threadStart, .threadSpawn, .threadExit, .threadJoinWait,
              .threadJoinDone, .processSpawn, .processFork, .processJoinWait, .processJoinDone,
@@ -30,7 +30,7 @@ extension TraceModel {
     }
 
     /// Processes and threads: starts, exits, spawns, forks, joins, signals.
-    private func applyProcess(_ e: TraceEvent, _ p: ProcessState, _ t: ThreadState) {
+    private func applyProcess(_ e: TraceEvent, _ p: TracedProcess, _ t: ThreadState) {
         switch e.kind {
         case .processStart:
             if e.object != 0 { p.object = e.object }
@@ -133,7 +133,7 @@ extension TraceModel {
     }
 
     /// Locks and semaphores.
-    private func applyLock(_ e: TraceEvent, _ p: ProcessState, _ t: ThreadState) {
+    private func applyLock(_ e: TraceEvent, _ p: TracedProcess, _ t: ThreadState) {
         switch e.kind {
         case .lockNew:
             let kind: ObjectKind
@@ -167,7 +167,7 @@ extension TraceModel {
     }
 
     /// Queues and JoinableQueues.
-    private func applyQueue(_ e: TraceEvent, _ p: ProcessState, _ t: ThreadState) {
+    private func applyQueue(_ e: TraceEvent, _ p: TracedProcess, _ t: ThreadState) {
         switch e.kind {
         case .queueNew:
             let o = created(e, kind: e[.joinable] == 1 ? .joinableQueue : .queue)
@@ -197,7 +197,7 @@ extension TraceModel {
     }
 
     /// Pipes and their ends.
-    private func applyPipe(_ e: TraceEvent, _ p: ProcessState, _ t: ThreadState) {
+    private func applyPipe(_ e: TraceEvent, _ p: TracedProcess, _ t: ThreadState) {
         switch e.kind {
         case .pipeNew:
             let o = created(e, kind: .pipe)
@@ -244,7 +244,7 @@ extension TraceModel {
     }
 
     /// Events, conditions, barriers.
-    private func applySignal(_ e: TraceEvent, _ p: ProcessState, _ t: ThreadState) {
+    private func applySignal(_ e: TraceEvent, _ p: TracedProcess, _ t: ThreadState) {
         switch e.kind {
         case .eventNew:
             _ = created(e, kind: .event)
@@ -326,7 +326,7 @@ extension TraceModel {
     }
 
     /// Pools: tasks, workers, results.
-    private func applyPool(_ e: TraceEvent, _ p: ProcessState, _ t: ThreadState) {
+    private func applyPool(_ e: TraceEvent, _ p: TracedProcess, _ t: ThreadState) {
         switch e.kind {
         case .poolNew:
             let o = created(e, kind: .pool)
@@ -400,7 +400,7 @@ extension TraceModel {
     }
 
     /// Shared memory.
-    private func applyResource(_ e: TraceEvent, _ p: ProcessState, _ t: ThreadState) {
+    private func applyResource(_ e: TraceEvent, _ p: TracedProcess, _ t: ThreadState) {
         switch e.kind {
         case .shmCreate:
             let o = created(e, kind: .sharedMemory)
@@ -422,7 +422,7 @@ extension TraceModel {
     }
 
     /// Handles a process gains or gives up; the recorder's own notes.
-    private func applyHandle(_ e: TraceEvent, _ p: ProcessState, _ t: ThreadState) {
+    private func applyHandle(_ e: TraceEvent, _ p: TracedProcess, _ t: ThreadState) {
         switch e.kind {
         case .handleAttach:
             let kind = ObjectKind(objectType: e[.type])

@@ -2,7 +2,7 @@ import TangleTrace
 
 /// Human names for processes, threads and objects, as used in titles, details and explanations.
 extension TraceModel {
-    func isRoot(_ p: ProcessState) -> Bool {
+    func isRoot(_ p: TracedProcess) -> Bool {
         p.spawn == nil && (p.ppid == p.pid || processes[p.ppid]?.hasEvents != true)
     }
 
@@ -72,9 +72,9 @@ extension TraceModel {
     }
 
     /// How a process ended, for summaries and explanations.
-    func endDescription(_ p: ProcessState) -> String { ending(p).description }
+    func endDescription(_ p: TracedProcess) -> String { ending(p).description }
 
-    func ending(_ p: ProcessState) -> ProcessEnd {
+    func ending(_ p: TracedProcess) -> ProcessEnd {
         if let e = p.exit {
             if e[.signal] != 0 { return .killed(signal: signalName(e.int32(.signal))) }
             return .exited(status: e.int32(.status))

@@ -28,7 +28,7 @@ struct LifecyclePass {
     }
 
     /// When the child stopped running (exit, kill), if known.
-    private func endedAt(_ c: ProcessState) -> UInt64? {
+    private func endedAt(_ c: TracedProcess) -> UInt64? {
         if let e = c.exit { return e.time }
         if let s = c.signalled { return s.time }
         if let j = c.joinDone { return max(c.lastTime, min(j.time, c.lastTime == 0 ? j.time : j.time)) }
@@ -67,7 +67,7 @@ struct LifecyclePass {
         return out
     }
 
-    private func zombie(_ c: ProcessState, _ parent: ProcessState, spawn: TraceEvent, ended: UInt64, unreaped: UInt64, reaped: UInt64?) -> RawFinding {
+    private func zombie(_ c: TracedProcess, _ parent: TracedProcess, spawn: TraceEvent, ended: UInt64, unreaped: UInt64, reaped: UInt64?) -> RawFinding {
         let secs = Double(unreaped) / 1e9
         let dur = secs >= 10 ? "\(Int(secs)) s" : String(Int(secs * 1000)) + " ms"
         var evidence: [(TraceEvent, String?)] = [(spawn, "\(model.whoProcess(parent.pid)) starts \(model.whoProcess(c.pid))")]
@@ -87,7 +87,7 @@ struct LifecyclePass {
         return f
     }
 
-    private func unjoined(_ c: ProcessState, _ parent: ProcessState, spawn: TraceEvent) -> RawFinding {
+    private func unjoined(_ c: TracedProcess, _ parent: TracedProcess, spawn: TraceEvent) -> RawFinding {
         var evidence: [(TraceEvent, String?)] = [(spawn, "\(model.whoProcess(parent.pid)) starts \(model.whoProcess(c.pid))")]
         if let e = c.exit { evidence.append((e, "\(model.whoProcess(c.pid)) \(model.endDescription(c))")) }
         if let e = parent.exit { evidence.append((e, "\(model.whoProcess(parent.pid)) exits without joining it")) }
@@ -105,7 +105,7 @@ struct LifecyclePass {
         return f
     }
 
-    private func orphan(_ c: ProcessState, _ parent: ProcessState, spawn: TraceEvent) -> RawFinding {
+    private func orphan(_ c: TracedProcess, _ parent: TracedProcess, spawn: TraceEvent) -> RawFinding {
         var evidence: [(TraceEvent, String?)] = [(spawn, "\(model.whoProcess(parent.pid)) starts \(model.whoProcess(c.pid))")]
         if let e = parent.exit { evidence.append((e, "\(model.whoProcess(parent.pid)) exits while the child runs")) }
         var f = RawFinding(
@@ -123,7 +123,7 @@ struct LifecyclePass {
     }
 
     /// A stable role name for a process: its given name without trailing digits ("consumer-2" → "consumer").
-    func processRoleName(_ p: ProcessState) -> String {
+    func processRoleName(_ p: TracedProcess) -> String {
         let n = p.name ?? (p.spawn?.text ?? "process")
         var s = Substring(n)
         while let last = s.last, last.isNumber || last == "-" || last == "_" { s = s.dropLast() }
@@ -277,7 +277,7 @@ struct LifecyclePass {
         return out
     }
 
-    func diedBySignal(_ p: ProcessState) -> Bool {
+    func diedBySignal(_ p: TracedProcess) -> Bool {
         if let e = p.exit { return e[.signal] != 0 }
         if let j = p.joinDone { return j[.signal] != 0 }
         return p.signalled != nil

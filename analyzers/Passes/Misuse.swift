@@ -34,7 +34,7 @@ final class MisuseRules {
     }
 
     /// After the model applied `e` (the rules that need its outcome: an exit's status).
-    @inline(__always) func didApply(_ e: TraceEvent, _ p: ProcessState, _ t: ThreadState) {
+    @inline(__always) func didApply(_ e: TraceEvent, _ p: TracedProcess, _ t: ThreadState) {
         switch e.kind {
         case .processFork where e[.threads] > 0: forkWithThreads(e, p, t)
         case .processExit: checkLocksAtExit(p, e)
@@ -149,7 +149,7 @@ final class MisuseRules {
         findings.append(f)
     }
 
-    func forkWithThreads(_ e: TraceEvent, _ p: ProcessState, _ t: ThreadState) {
+    func forkWithThreads(_ e: TraceEvent, _ p: TracedProcess, _ t: ThreadState) {
         guard firstTime(.forkWithThreads, ["\(e.pid)", "\(e.stack)"]) else { return }
         var parts = [RawParticipant(pid: t.pid, tid: t.tid, role: "forks",
                                     detail: "forks while \(e[.threads]) other thread(s) run", stackEvent: e)]
@@ -176,7 +176,7 @@ final class MisuseRules {
         }
     }
 
-    func checkLocksAtExit(_ p: ProcessState, _ e: TraceEvent) {
+    func checkLocksAtExit(_ p: TracedProcess, _ e: TraceEvent) {
         for i in p.threads {
             let t = model.threads[i]
             for h in t.held {

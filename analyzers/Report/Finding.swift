@@ -52,6 +52,20 @@ public enum FindingKind: String, Codable, Sendable, CaseIterable {
     case nonOwnerRelease = "non-owner-release"
 }
 
+extension FindingKind {
+    /// Deadlocks first, then hangs, then everything else.
+    var group: Int {
+        switch self {
+        case .deadlock, .selfDeadlock: 0
+        case .hang: 1
+        default: 2
+        }
+    }
+
+    /// The declaration order above.
+    var rank: Int { Self.allCases.firstIndex(of: self) ?? 99 }
+}
+
 public enum Severity: String, Codable, Sendable, Comparable, CaseIterable {
     case note, warning, error
 
@@ -277,6 +291,18 @@ public struct AnalysisStats: Codable, Sendable, Equatable {
 }
 
 extension Finding {
+    /// The one order of findings, in reports and in every exporter: actual before predicted, higher
+    /// severity first, deadlocks (and self-deadlocks) before hangs before the rest, then the order
+    /// of `FindingKind`, the fingerprint and the title (so that equal inputs give equal reports).
+    public func precedes(_ other: Finding) -> Bool {
+        if confidence != other.confidence { return confidence == .actual }
+        if severity != other.severity { return severity > other.severity }
+        if kind.group != other.kind.group { return kind.group < other.kind.group }
+        if kind != other.kind { return kind.rank < other.kind.rank }
+        if fingerprint != other.fingerprint { return fingerprint < other.fingerprint }
+        return title < other.title
+    }
+
     /// Folds `other` — the same bug seen again in this trace (same kind and fingerprint) — into this
     /// finding: its participants and evidence not already here are added, so that nothing is lost.
     mutating func absorb(_ other: Finding) {
