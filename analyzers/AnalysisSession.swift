@@ -97,14 +97,14 @@ public final class AnalysisSession {
         var problems = model.problems
         if model.unmatchedReceives > 0 {
             problems.append(TraceProblemNote(
-                kind: "unmatched-messages",
+                kind: .unmatchedMessages,
                 detail: "\(model.unmatchedReceives) message(s) were received whose put/send is not in the trace (a missing or truncated file)"))
         }
         for w in symbolizer.warnings {
-            problems.append(TraceProblemNote(kind: "symbols", detail: w))
+            problems.append(TraceProblemNote(kind: .symbols, detail: w))
         }
         let report = Report(findings: findings, processes: processSummaries(), problems: problems,
-                            ruledOut: lo.ruledOut.sorted { ($0.detail, $0.reason) < ($1.detail, $1.reason) },
+                            ruledOut: lo.ruledOut.sorted { ($0.detail, $0.reason.rawValue) < ($1.detail, $1.reason.rawValue) },
                             stats: AnalysisStats(files: files, processes: model.processes.values.filter(\.hasEvents).count,
                                                  threads: model.threads.count, events: model.eventCount,
                                                  objects: model.objects.count))

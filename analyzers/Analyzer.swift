@@ -128,11 +128,11 @@ public enum Analyzer {
             var detail = p.message
             if p.offset > 0 { detail += " (at byte \(p.offset))" }
             if p.count > 1 { detail += " ×\(p.count)" }
-            session.addProblem(TraceProblemNote(kind: p.kind.rawValue, file: p.file, detail: detail))
+            session.addProblem(TraceProblemNote(kind: ProblemKind(p.kind), file: p.file, detail: detail))
         }
         if stream.lateEvents > 0 {
             session.addProblem(TraceProblemNote(
-                kind: "reordered",
+                kind: .reordered,
                 detail: "\(stream.lateEvents) event(s) arrived later than the reorder window (\(options.reorderWindow) events per file) and were analyzed out of time order"))
         }
         for p in reuse.problems { session.addProblem(p) }

@@ -43,7 +43,7 @@ public enum StallCheck {
             return f.participants.allSatisfy { p in
                 let k = Key(pid: p.pid, tid: p.tid)
                 guard let time = last[k] else { return true }
-                if p.role == "waits" { return quiet(time) && blockedSince[k] != nil }
+                if p.role == .waits { return quiet(time) && blockedSince[k] != nil }
                 return quiet(time) || !liveKeys.contains(k)
             }
         }
@@ -64,7 +64,7 @@ public enum StallCheck {
             let obj = ctx.objectNames[e.object].map { "'\($0)'" } ?? (e.object == 0 ? "" : "#\(e.object & 0x0FFF_FFFF)")
             let age = String(format: "%.1f", Double(now - b.since) / 1e9)
             participants.append(Participant(pid: b.pid, tid: b.tid, process: ctx.processNames[b.pid] ?? "pid \(b.pid)",
-                                            thread: ctx.threadNames[b.tid], role: "waits", detail: "\(e.kind.name) \(obj) for \(age) s",
+                                            thread: ctx.threadNames[b.tid], role: .waits, detail: "\(e.kind.name) \(obj) for \(age) s",
                                             object: e.object, objectName: ctx.objectNames[e.object]))
             evidence.append(EvidenceEvent(time: e.time, pid: b.pid, tid: b.tid, seq: e.seq, kind: e.kind.name, object: e.object))
             parts.append("\(e.kind.name) \(ctx.objectNames[e.object] ?? "")")

@@ -182,7 +182,7 @@ struct Run: ParsableCommand {
                 // of the stop. They are still reported, but do not decide the exit status.
                 artefacts = Run.stopArtefacts(result.report)
                 result.report.problems.append(TraceProblemNote(
-                    kind: "stopped-by-tangle-run",
+                    kind: .stoppedByTangleRun,
                     detail: "tangle run stopped the process group (SIGTERM, then SIGKILL after \(formatSeconds(grace)) s)\(timedOut ? " at the \(formatSeconds(timeout!)) s timeout" : " after the command exited")"
                         + (cutNote.map { "; " + $0 } ?? "")
                         + (artefacts.isEmpty ? "" : "; \(artefacts.count) lifecycle finding(s) about the stopped processes (orphans, unjoined children, lost messages, …) are consequences of the stop and do not set the exit status")))

@@ -44,7 +44,7 @@ final class AnalyzerFilesTests: XCTestCase {
         Scenarios.producerConsumer(b, items: 4, pills: 1)
         let r = try Analyzer.analyze(paths: [b.writeJSONL(to: dir, skip: [b.pid(2)])]).report
         XCTAssertEqual(r.stats.files, 3)
-        XCTAssertTrue(r.problems.contains { $0.kind == "missing-process" || $0.kind == "unmatched-messages" }, "\(r.problems)")
+        XCTAssertTrue(r.problems.contains { $0.kind == .missingProcess || $0.kind == .unmatchedMessages }, "\(r.problems)")
     }
 
     /// A file cut in the middle of a line: the prefix is analyzed and the truncation reported.

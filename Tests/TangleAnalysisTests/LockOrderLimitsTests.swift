@@ -60,7 +60,7 @@ final class LockOrderLimitsTests: XCTestCase {
         XCTAssertEqual(r.kinds(), [.lockOrderInversion], "\(r.findings.map(\.title))")
         let f = try XCTUnwrap(r.first(.lockOrderInversion))
         XCTAssertTrue(f.title.contains("'C'") && f.title.contains("'D'"), f.title)
-        XCTAssertEqual(r.ruledOut.filter { $0.reason == "single-thread" }.count, 2100)
+        XCTAssertEqual(r.ruledOut.filter { $0.reason == .singleThread }.count, 2100)
         XCTAssertTrue(r.problems.isEmpty, "\(r.problems)")
     }
 
@@ -167,7 +167,7 @@ final class LockOrderLimitsTests: XCTestCase {
         b.exit(main)
         let r = b.analyze()
         XCTAssertEqual(r.count(.lockOrderInversion), 0, "\(r.findings.map(\.title))")
-        XCTAssertTrue(r.ruledOut.contains { $0.reason == "happens-before" }, "\(r.ruledOut)")
+        XCTAssertTrue(r.ruledOut.contains { $0.reason == .happensBefore }, "\(r.ruledOut)")
     }
 
     /// A dense acyclic order over 30 locks (every pair nested by some thread) plus one inversion
@@ -216,6 +216,6 @@ final class LockOrderLimitsTests: XCTestCase {
         b.exit(main)
         let r = b.analyze()
         XCTAssertEqual(r.kinds(), [.lockOrderInversion], "\(r.findings.map(\.title))")
-        XCTAssertTrue(r.problems.contains { $0.kind == "analysis-bound" && $0.detail.contains("were dropped") }, "\(r.problems)")
+        XCTAssertTrue(r.problems.contains { $0.kind == .analysisBound && $0.detail.contains("were dropped") }, "\(r.problems)")
     }
 }

@@ -107,7 +107,7 @@ final class LockOrderTests: XCTestCase {
         b.exit(main)
         let r = b.analyze()
         XCTAssertEqual(r.findings.count, 0, "\(r.findings.map(\.title))")
-        XCTAssertTrue(r.ruledOut.contains { $0.reason == "gate-lock" }, "\(r.ruledOut)")
+        XCTAssertTrue(r.ruledOut.contains { $0.reason == .gateLock }, "\(r.ruledOut)")
     }
 
     /// The first thread finishes and is joined before the second starts: ordered by happens-before.
@@ -128,7 +128,7 @@ final class LockOrderTests: XCTestCase {
         b.exit(main)
         let r = b.analyze()
         XCTAssertEqual(r.findings.count, 0, "\(r.findings.map(\.title))")
-        XCTAssertTrue(r.ruledOut.contains { $0.reason == "happens-before" }, "\(r.ruledOut)")
+        XCTAssertTrue(r.ruledOut.contains { $0.reason == .happensBefore }, "\(r.ruledOut)")
     }
 
     /// A message from the first process to the second orders their sections: ruled out.
@@ -149,7 +149,7 @@ final class LockOrderTests: XCTestCase {
         b.exit(main)
         let r = b.analyze()
         XCTAssertEqual(r.findings.count, 0, "\(r.findings.map(\.title))")
-        XCTAssertTrue(r.ruledOut.contains { $0.reason == "happens-before" })
+        XCTAssertTrue(r.ruledOut.contains { $0.reason == .happensBefore })
     }
 
     /// One thread taking A→B then B→A cannot deadlock with itself: ruled out (single-thread).
@@ -162,7 +162,7 @@ final class LockOrderTests: XCTestCase {
         b.exit(main)
         let r = b.analyze()
         XCTAssertEqual(r.findings.count, 0)
-        XCTAssertEqual(r.ruledOut.map(\.reason), ["single-thread"])
+        XCTAssertEqual(r.ruledOut.map(\.reason), [.singleThread])
     }
 
     /// RLock re-entry adds no edge; nested consistent order adds no cycle.

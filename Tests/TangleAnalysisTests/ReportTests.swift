@@ -85,9 +85,9 @@ final class ReportTests: XCTestCase {
         let s = AnalysisSession()
         for h in b.headers { s.addHeader(h) }
         s.consume(cut)
-        s.addProblem(TraceProblemNote(kind: "truncated", file: "1-0.jsonl.lz4", detail: "cut"))
+        s.addProblem(TraceProblemNote(kind: .truncated, file: "1-0.jsonl.lz4", detail: "cut"))
         let r = s.finish().report
         XCTAssertEqual(r.findings.map(\.title), [])
-        XCTAssertEqual(r.problems.map(\.kind), ["truncated"])
+        XCTAssertEqual(r.problems.map(\.kind), [.truncated])
     }
 }

@@ -25,7 +25,7 @@ final class TraceIntegrityTests: XCTestCase {
         """
         XCTAssertTrue(FileManager.default.createFile(atPath: d + "/7-1000.jsonl", contents: Data(text.utf8)), "cannot write a test file")
         let r = try Analyzer.analyze(paths: [d]).report
-        let reused = r.problems.filter { $0.kind == "reused-id" }
+        let reused = r.problems.filter { $0.kind == .reusedID }
         XCTAssertEqual(reused.count, 1, "\(r.problems)")
         XCTAssertTrue(reused.first?.detail.contains("object id 55 was created as a lock") == true, "\(reused)")
         XCTAssertTrue(reused.first?.detail.contains("again as a queue") == true)
@@ -61,7 +61,7 @@ final class TraceIntegrityTests: XCTestCase {
             }
             let r = try Analyzer.analyze(paths: [d]).report
             XCTAssertEqual(r.findings.map(\.kind), [.lostMessages], "cut: \(cut)")
-            XCTAssertEqual(r.problems.contains { $0.kind == "truncated" }, cut, "\(r.problems)")
+            XCTAssertEqual(r.problems.contains { $0.kind == .truncated }, cut, "\(r.problems)")
             explanations[cut] = r.findings.first?.explanation
         }
         XCTAssertFalse(explanations[false]?.contains("The run was cut") ?? true)

@@ -80,9 +80,9 @@ final class WaitForTests: XCTestCase {
         XCTAssertEqual(r.kinds(), [.hang], "\(r.findings.map(\.title))")
         let f = try XCTUnwrap(r.first(.hang))
         XCTAssertEqual(f.confidence, .actual)
-        let waits = f.participants.filter { $0.role == "waits" }
+        let waits = f.participants.filter { $0.role == .waits }
         XCTAssertEqual(Set(waits.map(\.process)), ["consumer-2", "MainProcess"])
-        XCTAssertTrue(f.participants.contains { $0.role == "exited" && $0.process == "producer" }, "\(f.participants)")
+        XCTAssertTrue(f.participants.contains { $0.role == .exited && $0.process == "producer" }, "\(f.participants)")
         XCTAssertTrue(f.explanation.contains("queue 'tasks'"))
         XCTAssertFalse(f.fix.isEmpty)
     }
@@ -127,8 +127,8 @@ final class WaitForTests: XCTestCase {
         XCTAssertEqual(r.kinds(), [.deadlock], "\(r.findings.map(\.title))")
         let f = try XCTUnwrap(r.first(.deadlock))
         XCTAssertTrue(f.explanation.contains("lock 'state'"))
-        XCTAssertTrue(f.participants.contains { $0.thread == "producer" && $0.role == "waits" })
-        XCTAssertTrue(f.participants.contains { $0.thread == "consumer" && $0.role == "waits" })
+        XCTAssertTrue(f.participants.contains { $0.thread == "producer" && $0.role == .waits })
+        XCTAssertTrue(f.participants.contains { $0.thread == "consumer" && $0.role == .waits })
     }
 
     /// Five philosophers each holding their left fork and waiting for the right: one deadlock, and
@@ -145,8 +145,8 @@ final class WaitForTests: XCTestCase {
         let r = b.analyze()
         XCTAssertEqual(r.kinds(), [.deadlock], "\(r.findings.map(\.title))")
         let f = try XCTUnwrap(r.first(.deadlock))
-        XCTAssertEqual(f.participants.filter { $0.role == "waits" && $0.thread?.hasPrefix("philosopher") == true }.count, 5)
-        XCTAssertTrue(r.ruledOut.contains { $0.reason == "reported-as-actual" })
+        XCTAssertEqual(f.participants.filter { $0.role == .waits && $0.thread?.hasPrefix("philosopher") == true }.count, 5)
+        XCTAssertTrue(r.ruledOut.contains { $0.reason == .reportedAsActual })
     }
 
     /// A parent joins a child that is blocked putting into a full queue only the parent would drain.
@@ -225,7 +225,7 @@ final class WaitForTests: XCTestCase {
         let r = b.analyze()
         XCTAssertEqual(r.kinds(), [.missingTaskDone], "\(r.findings.map(\.title))")
         let f = try XCTUnwrap(r.first(.missingTaskDone))
-        XCTAssertTrue(f.participants.contains { $0.role == "forgot-task-done" && $0.process == "worker" })
+        XCTAssertTrue(f.participants.contains { $0.role == .forgotTaskDone && $0.process == "worker" })
     }
 
     /// A spawned child whose trace file is missing may hold the queue: no hang, but the gap is reported.
@@ -238,7 +238,7 @@ final class WaitForTests: XCTestCase {
         b.ev(main, .queueGetWait, o: q)
         let r = b.analyze()
         XCTAssertEqual(r.findings.count, 0, "\(r.findings.map(\.title))")
-        XCTAssertTrue(r.problems.contains { $0.kind == "missing-process" })
+        XCTAssertTrue(r.problems.contains { $0.kind == .missingProcess })
     }
 
     /// A single thread waiting on an event nobody else holds, in a process that ended blocked.

@@ -254,7 +254,7 @@ final class WaitTableTests: XCTestCase {
             let report = b.analyze()
             let rule = kind.spec.wakers!
             let membership = report.findings.filter { $0.confidence == .actual }.flatMap(\.participants)
-                .filter { $0.role == "waits" && $0.pid == w.pid && $0.tid == w.tid }
+                .filter { $0.role == .waits && $0.pid == w.pid && $0.tid == w.tid }
             if rule.isIdle {
                 XCTAssertTrue(membership.isEmpty, "\(kind.name): an idle wait is in a finding: \(report.findings.map(\.title))")
             } else {
@@ -273,7 +273,7 @@ final class WaitTableTests: XCTestCase {
             XCTAssertFalse(ends.isEmpty && !kind.spec.wakers!.isIdle, "\(kind.name): the fixture records none of its end kinds")
             let report = b.analyze()
             XCTAssertEqual(report.findings.filter { $0.confidence == .actual }.map(\.title), [], "\(kind.name)")
-            XCTAssertFalse(report.problems.contains { $0.kind == "wait-end-missing" }, "\(kind.name): \(report.problems)")
+            XCTAssertFalse(report.problems.contains { $0.kind == .waitEndMissing }, "\(kind.name): \(report.problems)")
         }
     }
 
@@ -287,7 +287,7 @@ final class WaitTableTests: XCTestCase {
         let l = b.lock(main, "stray")              // not inside a get: the thread ran
         _ = l
         let report = b.analyze()
-        XCTAssertTrue(report.problems.contains { $0.kind == "wait-end-missing" }, "\(report.problems)")
+        XCTAssertTrue(report.problems.contains { $0.kind == .waitEndMissing }, "\(report.problems)")
     }
 
     func testArgumentOrdinalsFollowTheDeclaredOrder() {

@@ -440,7 +440,7 @@ extension TraceModel {
         case .dropped:
             droppedEvents &+= e[.count]
             noteProblem(TraceProblemNote(
-                kind: "dropped-events", file: p.file,
+                kind: .droppedEvents, file: p.file,
                 detail: "pid \(e.pid) tid \(e.tid) could not record \(e[.count]) events (the recorder said so); the analysis lacks them"))
         default:
             break

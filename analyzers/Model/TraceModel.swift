@@ -272,7 +272,7 @@ final class TraceModel {
         let key = "gap:\(t.pid):\(t.tid)"
         guard noteOnce(key) else { return }
         noteProblem(TraceProblemNote(
-            kind: "reordered", file: processes[t.pid]?.file,
+            kind: .reordered, file: processes[t.pid]?.file,
             detail: "pid \(t.pid) tid \(t.tid): sequence jumps from \(t.lastSeq) to \(e.seq) with no `dropped` record; events are missing or out of order"))
     }
 

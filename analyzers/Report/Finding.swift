@@ -134,7 +134,7 @@ public struct Participant: Codable, Sendable, Equatable {
     public var process: String
     public var thread: String?
     /// "waits", "holds", "could-wake", "exited", "child", "parent", …
-    public var role: String
+    public var role: ParticipantRole
     /// What it waits on or holds, in words: "get on queue 'tasks' (q#3)".
     public var detail: String
     /// The object concerned (0 = none) and its name if it has one.
@@ -142,7 +142,7 @@ public struct Participant: Codable, Sendable, Equatable {
     public var objectName: String?
 
     public init(
-        pid: Int32, tid: Int32, process: String, thread: String? = nil, role: String, detail: String,
+        pid: Int32, tid: Int32, process: String, thread: String? = nil, role: ParticipantRole, detail: String,
         object: UInt64 = 0, objectName: String? = nil
     ) {
         self.pid = pid
@@ -248,12 +248,12 @@ public struct ProcessSummary: Codable, Sendable, Equatable {
 }
 
 public struct TraceProblemNote: Codable, Sendable, Equatable {
-    /// "truncated", "corrupt", "missing-process", "unknown-kinds", "dropped-events", "reordered"
-    public var kind: String
+    /// "truncated", "corrupt", "missing-process", "unknown-kind", "dropped-events", "reordered", …
+    public var kind: ProblemKind
     public var file: String?
     public var detail: String
 
-    public init(kind: String, file: String? = nil, detail: String) {
+    public init(kind: ProblemKind, file: String? = nil, detail: String) {
         self.kind = kind
         self.file = file
         self.detail = detail
@@ -264,10 +264,10 @@ public struct RuledOut: Codable, Sendable, Equatable {
     /// The finding kind it would have been.
     public var kind: FindingKind
     public var detail: String
-    /// "gate-lock", "happens-before", "single-thread", "woken-later", …
-    public var reason: String
+    /// "gate-lock", "happens-before", "single-thread", "reported-as-actual"
+    public var reason: RuledOutReason
 
-    public init(kind: FindingKind, detail: String, reason: String) {
+    public init(kind: FindingKind, detail: String, reason: RuledOutReason) {
         self.kind = kind
         self.detail = detail
         self.reason = reason

@@ -91,7 +91,7 @@ final class FindingBuilder {
     func fingerprint(_ raw: RawFinding) -> String {
         var sigs: Set<String> = []
         for p in raw.participants where p.core {
-            var sig = p.role + "|" + model.objectRole(p.object) + "|" + signature(of: p.stackEvent)
+            var sig = p.role.rawValue + "|" + model.objectRole(p.object) + "|" + signature(of: p.stackEvent)
             if p.outerEvent != nil { sig += "<" + signature(of: p.outerEvent) }
             sigs.insert(sig)
         }
