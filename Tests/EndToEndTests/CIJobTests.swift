@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TangleTestSupport
 
 /// The GitHub Actions job of docs/ci.md, its steps run as a shell script with the real `tangle`
 /// binary on real traced programs (`tangle-scenarios`): a finding that is in the baseline lets the
@@ -32,8 +33,7 @@ final class CIJobTests: XCTestCase {
     override func setUpWithError() throws {
         tangle = try ScenarioEndToEndTests.binary("tangle")
         scenarios = try ScenarioEndToEndTests.binary("tangle-scenarios")
-        work = NSTemporaryDirectory() + "tangle-ci-job-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        work = makeTempDir("tangle-ci-job")
         let dir = work
         addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
         // The accepted run: the baseline is made once from it (docs/ci.md, "The baseline"), and a

@@ -2,13 +2,14 @@ import Foundation
 import TangleTrace
 import XCTest
 @testable import TangleAnalysis
+import TangleTestSupport
 
 /// `Analyzer.analyze(paths:)` on trace files written to disk and read back by the real reader.
 final class AnalyzerFilesTests: XCTestCase {
     private var dir = ""
 
     override func setUpWithError() throws {
-        dir = NSTemporaryDirectory() + "/tangle-analyzer-tests-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        dir = makeTempDir("tangle-analyzer-tests")
     }
 
     override func tearDownWithError() throws {

@@ -1,12 +1,11 @@
 import Foundation
 import XCTest
+import TangleTestSupport
 
 /// Small helpers shared by the Export* tests: temp dirs, subprocesses, locating tools.
 enum ExportTestSupport {
     static func tempDir(_ name: String) throws -> String {
-        let dir = NSTemporaryDirectory() + "tangle-export-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return dir
+        makeTempDir("tangle-export-\(name)")
     }
 
     struct Output {

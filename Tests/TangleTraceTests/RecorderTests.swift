@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import TangleTrace
+import TangleTestSupport
 
 final class RecorderTests: XCTestCase {
     /// Every event kind recorded by a real child process reads back with its object, arguments,
