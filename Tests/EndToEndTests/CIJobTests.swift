@@ -47,24 +47,9 @@ final class CIJobTests: XCTestCase {
     }
 
     private func sh(_ script: String, app: String = "") throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", script]
-        var env = ProcessInfo.processInfo.environment
-        env.removeValue(forKey: "TANGLE_TRACE")
-        env["SWIFT_BACKTRACE"] = "enable=no"
-        env["TANGLE"] = tangle
-        env["SCN"] = scenarios
-        env["WORK"] = work
-        env["APP"] = app
-        p.environment = env
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        try runTool("/bin/sh", ["-c", script], environment: [
+            "SWIFT_BACKTRACE": "enable=no", "TANGLE": tangle, "SCN": scenarios, "WORK": work, "APP": app,
+        ])
     }
 
     private func runJob(app: String) throws -> JobRun {

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TangleTestSupport
 
 /// Issue 14, item 3: a baseline survives ordinary edits. One small package depending on Tangle
 /// (by path) is built three times with edits to its `main.swift` — the same bug after unrelated
@@ -7,23 +8,6 @@ import XCTest
 /// ordinals shift) and the bug moved down; then a different bug — and each is run under
 /// `tangle run`: the first two give the same fingerprint, the third another one.
 final class FingerprintStabilityTests: XCTestCase {
-    private func run(_ exe: String, _ args: [String], env: [String: String] = [:]) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = args
-        var e = ProcessInfo.processInfo.environment
-        e.removeValue(forKey: "TANGLE_TRACE")
-        for (k, v) in env { e[k] = v }
-        p.environment = e
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
-
     static let bug = """
     struct WorkerArgs: Codable { var jobs: Queue<Int?> }
 
@@ -91,14 +75,14 @@ final class FingerprintStabilityTests: XCTestCase {
         var fingerprints: [[String]] = []
         for (i, source) in Self.versions.enumerated() {
             try source.write(toFile: app + "/Sources/app/main.swift", atomically: true, encoding: .utf8)
-            var (status, out) = try run(swift, ["build", "--package-path", app, "--scratch-path", app + "/.build",
+            var (status, out) = try runTool(swift, ["build", "--package-path", app, "--scratch-path", app + "/.build",
                                                 "--cache-path", base + "/cache", "--config-path", base + "/config",
-                                                "--security-path", base + "/security"], env: ["TMPDIR": base + "/tmp"])
+                                                "--security-path", base + "/security"], environment: ["TMPDIR": base + "/tmp"])
             XCTAssertEqual(status, 0, "version \(i) did not build:\n\(out.suffix(3000))")
             guard status == 0 else { return }
             let report = base + "/report-\(i).json"
-            (status, out) = try run(tangle, ["run", "--timeout", "3", "--grace", "1", "--format", "json", "--output", report, "--",
-                                             app + "/.build/debug/app"], env: ["SWIFT_BACKTRACE": "enable=no"])
+            (status, out) = try runTool(tangle, ["run", "--timeout", "3", "--grace", "1", "--format", "json", "--output", report, "--",
+                                             app + "/.build/debug/app"], environment: ["SWIFT_BACKTRACE": "enable=no"])
             XCTAssertEqual(status, 1, "version \(i) must give findings: \(out.suffix(2000))")
             let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any])
             let findings = (json["findings"] as? [[String: Any]] ?? []).filter { ["hang", "deadlock"].contains($0["kind"] as? String) }

@@ -35,14 +35,6 @@ enum ExportTestSupport {
         return Output(status: p.terminationStatus, stdout: out, stderr: err)
     }
 
-    static func which(_ tool: String) -> String? {
-        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
-            let p = "\(dir)/\(tool)"
-            if FileManager.default.isExecutableFile(atPath: p) { return p }
-        }
-        return nil
-    }
-
     /// The repository root (this file is Tests/TangleAnalysisTests/ExportTestSupport.swift).
     static var repoRoot: String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path

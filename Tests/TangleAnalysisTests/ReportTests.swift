@@ -2,6 +2,7 @@ import Foundation
 import TangleTrace
 import XCTest
 @testable import TangleAnalysis
+import TangleTestSupport
 
 final class ReportTests: XCTestCase {
     /// The same bug in two runs (other pids, object ids, times) has the same fingerprint; another
@@ -80,7 +81,7 @@ final class ReportTests: XCTestCase {
     /// killed) is analyzed as far as it goes: the reader notes the cut file as "truncated", and the
     /// report says so, naming the file.
     func testTruncatedTraceIsAnalyzedAsFarAsItGoes() throws {
-        guard let lz4 = ExportTestSupport.which("lz4") else { throw XCTSkip("lz4 not installed (scripts/setup.sh installs it)") }
+        guard let lz4 = which("lz4") else { throw XCTSkip("lz4 not installed (scripts/setup.sh installs it)") }
         let b = TraceBuilder()
         Scenarios.producerConsumer(b, items: 5, pills: 2)
         // Drop the tail: the parent's joins and exit are gone; the consumers have exited.

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import TangleAnalysis
 import TangleTrace
+import TangleTestSupport
 
 /// An id reused with another type, and findings on a run that was cut (real files, read through
 /// `Analyzer.analyze`).
@@ -34,7 +35,7 @@ final class TraceIntegrityTests: XCTestCase {
     /// The same lost-messages trace as LZ4 files, whole and with one file cut before its end
     /// mark: only the cut one says that the run was cut.
     func testFindingsOnACutRunSayTheRunWasCut() throws {
-        guard let lz4 = ExportTestSupport.which("lz4") else { throw XCTSkip("lz4 not installed (scripts/setup.sh installs it)") }
+        guard let lz4 = which("lz4") else { throw XCTSkip("lz4 not installed (scripts/setup.sh installs it)") }
         let b = TraceBuilder()
         let main = b.root(1)
         let q = b.queue(main, "results")
