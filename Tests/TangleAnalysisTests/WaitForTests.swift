@@ -4,6 +4,23 @@ import XCTest
 
 /// Producer/consumer traces used by several tests.
 enum Scenarios {
+    /// A producer puts 5 items on 'results' and exits; the parent gets 3, joins it and exits: 2
+    /// items are lost. Returns the producer's pid.
+    @discardableResult
+    static func lostMessages(_ b: TraceBuilder) -> Int32 {
+        let main = b.root(1)
+        let q = b.queue(main, "results")
+        let c = b.pid(2)
+        let co = b.spawn(main, c, name: "producer")
+        b.attach(c, q, type: .queue)
+        let ms = (0..<5).map { _ in b.put(c, q) }
+        b.exit(c)
+        for m in ms.prefix(3) { b.get(main, q, m) }
+        b.join(main, c, obj: co)
+        b.exit(main)
+        return c
+    }
+
     /// Parent creates queue 'tasks', spawns a producer and two consumers; the producer puts
     /// `items` items and `pills` poison pills. Consumers block on an empty queue first (so the trace
     /// has in-flight wakes), take items round-robin, stop at a pill. When `pills < 2` the second

@@ -81,9 +81,7 @@ final class WaitTableTests: XCTestCase {
         .queuePutWait: { b, woken in
             let main = b.root(1)
             let q = b.queue(main, "q", max: 1)
-            let child = b.pid(2)
-            _ = b.spawn(main, child, name: "consumer")
-            b.attach(child, q, type: .queue)
+            let child = b.child(of: main, "consumer", attached: q, type: .queue)
             let m = b.put(main, q)
             b.ev(main, .queuePutWait, o: q)
             if woken {
@@ -98,9 +96,7 @@ final class WaitTableTests: XCTestCase {
         .queueGetWait: { b, woken in
             let main = b.root(1)
             let q = b.queue(main, "q")
-            let child = b.pid(2)
-            _ = b.spawn(main, child, name: "producer")
-            b.attach(child, q, type: .queue)
+            let child = b.child(of: main, "producer", attached: q, type: .queue)
             b.ev(main, .queueGetWait, o: q)
             if woken {
                 let m = b.put(child, q)
@@ -113,9 +109,7 @@ final class WaitTableTests: XCTestCase {
         .queueJoinWait: { b, woken in
             let main = b.root(1)
             let q = b.queue(main, "q", joinable: true)
-            let child = b.pid(2)
-            _ = b.spawn(main, child, name: "worker")
-            b.attach(child, q, type: .queue)
+            let child = b.child(of: main, "worker", attached: q, type: .queue)
             let m = b.put(main, q)
             b.get(child, q, m)
             b.ev(main, .queueJoinWait, o: q, a: 1)
@@ -131,9 +125,7 @@ final class WaitTableTests: XCTestCase {
             let main = b.root(1)
             let p = b.newObject(main)
             b.ev(main, .pipeNew, o: p, a: 1, text: "conn")
-            let child = b.pid(2)
-            _ = b.spawn(main, child, name: "writer")
-            b.attach(child, p, type: .pipe, end: 1)
+            let child = b.child(of: main, "writer", attached: p, type: .pipe, end: 1)
             // The reader keeps its own copy of end 1 (the bug when nobody sends).
             b.ev(main, .pipeRecvWait, o: p, c: 0)
             if woken {
@@ -149,9 +141,7 @@ final class WaitTableTests: XCTestCase {
             let main = b.root(1)
             let e = b.newObject(main)
             b.ev(main, .eventNew, o: e, text: "ready")
-            let child = b.pid(2)
-            _ = b.spawn(main, child, name: "setter")
-            b.attach(child, e, type: .event)
+            let child = b.child(of: main, "setter", attached: e, type: .event)
             b.ev(main, .eventWait, o: e)
             if woken {
                 b.ev(child, .eventSet, o: e)
@@ -166,9 +156,7 @@ final class WaitTableTests: XCTestCase {
             let l = b.lock(main, "cond-lock")
             let c = b.newObject(main)
             b.ev(main, .conditionNew, o: c, a: l, text: "cv")
-            let child = b.pid(2)
-            _ = b.spawn(main, child, name: "notifier")
-            b.attach(child, c, type: .condition)
+            let child = b.child(of: main, "notifier", attached: c, type: .condition)
             b.attach(child, l, type: .lock)
             b.acquire(main, l)
             b.ev(main, .conditionWait, o: c)
@@ -189,9 +177,7 @@ final class WaitTableTests: XCTestCase {
             let main = b.root(1)
             let bar = b.newObject(main)
             b.ev(main, .barrierNew, o: bar, a: 2, text: "start")
-            let child = b.pid(2)
-            _ = b.spawn(main, child, name: "party")
-            b.attach(child, bar, type: .barrier)
+            let child = b.child(of: main, "party", attached: bar, type: .barrier)
             b.ev(main, .barrierWait, o: bar, a: 0)
             if woken {
                 b.ev(child, .barrierPass, o: bar, a: 1)   // the last party records only its pass
