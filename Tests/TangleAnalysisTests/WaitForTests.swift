@@ -117,9 +117,7 @@ final class WaitForTests: XCTestCase {
         let b = TraceBuilder()
         let main = b.root(1)
         let q = b.queue(main, "tasks")
-        let c = b.pid(2)
-        _ = b.spawn(main, c, name: "consumer")
-        b.attach(c, q, type: .queue)
+        let c = b.child(of: main, "consumer", attached: q, type: .queue)
         b.ev(c, .queueGetWait, o: q)
         b.ev(main, .lockNew, o: b.newObject(main), text: "busy")   // the parent is running
         XCTAssertEqual(b.analyze().findings.count, 0)
@@ -229,9 +227,7 @@ final class WaitForTests: XCTestCase {
         let b = TraceBuilder()
         let main = b.root(1)
         let q = b.queue(main, "work", joinable: true)
-        let c = b.pid(2)
-        _ = b.spawn(main, c, name: "worker")
-        b.attach(c, q, type: .queue)
+        let c = b.child(of: main, "worker", attached: q, type: .queue)
         let ms = (0..<3).map { _ in b.put(main, q) }
         for (i, m) in ms.enumerated() {
             b.get(c, q, m)

@@ -23,9 +23,7 @@ final class WaitTableTests: XCTestCase {
         let main = b.root(1)
         let pool = b.newObject(main)
         b.ev(main, .poolNew, o: pool, a: 1)
-        let worker = b.pid(2)
-        _ = b.spawn(main, worker, name: "PoolWorker-1")
-        b.attach(worker, pool, type: .pool)
+        let worker = b.child(of: main, "PoolWorker-1", attached: pool, type: .pool)
         b.ev(main, .poolSubmit, o: pool, a: 1, b: 1)
         b.ev(worker, .poolTaskStart, o: pool, a: 1)
         if !woken { blockForGood(b, worker) }
@@ -212,9 +210,7 @@ final class WaitTableTests: XCTestCase {
             let main = b.root(1)
             let pool = b.newObject(main)
             b.ev(main, .poolNew, o: pool, a: 1)
-            let worker = b.pid(2)
-            _ = b.spawn(main, worker, name: "PoolWorker-1")
-            b.attach(worker, pool, type: .pool)
+            let worker = b.child(of: main, "PoolWorker-1", attached: pool, type: .pool)
             b.ev(worker, .poolTaskWait, o: pool)
             if woken {
                 b.ev(main, .poolSubmit, o: pool, a: 1, b: 1)
