@@ -141,6 +141,11 @@ final class TraceBuilder {
         ev(pid, tid, .lockAcquired, o: l, a: depth, stack: stack)
     }
 
+    /// Takes `outer`, then `inner` inside it, and releases both (one lock-order edge outer → inner).
+    func nested(_ pid: Int32, _ tid: Int32?, _ outer: UInt64, _ inner: UInt64) {
+        acquire(pid, tid, outer); acquire(pid, tid, inner); release(pid, tid, inner); release(pid, tid, outer)
+    }
+
     func release(_ pid: Int32, _ tid: Int32?, _ l: UInt64, depth: UInt64 = 0, owner: UInt64 = 0) {
         ev(pid, tid, .lockReleased, o: l, a: depth, b: owner)
     }
