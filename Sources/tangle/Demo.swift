@@ -15,7 +15,8 @@ struct Demo: ParsableCommand {
         Each scenario runs as `tangle run --timeout T -- tangle-scenarios NAME` into DIR/NAME (a fresh \
         temporary directory unless --trace-dir is given), so hanging scenarios are stopped by SIGTERM \
         to their process group and analyzed as they stand. Shared memory a scenario leaked on purpose \
-        is unlinked afterwards.
+        is unlinked afterwards. DIR/NAME.log holds tangle run's output, DIR/NAME.run.json its JSON \
+        report (with the "run" outcome).
         With --scenario NAME --format json, standard output is exactly that scenario's report (as \
         `tangle analyze --format json` prints it); the self-check verdict goes to standard error.
         --record-corpus DIR copies each scenario's trace files into DIR/NAME/ (replacing the old ones; \

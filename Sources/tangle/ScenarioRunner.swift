@@ -135,8 +135,7 @@ enum ScenarioRunner {
         env["SWIFT_BACKTRACE"] = "enable=no"     // a scenario killed on purpose must not linger in swift-backtrace
         env.removeValue(forKey: "TANGLE_TRACE")
         let status = (try? spawnAndWait(argv, environment: env, outputFile: logFile)) ?? -1
-        let run = RunOutcome.read(reportFile: runReport)
-        try? FileManager.default.removeItem(atPath: runReport)
+        let run = RunOutcome.read(reportFile: runReport)   // (kept beside the log)
         // The machine stays clean: segments a scenario leaked on purpose are unlinked.
         let unlinked = (run?.sharedMemoryNotUnlinked ?? []).filter { shm_unlink("/" + $0) == 0 }
         var outcome = Outcome(name: name, traceDir: traceDir, logFile: logFile, end: run?.ended,
