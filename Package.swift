@@ -83,3 +83,7 @@ let package = Package(
                     exclude: ["GeneratedRegressions.txt"], swiftSettings: swiftSettings),
     ]
 )
+
+// Helpers shared by the test targets (seeded randomness, temporary directories): not a product.
+package.targets.append(.target(name: "TangleTestSupport", path: "Tests/TangleTestSupport", swiftSettings: swiftSettings))
+for target in package.targets where target.type == .test { target.dependencies.append("TangleTestSupport") }

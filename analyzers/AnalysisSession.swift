@@ -92,24 +92,32 @@ public final class AnalysisSession {
                 findings.append(f)
             }
         }
-        findings.sort(by: Self.order)
+        findings.sort { $0.precedes($1) }
 
         var problems = model.problems
         if model.unmatchedReceives > 0 {
             problems.append(TraceProblemNote(
-                kind: "unmatched-messages",
+                kind: .unmatchedMessages,
                 detail: "\(model.unmatchedReceives) message(s) were received whose put/send is not in the trace (a missing or truncated file)"))
         }
         for w in symbolizer.warnings {
-            problems.append(TraceProblemNote(kind: "symbols", detail: w))
+            problems.append(TraceProblemNote(kind: .symbols, detail: w))
         }
         let report = Report(findings: findings, processes: processSummaries(), problems: problems,
-                            ruledOut: lo.ruledOut.sorted { ($0.detail, $0.reason) < ($1.detail, $1.reason) },
+                            ruledOut: lo.ruledOut.sorted { ($0.detail, $0.reason.rawValue) < ($1.detail, $1.reason.rawValue) },
                             stats: AnalysisStats(files: files, processes: model.processes.values.filter(\.hasEvents).count,
                                                  threads: model.threads.count, events: model.eventCount,
                                                  objects: model.objects.count))
         let context = exportContext(highlighted: highlighted)
-        return AnalysisResult(report: report, context: context, blocked: blockedThreads())
+        var result = AnalysisResult(report: report, context: context, blocked: blockedThreads())
+        result.sharedMemoryNotUnlinked = model.objects.values
+            .filter { $0.kind == .sharedMemory && $0.created != nil && $0.unlinked == nil }
+            .compactMap { $0.created?.text ?? $0.name }.sorted()
+        result.threads = model.threads.map { t in
+            ThreadActivity(pid: t.pid, tid: t.tid, lastTime: t.lastTime,
+                           exited: t.exited || model.processes[t.pid]?.exit != nil)
+        }
+        return result
     }
 
     private func blockedThreads() -> [BlockedThread] {
@@ -117,15 +125,6 @@ public final class AnalysisSession {
             guard let w = t.wait, !t.exited, !t.isInternal, !(model.processes[t.pid]?.isDead ?? false) else { return nil }
             return BlockedThread(pid: t.pid, tid: t.tid, wait: w.event, since: t.outerWaits.first?.event.time ?? w.event.time)
         }
-    }
-
-    static func rank(_ k: FindingKind) -> Int { FindingKind.allCases.firstIndex(of: k) ?? 99 }
-
-    static func order(_ a: Finding, _ b: Finding) -> Bool {
-        if a.severity != b.severity { return a.severity > b.severity }
-        if a.kind != b.kind { return rank(a.kind) < rank(b.kind) }
-        if a.fingerprint != b.fingerprint { return a.fingerprint < b.fingerprint }
-        return a.title < b.title
     }
 
     private func processSummaries() -> [ProcessSummary] {

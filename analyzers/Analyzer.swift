@@ -31,6 +31,12 @@ public struct AnalysisResult: Sendable {
     /// The threads blocked at the end of the trace, by the model's rules of waits (what `watch`
     /// asks instead of guessing from last events).
     public var blocked: [BlockedThread]
+    /// Names of the shared memory segments the trace created and never unlinked (what a runner
+    /// that must leave the machine clean unlinks after the run).
+    public var sharedMemoryNotUnlinked: [String] = []
+    /// Every thread's last event and whether it or its process recorded its exit (what `watch`
+    /// compares with the clock).
+    public var threads: [ThreadActivity] = []
     public init(report: Report, context: ExportContext, blocked: [BlockedThread] = []) {
         self.report = report
         self.context = context
@@ -46,6 +52,16 @@ public struct BlockedThread: Sendable, Equatable {
     public var tid: Int32
     public var wait: TraceEvent
     public var since: UInt64
+}
+
+/// A thread as the end of the trace leaves it.
+public struct ThreadActivity: Sendable, Equatable, Hashable {
+    public var pid: Int32
+    public var tid: Int32
+    /// CLOCK_MONOTONIC time of its last event.
+    public var lastTime: UInt64
+    /// It recorded its exit, or its process did.
+    public var exited: Bool
 }
 
 /// The analyzer's single entry point: every CLI verb (analyze, check, run, watch, demo) calls it.
@@ -112,11 +128,11 @@ public enum Analyzer {
             var detail = p.message
             if p.offset > 0 { detail += " (at byte \(p.offset))" }
             if p.count > 1 { detail += " ×\(p.count)" }
-            session.addProblem(TraceProblemNote(kind: p.kind.rawValue, file: p.file, detail: detail))
+            session.addProblem(TraceProblemNote(kind: ProblemKind(p.kind), file: p.file, detail: detail))
         }
         if stream.lateEvents > 0 {
             session.addProblem(TraceProblemNote(
-                kind: "reordered",
+                kind: .reordered,
                 detail: "\(stream.lateEvents) event(s) arrived later than the reorder window (\(options.reorderWindow) events per file) and were analyzed out of time order"))
         }
         for p in reuse.problems { session.addProblem(p) }

@@ -31,7 +31,7 @@ struct ObjectReuseCheck {
         guard let family = Self.creates[Int(e.kind.rawValue)] else { return }
         if let first = created[e.object] {
             if first.family != family && reported.insert(e.object).inserted {
-                problems.append(TraceProblemNote(kind: "reused-id", detail:
+                problems.append(TraceProblemNote(kind: .reusedID, detail:
                     "object id \(e.object) was created as a \(first.family) (pid \(first.pid), t=\(first.time)) and again as a \(family) (pid \(e.pid), t=\(e.time)): ids must be unique; events on it may be mixed up"))
             }
             return

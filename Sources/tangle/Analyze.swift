@@ -20,11 +20,7 @@ struct Analyze: ParsableCommand {
     @Argument(help: "Trace files (.jsonl.lz4, .jsonl) or directories holding them.")
     var paths: [String]
 
-    @Option(name: .long, help: "text, json, or an exporter format (sarif, junit, llm, llm-json, perfetto, dot, html).")
-    var format: String = "text"
-
-    @Option(name: [.short, .long], help: "Write the report to FILE instead of standard output.")
-    var output: String?
+    @OptionGroup var report: ReportOptions
 
     @Option(name: .customLong("symbols"), help: "A directory to look for binaries in when they moved (repeatable).")
     var symbols: [String] = []
@@ -33,24 +29,12 @@ struct Analyze: ParsableCommand {
     var zombieThreshold: Double = 1.0
 
     @Option(name: .long, help: "Colors in text output: auto (terminal and no NO_COLOR), always, never.")
-    var color: String = "auto"
-
-    @Option(name: .long, help: "LLM summary budget in tokens (--format llm / llm-json; default 4000).")
-    var budget: Int?
-
-    @Option(name: .customLong("source-root"), help: "Directories to find source files in (LLM summary, HTML); the current directory is always tried.")
-    var sourceRoots: [String] = []
+    var color: ColorChoice = .auto
 
     func run() throws {
-        let exportFormat = ExportFormat(rawValue: format)
-        guard format == "text" || format == "json" || exportFormat != nil else {
-            throw failUnusable("unknown format '\(format)' (text, json, \(ExportFormat.allCases.map(\.rawValue).joined(separator: ", ")))")
-        }
-        if let budget, budget < 100 {
+        let exportFormat = report.format.exporter
+        if let budget = report.budget, budget < 100 {
             throw failUnusable("--budget must be at least 100 tokens")
-        }
-        guard ["auto", "always", "never"].contains(color) else {
-            throw failUnusable("--color must be auto, always or never")
         }
         var options = AnalysisOptions()
         options.symbolDirectories = symbols
@@ -68,7 +52,7 @@ struct Analyze: ParsableCommand {
             try requireReadableTrace(result, paths: paths)
             if let exportFormat {
                 try EvidenceWindows.fill(&result, format: exportFormat, paths: paths,
-                                         options: exportOptions(budget: budget, sourceRoots: sourceRoots),
+                                         options: report.exportOptions,
                                          reorderWindow: options.reorderWindow)
             }
         } catch let e as ExitCode {
@@ -78,20 +62,13 @@ struct Analyze: ParsableCommand {
         }
         let text: String
         do {
-            switch format {
-            case "text":
-                text = ReportRenderer.text(result.report, color: useColor())
-            case "json":
-                text = try ReportRenderer.json(result.report)
-            default:
-                var eo = exportOptions(budget: budget, sourceRoots: sourceRoots)
-                eo.sourceRoots.append(FileManager.default.currentDirectoryPath)
-                text = try Exporter.render(exportFormat!, result: result, options: eo)
-            }
+            var eo = report.exportOptions
+            eo.sourceRoots.append(FileManager.default.currentDirectoryPath)
+            text = try ReportOutput.render(result, as: report.format, color: color.enabled(writingToFile: report.output != nil), options: eo)
         } catch {
             throw failUnusable("could not render the report: \(error)")
         }
-        if let output {
+        if let output = report.output {
             guard FileManager.default.createFile(atPath: output, contents: Data(text.utf8)) else {
                 throw failUnusable("cannot write \(output)")
             }
@@ -101,15 +78,4 @@ struct Analyze: ParsableCommand {
         if !result.report.findings.isEmpty { throw ExitCode(1) }
     }
 
-    private func useColor() -> Bool {
-        switch color {
-        case "always": return true
-        case "never": return false
-        default:
-            if output != nil { return false }
-            if let nc = ProcessInfo.processInfo.environment["NO_COLOR"], !nc.isEmpty { return false }
-            if ProcessInfo.processInfo.environment["TERM"] == "dumb" { return false }
-            return isatty(1) != 0
-        }
-    }
 }

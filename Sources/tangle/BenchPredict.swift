@@ -118,7 +118,7 @@ struct BenchPredict: ParsableCommand {
         let result = session.finish()
         let edges = result.report.problems.compactMap { p -> Int? in
             // "the graph has N edges" (graphs past the export limit), else the exported edge count.
-            guard p.kind == "analysis-bound", let r = p.detail.range(of: "the graph has ") else { return nil }
+            guard p.kind == .analysisBound, let r = p.detail.range(of: "the graph has ") else { return nil }
             return Int(p.detail[r.upperBound...].prefix { $0.isNumber })
         }.first ?? result.context.lockOrder.count
         return (result.report, ("k\(gen.lo)", "k\(gen.hi)"), gen.count, edges)

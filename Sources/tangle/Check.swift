@@ -113,11 +113,3 @@ func writeOutput(_ text: String, to path: String?) throws {
         throw failUnusable("\(path): cannot write: \(error.localizedDescription)")
     }
 }
-
-/// Export options from the CLI's common flags.
-func exportOptions(budget: Int?, sourceRoots: [String]) -> ExportOptions {
-    var o = ExportOptions()
-    if let budget { o.llmBudgetTokens = budget }
-    o.sourceRoots = sourceRoots
-    return o
-}

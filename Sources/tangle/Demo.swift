@@ -15,7 +15,8 @@ struct Demo: ParsableCommand {
         Each scenario runs as `tangle run --timeout T -- tangle-scenarios NAME` into DIR/NAME (a fresh \
         temporary directory unless --trace-dir is given), so hanging scenarios are stopped by SIGTERM \
         to their process group and analyzed as they stand. Shared memory a scenario leaked on purpose \
-        is unlinked afterwards.
+        is unlinked afterwards. DIR/NAME.log holds tangle run's output, DIR/NAME.run.json its JSON \
+        report (with the "run" outcome).
         With --scenario NAME --format json, standard output is exactly that scenario's report (as \
         `tangle analyze --format json` prints it); the self-check verdict goes to standard error.
         --record-corpus DIR copies each scenario's trace files into DIR/NAME/ (replacing the old ones; \
@@ -30,7 +31,7 @@ struct Demo: ParsableCommand {
     var scenario: [String] = []
 
     @Option(name: .long, help: "Report format: text (default), json, or an exporter format.")
-    var format: String = "text"
+    var format: OutputFormat = .text
 
     @Option(name: .long, help: "Keep the traces in DIR/<scenario>/ (default: a new temporary directory, removed unless a check failed).")
     var traceDir: String?
@@ -54,16 +55,12 @@ struct Demo: ParsableCommand {
     var quiet = false
 
     @Option(name: .long, help: "Colors in text output: auto, always, never.")
-    var color: String = "auto"
+    var color: ColorChoice = .auto
 
     func validate() throws {
-        if !TextSummary.formatNames.contains(format) {
-            throw ValidationError("--format must be one of \(TextSummary.formatNames.joined(separator: ", "))")
-        }
         if timeout <= 0 { throw ValidationError("--timeout must be positive") }
         if grace < 0 { throw ValidationError("--grace must not be negative") }
         if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
-        if !["auto", "always", "never"].contains(color) { throw ValidationError("--color must be auto, always or never") }
     }
 
     func run() throws {
@@ -108,7 +105,7 @@ struct Demo: ParsableCommand {
 
         let single = selected.count == 1 && !scenario.isEmpty
         var options = AnalysisOptions()
-        options.keepEvents = !["text", "json"].contains(format)
+        options.keepEvents = format.showsEvents
         let started = Date()
         let outcomes = ScenarioRunner.runAll(
             selected.map(\.name), executable: executable, jobs: jobs, timeout: timeout, grace: grace, options: options,
@@ -121,9 +118,9 @@ struct Demo: ParsableCommand {
         let elapsed = Date().timeIntervalSince(started)
 
         var failures: [(String, [String])] = []
-        var jsonEntries: [String] = []
+        var jsonEntries: [DemoEntry] = []
         var table: [(name: String, want: String, got: String, ok: Bool)] = []
-        let useColor = wantsColor()
+        let useColor = color.enabled()
         for (info, o) in zip(selected, outcomes) {
             let expected = ScenarioRunner.loadExpected(corpus: corpusDir, name: info.name)
             let problems = ScenarioRunner.check(o, expected: expected)
@@ -143,14 +140,9 @@ struct Demo: ParsableCommand {
             }
             if quiet { continue }
             switch format {
-            case "json":
-                let report = try o.result.map { try ReportRenderer.json($0.report) } ?? "null"
-                let entry = """
-                {"scenario": \(jsonString(info.name)), "ok": \(problems.isEmpty), "ended": \(jsonString(o.ended)), \
-                "trace_dir": \(jsonString(o.traceDir)), "problems": [\(problems.map(jsonString).joined(separator: ", "))], \
-                "report": \(report.trimmingCharacters(in: .whitespacesAndNewlines))}
-                """
-                jsonEntries.append(entry)
+            case .json:
+                jsonEntries.append(DemoEntry(scenario: info.name, ok: problems.isEmpty, ended: o.ended, traceDir: o.traceDir,
+                                             problems: problems, report: o.result?.report))
             default:
                 print("━━ \(info.name)\(info.hangs ? " [hangs]" : ""): \(info.summary)")
                 print("   \(o.ended) after \(String(format: "%.1f", o.seconds)) s; trace: \(o.traceDir)")
@@ -165,10 +157,10 @@ struct Demo: ParsableCommand {
             }
         }
         if !single {
-            if format == "json" && !quiet {
-                print("[\n" + jsonEntries.joined(separator: ",\n") + "\n]")
+            if format == .json && !quiet {
+                print(try DemoEntry.json(jsonEntries), terminator: "")
             }
-            if format == "text" && !quiet {
+            if format == .text && !quiet {
                 let w1 = table.map(\.name.count).max() ?? 0, w2 = max(8, table.map(\.want.count).max() ?? 0)
                 print("scenario".padding(toLength: w1, withPad: " ", startingAt: 0) + "  " + "expected".padding(toLength: w2, withPad: " ", startingAt: 0) + "  got")
                 for r in table {
@@ -179,7 +171,7 @@ struct Demo: ParsableCommand {
             }
             let ok = selected.count - failures.count
             let line = "tangle demo: \(ok)/\(selected.count) scenarios produced what traces/*/expected.json says (\(String(format: "%.1f", elapsed)) s)"
-            if format == "text" && !quiet { print(line) } else { writeStderr(line + "\n") }
+            if format == .text && !quiet { print(line) } else { writeStderr(line + "\n") }
             for (name, problems) in failures {
                 writeStderr("tangle demo: MISMATCH \(name): \(problems.joined(separator: "; "))\n")
             }
@@ -195,25 +187,9 @@ struct Demo: ParsableCommand {
     }
 
     private func render(_ result: AnalysisResult, color: Bool) throws -> String {
-        switch format {
-        case "text": return ReportRenderer.text(result.report, color: color)
-        case "json": return try ReportRenderer.json(result.report)
-        default:
-            var eo = ExportOptions()
-            eo.sourceRoots = [FileManager.default.currentDirectoryPath]
-            return try Exporter.render(ExportFormat(rawValue: format)!, result: result, options: eo)
-        }
-    }
-
-    private func wantsColor() -> Bool {
-        switch color {
-        case "always": return true
-        case "never": return false
-        default:
-            if let nc = ProcessInfo.processInfo.environment["NO_COLOR"], !nc.isEmpty { return false }
-            if ProcessInfo.processInfo.environment["TERM"] == "dumb" { return false }
-            return isatty(1) != 0
-        }
+        var eo = ExportOptions()
+        eo.sourceRoots = [FileManager.default.currentDirectoryPath]
+        return try ReportOutput.render(result, as: format, color: color, options: eo)
     }
 
     /// Replaces the trace files in `dir` with the run's (expected.json and other files stay).
@@ -235,7 +211,33 @@ private func describe(_ findings: [ScenarioRunner.Expected.Entry]?) -> String {
     return findings.isEmpty ? "no finding" : findings.map { "\($0.count)× \($0.kind) (\($0.confidence))" }.joined(separator: ", ")
 }
 
-private func jsonString(_ s: String) -> String {
-    let data = (try? JSONEncoder().encode(s)) ?? Data("\"\"".utf8)
-    return String(decoding: data, as: UTF8.self)
+/// One scenario in `tangle demo --format json`'s array.
+private struct DemoEntry: Encodable {
+    var scenario: String
+    var ok: Bool
+    var ended: String
+    var traceDir: String
+    var problems: [String]
+    /// The scenario's report (null: no analysis).
+    var report: Report?
+
+    enum CodingKeys: String, CodingKey {
+        case scenario, ok, ended, traceDir = "trace_dir", problems, report
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(scenario, forKey: .scenario)
+        try c.encode(ok, forKey: .ok)
+        try c.encode(ended, forKey: .ended)
+        try c.encode(traceDir, forKey: .traceDir)
+        try c.encode(problems, forKey: .problems)
+        try c.encode(report, forKey: .report)   // null, not left out, when there was no analysis
+    }
+
+    static func json(_ entries: [DemoEntry]) throws -> String {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try enc.encode(entries), as: UTF8.self) + "\n"
+    }
 }

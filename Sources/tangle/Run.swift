@@ -55,20 +55,10 @@ struct Run: ParsableCommand {
     @Option(name: .long, help: "Seconds between SIGTERM and SIGKILL.")
     var grace: Double = 3
 
-    @Option(name: .long, help: "Report format: \(TextSummary.formatNames.joined(separator: ", ")).")
-    var format: String = "text"
-
-    @Option(name: [.short, .long], help: "Write the report here instead of stdout.")
-    var output: String?
+    @OptionGroup var report: ReportOptions
 
     @Option(name: .customLong("fail-on"), help: "Lowest severity of a finding that makes the exit status 1: note, warning or error; none: findings never set the status (COMMAND's own status, for a gate by `tangle check`).")
     var failOn: String = "note"
-
-    @Option(name: .long, help: "LLM summary budget in tokens (--format llm / llm-json).")
-    var budget: Int?
-
-    @Option(name: .customLong("source-root"), help: "Directories to find source files in (LLM summary, HTML).")
-    var sourceRoots: [String] = []
 
     @Option(name: .long, help: "Extra directories to find the traced binaries in (for symbols).")
     var symbols: [String] = []
@@ -81,7 +71,6 @@ struct Run: ParsableCommand {
         if command.isEmpty { throw ValidationError("give the command to run after --") }
         if let timeout, timeout <= 0 { throw ValidationError("--timeout must be positive") }
         if grace < 0 { throw ValidationError("--grace must not be negative") }
-        if !TextSummary.formatNames.contains(format) { throw ValidationError("--format must be one of \(TextSummary.formatNames.joined(separator: ", "))") }
         if failOn != "none" && Severity(rawValue: failOn) == nil { throw ValidationError("--fail-on must be note, warning, error or none") }
     }
 
@@ -99,8 +88,8 @@ struct Run: ParsableCommand {
             options.keepEvents = false  // (the formats that show events get them from EvidenceWindows)
             _ = try findTraceFiles([dir])
             var result = try Analyzer.analyze(paths: [dir], options: options)
-            if let f = ExportFormat(rawValue: format) {
-                try EvidenceWindows.fill(&result, format: f, paths: [dir], options: exportOptions(budget: budget, sourceRoots: sourceRoots))
+            if let f = report.format.exporter {
+                try EvidenceWindows.fill(&result, format: f, paths: [dir], options: report.exportOptions)
             }
             // The trace ends at the stop for the waits that never returned (timelines draw them to here).
             if let stopTime { result.context.traceEnd = max(result.context.traceEnd, stopTime) }
@@ -110,19 +99,18 @@ struct Run: ParsableCommand {
                 // of the stop. They are still reported, but do not decide the exit status.
                 artefacts = Run.stopArtefacts(result.report)
                 result.report.problems.append(TraceProblemNote(
-                    kind: "stopped-by-tangle-run",
+                    kind: .stoppedByTangleRun,
                     detail: "tangle run stopped the process group (SIGTERM, then SIGKILL after \(formatSeconds(grace)) s)\(timedOut ? " at the \(formatSeconds(timeout!)) s timeout" : " after the command exited")"
                         + (cutNote.map { "; " + $0 } ?? "")
                         + (artefacts.isEmpty ? "" : "; \(artefacts.count) lifecycle finding(s) about the stopped processes (orphans, unjoined children, lost messages, …) are consequences of the stop and do not set the exit status")))
             }
-            let opts = exportOptions(budget: budget, sourceRoots: sourceRoots)
-            if let text = try TextSummary.render(format: format, result: result, options: opts) {
-                try writeOutput(text, to: output)
-            }
+            let outcome = RunOutcome(command: command, ended: how, stoppedGroup: stoppedGroup,
+                                     sharedMemoryNotUnlinked: result.sharedMemoryNotUnlinked)
+            try writeOutput(try ReportOutput.render(result, as: report.format, options: report.exportOptions, run: outcome), to: report.output)
             if let threshold = Severity(rawValue: failOn) {  // (nil: --fail-on none)
                 findingsFail = result.report.findings.contains { $0.severity >= threshold && !artefacts.contains($0.fingerprint + "|" + $0.title) }
             }
-            if output != nil || format != "text" {
+            if report.output != nil || report.format != .text {
                 writeStderr("tangle: \(result.report.findings.count) finding(s)\n")
             }
         } catch let e as ExitCode {
@@ -155,7 +143,7 @@ struct Run: ParsableCommand {
         var timedOut: Bool
         var stoppedGroup: Bool
         /// "exited with status N", "stopped by the timeout", "killed by signal N"
-        var how: String
+        var how: RunEnd
         /// COMMAND's own status (128+signal when a signal killed it).
         var appStatus: Int32
         /// Set when the trace was cut at the stop.
@@ -248,7 +236,7 @@ struct Run: ParsableCommand {
 
         let exited = (status & 0x7f) == 0
         let appStatus: Int32 = exited ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        let how = timedOut ? "stopped by the timeout" : exited ? "exited with status \(appStatus)" : "killed by signal \(status & 0x7f)"
+        let how = RunEnd(waitStatus: status, timedOut: timedOut)
         writeStderr("tangle: \(command[0]) \(how)\n")
 
         // Events after the stop are the processes dying of our signals: a killed lock owner hands
@@ -276,7 +264,7 @@ struct Run: ParsableCommand {
     /// Findings (fingerprint|title) that only say a process killed by SIGTERM/SIGKILL did not clean
     /// up: what happens to every process tangle run stops.
     static func stopArtefacts(_ report: Report) -> Set<String> {
-        let killed = Set(report.processes.filter { $0.end.contains("SIGTERM") || $0.end.contains("SIGKILL") || $0.end.contains("running at end") }.map(\.pid))
+        let killed = Set(report.processes.filter { $0.ending?.isStopLike ?? false }.map(\.pid))
         let lifecycle: Set<FindingKind> = [.orphan, .unjoinedChild, .zombie, .lostMessages, .missingTaskDone, .lostPoolError, .shmLeak, .lockHeldAtExit]
         var out = Set<String>()
         for f in report.findings where lifecycle.contains(f.kind) && f.participants.contains(where: { killed.contains($0.pid) }) {

@@ -8,8 +8,8 @@ import TangleTrace
 ///
 /// One run: a fresh trace directory, `tangle run --trace-dir DIR --timeout T --grace G -- tangle-scenarios NAME`
 /// (this executable's own `run` verb: process group, SIGTERM at the timeout so the recorders flush,
-/// SIGKILL after the grace), then shared memory segments the scenario left behind are unlinked, then
-/// `Analyzer.analyze` of the directory.
+/// SIGKILL after the grace), whose JSON report says how the scenario ended and which shared memory
+/// segments it left behind (unlinked here), then `Analyzer.analyze` of the directory.
 enum ScenarioRunner {
     struct Info: Sendable {
         var name: String
@@ -22,9 +22,11 @@ enum ScenarioRunner {
         var name: String
         var traceDir: String
         var logFile: String
-        /// "exited 0", "stopped by the timeout", "killed by signal 9", … (from `tangle run`'s log).
+        /// How `tangle run` says the scenario ended (nil: it wrote no report).
+        var end: RunEnd?
+        /// `end` in words: "exited with status 0", "stopped by the timeout", "killed by signal 9", …
         var ended: String
-        var timedOut: Bool
+        var timedOut: Bool { end == .timedOut }
         var seconds: Double
         var result: AnalysisResult?
         var analysisError: String?
@@ -126,21 +128,18 @@ enum ScenarioRunner {
                     timeout: Double, grace: Double, options: AnalysisOptions) -> Outcome {
         let started = Date()
         try? FileManager.default.createDirectory(atPath: traceDir, withIntermediateDirectories: true)
+        let runReport = (logFile as NSString).deletingPathExtension + ".run.json"
         let argv = [selfExecutable, "run", "--trace-dir", traceDir, "--timeout", String(timeout), "--grace", String(grace),
-                    "--format", "json", "--output", "/dev/null", "--"] + (PythonScenarios.command(for: name) ?? [executable, name])
+                    "--format", "json", "--output", runReport, "--"] + (PythonScenarios.command(for: name) ?? [executable, name])
         var env = ProcessInfo.processInfo.environment
         env["SWIFT_BACKTRACE"] = "enable=no"     // a scenario killed on purpose must not linger in swift-backtrace
         env.removeValue(forKey: "TANGLE_TRACE")
         let status = (try? spawnAndWait(argv, environment: env, outputFile: logFile)) ?? -1
-        let log = (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? ""
-        var ended = "unknown (tangle run status \(status))"
-        let program = PythonScenarios.command(for: name)?[0] ?? executable
-        if let line = log.split(separator: "\n").last(where: { $0.hasPrefix("tangle: \(program) ") }) {
-            ended = String(line.dropFirst("tangle: \(program) ".count))
-        }
-        let timedOut = ended == "stopped by the timeout"
-        let unlinked = unlinkLeakedSharedMemory(traceDir: traceDir)
-        var outcome = Outcome(name: name, traceDir: traceDir, logFile: logFile, ended: ended, timedOut: timedOut,
+        let run = RunOutcome.read(reportFile: runReport)   // (kept beside the log)
+        // The machine stays clean: segments a scenario leaked on purpose are unlinked.
+        let unlinked = (run?.sharedMemoryNotUnlinked ?? []).filter { shm_unlink("/" + $0) == 0 }
+        var outcome = Outcome(name: name, traceDir: traceDir, logFile: logFile, end: run?.ended,
+                              ended: run?.ended.description ?? "unknown (tangle run status \(status))",
                               seconds: 0, result: nil, analysisError: nil, unlinkedSegments: unlinked)
         do {
             outcome.result = try Analyzer.analyze(paths: [traceDir], options: options)
@@ -185,24 +184,6 @@ enum ScenarioRunner {
         return shared.results.map { $0! }
     }
 
-    /// Unlinks every named shared memory segment the trace created and never unlinked (the shm-leak
-    /// scenario leaks one on purpose; the machine must stay clean). Returns the names unlinked.
-    static func unlinkLeakedSharedMemory(traceDir: String) -> [String] {
-        guard let trace = try? TraceReader.load(paths: [traceDir]) else { return [] }
-        var created: [String] = []
-        var unlinked: Set<String> = []
-        for e in trace.events {
-            guard let name = e.text else { continue }
-            if e.kind == .shmCreate { created.append(name) }
-            if e.kind == .shmUnlink { unlinked.insert(name) }
-        }
-        var done: [String] = []
-        for name in created where !unlinked.contains(name) {
-            if shm_unlink("/" + name) == 0 { done.append(name) }
-        }
-        return done
-    }
-
     // MARK: checking
 
     /// The findings of a report counted by kind and confidence, in expected.json's shape (sorted).
@@ -225,7 +206,7 @@ enum ScenarioRunner {
         if expected.hangs != outcome.timedOut {
             problems.append(expected.hangs ? "expected to hang until the timeout, but it \(outcome.ended)"
                                            : "expected to end by itself, but it was \(outcome.ended)")
-        } else if !expected.hangs && outcome.ended != "exited with status 0" {
+        } else if !expected.hangs && outcome.end != .exited(status: 0) {
             problems.append("the scenario \(outcome.ended) (see \(outcome.logFile))")
         }
         let got = summarize(result.report)

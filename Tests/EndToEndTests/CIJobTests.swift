@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TangleTestSupport
 
 /// The GitHub Actions job of docs/ci.md, its steps run as a shell script with the real `tangle`
 /// binary on real traced programs (`tangle-scenarios`): a finding that is in the baseline lets the
@@ -32,8 +33,7 @@ final class CIJobTests: XCTestCase {
     override func setUpWithError() throws {
         tangle = try ScenarioEndToEndTests.binary("tangle")
         scenarios = try ScenarioEndToEndTests.binary("tangle-scenarios")
-        work = NSTemporaryDirectory() + "tangle-ci-job-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        work = makeTempDir("tangle-ci-job")
         let dir = work
         addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
         // The accepted run: the baseline is made once from it (docs/ci.md, "The baseline"), and a
@@ -47,24 +47,9 @@ final class CIJobTests: XCTestCase {
     }
 
     private func sh(_ script: String, app: String = "") throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", script]
-        var env = ProcessInfo.processInfo.environment
-        env.removeValue(forKey: "TANGLE_TRACE")
-        env["SWIFT_BACKTRACE"] = "enable=no"
-        env["TANGLE"] = tangle
-        env["SCN"] = scenarios
-        env["WORK"] = work
-        env["APP"] = app
-        p.environment = env
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        try runTool("/bin/sh", ["-c", script], environment: [
+            "SWIFT_BACKTRACE": "enable=no", "TANGLE": tangle, "SCN": scenarios, "WORK": work, "APP": app,
+        ])
     }
 
     private func runJob(app: String) throws -> JobRun {

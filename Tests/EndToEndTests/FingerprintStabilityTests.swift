@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TangleTestSupport
 
 /// Issue 14, item 3: a baseline survives ordinary edits. One small package depending on Tangle
 /// (by path) is built three times with edits to its `main.swift` — the same bug after unrelated
@@ -7,23 +8,6 @@ import XCTest
 /// ordinals shift) and the bug moved down; then a different bug — and each is run under
 /// `tangle run`: the first two give the same fingerprint, the third another one.
 final class FingerprintStabilityTests: XCTestCase {
-    private func run(_ exe: String, _ args: [String], env: [String: String] = [:]) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = args
-        var e = ProcessInfo.processInfo.environment
-        e.removeValue(forKey: "TANGLE_TRACE")
-        for (k, v) in env { e[k] = v }
-        p.environment = e
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
-
     static let bug = """
     struct WorkerArgs: Codable { var jobs: Queue<Int?> }
 
@@ -65,43 +49,22 @@ final class FingerprintStabilityTests: XCTestCase {
     ]
 
     func testFingerprintsHoldUnderUnrelatedEditsAndDifferForAnotherBug() throws {
-        let swift = try XCTUnwrap(ProcessInfo.processInfo.environment["PATH"]?.split(separator: ":")
-            .map { "\($0)/swift" }.first { FileManager.default.isExecutableFile(atPath: $0) }, "swift is needed")
+        let swift = try XCTUnwrap(which("swift"), "swift is needed")
         let tangle = try ScenarioEndToEndTests.binary("tangle")
-        let base = NSTemporaryDirectory() + "tangle-fingerprints-\(getpid())"
-        try? FileManager.default.removeItem(atPath: base)
-        let app = base + "/app"
-        try FileManager.default.createDirectory(atPath: app + "/Sources/app", withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(atPath: base + "/tmp", withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: base) }
-        try """
-        // swift-tools-version:6.0
-        import PackageDescription
-
-        let package = Package(
-            name: "app",
-            dependencies: [.package(path: "\(ScenarioEndToEndTests.repoRoot)")],
-            targets: [
-                .executableTarget(name: "app", dependencies: [.product(name: "Tangle", package: "\(URL(fileURLWithPath: ScenarioEndToEndTests.repoRoot).lastPathComponent)")],
-                                  swiftSettings: [.swiftLanguageMode(.v5)]),
-            ]
-        )
-        """.write(toFile: app + "/Package.swift", atomically: true, encoding: .utf8)
+        let base = makeTempDir("tangle-fingerprints")
+        addTeardownBlock { removeTree(base) }
+        let root = ScenarioEndToEndTests.repoRoot
+        let package = try AppPackage(base: base, dependency: ".package(path: \"\(root)\")",
+                                     packageName: URL(fileURLWithPath: root).lastPathComponent)
 
         var fingerprints: [[String]] = []
         for (i, source) in Self.versions.enumerated() {
-            try source.write(toFile: app + "/Sources/app/main.swift", atomically: true, encoding: .utf8)
-            var (status, out) = try run(swift, ["build", "--package-path", app, "--scratch-path", app + "/.build",
-                                                "--cache-path", base + "/cache", "--config-path", base + "/config",
-                                                "--security-path", base + "/security"], env: ["TMPDIR": base + "/tmp"])
-            XCTAssertEqual(status, 0, "version \(i) did not build:\n\(out.suffix(3000))")
-            guard status == 0 else { return }
-            let report = base + "/report-\(i).json"
-            (status, out) = try run(tangle, ["run", "--timeout", "3", "--grace", "1", "--format", "json", "--output", report, "--",
-                                             app + "/.build/debug/app"], env: ["SWIFT_BACKTRACE": "enable=no"])
-            XCTAssertEqual(status, 1, "version \(i) must give findings: \(out.suffix(2000))")
-            let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any])
-            let findings = (json["findings"] as? [[String: Any]] ?? []).filter { ["hang", "deadlock"].contains($0["kind"] as? String) }
+            let built = try package.build(source, swift: swift)
+            XCTAssertEqual(built.status, 0, "version \(i) did not build:\n\(built.output.suffix(3000))")
+            guard built.status == 0 else { return }
+            let run = try package.runTraced(tangle: tangle, report: base + "/report-\(i).json", extra: ["--grace", "1"])
+            XCTAssertEqual(run.status, 1, "version \(i) must give findings: \(run.output.suffix(2000))")
+            let findings = run.findings.filter { ["hang", "deadlock"].contains($0["kind"] as? String) }
             XCTAssertFalse(findings.isEmpty, "version \(i): no hang")
             fingerprints.append(findings.compactMap { $0["fingerprint"] as? String }.sorted())
         }

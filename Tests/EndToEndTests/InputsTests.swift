@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TangleTestSupport
 
 /// What `tangle` does with input that holds no trace (issue 14, item 5): an empty directory, or one
 /// whose `*.jsonl` files are not traces, is unusable input (exit 2, a message saying so), never
@@ -20,8 +21,7 @@ final class InputsTests: XCTestCase {
     }
 
     private func directory(_ files: [String: String]) throws -> String {
-        let dir = NSTemporaryDirectory() + "tangle-inputs-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = makeTempDir("tangle-inputs")
         addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
         for (name, text) in files { try text.write(toFile: dir + "/" + name, atomically: true, encoding: .utf8) }
         return dir

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TangleTestSupport
 
 /// The pictures of a real three-process deadlock (`tangle-examples lock-ring`: three tellers in a
 /// ring, main joining them), run under `tangle run --timeout`: the DOT and HTML wait-for graphs
@@ -10,18 +11,7 @@ final class PicturesTests: XCTestCase {
     nonisolated(unsafe) static var traceDir: String?
 
     private func tangle(_ args: [String]) throws -> Int32 {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try ScenarioEndToEndTests.binary("tangle"))
-        p.arguments = args
-        var env = ProcessInfo.processInfo.environment
-        env.removeValue(forKey: "TANGLE_TRACE")
-        env["SWIFT_BACKTRACE"] = "enable=no"
-        p.environment = env
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        return p.terminationStatus
+        try runTool(try ScenarioEndToEndTests.binary("tangle"), args, environment: ["SWIFT_BACKTRACE": "enable=no"], capture: false).status
     }
 
     /// The lock ring's trace, recorded once for the class (3 s timeout).

@@ -82,7 +82,7 @@ final class PythonAdapterTests: XCTestCase {
             let got = (report["findings"] as? [[String: Any]] ?? []).map { ["kind": $0["kind"] ?? "", "confidence": $0["confidence"] ?? ""] as [String: Any] }
             let titles = (report["findings"] as? [[String: Any]] ?? []).map { "\($0["kind"] ?? "")|\($0["title"] ?? "")" }
             XCTAssertEqual(counts(got), counts(expected["findings"] as? [[String: Any]] ?? []), "\(o.name): \(titles)\n\(o.log)")
-            let hung = o.log.contains("stopped by the timeout")
+            let hung = ((report["run"] as? [String: Any])?["ended"] as? [String: Any])?["how"] as? String == "timeout"
             XCTAssertEqual(hung, expected["hangs"] as? Bool, "\(o.name): hangs; log:\n\(o.log)")
             // Python stacks reach the report: every hang or deadlock shows the app's own frames.
             if let f = (report["findings"] as? [[String: Any]])?.first(where: { ["deadlock", "hang"].contains($0["kind"] as? String) }) {

@@ -145,10 +145,13 @@ final class ScenarioEndToEndTests: XCTestCase {
         let expected = try Self.expected(name)
         let dir = "\(run.base)/\(name)"
         let log = (try? String(contentsOfFile: "\(run.base)/\(name).log", encoding: .utf8)) ?? ""
-        let hung = log.contains("stopped by the timeout")
-        XCTAssertEqual(hung, expected.hangs, "\(name): hung=\(hung), expected \(expected.hangs); log:\n\(log)", file: file, line: line)
+        // How the scenario ended, as `tangle run --format json` says it (its "run" key).
+        let report = try XCTUnwrap(FileManager.default.contents(atPath: "\(run.base)/\(name).run.json"), "\(name): no run report; log:\n\(log)")
+        let ended = try XCTUnwrap(((try JSONSerialization.jsonObject(with: report) as? [String: Any])?["run"] as? [String: Any])?["ended"] as? [String: Any])
+        let hung = ended["how"] as? String == "timeout"
+        XCTAssertEqual(hung, expected.hangs, "\(name): ended \(ended), expected hangs=\(expected.hangs); log:\n\(log)", file: file, line: line)
         if !expected.hangs {
-            XCTAssertTrue(log.contains("exited with status 0"), "\(name) did not exit 0; log:\n\(log)", file: file, line: line)
+            XCTAssertTrue(ended["how"] as? String == "exited" && ended["status"] as? Int == 0, "\(name) did not exit 0: \(ended); log:\n\(log)", file: file, line: line)
         }
         let result = try Analyzer.analyze(paths: [dir])
         let got = Self.counts(result.report)

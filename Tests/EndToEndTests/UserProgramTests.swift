@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TangleTestSupport
 
 /// The six ways the analyzer once misread a primitive's wait, each on a program written the way an
 /// app would use Tangle (`Examples/UserPrograms`, not a demo scenario), run for real under
@@ -25,20 +26,11 @@ final class UserProgramTests: XCTestCase {
         addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
         let report = dir + ".json"
         addTeardownBlock { try? FileManager.default.removeItem(atPath: report) }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: tangle)
-        p.arguments = ["run", "--timeout", "\(timeout)", "--trace-dir", dir, "--format", "json", "--output", report, "--", examples, program]
-        var env = ProcessInfo.processInfo.environment
-        env.removeValue(forKey: "TANGLE_TRACE")
-        env["SWIFT_BACKTRACE"] = "enable=no"
-        p.environment = env
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
+        let status = try runTool(tangle, ["run", "--timeout", "\(timeout)", "--trace-dir", dir, "--format", "json", "--output", report, "--", examples, program],
+                                 environment: ["SWIFT_BACKTRACE": "enable=no"], capture: false).status
         let data = try Data(contentsOf: URL(fileURLWithPath: report))
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
-        return Outcome(status: p.terminationStatus,
+        return Outcome(status: status,
                        findings: json["findings"] as? [[String: Any]] ?? [],
                        processes: json["processes"] as? [[String: Any]] ?? [])
     }

@@ -2,13 +2,14 @@ import Foundation
 import TangleTrace
 import XCTest
 @testable import TangleAnalysis
+import TangleTestSupport
 
 /// `Analyzer.analyze(paths:)` on trace files written to disk and read back by the real reader.
 final class AnalyzerFilesTests: XCTestCase {
     private var dir = ""
 
     override func setUpWithError() throws {
-        dir = NSTemporaryDirectory() + "/tangle-analyzer-tests-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        dir = makeTempDir("tangle-analyzer-tests")
     }
 
     override func tearDownWithError() throws {
@@ -44,7 +45,7 @@ final class AnalyzerFilesTests: XCTestCase {
         Scenarios.producerConsumer(b, items: 4, pills: 1)
         let r = try Analyzer.analyze(paths: [b.writeJSONL(to: dir, skip: [b.pid(2)])]).report
         XCTAssertEqual(r.stats.files, 3)
-        XCTAssertTrue(r.problems.contains { $0.kind == "missing-process" || $0.kind == "unmatched-messages" }, "\(r.problems)")
+        XCTAssertTrue(r.problems.contains { $0.kind == .missingProcess || $0.kind == .unmatchedMessages }, "\(r.problems)")
     }
 
     /// A file cut in the middle of a line: the prefix is analyzed and the truncation reported.

@@ -83,23 +83,19 @@ final class ExportCLITests: XCTestCase {
 
         try #"{"version":1,"tool":"tangle","findings":[]}"#.write(toFile: dir + "/empty.json", atomically: true, encoding: .utf8)
         let fresh = try ExportTestSupport.run(tangle, ["check", trace, "--baseline", dir + "/empty.json"])
-        if baseline.findings.isEmpty {
-            // NEEDS(analyzer): until the analyzer reports this deadlock there is nothing new to fail on.
-            XCTAssertEqual(fresh.status, 0, fresh.stdout + fresh.stderr)
-            print("ExportCLITests: the analyzer reported no finding on the hand-made deadlock; new/suppressed exit codes checked in ExportGateTests only")
-        } else {
-            XCTAssertEqual(fresh.status, 1, fresh.stdout + fresh.stderr)
-            XCTAssertTrue(fresh.stdout.contains("NEW"), fresh.stdout)
-            // Suppress every finding by fingerprint: passes again, plus one stale entry reported.
-            var lines = baseline.findings.map { "fingerprint \($0.fingerprint) known in this test" }
-            lines.append("symbol NoSuchFunction* stale on purpose")
-            try lines.joined(separator: "\n").write(toFile: dir + "/supp.txt", atomically: true, encoding: .utf8)
-            let supp = try ExportTestSupport.run(tangle, ["check", trace, "--baseline", dir + "/empty.json", "--suppressions", dir + "/supp.txt"])
-            XCTAssertEqual(supp.status, 0, supp.stdout + supp.stderr)
-            XCTAssertTrue(supp.stdout.contains("stale suppression: symbol NoSuchFunction*"), supp.stdout)
-            let strict = try ExportTestSupport.run(tangle, ["check", trace, "--baseline", dir + "/empty.json", "--suppressions", dir + "/supp.txt", "--fail-on-stale"])
-            XCTAssertEqual(strict.status, 1)
-        }
+        // The hand-made trace is an ABBA deadlock between two processes: the baseline holds it.
+        XCTAssertEqual(baseline.findings.map(\.kind), ["deadlock"], "\(baseline.findings)")
+        XCTAssertEqual(fresh.status, 1, fresh.stdout + fresh.stderr)
+        XCTAssertTrue(fresh.stdout.contains("NEW"), fresh.stdout)
+        // Suppress every finding by fingerprint: passes again, plus one stale entry reported.
+        var lines = baseline.findings.map { "fingerprint \($0.fingerprint) known in this test" }
+        lines.append("symbol NoSuchFunction* stale on purpose")
+        try lines.joined(separator: "\n").write(toFile: dir + "/supp.txt", atomically: true, encoding: .utf8)
+        let supp = try ExportTestSupport.run(tangle, ["check", trace, "--baseline", dir + "/empty.json", "--suppressions", dir + "/supp.txt"])
+        XCTAssertEqual(supp.status, 0, supp.stdout + supp.stderr)
+        XCTAssertTrue(supp.stdout.contains("stale suppression: symbol NoSuchFunction*"), supp.stdout)
+        let strict = try ExportTestSupport.run(tangle, ["check", trace, "--baseline", dir + "/empty.json", "--suppressions", dir + "/supp.txt", "--fail-on-stale"])
+        XCTAssertEqual(strict.status, 1)
 
         // Unusable input: exit 2.
         XCTAssertEqual(try ExportTestSupport.run(tangle, ["check", trace, "--baseline", dir + "/missing.json"]).status, 2)
@@ -111,7 +107,8 @@ final class ExportCLITests: XCTestCase {
     }
 
     /// `tangle run --timeout` on a traced command that hangs (it records a get-wait, then sleeps):
-    /// ends within timeout + grace (+ analysis), reports, and exits 1 (findings) or 124 (timeout).
+    /// ends within timeout + grace (+ analysis), reports the hang and exits 1 (findings); with
+    /// `--fail-on none` the status is the timeout's, 124, and `--format json` says how it ended.
     /// Also the plain statuses: the command's exit status, 128+signal, 127 for a missing command.
     func testRunStopsAHangingCommandAtTheTimeout() throws {
         let script = """
@@ -129,12 +126,22 @@ final class ExportCLITests: XCTestCase {
         let out = try ExportTestSupport.run(tangle, ["run", "--trace-dir", traceDir, "--timeout", "2", "--grace", "1", "--", "/bin/sh", "-c", script])
         let elapsed = Date().timeIntervalSince(started)
         XCTAssertLessThan(elapsed, 2 + 1 + 10, "run must end soon after timeout + grace")
-        XCTAssertTrue([1, 124].contains(out.status), "status \(out.status)\n\(out.stdout)\n\(out.stderr)")
+        XCTAssertEqual(out.status, 1, "status \(out.status)\n\(out.stdout)\n\(out.stderr)")
         XCTAssertTrue(out.stderr.contains("timeout after 2 s"), out.stderr)
-        XCTAssertTrue(out.stdout.hasPrefix("tangle:"), "a report is printed: \(out.stdout)")
+        XCTAssertTrue(out.stdout.hasPrefix("tangle: 1 finding"), "a report is printed: \(out.stdout)")
+        XCTAssertTrue(out.stdout.contains("error hang [actual]") && out.stdout.contains("queue 'results'"), out.stdout)
         let files = try FileManager.default.contentsOfDirectory(atPath: traceDir)
         XCTAssertEqual(files.filter { $0.hasSuffix(".jsonl") }.count, 1, "the command wrote into TANGLE_TRACE")
         print("ExportCLITests: tangle run on a hang: status \(out.status) after \(String(format: "%.1f", elapsed)) s\n\(out.stdout)")
+        let report = dir + "/run-none.json"
+        let none = try ExportTestSupport.run(tangle, ["run", "--trace-dir", dir + "/run-none", "--timeout", "2", "--grace", "1", "--fail-on", "none",
+                                                      "--format", "json", "-o", report, "--", "/bin/sh", "-c", script])
+        XCTAssertEqual(none.status, 124, none.stderr)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report))) as? [String: Any])
+        XCTAssertEqual((json["findings"] as? [[String: Any]])?.map { $0["kind"] as? String }, ["hang"])
+        let ended = try XCTUnwrap((json["run"] as? [String: Any])?["ended"] as? [String: Any], "\(json.keys)")
+        XCTAssertEqual(ended["how"] as? String, "timeout")
+        XCTAssertEqual((json["run"] as? [String: Any])?["stopped_group"] as? Bool, true)
 
         XCTAssertEqual(try ExportTestSupport.run(tangle, ["run", "--", "/bin/sh", "-c", "exit 3"]).status, 3)
         XCTAssertEqual(try ExportTestSupport.run(tangle, ["run", "--", "/bin/sh", "-c", "kill -9 $$"]).status, 128 + 9)

@@ -104,8 +104,8 @@ enum ExportFixtures {
             kind: .deadlock, severity: .error, confidence: .actual,
             title: "Process-1 and Process-2 wait for each other's lock: 'B' held by Process-2, 'A' held by Process-1",
             participants: [
-                Participant(pid: p1, tid: p1, process: "Process-1", role: "waits", detail: "acquire of lock 'B' held by Process-2", object: lockB, objectName: "B"),
-                Participant(pid: p2, tid: p2, process: "Process-2", role: "waits", detail: "acquire of lock 'A' held by Process-1", object: lockA, objectName: "A"),
+                Participant(pid: p1, tid: p1, process: "Process-1", role: .waits, detail: "acquire of lock 'B' held by Process-2", object: lockB, objectName: "B"),
+                Participant(pid: p2, tid: p2, process: "Process-2", role: .waits, detail: "acquire of lock 'A' held by Process-1", object: lockA, objectName: "A"),
             ],
             evidence: [
                 EvidenceEvent(time: t0 + 1_000_000, pid: p1, tid: p1, seq: 3, kind: "lock.acquired", object: lockA, stack: 0, note: "P1 holds A"),
@@ -130,9 +130,9 @@ enum ExportFixtures {
             kind: .hang, severity: .error, confidence: .actual,
             title: "MainProcess waits forever on get of queue 'results'; every putter is blocked",
             participants: [
-                Participant(pid: m, tid: m, process: "MainProcess", role: "waits", detail: "get on queue 'results'", object: results, objectName: "results"),
-                Participant(pid: p1, tid: p1, process: "Process-1", role: "could-wake", detail: "blocked in the deadlock"),
-                Participant(pid: p2, tid: p2, process: "Process-2", role: "could-wake", detail: "blocked in the deadlock"),
+                Participant(pid: m, tid: m, process: "MainProcess", role: .waits, detail: "get on queue 'results'", object: results, objectName: "results"),
+                Participant(pid: p1, tid: p1, process: "Process-1", role: .couldWake, detail: "blocked in the deadlock"),
+                Participant(pid: p2, tid: p2, process: "Process-2", role: .couldWake, detail: "blocked in the deadlock"),
             ],
             evidence: [EvidenceEvent(time: t0 + 1_200_000, pid: m, tid: m, seq: 16, kind: "queue.get-wait", object: results, stack: 0)],
             stacks: [Stack(label: "MainProcess (pid 1000) blocked in get on 'results'", pid: m, tid: m, frames: [
@@ -145,8 +145,8 @@ enum ExportFixtures {
             kind: .lockOrderInversion, severity: .warning, confidence: .predicted,
             title: "Locks 'C' and 'D' are taken in opposite orders by MainProcess and Process-2/worker",
             participants: [
-                Participant(pid: m, tid: m, process: "MainProcess", role: "holds", detail: "acquires 'D' while holding 'C'", object: lockD, objectName: "D"),
-                Participant(pid: p2, tid: p2worker, process: "Process-2", thread: "worker", role: "holds", detail: "acquires 'C' while holding 'D'", object: lockC, objectName: "C"),
+                Participant(pid: m, tid: m, process: "MainProcess", role: .holds, detail: "acquires 'D' while holding 'C'", object: lockD, objectName: "D"),
+                Participant(pid: p2, tid: p2worker, process: "Process-2", thread: "worker", role: .holds, detail: "acquires 'C' while holding 'D'", object: lockC, objectName: "C"),
             ],
             evidence: [
                 EvidenceEvent(time: t0 + 710_000, pid: m, tid: m, seq: 13, kind: "lock.acquired", object: lockD, stack: 0),
@@ -164,8 +164,8 @@ enum ExportFixtures {
             kind: .zombie, severity: .note, confidence: .actual,
             title: "Process-3 exited with status 0 and was never joined by MainProcess",
             participants: [
-                Participant(pid: p3, tid: p3, process: "Process-3", role: "exited", detail: "exited 0"),
-                Participant(pid: m, tid: m, process: "MainProcess", role: "parent", detail: "alive, never joined Process-3"),
+                Participant(pid: p3, tid: p3, process: "Process-3", role: .exited, detail: "exited 0"),
+                Participant(pid: m, tid: m, process: "MainProcess", role: .parent, detail: "alive, never joined Process-3"),
             ],
             evidence: [EvidenceEvent(time: t0 + 600_000, pid: p3, tid: p3, seq: 1, kind: "proc.exit", object: 0)],
             stacks: [],
@@ -185,8 +185,8 @@ enum ExportFixtures {
                 ProcessSummary(pid: p2, ppid: m, name: "Process-2", executable: "/build/ci/.build/debug/app", end: "running at end of trace", threads: 2, events: 10),
                 ProcessSummary(pid: p3, ppid: m, name: "Process-3", executable: "/build/ci/.build/debug/app", end: "exited 0", threads: 1, events: 2),
             ],
-            problems: [TraceProblemNote(kind: "truncated", file: "/tmp/trace/1001-5000.jsonl.lz4", detail: "no end mark: the process was killed while blocked")],
-            ruledOut: [RuledOut(kind: .lockOrderInversion, detail: "A→B in MainProcess vs B→A in Process-2 before spawn", reason: "happens-before")],
+            problems: [TraceProblemNote(kind: .truncated, file: "/tmp/trace/1001-5000.jsonl.lz4", detail: "no end mark: the process was killed while blocked")],
+            ruledOut: [RuledOut(kind: .lockOrderInversion, detail: "A→B in MainProcess vs B→A in Process-2 before spawn", reason: .happensBefore)],
             stats: AnalysisStats(files: 4, processes: 4, threads: 5, events: 36, objects: 10))
         let ctx = ExportContext(
             events: events(),

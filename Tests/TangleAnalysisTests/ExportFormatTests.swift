@@ -5,6 +5,7 @@ import FoundationXML
 import XCTest
 import TangleTrace
 @testable import TangleAnalysis
+import TangleTestSupport
 
 final class ExportFormatTests: XCTestCase {
     var sourceRoot = ""
@@ -105,7 +106,7 @@ final class ExportFormatTests: XCTestCase {
         r.report.findings[0].stacks = [Stack(label: "raw", pid: 1, tid: 1, frames: [ExportFixtures.libcFrame])]
         r.report.findings[1].stacks = []
         let empty = AnalysisResult(report: Report(findings: []), context: ExportContext())
-        guard let schema = ExportTestSupport.sarifSchema, ExportTestSupport.which("python3") != nil else { throw XCTSkip("no schema or python3") }
+        guard let schema = ExportTestSupport.sarifSchema, which("python3") != nil else { throw XCTSkip("no schema or python3") }
         let dir = try ExportTestSupport.tempDir("sarif2")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         for (i, res) in [r, empty].enumerated() {
@@ -256,7 +257,7 @@ final class ExportFormatTests: XCTestCase {
         XCTAssertTrue(dot.contains("\"waitfor:t1001\" -> \"waitfor:t1002\" [label=\"lock 'B'\", color=red, fontcolor=red, penwidth=2.5, style=bold]"))
         XCTAssertTrue(dot.contains("\"waitfor:t1000\" -> \"waitfor:t1001\" [label=\"get 'results' (could wake)\"]"))
         XCTAssertEqual(dot.filter { $0 == "{" }.count, dot.filter { $0 == "}" }.count)
-        if let graphviz = ExportTestSupport.which("dot") {
+        if let graphviz = which("dot") {
             let dir = try ExportTestSupport.tempDir("dot")
             defer { try? FileManager.default.removeItem(atPath: dir) }
             try dot.write(toFile: dir + "/g.dot", atomically: true, encoding: .utf8)
@@ -276,7 +277,7 @@ final class ExportFormatTests: XCTestCase {
         XCTAssertTrue(html.contains("<svg class=\"timeline\""))
         XCTAssertTrue(html.contains("class=\"node hot\""))
 
-        guard let chromium = ["chromium", "chromium-browser", "google-chrome"].lazy.compactMap(ExportTestSupport.which).first else {
+        guard let chromium = ["chromium", "chromium-browser", "google-chrome"].lazy.compactMap(which).first else {
             throw XCTSkip("chromium not installed (apt-get install chromium): HTML not loaded in a browser")
         }
         let dir = try ExportTestSupport.tempDir("html")

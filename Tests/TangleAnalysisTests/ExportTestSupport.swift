@@ -1,12 +1,11 @@
 import Foundation
 import XCTest
+import TangleTestSupport
 
 /// Small helpers shared by the Export* tests: temp dirs, subprocesses, locating tools.
 enum ExportTestSupport {
     static func tempDir(_ name: String) throws -> String {
-        let dir = NSTemporaryDirectory() + "tangle-export-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return dir
+        makeTempDir("tangle-export-\(name)")
     }
 
     struct Output {
@@ -34,14 +33,6 @@ enum ExportTestSupport {
         let out = (try? String(contentsOfFile: dir + "/out", encoding: .utf8)) ?? ""
         let err = (try? String(contentsOfFile: dir + "/err", encoding: .utf8)) ?? ""
         return Output(status: p.terminationStatus, stdout: out, stderr: err)
-    }
-
-    static func which(_ tool: String) -> String? {
-        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
-            let p = "\(dir)/\(tool)"
-            if FileManager.default.isExecutableFile(atPath: p) { return p }
-        }
-        return nil
     }
 
     /// The repository root (this file is Tests/TangleAnalysisTests/ExportTestSupport.swift).

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import TangleAnalysis
 import TangleTrace
+import TangleTestSupport
 
 /// The fuzz target's inputs replayed in `make test`: the seed corpus (real traces), every input
 /// that once crashed (`Fuzz/regressions`), seeded mutations of the seeds, and traces with extreme
@@ -52,7 +53,7 @@ final class FuzzCorpusTests: XCTestCase {
     func testSeededMutationsOfTheSeeds() throws {
         let seed = UInt64(ProcessInfo.processInfo.environment["TANGLE_TEST_SEED"] ?? "") ?? UInt64(time(nil))
         print("FuzzCorpusTests mutation seed: \(seed) (TANGLE_TEST_SEED=\(seed) replays)")
-        var rng = MutationRNG(seed)
+        var rng = SeededGenerator(seed: seed)
         let dir = try workDir()
         let rounds = Int(ProcessInfo.processInfo.environment["TANGLE_TEST_MUTATIONS"] ?? "") ?? 3
         for f in inputs("corpus") {
@@ -66,7 +67,7 @@ final class FuzzCorpusTests: XCTestCase {
         }
     }
 
-    private func mutate(_ b: inout [UInt8], _ rng: inout MutationRNG) {
+    private func mutate(_ b: inout [UInt8], _ rng: inout SeededGenerator) {
         guard !b.isEmpty else { b = [UInt8](repeating: 0x7b, count: 8); return }
         let i = Int(rng.next() % UInt64(b.count))
         switch rng.next() % 6 {
@@ -112,17 +113,5 @@ final class FuzzCorpusTests: XCTestCase {
         }
         XCTAssertFalse(ReportRenderer.text(result.report, color: false).isEmpty)
         XCTAssertFalse(try ReportRenderer.json(result.report).isEmpty)
-    }
-}
-
-struct MutationRNG {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

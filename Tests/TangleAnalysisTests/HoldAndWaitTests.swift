@@ -25,7 +25,7 @@ final class HoldAndWaitTests: XCTestCase {
         let f = try XCTUnwrap(r.first(.holdAndWait), file: file, line: line)
         XCTAssertEqual(f.confidence, .predicted, file: file, line: line)
         XCTAssertTrue(f.title.contains("lock 'L'") && f.title.contains(object), f.title, file: file, line: line)
-        XCTAssertEqual(Set(f.participants.map(\.role)), ["waits", "wakes"], file: file, line: line)
+        XCTAssertEqual(Set(f.participants.map(\.role)), [.waits, .wakes], file: file, line: line)
         // Where L was taken and where the thread blocked; where the waker took L and where it woke.
         XCTAssertEqual(f.evidence.count, 4, "\(f.evidence)", file: file, line: line)
         XCTAssertNotNil(f.why, file: file, line: line)
@@ -101,7 +101,7 @@ final class HoldAndWaitTests: XCTestCase {
         XCTAssertEqual(r.count(.holdAndWait), 1, "\(r.findings.map(\.title)) \(r.ruledOut)")
         let f = try XCTUnwrap(r.first(.holdAndWait))
         XCTAssertTrue(f.title.contains("join of thread"), f.title)
-        XCTAssertTrue(f.participants.contains { $0.role == "wakes" && $0.thread == "worker" })
+        XCTAssertTrue(f.participants.contains { $0.role == .wakes && $0.thread == "worker" })
     }
 
     /// The caller holds L while waiting for a pool result; the worker takes L inside the task.
@@ -148,7 +148,7 @@ final class HoldAndWaitTests: XCTestCase {
             }
             XCTAssertEqual(r.count(.holdAndWait), ordered ? 0 : 1, "ordered: \(ordered): \(r.findings.map(\.title))")
             if ordered {
-                XCTAssertTrue(r.ruledOut.contains { $0.kind == .holdAndWait && $0.reason == "happens-before" }, "\(r.ruledOut)")
+                XCTAssertTrue(r.ruledOut.contains { $0.kind == .holdAndWait && $0.reason == .happensBefore }, "\(r.ruledOut)")
             }
         }
     }
@@ -162,7 +162,7 @@ final class HoldAndWaitTests: XCTestCase {
             b.acquire(waiter, g); b.acquire(waiter, l); b.get(waiter, q, m); b.release(waiter, l); b.release(waiter, g)
         }
         XCTAssertEqual(r.count(.holdAndWait), 0, "\(r.findings.map(\.title))")
-        XCTAssertTrue(r.ruledOut.contains { $0.kind == .holdAndWait && $0.reason == "gate-lock" }, "\(r.ruledOut)")
+        XCTAssertTrue(r.ruledOut.contains { $0.kind == .holdAndWait && $0.reason == .gateLock }, "\(r.ruledOut)")
     }
 
     /// The consumer won the race: an actual deadlock, not reported again as hold-and-wait.
@@ -183,6 +183,6 @@ final class HoldAndWaitTests: XCTestCase {
         _ = t2
         let r = b.analyze()
         XCTAssertEqual(r.kinds(), [.deadlock], "\(r.findings.map(\.title))")
-        XCTAssertTrue(r.ruledOut.contains { $0.kind == .holdAndWait && $0.reason == "reported-as-actual" }, "\(r.ruledOut)")
+        XCTAssertTrue(r.ruledOut.contains { $0.kind == .holdAndWait && $0.reason == .reportedAsActual }, "\(r.ruledOut)")
     }
 }

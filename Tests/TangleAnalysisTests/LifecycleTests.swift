@@ -79,16 +79,7 @@ final class LifecycleTests: XCTestCase {
     /// Items put and never got once every user ended: lost-messages; a drained queue: nothing.
     func testLostMessages() throws {
         let b = TraceBuilder()
-        let main = b.root(1)
-        let q = b.queue(main, "results")
-        let c = b.pid(2)
-        let co = b.spawn(main, c, name: "producer")
-        b.attach(c, q, type: .queue)
-        let ms = (0..<5).map { _ in b.put(c, q) }
-        b.exit(c)
-        for m in ms.prefix(3) { b.get(main, q, m) }
-        b.join(main, c, obj: co)
-        b.exit(main)
+        Scenarios.lostMessages(b)
         let r = b.analyze()
         XCTAssertEqual(r.kinds(), [.lostMessages])
         XCTAssertTrue(try XCTUnwrap(r.first(.lostMessages)).title.hasPrefix("2 message(s)"))

@@ -46,13 +46,13 @@ final class LockOrderLimitsTests: XCTestCase {
         let main = b.root(1)
         for i in 0..<2100 {
             let x = b.lock(main, "a\(i)"), y = b.lock(main, "b\(i)")
-            b.acquire(main, x); b.acquire(main, y); b.release(main, y); b.release(main, x)
-            b.acquire(main, y); b.acquire(main, x); b.release(main, x); b.release(main, y)
+            b.nested(main, main, x, y)
+            b.nested(main, main, y, x)
         }
         let c = b.lock(main, "C"), d = b.lock(main, "D")
         let t1 = b.thread(main, main + 1), t2 = b.thread(main, main + 2)
-        b.acquire(main, main + 1, c); b.acquire(main, main + 1, d); b.release(main, main + 1, d); b.release(main, main + 1, c)
-        b.acquire(main, main + 2, d); b.acquire(main, main + 2, c); b.release(main, main + 2, c); b.release(main, main + 2, d)
+        b.nested(main, main + 1, c, d)
+        b.nested(main, main + 2, d, c)
         b.threadExit(main, main + 1, obj: t1); b.threadExit(main, main + 2, obj: t2)
         b.threadJoin(main, obj: t1); b.threadJoin(main, obj: t2)
         b.exit(main)
@@ -60,7 +60,7 @@ final class LockOrderLimitsTests: XCTestCase {
         XCTAssertEqual(r.kinds(), [.lockOrderInversion], "\(r.findings.map(\.title))")
         let f = try XCTUnwrap(r.first(.lockOrderInversion))
         XCTAssertTrue(f.title.contains("'C'") && f.title.contains("'D'"), f.title)
-        XCTAssertEqual(r.ruledOut.filter { $0.reason == "single-thread" }.count, 2100)
+        XCTAssertEqual(r.ruledOut.filter { $0.reason == .singleThread }.count, 2100)
         XCTAssertTrue(r.problems.isEmpty, "\(r.problems)")
     }
 
@@ -73,14 +73,14 @@ final class LockOrderLimitsTests: XCTestCase {
         for i in 0..<16 {
             let tid = main + 1 + Int32(i)
             let o = b.thread(main, tid)
-            b.acquire(main, tid, la); b.acquire(main, tid, lb); b.release(main, tid, lb); b.release(main, tid, la)
+            b.nested(main, tid, la, lb)
             b.threadExit(main, tid, obj: o)
             b.threadJoin(main, obj: o)
         }
         let x = b.thread(main, main + 100, name: "inverter")
         let late = b.thread(main, main + 17, name: "late")
-        b.acquire(main, main + 100, lb); b.acquire(main, main + 100, la); b.release(main, main + 100, la); b.release(main, main + 100, lb)
-        b.acquire(main, main + 17, la); b.acquire(main, main + 17, lb); b.release(main, main + 17, lb); b.release(main, main + 17, la)
+        b.nested(main, main + 100, lb, la)
+        b.nested(main, main + 17, la, lb)
         b.threadExit(main, main + 100, obj: x); b.threadExit(main, main + 17, obj: late)
         b.threadJoin(main, obj: x); b.threadJoin(main, obj: late)
         b.exit(main)
@@ -100,16 +100,16 @@ final class LockOrderLimitsTests: XCTestCase {
         let q1 = b.queue(main, "go"), q2 = b.queue(main, "back")
         let t = b.thread(main, main + 1, name: "worker"), x = b.thread(main, main + 2, name: "inverter")
         let w = main + 1, v = main + 2
-        b.acquire(main, w, la); b.acquire(main, w, lb); b.release(main, w, lb); b.release(main, w, la)
+        b.nested(main, w, la, lb)
         let m1 = b.put(main, w, q1)
         b.acquire(main, w, la)
         let middle = b.ev(main, w, .lockAcquired, o: lb, a: 1)
         b.release(main, w, lb); b.release(main, w, la)
         b.get(main, v, q1, m1)
-        b.acquire(main, v, lb); b.acquire(main, v, la); b.release(main, v, la); b.release(main, v, lb)
+        b.nested(main, v, lb, la)
         let m2 = b.put(main, v, q2)
         b.get(main, w, q2, m2)
-        b.acquire(main, w, la); b.acquire(main, w, lb); b.release(main, w, lb); b.release(main, w, la)
+        b.nested(main, w, la, lb)
         b.threadExit(main, w, obj: t); b.threadExit(main, v, obj: x)
         b.threadJoin(main, obj: t); b.threadJoin(main, obj: x)
         b.exit(main)
@@ -132,8 +132,8 @@ final class LockOrderLimitsTests: XCTestCase {
             let s2 = b.lock(main, "S2", type: .boundedSemaphore, value: value)
             let p1 = b.pid(2), p2 = b.pid(3)
             let o1 = b.spawn(main, p1, name: "left"), o2 = b.spawn(main, p2, name: "right")
-            b.acquire(p1, s1); b.acquire(p1, s2); b.release(p1, s2); b.release(p1, s1)
-            b.acquire(p2, s2); b.acquire(p2, s1); b.release(p2, s1); b.release(p2, s2)
+            b.nested(p1, p1, s1, s2)
+            b.nested(p2, p2, s2, s1)
             b.exit(p1); b.exit(p2)
             b.join(main, p1, obj: o1); b.join(main, p2, obj: o2)
             b.exit(main)
@@ -158,16 +158,16 @@ final class LockOrderLimitsTests: XCTestCase {
         let p1 = b.pid(2), p2 = b.pid(3)
         let o1 = b.spawn(main, p1), o2 = b.spawn(main, p2)
         b.acquire(p2, s) // takes the only permit; p1 releases it as a signal below
-        b.acquire(p1, la); b.acquire(p1, lb); b.release(p1, lb); b.release(p1, la)
+        b.nested(p1, p1, la, lb)
         b.release(p1, s)
         b.acquire(p2, s)
-        b.acquire(p2, lb); b.acquire(p2, la); b.release(p2, la); b.release(p2, lb)
+        b.nested(p2, p2, lb, la)
         b.exit(p1); b.exit(p2)
         b.join(main, p1, obj: o1); b.join(main, p2, obj: o2)
         b.exit(main)
         let r = b.analyze()
         XCTAssertEqual(r.count(.lockOrderInversion), 0, "\(r.findings.map(\.title))")
-        XCTAssertTrue(r.ruledOut.contains { $0.reason == "happens-before" }, "\(r.ruledOut)")
+        XCTAssertTrue(r.ruledOut.contains { $0.reason == .happensBefore }, "\(r.ruledOut)")
     }
 
     /// A dense acyclic order over 30 locks (every pair nested by some thread) plus one inversion
@@ -208,14 +208,14 @@ final class LockOrderLimitsTests: XCTestCase {
         for _ in 0..<600 {
             let m = b.put(main, q)
             b.get(main, main + 1, q, m) // a new clock for the worker before each section
-            b.acquire(main, main + 1, la); b.acquire(main, main + 1, lb); b.release(main, main + 1, lb); b.release(main, main + 1, la)
+            b.nested(main, main + 1, la, lb)
         }
-        b.acquire(main, main + 2, lb); b.acquire(main, main + 2, la); b.release(main, main + 2, la); b.release(main, main + 2, lb)
+        b.nested(main, main + 2, lb, la)
         b.threadExit(main, main + 1, obj: w); b.threadExit(main, main + 2, obj: x)
         b.threadJoin(main, obj: w); b.threadJoin(main, obj: x)
         b.exit(main)
         let r = b.analyze()
         XCTAssertEqual(r.kinds(), [.lockOrderInversion], "\(r.findings.map(\.title))")
-        XCTAssertTrue(r.problems.contains { $0.kind == "analysis-bound" && $0.detail.contains("were dropped") }, "\(r.problems)")
+        XCTAssertTrue(r.problems.contains { $0.kind == .analysisBound && $0.detail.contains("were dropped") }, "\(r.problems)")
     }
 }

@@ -43,11 +43,11 @@ final class LockOrderTests: XCTestCase {
             let b = TraceBuilder()
             let main = b.root(1)
             let la = b.lock(main, "A"), lb = b.lock(main, "B")
-            b.acquire(main, main, la); b.acquire(main, main, lb); b.release(main, main, lb); b.release(main, main, la)
+            b.nested(main, main, la, lb)
             let obj = b.newObject(main)
             if withSpawn { b.ev(main, main, .threadSpawn, o: obj) }
             b.ev(main, main + 1, .threadStart, o: obj, a: 0, text: "worker")
-            b.acquire(main, main + 1, lb); b.acquire(main, main + 1, la); b.release(main, main + 1, la); b.release(main, main + 1, lb)
+            b.nested(main, main + 1, lb, la)
             b.threadExit(main, main + 1, obj: obj)
             b.threadJoin(main, obj: obj)
             b.exit(main)
@@ -63,9 +63,9 @@ final class LockOrderTests: XCTestCase {
         let la = b.lock(main, "A"), lb = b.lock(main, "B")
         let obj = b.newObject(main)
         b.ev(main, main, .threadSpawn, o: obj)
-        b.acquire(main, main, la); b.acquire(main, main, lb); b.release(main, main, lb); b.release(main, main, la)
+        b.nested(main, main, la, lb)
         b.ev(main, main + 1, .threadStart, o: obj, a: 0, text: "worker")
-        b.acquire(main, main + 1, lb); b.acquire(main, main + 1, la); b.release(main, main + 1, la); b.release(main, main + 1, lb)
+        b.nested(main, main + 1, lb, la)
         b.threadExit(main, main + 1, obj: obj)
         b.threadJoin(main, obj: obj)
         b.exit(main)
@@ -80,8 +80,8 @@ final class LockOrderTests: XCTestCase {
         let p1 = b.pid(2), p2 = b.pid(3)
         let o1 = b.spawn(main, p1, name: "w1")
         let o2 = b.spawn(main, p2, name: "w2")
-        b.acquire(p1, la); b.acquire(p1, lb); b.release(p1, lb); b.release(p1, la)
-        b.acquire(p2, lb); b.acquire(p2, la); b.release(p2, la); b.release(p2, lb)
+        b.nested(p1, p1, la, lb)
+        b.nested(p2, p2, lb, la)
         b.exit(p1); b.exit(p2)
         b.join(main, p1, obj: o1); b.join(main, p2, obj: o2)
         b.exit(main)
@@ -107,7 +107,7 @@ final class LockOrderTests: XCTestCase {
         b.exit(main)
         let r = b.analyze()
         XCTAssertEqual(r.findings.count, 0, "\(r.findings.map(\.title))")
-        XCTAssertTrue(r.ruledOut.contains { $0.reason == "gate-lock" }, "\(r.ruledOut)")
+        XCTAssertTrue(r.ruledOut.contains { $0.reason == .gateLock }, "\(r.ruledOut)")
     }
 
     /// The first thread finishes and is joined before the second starts: ordered by happens-before.
@@ -128,7 +128,7 @@ final class LockOrderTests: XCTestCase {
         b.exit(main)
         let r = b.analyze()
         XCTAssertEqual(r.findings.count, 0, "\(r.findings.map(\.title))")
-        XCTAssertTrue(r.ruledOut.contains { $0.reason == "happens-before" }, "\(r.ruledOut)")
+        XCTAssertTrue(r.ruledOut.contains { $0.reason == .happensBefore }, "\(r.ruledOut)")
     }
 
     /// A message from the first process to the second orders their sections: ruled out.
@@ -140,16 +140,16 @@ final class LockOrderTests: XCTestCase {
         let p1 = b.pid(2), p2 = b.pid(3)
         let o1 = b.spawn(main, p1), o2 = b.spawn(main, p2)
         b.ev(p2, .queueGetWait, o: q)
-        b.acquire(p1, la); b.acquire(p1, lb); b.release(p1, lb); b.release(p1, la)
+        b.nested(p1, p1, la, lb)
         let m = b.put(p1, q)
         b.get(p2, q, m)
-        b.acquire(p2, lb); b.acquire(p2, la); b.release(p2, la); b.release(p2, lb)
+        b.nested(p2, p2, lb, la)
         b.exit(p1); b.exit(p2)
         b.join(main, p1, obj: o1); b.join(main, p2, obj: o2)
         b.exit(main)
         let r = b.analyze()
         XCTAssertEqual(r.findings.count, 0, "\(r.findings.map(\.title))")
-        XCTAssertTrue(r.ruledOut.contains { $0.reason == "happens-before" })
+        XCTAssertTrue(r.ruledOut.contains { $0.reason == .happensBefore })
     }
 
     /// One thread taking A→B then B→A cannot deadlock with itself: ruled out (single-thread).
@@ -157,12 +157,12 @@ final class LockOrderTests: XCTestCase {
         let b = TraceBuilder()
         let main = b.root(1)
         let la = b.lock(main, "A"), lb = b.lock(main, "B")
-        b.acquire(main, la); b.acquire(main, lb); b.release(main, lb); b.release(main, la)
-        b.acquire(main, lb); b.acquire(main, la); b.release(main, la); b.release(main, lb)
+        b.nested(main, main, la, lb)
+        b.nested(main, main, lb, la)
         b.exit(main)
         let r = b.analyze()
         XCTAssertEqual(r.findings.count, 0)
-        XCTAssertEqual(r.ruledOut.map(\.reason), ["single-thread"])
+        XCTAssertEqual(r.ruledOut.map(\.reason), [.singleThread])
     }
 
     /// RLock re-entry adds no edge; nested consistent order adds no cycle.

@@ -1,6 +1,7 @@
 import TangleTrace
 import XCTest
 @testable import TangleAnalysis
+import TangleTestSupport
 
 final class MessageTableTests: XCTestCase {
     private func message(_ id: UInt64) -> PendingMessage {
@@ -12,7 +13,7 @@ final class MessageTableTests: XCTestCase {
     /// and gets (runs of consecutive ids from several processes, and random ids; the table grows
     /// and empties several times), including gets of ids never put.
     func testAgreesWithDictionary() {
-        var rng = SystemRandomNumberGenerator()
+        var rng = seededGenerator()
         let table = MessageTable()
         var reference: [UInt64: UInt64] = [:]
         var counters: [UInt64] = [0, 0, 0, 0]

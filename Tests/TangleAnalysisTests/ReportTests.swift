@@ -2,6 +2,7 @@ import Foundation
 import TangleTrace
 import XCTest
 @testable import TangleAnalysis
+import TangleTestSupport
 
 final class ReportTests: XCTestCase {
     /// The same bug in two runs (other pids, object ids, times) has the same fingerprint; another
@@ -76,18 +77,28 @@ final class ReportTests: XCTestCase {
         XCTAssertNotNil(f.stacks.first?.warning)
     }
 
-    /// A trace cut in the middle (last events lost) is analyzed as far as it goes.
-    func testTruncatedTraceIsAnalyzedAsFarAsItGoes() {
+    /// A trace cut in the middle (the parent's last events and end mark lost, as when a writer is
+    /// killed) is analyzed as far as it goes: the reader notes the cut file as "truncated", and the
+    /// report says so, naming the file.
+    func testTruncatedTraceIsAnalyzedAsFarAsItGoes() throws {
+        guard let lz4 = which("lz4") else { throw XCTSkip("lz4 not installed (scripts/setup.sh installs it)") }
         let b = TraceBuilder()
         Scenarios.producerConsumer(b, items: 5, pills: 2)
         // Drop the tail: the parent's joins and exit are gone; the consumers have exited.
-        let cut = b.events.prefix(b.events.count - 4)
-        let s = AnalysisSession()
-        for h in b.headers { s.addHeader(h) }
-        s.consume(cut)
-        s.addProblem(TraceProblemNote(kind: "truncated", file: "1-0.jsonl.lz4", detail: "cut"))
-        let r = s.finish().report
+        let main = b.pid(1)
+        let tail = b.events.suffix(4)
+        XCTAssertTrue(tail.allSatisfy { $0.pid == main }, "the tail is the parent's")
+        b.events.removeLast(4)
+        let d = try ExportTestSupport.tempDir("truncated")
+        defer { try? FileManager.default.removeItem(atPath: d) }
+        // No end mark (and no content checksum): the parent's writer was killed.
+        let cutFile = try XCTUnwrap(try b.writeLZ4(to: d, lz4: lz4, cut: [main]).first)
+        let r = try Analyzer.analyze(paths: [d]).report
         XCTAssertEqual(r.findings.map(\.title), [])
-        XCTAssertEqual(r.problems.map(\.kind), ["truncated"])
+        let truncated = r.problems.filter { $0.kind == .truncated }
+        XCTAssertEqual(truncated.count, 1, "\(r.problems)")
+        XCTAssertEqual(truncated.first.flatMap(\.file).map { ($0 as NSString).lastPathComponent },
+                       (cutFile as NSString).lastPathComponent, "\(r.problems)")
+        XCTAssertEqual(r.stats.files, 4)
     }
 }

@@ -114,6 +114,14 @@ final class TraceBuilder {
         return obj
     }
 
+    /// Spawns process 2 of `parent`, named `name`, holding a handle on `object`.
+    func child(of parent: Int32, _ name: String, attached object: UInt64, type: ObjectType, end: UInt64 = 0) -> Int32 {
+        let child = pid(2)
+        _ = spawn(parent, child, name: name)
+        attach(child, object, type: type, end: end)
+        return child
+    }
+
     func threadExit(_ pid: Int32, _ tid: Int32, obj: UInt64) { ev(pid, tid, .threadExit, o: obj) }
 
     func threadJoin(_ pid: Int32, _ tid: Int32? = nil, obj: UInt64) {
@@ -131,6 +139,11 @@ final class TraceBuilder {
 
     func acquire(_ pid: Int32, _ tid: Int32?, _ l: UInt64, depth: UInt64 = 1, stack: UInt32 = 0) {
         ev(pid, tid, .lockAcquired, o: l, a: depth, stack: stack)
+    }
+
+    /// Takes `outer`, then `inner` inside it, and releases both (one lock-order edge outer → inner).
+    func nested(_ pid: Int32, _ tid: Int32?, _ outer: UInt64, _ inner: UInt64) {
+        acquire(pid, tid, outer); acquire(pid, tid, inner); release(pid, tid, inner); release(pid, tid, outer)
     }
 
     func release(_ pid: Int32, _ tid: Int32?, _ l: UInt64, depth: UInt64 = 0, owner: UInt64 = 0) {
@@ -200,5 +213,27 @@ extension TraceBuilder {
             try data.write(to: URL(fileURLWithPath: "\(dir)/\(h.pid)-\(h.startTime).jsonl"))
         }
         return dir
+    }
+}
+
+extension TraceBuilder {
+    /// Writes the trace as `.jsonl.lz4` files compressed by the `lz4` tool at `lz4`; the file of
+    /// each process in `cut` loses its end mark and content checksum (a writer killed after its
+    /// last flush). Returns the paths of the cut files.
+    @discardableResult
+    func writeLZ4(to dir: String, lz4: String, cut: Set<Int32> = []) throws -> [String] {
+        _ = try writeJSONL(to: dir)
+        var cutFiles: [String] = []
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir) where name.hasSuffix(".jsonl") {
+            let plain = dir + "/" + name
+            let compressed = try ExportTestSupport.run(lz4, ["-q", "-f", plain, plain + ".lz4"])
+            guard compressed.status == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: compressed.stderr]) }
+            try FileManager.default.removeItem(atPath: plain)
+            guard cut.contains(where: { name.hasPrefix("\($0)-") }) else { continue }
+            let data = try Data(contentsOf: URL(fileURLWithPath: plain + ".lz4"))
+            try data.prefix(data.count - 8).write(to: URL(fileURLWithPath: plain + ".lz4"))
+            cutFiles.append(plain + ".lz4")
+        }
+        return cutFiles
     }
 }

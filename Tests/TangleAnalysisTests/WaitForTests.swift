@@ -4,6 +4,23 @@ import XCTest
 
 /// Producer/consumer traces used by several tests.
 enum Scenarios {
+    /// A producer puts 5 items on 'results' and exits; the parent gets 3, joins it and exits: 2
+    /// items are lost. Returns the producer's pid.
+    @discardableResult
+    static func lostMessages(_ b: TraceBuilder) -> Int32 {
+        let main = b.root(1)
+        let q = b.queue(main, "results")
+        let c = b.pid(2)
+        let co = b.spawn(main, c, name: "producer")
+        b.attach(c, q, type: .queue)
+        let ms = (0..<5).map { _ in b.put(c, q) }
+        b.exit(c)
+        for m in ms.prefix(3) { b.get(main, q, m) }
+        b.join(main, c, obj: co)
+        b.exit(main)
+        return c
+    }
+
     /// Parent creates queue 'tasks', spawns a producer and two consumers; the producer puts
     /// `items` items and `pills` poison pills. Consumers block on an empty queue first (so the trace
     /// has in-flight wakes), take items round-robin, stop at a pill. When `pills < 2` the second
@@ -80,9 +97,9 @@ final class WaitForTests: XCTestCase {
         XCTAssertEqual(r.kinds(), [.hang], "\(r.findings.map(\.title))")
         let f = try XCTUnwrap(r.first(.hang))
         XCTAssertEqual(f.confidence, .actual)
-        let waits = f.participants.filter { $0.role == "waits" }
+        let waits = f.participants.filter { $0.role == .waits }
         XCTAssertEqual(Set(waits.map(\.process)), ["consumer-2", "MainProcess"])
-        XCTAssertTrue(f.participants.contains { $0.role == "exited" && $0.process == "producer" }, "\(f.participants)")
+        XCTAssertTrue(f.participants.contains { $0.role == .exited && $0.process == "producer" }, "\(f.participants)")
         XCTAssertTrue(f.explanation.contains("queue 'tasks'"))
         XCTAssertFalse(f.fix.isEmpty)
     }
@@ -100,9 +117,7 @@ final class WaitForTests: XCTestCase {
         let b = TraceBuilder()
         let main = b.root(1)
         let q = b.queue(main, "tasks")
-        let c = b.pid(2)
-        _ = b.spawn(main, c, name: "consumer")
-        b.attach(c, q, type: .queue)
+        let c = b.child(of: main, "consumer", attached: q, type: .queue)
         b.ev(c, .queueGetWait, o: q)
         b.ev(main, .lockNew, o: b.newObject(main), text: "busy")   // the parent is running
         XCTAssertEqual(b.analyze().findings.count, 0)
@@ -127,8 +142,8 @@ final class WaitForTests: XCTestCase {
         XCTAssertEqual(r.kinds(), [.deadlock], "\(r.findings.map(\.title))")
         let f = try XCTUnwrap(r.first(.deadlock))
         XCTAssertTrue(f.explanation.contains("lock 'state'"))
-        XCTAssertTrue(f.participants.contains { $0.thread == "producer" && $0.role == "waits" })
-        XCTAssertTrue(f.participants.contains { $0.thread == "consumer" && $0.role == "waits" })
+        XCTAssertTrue(f.participants.contains { $0.thread == "producer" && $0.role == .waits })
+        XCTAssertTrue(f.participants.contains { $0.thread == "consumer" && $0.role == .waits })
     }
 
     /// Five philosophers each holding their left fork and waiting for the right: one deadlock, and
@@ -145,8 +160,8 @@ final class WaitForTests: XCTestCase {
         let r = b.analyze()
         XCTAssertEqual(r.kinds(), [.deadlock], "\(r.findings.map(\.title))")
         let f = try XCTUnwrap(r.first(.deadlock))
-        XCTAssertEqual(f.participants.filter { $0.role == "waits" && $0.thread?.hasPrefix("philosopher") == true }.count, 5)
-        XCTAssertTrue(r.ruledOut.contains { $0.reason == "reported-as-actual" })
+        XCTAssertEqual(f.participants.filter { $0.role == .waits && $0.thread?.hasPrefix("philosopher") == true }.count, 5)
+        XCTAssertTrue(r.ruledOut.contains { $0.reason == .reportedAsActual })
     }
 
     /// A parent joins a child that is blocked putting into a full queue only the parent would drain.
@@ -170,15 +185,12 @@ final class WaitForTests: XCTestCase {
         let main = b.root(1)
         let pipe = b.newObject(main)
         b.ev(main, .pipeNew, o: pipe, a: 0)
-        let w = b.pid(2)
-        let wo = b.spawn(main, w, name: "writer")
-        b.attach(w, pipe, type: .pipe, end: 1)
+        let w = b.child(of: main, "writer", attached: pipe, type: .pipe, end: 1)
         b.ev(w, .pipeSend, o: pipe, a: 100, b: 4, c: 1)
         b.ev(w, .pipeClose, o: pipe, c: 1)
         b.exit(w)
         b.ev(main, .pipeRecv, o: pipe, a: 100, b: 4, c: 0)
         b.ev(main, .pipeRecvWait, o: pipe, c: 0)
-        _ = wo
         let r = b.analyze()
         XCTAssertEqual(r.kinds(), [.hang], "\(r.findings.map(\.title))")
         let f = try XCTUnwrap(r.first(.hang))
@@ -212,9 +224,7 @@ final class WaitForTests: XCTestCase {
         let b = TraceBuilder()
         let main = b.root(1)
         let q = b.queue(main, "work", joinable: true)
-        let c = b.pid(2)
-        _ = b.spawn(main, c, name: "worker")
-        b.attach(c, q, type: .queue)
+        let c = b.child(of: main, "worker", attached: q, type: .queue)
         let ms = (0..<3).map { _ in b.put(main, q) }
         for (i, m) in ms.enumerated() {
             b.get(c, q, m)
@@ -225,7 +235,7 @@ final class WaitForTests: XCTestCase {
         let r = b.analyze()
         XCTAssertEqual(r.kinds(), [.missingTaskDone], "\(r.findings.map(\.title))")
         let f = try XCTUnwrap(r.first(.missingTaskDone))
-        XCTAssertTrue(f.participants.contains { $0.role == "forgot-task-done" && $0.process == "worker" })
+        XCTAssertTrue(f.participants.contains { $0.role == .forgotTaskDone && $0.process == "worker" })
     }
 
     /// A spawned child whose trace file is missing may hold the queue: no hang, but the gap is reported.
@@ -238,7 +248,7 @@ final class WaitForTests: XCTestCase {
         b.ev(main, .queueGetWait, o: q)
         let r = b.analyze()
         XCTAssertEqual(r.findings.count, 0, "\(r.findings.map(\.title))")
-        XCTAssertTrue(r.problems.contains { $0.kind == "missing-process" })
+        XCTAssertTrue(r.problems.contains { $0.kind == .missingProcess })
     }
 
     /// A single thread waiting on an event nobody else holds, in a process that ended blocked.

@@ -23,9 +23,7 @@ final class WaitTableTests: XCTestCase {
         let main = b.root(1)
         let pool = b.newObject(main)
         b.ev(main, .poolNew, o: pool, a: 1)
-        let worker = b.pid(2)
-        _ = b.spawn(main, worker, name: "PoolWorker-1")
-        b.attach(worker, pool, type: .pool)
+        let worker = b.child(of: main, "PoolWorker-1", attached: pool, type: .pool)
         b.ev(main, .poolSubmit, o: pool, a: 1, b: 1)
         b.ev(worker, .poolTaskStart, o: pool, a: 1)
         if !woken { blockForGood(b, worker) }
@@ -81,9 +79,7 @@ final class WaitTableTests: XCTestCase {
         .queuePutWait: { b, woken in
             let main = b.root(1)
             let q = b.queue(main, "q", max: 1)
-            let child = b.pid(2)
-            _ = b.spawn(main, child, name: "consumer")
-            b.attach(child, q, type: .queue)
+            let child = b.child(of: main, "consumer", attached: q, type: .queue)
             let m = b.put(main, q)
             b.ev(main, .queuePutWait, o: q)
             if woken {
@@ -98,9 +94,7 @@ final class WaitTableTests: XCTestCase {
         .queueGetWait: { b, woken in
             let main = b.root(1)
             let q = b.queue(main, "q")
-            let child = b.pid(2)
-            _ = b.spawn(main, child, name: "producer")
-            b.attach(child, q, type: .queue)
+            let child = b.child(of: main, "producer", attached: q, type: .queue)
             b.ev(main, .queueGetWait, o: q)
             if woken {
                 let m = b.put(child, q)
@@ -113,9 +107,7 @@ final class WaitTableTests: XCTestCase {
         .queueJoinWait: { b, woken in
             let main = b.root(1)
             let q = b.queue(main, "q", joinable: true)
-            let child = b.pid(2)
-            _ = b.spawn(main, child, name: "worker")
-            b.attach(child, q, type: .queue)
+            let child = b.child(of: main, "worker", attached: q, type: .queue)
             let m = b.put(main, q)
             b.get(child, q, m)
             b.ev(main, .queueJoinWait, o: q, a: 1)
@@ -131,9 +123,7 @@ final class WaitTableTests: XCTestCase {
             let main = b.root(1)
             let p = b.newObject(main)
             b.ev(main, .pipeNew, o: p, a: 1, text: "conn")
-            let child = b.pid(2)
-            _ = b.spawn(main, child, name: "writer")
-            b.attach(child, p, type: .pipe, end: 1)
+            let child = b.child(of: main, "writer", attached: p, type: .pipe, end: 1)
             // The reader keeps its own copy of end 1 (the bug when nobody sends).
             b.ev(main, .pipeRecvWait, o: p, c: 0)
             if woken {
@@ -149,9 +139,7 @@ final class WaitTableTests: XCTestCase {
             let main = b.root(1)
             let e = b.newObject(main)
             b.ev(main, .eventNew, o: e, text: "ready")
-            let child = b.pid(2)
-            _ = b.spawn(main, child, name: "setter")
-            b.attach(child, e, type: .event)
+            let child = b.child(of: main, "setter", attached: e, type: .event)
             b.ev(main, .eventWait, o: e)
             if woken {
                 b.ev(child, .eventSet, o: e)
@@ -166,9 +154,7 @@ final class WaitTableTests: XCTestCase {
             let l = b.lock(main, "cond-lock")
             let c = b.newObject(main)
             b.ev(main, .conditionNew, o: c, a: l, text: "cv")
-            let child = b.pid(2)
-            _ = b.spawn(main, child, name: "notifier")
-            b.attach(child, c, type: .condition)
+            let child = b.child(of: main, "notifier", attached: c, type: .condition)
             b.attach(child, l, type: .lock)
             b.acquire(main, l)
             b.ev(main, .conditionWait, o: c)
@@ -189,9 +175,7 @@ final class WaitTableTests: XCTestCase {
             let main = b.root(1)
             let bar = b.newObject(main)
             b.ev(main, .barrierNew, o: bar, a: 2, text: "start")
-            let child = b.pid(2)
-            _ = b.spawn(main, child, name: "party")
-            b.attach(child, bar, type: .barrier)
+            let child = b.child(of: main, "party", attached: bar, type: .barrier)
             b.ev(main, .barrierWait, o: bar, a: 0)
             if woken {
                 b.ev(child, .barrierPass, o: bar, a: 1)   // the last party records only its pass
@@ -226,9 +210,7 @@ final class WaitTableTests: XCTestCase {
             let main = b.root(1)
             let pool = b.newObject(main)
             b.ev(main, .poolNew, o: pool, a: 1)
-            let worker = b.pid(2)
-            _ = b.spawn(main, worker, name: "PoolWorker-1")
-            b.attach(worker, pool, type: .pool)
+            let worker = b.child(of: main, "PoolWorker-1", attached: pool, type: .pool)
             b.ev(worker, .poolTaskWait, o: pool)
             if woken {
                 b.ev(main, .poolSubmit, o: pool, a: 1, b: 1)
@@ -254,7 +236,7 @@ final class WaitTableTests: XCTestCase {
             let report = b.analyze()
             let rule = kind.spec.wakers!
             let membership = report.findings.filter { $0.confidence == .actual }.flatMap(\.participants)
-                .filter { $0.role == "waits" && $0.pid == w.pid && $0.tid == w.tid }
+                .filter { $0.role == .waits && $0.pid == w.pid && $0.tid == w.tid }
             if rule.isIdle {
                 XCTAssertTrue(membership.isEmpty, "\(kind.name): an idle wait is in a finding: \(report.findings.map(\.title))")
             } else {
@@ -273,7 +255,7 @@ final class WaitTableTests: XCTestCase {
             XCTAssertFalse(ends.isEmpty && !kind.spec.wakers!.isIdle, "\(kind.name): the fixture records none of its end kinds")
             let report = b.analyze()
             XCTAssertEqual(report.findings.filter { $0.confidence == .actual }.map(\.title), [], "\(kind.name)")
-            XCTAssertFalse(report.problems.contains { $0.kind == "wait-end-missing" }, "\(kind.name): \(report.problems)")
+            XCTAssertFalse(report.problems.contains { $0.kind == .waitEndMissing }, "\(kind.name): \(report.problems)")
         }
     }
 
@@ -287,7 +269,7 @@ final class WaitTableTests: XCTestCase {
         let l = b.lock(main, "stray")              // not inside a get: the thread ran
         _ = l
         let report = b.analyze()
-        XCTAssertTrue(report.problems.contains { $0.kind == "wait-end-missing" }, "\(report.problems)")
+        XCTAssertTrue(report.problems.contains { $0.kind == .waitEndMissing }, "\(report.problems)")
     }
 
     func testArgumentOrdinalsFollowTheDeclaredOrder() {

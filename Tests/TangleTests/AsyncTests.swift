@@ -4,6 +4,7 @@ import Synchronization
 import TangleTrace
 import XCTest
 @testable import Tangle
+import TangleTestSupport
 
 /// The async forms of the blocking calls: many tasks on a one-thread executor (they would
 /// deadlock if any call blocked that thread), cancellation, and the trace a task leaves (its own

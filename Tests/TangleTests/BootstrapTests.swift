@@ -1,6 +1,7 @@
 import Glibc
 import XCTest
 @testable import Tangle
+import TangleTestSupport
 
 final class BootstrapTests: XCTestCase {
     /// An entry point that was never registered is refused by the parent at start, with the

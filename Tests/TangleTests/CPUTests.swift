@@ -1,6 +1,7 @@
 import Glibc
 import XCTest
 @testable import Tangle
+import TangleTestSupport
 
 final class CPUTests: XCTestCase {
     /// cpu.max parsing: quota/period rounded up, at least 1, "max" = no limit.

@@ -3,6 +3,7 @@ import CTangleSupport
 import Glibc
 import XCTest
 @testable import Tangle
+import TangleTestSupport
 
 // Pool functions and initializer of PoolFeatureTests, registered by the async tests' hook.
 let addFn = PoolFunction<PoolArguments2<Int, Int>, Int>("pf.add")

@@ -2,6 +2,7 @@ import CTangleSupport
 import Glibc
 import XCTest
 @testable import Tangle
+import TangleTestSupport
 
 // Entry points and helpers of the processes area's tests (ProcessTests, BootstrapTests, PoolTests,
 // CPUTests). Children of the test binary are routed by the constructor in runtime_support.c, which
@@ -159,24 +160,3 @@ func eventually(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
     return condition()
 }
 
-/// A fresh, empty directory under /tmp.
-func makeTempDir(_ prefix: String) -> String {
-    var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
-    let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-    precondition(p != nil)
-    return String(cString: p!)
-}
-
-func removeTree(_ path: String) {
-    guard let dir = opendir(path) else { return }
-    while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-            String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-        }
-        if name == "." || name == ".." { continue }
-        let child = path + "/" + name
-        if unlink(child) != 0 { removeTree(child) }
-    }
-    closedir(dir)
-    rmdir(path)
-}

@@ -66,27 +66,28 @@ final class ProcessTests: XCTestCase {
             let args = EchoArgs(
                 out: InheritedFD(w), text: String(repeating: "é", count: size),
                 numbers: Array(0..<size), nested: ["pi": 3.25, "e": 2.5], optional: size == 3 ? nil : 7)
-            let child = ChildProcess(entryPoint: "procs.echo", arguments: args)
-            try child.start()
-            close(w)
-            let back = readToEnd(r)
-            close(r)
-            XCTAssertEqual(child.join(timeout: .seconds(20)), .exited(0))
-            XCTAssertEqual(try BinaryCodec.decode(EchoArgs.self, from: back), args)
+            try assertEchoes(args, reading: r, writer: w, method: nil)
         }
+    }
+
+    /// Starts `procs.echo` with `args` (by `method`), closes our copy of the writer `w`, and
+    /// checks that what comes back on `r` decodes to `args` and the child exits 0.
+    private func assertEchoes(_ args: EchoArgs, reading r: Int32, writer w: Int32, method: ChildProcess.StartMethod?,
+                              file: StaticString = #filePath, line: UInt = #line) throws {
+        let child = ChildProcess(entryPoint: "procs.echo", arguments: args, method: method)
+        try child.start()
+        close(w)
+        let back = readToEnd(r)
+        close(r)
+        XCTAssertEqual(child.join(timeout: .seconds(20)), .exited(0), file: file, line: line)
+        XCTAssertEqual(try BinaryCodec.decode(EchoArgs.self, from: back), args, file: file, line: line)
     }
 
     /// The same, with the child started by fork.
     func testForkedEntryPoint() throws {
         let (r, w) = makePipe()
         let args = EchoArgs(out: InheritedFD(w), text: "fork", numbers: [1, 2], nested: [:], optional: 1)
-        let child = ChildProcess(entryPoint: "procs.echo", arguments: args, method: .fork)
-        try child.start()
-        close(w)
-        let back = readToEnd(r)
-        close(r)
-        XCTAssertEqual(child.join(timeout: .seconds(20)), .exited(0))
-        XCTAssertEqual(try BinaryCodec.decode(EchoArgs.self, from: back), args)
+        try assertEchoes(args, reading: r, writer: w, method: .fork)
     }
 
     /// A forked closure: its exit status, a throwing closure, a signal.

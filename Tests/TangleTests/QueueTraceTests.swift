@@ -1,6 +1,7 @@
 import Glibc
 import XCTest
 @testable import Tangle
+import TangleTestSupport
 
 /// Runs a traced child (TANGLE_TRACE set for the child only) that uses a Queue with a spawned
 /// producer, a Lock, a one-way Pipe with a forked sender, and an Event, then checks the trace read
@@ -13,9 +14,8 @@ final class QueueTraceTests: XCTestCase {
     }
 
     func testTraceCountsMatch() throws {
-        var template = Array("/tmp/tangle-prim-trace-XXXXXX".utf8CString)
-        let dir = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
-        addTeardownBlock { _ = system("rm -rf '\(dir)'") }
+        let dir = makeTempDir("tangle-prim-trace")
+        addTeardownBlock { removeTree(dir) }
         TangleRuntime.ensureStarted()
         _ = Recorder.isEnabled
         setenv("TANGLE_TRACE", dir, 1)

@@ -2,6 +2,7 @@ import Glibc
 import TangleTrace
 import XCTest
 @testable import Tangle
+import TangleTestSupport
 
 /// SharedValue / SharedArray (Python's Value / Array) across real processes: locked increments add
 /// up, each child's array slot is seen by the parent, the lock is a traced Lock named after the value.

@@ -2,6 +2,7 @@ import Glibc
 import Synchronization
 import XCTest
 @testable import Tangle
+import TangleTestSupport
 
 let typedSum = EntryPointHandle<TypedSumArgs>("typed.sum")
 

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import TangleTrace
+import TangleTestSupport
 
 final class ReaderTests: XCTestCase {
     static let header = #"{"k":"header","v":1,"pid":10,"ppid":1,"exe":"/bin/x","argv0":"x","clock":"CLOCK_MONOTONIC","boot":"b","t":100,"proc":0,"modules":[]}"#
@@ -72,7 +73,7 @@ final class ReaderTests: XCTestCase {
         XCTAssertThrowsError(try TraceReader.load(paths: [noHeader])) { e in
             XCTAssertTrue("\(e)".contains("a.jsonl"))
         }
-        var rng = SystemRandomNumberGenerator()
+        var rng = seededGenerator()
         let garbage = dir + "/g.jsonl.lz4"
         XCTAssertTrue(FileManager.default.createFile(atPath: garbage, contents: Data((0..<5000).map { _ in UInt8.random(in: 0...255, using: &rng) })), "cannot write a test file")
         XCTAssertThrowsError(try TraceReader.load(paths: [garbage])) { e in XCTAssertTrue("\(e)".contains("g.jsonl.lz4")) }
@@ -119,7 +120,7 @@ final class ReaderTests: XCTestCase {
             #"{"k":"run","e":[1,3,20,3,300,3,4000,3,7,4095,1,70000,9999999999999999999,3]}"#,
             #"{"e":[1,3,2,3],"k":"run"}"#,
         ]
-        var rng = SystemRandomNumberGenerator()
+        var rng = seededGenerator()
         var lines: [String] = [Self.header]
         for i in 0..<3000 {
             var bytes = Array(seedLines[i % seedLines.count].utf8)
@@ -319,7 +320,7 @@ final class ReaderTests: XCTestCase {
         var lines = [Self.headerV2]
         var t: UInt64 = 1000
         var times: [UInt64] = []
-        var rng = SystemRandomNumberGenerator()
+        var rng = seededGenerator()
         for i in 0..<30000 {
             let d = UInt64.random(in: 1...5000, using: &rng)  // no ties: the merge's order is the file's
             t += d
@@ -377,7 +378,7 @@ final class ReaderTests: XCTestCase {
         ]
         var v2 = [Self.headerV2], v1 = [Self.header.replacingOccurrences(of: "\"t\":100", with: "\"t\":1000")]
         var base: UInt64 = 1000
-        var rng = SystemRandomNumberGenerator()
+        var rng = seededGenerator()
         for _ in 0..<3000 {
             let k = Int.random(in: 0..<ends.count, using: &rng)
             let d = UInt64.random(in: 0...300, using: &rng)

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import TangleTrace
+import TangleTestSupport
 
 final class RecorderTests: XCTestCase {
     /// Every event kind recorded by a real child process reads back with its object, arguments,
@@ -68,11 +69,9 @@ final class RecorderTests: XCTestCase {
 
     private func want(dropped kind: EventKind) -> UInt64 { TraceChildren.expectedEvent(kind).a }
 
-    /// A child SIGKILLed while blocked leaves a file whose prefix reads, is reported truncated,
-    /// and reaches the wait event it recorded just before blocking.
-    func testKilledWriterLeavesPrefixReachingLastWait() throws {
-        let dir = makeTempDir("killed")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+    /// A traced child that blocks for good, and the flag file it creates once blocked (waited for
+    /// up to 3 s).
+    private func startBlockedChild(_ dir: String) -> (TraceChild, String) {
         let ready = dir + "/ready.flag"
         let child = TraceChild.start("blocked", traceDir: dir, extraEnv: ["TANGLE_TEST_READY": ready])
         var waited = 0
@@ -80,6 +79,15 @@ final class RecorderTests: XCTestCase {
             usleep(10_000)
             waited += 10
         }
+        return (child, ready)
+    }
+
+    /// A child SIGKILLed while blocked leaves a file whose prefix reads, is reported truncated,
+    /// and reaches the wait event it recorded just before blocking.
+    func testKilledWriterLeavesPrefixReachingLastWait() throws {
+        let dir = makeTempDir("killed")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (child, ready) = startBlockedChild(dir)
         XCTAssertTrue(FileManager.default.fileExists(atPath: ready), "child never got blocked")
         kill(child.pid, SIGKILL)
         XCTAssertEqual(child.wait().signal, SIGKILL)
@@ -96,13 +104,7 @@ final class RecorderTests: XCTestCase {
     func testSigtermFlushesAndEndsTheFile() throws {
         let dir = makeTempDir("term")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let ready = dir + "/ready.flag"
-        let child = TraceChild.start("blocked", traceDir: dir, extraEnv: ["TANGLE_TEST_READY": ready])
-        var waited = 0
-        while !FileManager.default.fileExists(atPath: ready) && waited < 3000 {
-            usleep(10_000)
-            waited += 10
-        }
+        let (child, _) = startBlockedChild(dir)
         kill(child.pid, SIGTERM)
         XCTAssertEqual(child.wait().signal, SIGTERM)
         let trace = try TraceReader.load(paths: [dir])

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import TangleTrace
+import TangleTestSupport
 
 /// Schema 3 run lines: `"tp":N` on an event line declares template N, and each `dt,N` pair of a
 /// later `{"k":"run","e":[…]}` line is that event again, dt ns after the previous event line,
@@ -38,7 +39,7 @@ final class RunLineTests: XCTestCase {
                 run = []
             }
             var t: UInt64 = 1000
-            var rng = SystemRandomNumberGenerator()
+            var rng = seededGenerator()
             for i in 0..<4000 {
                 let k = Int.random(in: 0..<bodies.count, using: &rng)
                 let d = UInt64.random(in: 0...400, using: &rng)

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import TangleTrace
+import TangleTestSupport
 
 /// Trace directories that other users may share: nothing followed through a planted symbolic
 /// link; copies of a file read once.

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import TangleTrace
+import TangleTestSupport
 
 extension TraceChildren {
     /// A queue whose name is 2 MB long (a real program can pass one), then a few events.
@@ -125,7 +126,7 @@ final class SafeReadingTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(blocks.count, 6, "a trace of several blocks")
         let original = trace.events
         let seed = UInt64(ProcessInfo.processInfo.environment["TANGLE_TEST_SEED"] ?? "") ?? UInt64(time(nil))
-        var rng = SplitMix(seed)
+        var rng = SeededGenerator(seed: seed)
         for variant in ["drop", "duplicate", "reorder"] {
             let k = 1 + Int(rng.next() % UInt64(blocks.count - 2))  // not the header's block, not the last
             var order = Array(0..<blocks.count)
@@ -156,18 +157,5 @@ final class SafeReadingTests: XCTestCase {
             }
             XCTAssertLessThan(got.events.count, original.count, msg)
         }
-    }
-}
-
-/// A small seeded generator (SplitMix64): randomized tests print their seed.
-struct SplitMix {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

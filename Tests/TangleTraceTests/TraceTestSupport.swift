@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import CTangleSupport
 @testable import TangleTrace
+import TangleTestSupport
 
 // Children of the test binary: the C constructor in trace_support.c calls this before XCTest's
 // main when TANGLE_TRACE_TEST_CHILD=<name> is set, and _exits with what it returns.
@@ -267,11 +268,6 @@ extension XCTestCase {
         XCTAssertTrue(trace.problems.isEmpty, "\(trace.problems)", file: file, line: line)
         return (child, trace, dir)
     }
-}
-
-func makeTempDir(_ tag: String) -> String {
-    var template = Array((NSTemporaryDirectory() + "/tangle-trace-test-\(tag)-XXXXXX").utf8CString)
-    return String(cString: mkdtemp(&template)!)
 }
 
 func traceFiles(_ dir: String) -> [String] {

@@ -63,54 +63,14 @@ public struct FindingKindInfo: Sendable {
 
 /// Shared helpers of the exporters.
 enum ExportSupport {
-    /// Findings ranked for people and models: actual before predicted, then higher severity, then
-    /// deadlocks before hangs before the rest, then
-    /// the analyzer's order. Returns (original index, finding).
+    /// The findings in the report's one order (`Finding.precedes`), with their original index.
     static func ranked(_ findings: [Finding]) -> [(index: Int, finding: Finding)] {
-        findings.enumerated().map { ($0.offset, $0.element) }.sorted { lhs, rhs in
-            let l = lhs.1, r = rhs.1
-            if l.confidence != r.confidence { return confidenceRank(l.confidence) < confidenceRank(r.confidence) }
-            if l.severity != r.severity { return l.severity > r.severity }
-            if kindRank(l.kind) != kindRank(r.kind) { return kindRank(l.kind) < kindRank(r.kind) }
-            return lhs.0 < rhs.0
-        }.map { (index: $0.0, finding: $0.1) }
+        findings.enumerated().map { (index: $0.offset, finding: $0.element) }
+            .sorted { $0.finding.precedes($1.finding) || (!$1.finding.precedes($0.finding) && $0.index < $1.index) }
     }
 
-    /// Actual, then confirmed (made to happen by `tangle confirm`), then predicted.
-    static func confidenceRank(_ c: Confidence) -> Int {
-        switch c {
-        case .actual: 0
-        case .confirmed: 1
-        case .predicted: 2
-        }
-    }
-
-    /// Deadlocks first, then hangs, then everything else (ties keep the analyzer's order).
-    static func kindRank(_ k: FindingKind) -> Int {
-        switch k {
-        case .deadlock, .selfDeadlock: 0
-        case .hang: 1
-        default: 2
-        }
-    }
-
-    /// True for frames of the Tangle runtime, the Swift runtime, libc and other system libraries:
-    /// the "user frame" of a stack is the first frame that is none of these and has a file.
-    static func isSystemFrame(_ frame: Frame) -> Bool {
-        let module = ExportSupport.baseName(frame.module)
-        if module.hasPrefix("lib") && module.contains(".so") { return true }
-        if module.hasPrefix("ld-linux") { return true }
-        if let file = frame.file {
-            if file.contains("/Sources/Tangle/") || file.contains("/Sources/TangleTrace/") { return true }
-            if file.hasPrefix("/usr/") || file.contains("/swift/stdlib/") { return true }
-        }
-        if let function = frame.function {
-            for prefix in ["Tangle.", "TangleTrace.", "Swift.", "Foundation.", "Dispatch.", "static Tangle.", "static TangleTrace."] where function.hasPrefix(prefix) {
-                return true
-            }
-        }
-        return false
-    }
+    /// Not the application's code, by the one classifier fingerprints also use.
+    static func isSystemFrame(_ frame: Frame) -> Bool { FrameClassifier.isRuntimeFrame(frame) }
 
     /// The first frame of the stack worth pointing a person at.
     static func userFrame(_ stack: Stack) -> Frame? {

@@ -2,7 +2,7 @@ import Foundation
 import TangleTrace
 
 /// A compact plain-text report (the CLI prints the analyzer's `ReportRenderer.text`; this one is
-/// kept for callers that want a short listing), and the format dispatch of run/watch.
+/// kept for callers that want a short listing; the CLI chooses formats in `ReportOutput`).
 public enum TextSummary {
     public static func render(_ report: Report, maxFrames: Int = 6) -> String {
         var out = ""
@@ -34,26 +34,4 @@ public enum TextSummary {
         }
         return out
     }
-
-    /// The report as JSON (the `Report` Codable shape, sorted keys).
-    public static func json(_ report: Report) throws -> String {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        guard let s = String(data: try enc.encode(report), encoding: .utf8) else { throw ExportError.encoding("report") }
-        return s + "\n"
-    }
-
-    /// Renders `text`, `json` (the analyzer's own renderers, as `tangle analyze` prints them) or
-    /// any `ExportFormat` name; nil for an unknown name.
-    public static func render(format: String, result: AnalysisResult, options: ExportOptions) throws -> String? {
-        switch format {
-        case "text": return ReportRenderer.text(result.report, color: false)
-        case "json": return try ReportRenderer.json(result.report)
-        default:
-            guard let f = ExportFormat(rawValue: format) else { return nil }
-            return try Exporter.render(f, result: result, options: options)
-        }
-    }
-
-    public static var formatNames: [String] { ["text", "json"] + ExportFormat.allCases.map(\.rawValue) }
 }

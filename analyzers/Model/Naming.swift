@@ -2,7 +2,7 @@ import TangleTrace
 
 /// Human names for processes, threads and objects, as used in titles, details and explanations.
 extension TraceModel {
-    func isRoot(_ p: ProcessState) -> Bool {
+    func isRoot(_ p: TracedProcess) -> Bool {
         p.spawn == nil && (p.ppid == p.pid || processes[p.ppid]?.hasEvents != true)
     }
 
@@ -72,21 +72,23 @@ extension TraceModel {
     }
 
     /// How a process ended, for summaries and explanations.
-    func endDescription(_ p: ProcessState) -> String {
+    func endDescription(_ p: TracedProcess) -> String { ending(p).description }
+
+    func ending(_ p: TracedProcess) -> ProcessEnd {
         if let e = p.exit {
-            if e[.signal] != 0 { return "killed by \(signalName(e.int32(.signal)))" }
-            return "exited \(e.int32(.status))"
+            if e[.signal] != 0 { return .killed(signal: signalName(e.int32(.signal))) }
+            return .exited(status: e.int32(.status))
         }
         if let j = p.joinDone {
-            if j[.signal] != 0 { return "killed by \(signalName(j.int32(.signal)))" }
-            return "exited \(j.int32(.status))"
+            if j[.signal] != 0 { return .killed(signal: signalName(j.int32(.signal))) }
+            return .exited(status: j.int32(.status))
         }
         if let s = p.signalled {
-            return s.kind == .processKill ? "killed (SIGKILL sent by pid \(s.pid))" : "terminated (SIGTERM sent by pid \(s.pid))"
+            return s.kind == .processKill ? .killSent(by: s.pid) : .terminateSent(by: s.pid)
         }
-        if p.parentEnded != nil { return "ended with its parent" }
-        if !p.hasEvents { return "no trace file" }
-        return "running at end of trace"
+        if p.parentEnded != nil { return .endedWithParent }
+        if !p.hasEvents { return .noTraceFile }
+        return .runningAtEnd
     }
 }
 

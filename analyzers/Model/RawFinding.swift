@@ -4,7 +4,7 @@ import TangleTrace
 struct RawParticipant {
     var pid: Int32
     var tid: Int32
-    var role: String
+    var role: ParticipantRole
     var detail: String
     var object: UInt64 = 0
     /// Part of the fingerprint (waiters, holders, acquirers); helpers such as "could-wake" are not.

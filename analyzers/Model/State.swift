@@ -122,7 +122,7 @@ final class ThreadState {
     func heldIndex(_ lock: UInt64) -> Int? { held.firstIndex { $0.lock == lock } }
 }
 
-final class ProcessState {
+final class TracedProcess {
     let pid: Int32
     @exclusivity(unchecked) var ppid: Int32 = 0
     @exclusivity(unchecked) var header: TraceHeader?

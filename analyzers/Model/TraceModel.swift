@@ -9,7 +9,7 @@ import TangleTrace
 final class TraceModel {
     let options: AnalysisOptions
 
-    @exclusivity(unchecked) var processes: [Int32: ProcessState] = [:]
+    @exclusivity(unchecked) var processes: [Int32: TracedProcess] = [:]
     @exclusivity(unchecked) var threads: [ThreadState] = []
     @exclusivity(unchecked) private var threadIndex: [UInt64: Int] = [:]
     @exclusivity(unchecked) var threadByObject: [UInt64: Int] = [:]
@@ -71,7 +71,7 @@ final class TraceModel {
     @exclusivity(unchecked) private var cachePid: Int32 = .min
     @exclusivity(unchecked) private var cacheTid: Int32 = .min
     @exclusivity(unchecked) private var cacheThread: Unmanaged<ThreadState>
-    @exclusivity(unchecked) private var cacheProcess: Unmanaged<ProcessState>
+    @exclusivity(unchecked) private var cacheProcess: Unmanaged<TracedProcess>
     @exclusivity(unchecked) private var cacheValid = false
     /// Threads (and their processes) by (pid, tid), direct-mapped: merged files interleave a few
     /// threads, so the last thread alone misses often.
@@ -80,18 +80,18 @@ final class TraceModel {
         var tid: Int32
         var filled: Bool
         var thread: Unmanaged<ThreadState>
-        var process: Unmanaged<ProcessState>
+        var process: Unmanaged<TracedProcess>
     }
     private static let threadCacheMask = 63
     private let threadCache: UnsafeMutablePointer<CachedThread>
     private let placeholderThread: ThreadState
-    private let placeholderProcess: ProcessState
+    private let placeholderProcess: TracedProcess
 
     init(options: AnalysisOptions) {
         self.options = options
         let po = ObjectState(id: 0, kind: .unknown)
         let pt = ThreadState(index: -1, pid: .min, tid: .min, first: TraceEvent(time: 0, pid: 0, tid: 0, seq: 0, kind: .dropped))
-        let pp = ProcessState(pid: .min)
+        let pp = TracedProcess(pid: .min)
         placeholder = po
         placeholderThread = pt
         placeholderProcess = pp
@@ -122,9 +122,9 @@ final class TraceModel {
         return object | (UInt64(end + 1) << 60)
     }
 
-    func process(_ pid: Int32) -> ProcessState {
+    func process(_ pid: Int32) -> TracedProcess {
         if let p = processes[pid] { return p }
-        let p = ProcessState(pid: pid)
+        let p = TracedProcess(pid: pid)
         processes[pid] = p
         return p
     }
@@ -217,7 +217,7 @@ final class TraceModel {
         }
     }
 
-    @inline(__always) private func consume(_ e: TraceEvent, _ p: ProcessState, _ t: ThreadState) {
+    @inline(__always) private func consume(_ e: TraceEvent, _ p: TracedProcess, _ t: ThreadState) {
         p.events += 1
         if e.time < p.firstTime { p.firstTime = e.time }
         if e.time > p.lastTime { p.lastTime = e.time }
@@ -249,7 +249,7 @@ final class TraceModel {
         }
     }
 
-    private func threadFor(_ e: TraceEvent, process p: ProcessState) -> ThreadState {
+    private func threadFor(_ e: TraceEvent, process p: TracedProcess) -> ThreadState {
         let key = Self.threadKey(e.pid, e.tid)
         if let i = threadIndex[key] { return threads[i] }
         let t = ThreadState(index: threads.count, pid: e.pid, tid: e.tid, first: e)
@@ -272,7 +272,7 @@ final class TraceModel {
         let key = "gap:\(t.pid):\(t.tid)"
         guard noteOnce(key) else { return }
         noteProblem(TraceProblemNote(
-            kind: "reordered", file: processes[t.pid]?.file,
+            kind: .reordered, file: processes[t.pid]?.file,
             detail: "pid \(t.pid) tid \(t.tid): sequence jumps from \(t.lastSeq) to \(e.seq) with no `dropped` record; events are missing or out of order"))
     }
 
@@ -281,7 +281,7 @@ final class TraceModel {
     }
 
 
-    func retire(_ p: ProcessState) {
+    func retire(_ p: TracedProcess) {
         for i in p.threads where i < threadLive.count && threadLive[i] {
             threadLive[i] = false
             liveThreads -= 1
@@ -294,7 +294,7 @@ final class TraceModel {
         }
     }
 
-    func reviveThreads(_ p: ProcessState) {
+    func reviveThreads(_ p: TracedProcess) {
         for i in p.threads where !threadLive[i] && !threads[i].exited && !threads[i].isInternal {
             threadLive[i] = true
             liveThreads += 1
@@ -321,7 +321,7 @@ final class TraceModel {
         }
     }
 
-    func processClock(_ p: ProcessState) -> VectorClock {
+    func processClock(_ p: TracedProcess) -> VectorClock {
         if let c = p.exitClock { return c }
         var c = VectorClock()
         for i in p.threads { c.join(threads[i].stamp()) }

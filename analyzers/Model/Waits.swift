@@ -99,7 +99,7 @@ extension TraceModel {
         droppedWaitEnds += 1
         guard noteOnce("wait-end:\(w.event.kind.rawValue):\(e.kind.rawValue)") else { return }
         noteProblem(TraceProblemNote(
-            kind: "wait-end-missing", file: processes[t.pid]?.file,
+            kind: .waitEndMissing, file: processes[t.pid]?.file,
             detail: "pid \(t.pid) tid \(t.tid): \(w.event.kind.name) (seq \(w.event.seq)) has no \(w.event.kind.spec.endedBy.map(\.name).joined(separator: "/")) before the thread's \(e.kind.name) (seq \(e.seq)); the wait is taken as ended there"))
     }
 }

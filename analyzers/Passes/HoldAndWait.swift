@@ -175,7 +175,7 @@ extension TraceModel {
             if wakers.isEmpty { continue }
             let detail = "\(objectLabel(key.lock)) held across \(Self.waitVerb(key.target.channel)) \(targetLabel(key.target))"
             if actualLocks.contains(where: { $0.contains(key.lock) }) {
-                ruled.append(RuledOut(kind: .holdAndWait, detail: detail, reason: "reported-as-actual"))
+                ruled.append(RuledOut(kind: .holdAndWait, detail: detail, reason: .reportedAsActual))
                 continue
             }
             var reasons: [Incompatibility: Int] = [:]
@@ -207,7 +207,7 @@ extension TraceModel {
             let complete = budget > 0
             guard let first = pairs.first else {
                 if !complete {
-                    noteProblem(TraceProblemNote(kind: "analysis-bound", detail: "hold-and-wait \(detail): the search stopped after 1000000 steps without a witness; it is neither reported nor ruled out"))
+                    noteProblem(TraceProblemNote(kind: .analysisBound, detail: "hold-and-wait \(detail): the search stopped after 1000000 steps without a witness; it is neither reported nor ruled out"))
                     continue
                 }
                 let (reason, text) = Self.ruledOutReason(reasons)
@@ -264,10 +264,10 @@ extension TraceModel {
         let waitWords = "\(Self.waitVerb(key.target.channel)) \(target)"
         let byExit = key.target.channel == .thread || key.target.channel == .process || key.target.channel == .pool
         let wakeWords = Self.wakeVerb(key.target.channel) + (byExit ? "" : " \(target)")
-        var waiter = RawParticipant(pid: tw.pid, tid: tw.tid, role: "waits", detail: "holds \(lock) across \(waitWords)",
+        var waiter = RawParticipant(pid: tw.pid, tid: tw.tid, role: .waits, detail: "holds \(lock) across \(waitWords)",
                                     object: key.target.channel == .process ? 0 : key.target.object, stackEvent: w.inner)
         waiter.outerEvent = w.outer
-        var waker = RawParticipant(pid: tk.pid, tid: tk.tid, role: "wakes", detail: "takes \(lock) to \(wakeWords)",
+        var waker = RawParticipant(pid: tk.pid, tid: tk.tid, role: .wakes, detail: "takes \(lock) to \(wakeWords)",
                                    object: key.lock, stackEvent: k.inner)
         waker.outerEvent = k.outer
         let evidence: [(TraceEvent, String?)] = [

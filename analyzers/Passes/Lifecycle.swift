@@ -28,7 +28,7 @@ struct LifecyclePass {
     }
 
     /// When the child stopped running (exit, kill), if known.
-    private func endedAt(_ c: ProcessState) -> UInt64? {
+    private func endedAt(_ c: TracedProcess) -> UInt64? {
         if let e = c.exit { return e.time }
         if let s = c.signalled { return s.time }
         if let j = c.joinDone { return max(c.lastTime, min(j.time, c.lastTime == 0 ? j.time : j.time)) }
@@ -67,7 +67,7 @@ struct LifecyclePass {
         return out
     }
 
-    private func zombie(_ c: ProcessState, _ parent: ProcessState, spawn: TraceEvent, ended: UInt64, unreaped: UInt64, reaped: UInt64?) -> RawFinding {
+    private func zombie(_ c: TracedProcess, _ parent: TracedProcess, spawn: TraceEvent, ended: UInt64, unreaped: UInt64, reaped: UInt64?) -> RawFinding {
         let secs = Double(unreaped) / 1e9
         let dur = secs >= 10 ? "\(Int(secs)) s" : String(Int(secs * 1000)) + " ms"
         var evidence: [(TraceEvent, String?)] = [(spawn, "\(model.whoProcess(parent.pid)) starts \(model.whoProcess(c.pid))")]
@@ -77,8 +77,8 @@ struct LifecyclePass {
             kind: .zombie, severity: .warning,
             title: "\(model.whoProcess(c.pid)) stayed a zombie for \(dur): \(model.processName(parent.pid)) did not reap it",
             participants: [
-                RawParticipant(pid: c.pid, tid: c.pid, role: "child", detail: "\(model.endDescription(c)), not reaped for \(dur)", object: c.object, stackEvent: nil),
-                RawParticipant(pid: parent.pid, tid: spawn.tid, role: "parent", detail: reaped == nil ? "never joined it" : "joined it \(dur) after it exited", object: c.object, stackEvent: spawn),
+                RawParticipant(pid: c.pid, tid: c.pid, role: .child, detail: "\(model.endDescription(c)), not reaped for \(dur)", object: c.object, stackEvent: nil),
+                RawParticipant(pid: parent.pid, tid: spawn.tid, role: .parent, detail: reaped == nil ? "never joined it" : "joined it \(dur) after it exited", object: c.object, stackEvent: spawn),
             ],
             evidence: evidence,
             explanation: "\(model.whoProcess(c.pid)) ended, but its parent \(model.whoProcess(parent.pid)) kept running for \(dur) without joining it. Until the parent waits for it the child stays a zombie: it holds a pid and a process-table slot, and its exit status (a crash, an error) goes unnoticed.",
@@ -87,7 +87,7 @@ struct LifecyclePass {
         return f
     }
 
-    private func unjoined(_ c: ProcessState, _ parent: ProcessState, spawn: TraceEvent) -> RawFinding {
+    private func unjoined(_ c: TracedProcess, _ parent: TracedProcess, spawn: TraceEvent) -> RawFinding {
         var evidence: [(TraceEvent, String?)] = [(spawn, "\(model.whoProcess(parent.pid)) starts \(model.whoProcess(c.pid))")]
         if let e = c.exit { evidence.append((e, "\(model.whoProcess(c.pid)) \(model.endDescription(c))")) }
         if let e = parent.exit { evidence.append((e, "\(model.whoProcess(parent.pid)) exits without joining it")) }
@@ -95,8 +95,8 @@ struct LifecyclePass {
             kind: .unjoinedChild, severity: .warning,
             title: "\(model.processName(parent.pid)) never joined \(model.whoProcess(c.pid))",
             participants: [
-                RawParticipant(pid: parent.pid, tid: spawn.tid, role: "parent", detail: "started the child and exited without joining it", object: c.object, stackEvent: spawn),
-                RawParticipant(pid: c.pid, tid: c.pid, role: "child", detail: model.endDescription(c), object: c.object),
+                RawParticipant(pid: parent.pid, tid: spawn.tid, role: .parent, detail: "started the child and exited without joining it", object: c.object, stackEvent: spawn),
+                RawParticipant(pid: c.pid, tid: c.pid, role: .child, detail: model.endDescription(c), object: c.object),
             ],
             evidence: evidence,
             explanation: "\(model.whoProcess(parent.pid)) started \(model.whoProcess(c.pid)) and exited without ever joining it. Nobody checked how the child ended (\(model.endDescription(c))): a failure there would go unnoticed, and until the parent exits the child is a zombie.",
@@ -105,15 +105,15 @@ struct LifecyclePass {
         return f
     }
 
-    private func orphan(_ c: ProcessState, _ parent: ProcessState, spawn: TraceEvent) -> RawFinding {
+    private func orphan(_ c: TracedProcess, _ parent: TracedProcess, spawn: TraceEvent) -> RawFinding {
         var evidence: [(TraceEvent, String?)] = [(spawn, "\(model.whoProcess(parent.pid)) starts \(model.whoProcess(c.pid))")]
         if let e = parent.exit { evidence.append((e, "\(model.whoProcess(parent.pid)) exits while the child runs")) }
         var f = RawFinding(
             kind: .orphan, severity: .warning,
             title: "\(model.whoProcess(c.pid)) outlived its parent \(model.processName(parent.pid))",
             participants: [
-                RawParticipant(pid: c.pid, tid: c.pid, role: "child", detail: "still running when its parent exited (\(model.endDescription(c)))", object: c.object),
-                RawParticipant(pid: parent.pid, tid: spawn.tid, role: "parent", detail: "exited without joining or stopping it", object: c.object, stackEvent: spawn),
+                RawParticipant(pid: c.pid, tid: c.pid, role: .child, detail: "still running when its parent exited (\(model.endDescription(c)))", object: c.object),
+                RawParticipant(pid: parent.pid, tid: spawn.tid, role: .parent, detail: "exited without joining or stopping it", object: c.object, stackEvent: spawn),
             ],
             evidence: evidence,
             explanation: "\(model.whoProcess(parent.pid)) exited while its child \(model.whoProcess(c.pid)) was still running. The child is re-parented to init: nobody will join it, read its results or stop it, and it may hold locks, files or shared memory indefinitely.",
@@ -123,7 +123,7 @@ struct LifecyclePass {
     }
 
     /// A stable role name for a process: its given name without trailing digits ("consumer-2" → "consumer").
-    func processRoleName(_ p: ProcessState) -> String {
+    func processRoleName(_ p: TracedProcess) -> String {
         let n = p.name ?? (p.spawn?.text ?? "process")
         var s = Substring(n)
         while let last = s.last, last.isNumber || last == "-" || last == "_" { s = s.dropLast() }
@@ -160,12 +160,12 @@ struct LifecyclePass {
             var seen: Set<Int32> = []
             for m in ms where seen.insert(m.event.pid).inserted {
                 let n = ms.filter { $0.event.pid == m.event.pid }.count
-                participants.append(RawParticipant(pid: m.event.pid, tid: m.event.tid, role: "put",
+                participants.append(RawParticipant(pid: m.event.pid, tid: m.event.tid, role: .put,
                                                    detail: "put \(n) message(s) on \(obj) that nobody got", object: id, stackEvent: m.event))
             }
             let getters = (o.kind == .pipe ? [] : o.getters.sorted())
             for g in getters {
-                participants.append(RawParticipant(pid: g, tid: g, role: "consumer",
+                participants.append(RawParticipant(pid: g, tid: g, role: .consumer,
                                                    detail: "got \(o.gets(of: g)) message(s), then \(model.processes[g].map { model.endDescription($0) } ?? "ended")",
                                                    object: id, core: false))
             }
@@ -180,7 +180,7 @@ struct LifecyclePass {
                 participants: participants, evidence: dedupeEvidence(evidence),
                 explanation: "\(ms.count) message(s) were put on \(obj) and were still there when every process using it had ended. \(consumerWords) Whatever they carried (work items, results, errors) was silently dropped.",
                 fix: "Make consumers run until they have taken everything (stop on one sentinel per consumer, sent after the last item), and have the parent drain result queues before joining and exiting.")
-            f.fingerprintExtra = ["lost", model.objectRole(id)] + Set(participants.filter { $0.role == "put" }.map { model.processes[$0.pid].map { processRoleName($0) } ?? "" }).sorted()
+            f.fingerprintExtra = ["lost", model.objectRole(id)] + Set(participants.filter { $0.role == .put }.map { model.processes[$0.pid].map { processRoleName($0) } ?? "" }).sorted()
             out.append(f)
         }
         return out
@@ -199,7 +199,7 @@ struct LifecyclePass {
             var participants: [RawParticipant] = []
             var evidence: [(TraceEvent, String?)] = []
             for u in culprits {
-                participants.append(RawParticipant(pid: u.pid, tid: u.lastGet?.tid ?? u.pid, role: "forgot-task-done",
+                participants.append(RawParticipant(pid: u.pid, tid: u.lastGet?.tid ?? u.pid, role: .forgotTaskDone,
                                                    detail: "got \(u.gets) item(s), marked \(u.taskDones) done (\(u.gets - u.taskDones) missing)",
                                                    object: id, stackEvent: u.lastGet))
                 if let g = u.lastGet { evidence.append((g, "\(model.whoProcess(u.pid)) gets an item it never marks done")) }
@@ -233,12 +233,12 @@ struct LifecyclePass {
                 if let s = t.submit { evidence.append((s, "task \(task) submitted")) }
                 if let d = t.done {
                     evidence.append((d, "task \(task) fails in \(model.whoProcess(d.pid))"))
-                    participants.append(RawParticipant(pid: d.pid, tid: d.tid, role: "failed",
+                    participants.append(RawParticipant(pid: d.pid, tid: d.tid, role: .failed,
                                                        detail: "task \(task) threw", object: id, stackEvent: d))
                 }
             }
             if let owner, let s = lost.first?.value.submit {
-                participants.append(RawParticipant(pid: owner.pid, tid: s.tid, role: "submitter",
+                participants.append(RawParticipant(pid: owner.pid, tid: s.tid, role: .submitter,
                                                    detail: "submitted the task and never retrieved its result", object: id, stackEvent: s))
             }
             if let c = o.poolClosed { evidence.append((c, "the pool is closed with the error unread")) }
@@ -266,7 +266,7 @@ struct LifecyclePass {
             var f = RawFinding(
                 kind: .shmLeak, severity: .warning,
                 title: "\(obj) was never unlinked",
-                participants: [RawParticipant(pid: o.creatorPid, tid: o.created?.tid ?? o.creatorPid, role: "creator",
+                participants: [RawParticipant(pid: o.creatorPid, tid: o.created?.tid ?? o.creatorPid, role: .creator,
                                               detail: "created \(obj) and nobody unlinked it", object: id, stackEvent: o.created)],
                 evidence: evidence,
                 explanation: "\(obj) was created and every process using it has ended, but nobody called unlink(). The segment stays in /dev/shm, using memory until reboot or until someone removes it by name.",
@@ -277,7 +277,7 @@ struct LifecyclePass {
         return out
     }
 
-    func diedBySignal(_ p: ProcessState) -> Bool {
+    func diedBySignal(_ p: TracedProcess) -> Bool {
         if let e = p.exit { return e[.signal] != 0 }
         if let j = p.joinDone { return j[.signal] != 0 }
         return p.signalled != nil
@@ -301,7 +301,7 @@ struct LifecyclePass {
         for (pid, p) in model.processes.sorted(by: { $0.key < $1.key }) where p.spawn != nil && !p.hasEvents && p.header == nil {
             let parent = model.whoProcess(p.ppid)
             model.noteProblem(TraceProblemNote(
-                kind: "missing-process",
+                kind: .missingProcess,
                 detail: "pid \(pid) (\(model.processName(pid)), started by \(parent)) has no trace file: its events are missing, so it counts as able to do anything its handles allow (no hang is reported that it could have ended)"))
         }
     }

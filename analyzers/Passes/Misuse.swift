@@ -34,7 +34,7 @@ final class MisuseRules {
     }
 
     /// After the model applied `e` (the rules that need its outcome: an exit's status).
-    @inline(__always) func didApply(_ e: TraceEvent, _ p: ProcessState, _ t: ThreadState) {
+    @inline(__always) func didApply(_ e: TraceEvent, _ p: TracedProcess, _ t: ThreadState) {
         switch e.kind {
         case .processFork where e[.threads] > 0: forkWithThreads(e, p, t)
         case .processExit: checkLocksAtExit(p, e)
@@ -62,7 +62,7 @@ final class MisuseRules {
         var f = RawFinding(
             kind: .selfDeadlock, severity: .error,
             title: "\(model.who(t)) waits for \(obj), which it already holds",
-            participants: [RawParticipant(pid: t.pid, tid: t.tid, role: "waits",
+            participants: [RawParticipant(pid: t.pid, tid: t.tid, role: .waits,
                                           detail: "re-acquires \(obj), which it holds (non-recursive Lock)",
                                           object: o.id, stackEvent: e)],
             evidence: evidence,
@@ -77,14 +77,14 @@ final class MisuseRules {
     func nonOwnerRelease(_ e: TraceEvent, _ o: ObjectState, _ t: ThreadState) {
         guard firstTime(.nonOwnerRelease, ["\(o.id)", "\(e.stack)"]) else { return }
         let obj = model.objectLabel(o.id)
-        var parts = [RawParticipant(pid: t.pid, tid: t.tid, role: "releases",
+        var parts = [RawParticipant(pid: t.pid, tid: t.tid, role: .releases,
                                     detail: "releases \(obj) without owning it", object: o.id, stackEvent: e)]
         var evidence: [(TraceEvent, String?)] = []
         var ownerWords = "another thread"
         if o.owner >= 0, o.owner != t.index {
             let owner = model.threads[o.owner]
             ownerWords = model.who(owner)
-            parts.append(RawParticipant(pid: owner.pid, tid: owner.tid, role: "holds", detail: "owns \(obj)",
+            parts.append(RawParticipant(pid: owner.pid, tid: owner.tid, role: .holds, detail: "owns \(obj)",
                                         object: o.id, stackEvent: o.ownerEvent))
             if let acq = o.ownerEvent { evidence.append((acq, "\(model.who(owner)) takes \(obj)")) }
         } else if e[.owner] != 0 {
@@ -113,24 +113,24 @@ final class MisuseRules {
         let deadPid = e.pid(.owner)
         let obj = model.objectLabel(o.id)
         if let k = ownerDiedIndex(o.id, deadPid) {
-            guard !findings[k].participants.contains(where: { $0.role == "acquires" }) else { return }
-            findings[k].participants.insert(RawParticipant(pid: t.pid, tid: t.tid, role: "acquires",
+            guard !findings[k].participants.contains(where: { $0.role == .acquires }) else { return }
+            findings[k].participants.insert(RawParticipant(pid: t.pid, tid: t.tid, role: .acquires,
                                                            detail: "acquires \(obj) from the dead owner (EOWNERDEAD)", object: o.id, stackEvent: e), at: 0)
             findings[k].evidence.append((e, "\(model.who(t)) gets \(obj) with EOWNERDEAD"))
             findings[k].explanation += " \(model.who(t)) then got \(obj) with EOWNERDEAD: whatever the lock protects may have been left half-updated."
             return
         }
         guard firstTime(.ownerDied, ["\(o.id)", "\(deadPid)"]) else { return }
-        var parts = [RawParticipant(pid: t.pid, tid: t.tid, role: "acquires",
+        var parts = [RawParticipant(pid: t.pid, tid: t.tid, role: .acquires,
                                     detail: "acquires \(obj) from a dead owner", object: o.id, stackEvent: e)]
         var evidence: [(TraceEvent, String?)] = []
         if o.owner >= 0, o.owner != t.index {
             let owner = model.threads[o.owner]
-            parts.append(RawParticipant(pid: owner.pid, tid: owner.tid, role: "died-holding",
+            parts.append(RawParticipant(pid: owner.pid, tid: owner.tid, role: .diedHolding,
                                         detail: "died holding \(obj)", object: o.id, stackEvent: o.ownerEvent))
             if let acq = o.ownerEvent { evidence.append((acq, "\(model.who(owner)) takes \(obj)")) }
         } else if deadPid != 0 {
-            parts.append(RawParticipant(pid: deadPid, tid: deadPid, role: "died-holding",
+            parts.append(RawParticipant(pid: deadPid, tid: deadPid, role: .diedHolding,
                                         detail: "died holding \(obj)", object: o.id, core: false))
         }
         if let dead = model.processes[deadPid], let end = dead.exit ?? dead.signalled ?? dead.joinDone {
@@ -149,13 +149,13 @@ final class MisuseRules {
         findings.append(f)
     }
 
-    func forkWithThreads(_ e: TraceEvent, _ p: ProcessState, _ t: ThreadState) {
+    func forkWithThreads(_ e: TraceEvent, _ p: TracedProcess, _ t: ThreadState) {
         guard firstTime(.forkWithThreads, ["\(e.pid)", "\(e.stack)"]) else { return }
-        var parts = [RawParticipant(pid: t.pid, tid: t.tid, role: "forks",
+        var parts = [RawParticipant(pid: t.pid, tid: t.tid, role: .forks,
                                     detail: "forks while \(e[.threads]) other thread(s) run", stackEvent: e)]
         for i in p.threads where i != t.index && model.isLive(model.threads[i]) && !model.threads[i].exited {
             let o = model.threads[i]
-            parts.append(RawParticipant(pid: o.pid, tid: o.tid, role: "running",
+            parts.append(RawParticipant(pid: o.pid, tid: o.tid, role: .running,
                                         detail: o.wait.map { "blocked in \(model.describeWait($0.event))" } ?? "running",
                                         core: false))
         }
@@ -176,7 +176,7 @@ final class MisuseRules {
         }
     }
 
-    func checkLocksAtExit(_ p: ProcessState, _ e: TraceEvent) {
+    func checkLocksAtExit(_ p: TracedProcess, _ e: TraceEvent) {
         for i in p.threads {
             let t = model.threads[i]
             for h in t.held {
@@ -200,7 +200,7 @@ final class MisuseRules {
         var f = RawFinding(
             kind: .lockHeldAtExit, severity: .error,
             title: "\(obj) is still held when \(what)",
-            participants: [RawParticipant(pid: t.pid, tid: t.tid, role: "holds",
+            participants: [RawParticipant(pid: t.pid, tid: t.tid, role: .holds,
                                           detail: "took \(obj) and never released it", object: h.lock,
                                           stackEvent: h.event)],
             evidence: [(h.event, "\(model.who(t)) takes \(obj)"), (e, process ? "the process exits holding it" : "the thread exits holding it")],
@@ -215,9 +215,9 @@ final class MisuseRules {
     /// A process killed (or crashed) while holding a lock.
     func diedHolding(_ t: ThreadState, _ h: HeldLock, end: TraceEvent?) {
         if let k = ownerDiedIndex(h.lock, t.pid) {
-            if !findings[k].participants.contains(where: { $0.role == "died-holding" && $0.stackEvent != nil }) {
-                findings[k].participants.removeAll { $0.role == "died-holding" }
-                findings[k].participants.append(RawParticipant(pid: t.pid, tid: t.tid, role: "died-holding",
+            if !findings[k].participants.contains(where: { $0.role == .diedHolding && $0.stackEvent != nil }) {
+                findings[k].participants.removeAll { $0.role == .diedHolding }
+                findings[k].participants.append(RawParticipant(pid: t.pid, tid: t.tid, role: .diedHolding,
                                                                detail: "died holding \(model.objectLabel(h.lock))", object: h.lock, stackEvent: h.event))
                 findings[k].evidence.insert((h.event, "\(model.who(t)) takes \(model.objectLabel(h.lock))"), at: 0)
             }
@@ -232,7 +232,7 @@ final class MisuseRules {
         var f = RawFinding(
             kind: .ownerDied, severity: .error,
             title: "\(model.whoProcess(t.pid)) \(how) while holding \(obj)",
-            participants: [RawParticipant(pid: t.pid, tid: t.tid, role: "died-holding",
+            participants: [RawParticipant(pid: t.pid, tid: t.tid, role: .diedHolding,
                                           detail: "\(how) holding \(obj)", object: h.lock, stackEvent: h.event)],
             evidence: evidence,
             explanation: "\(model.who(t)) held \(obj) when its process ended abnormally (\(how)). The next process to take the lock gets it with EOWNERDEAD (or waits forever if it is not robust), and the state it protects may be half-updated.",

@@ -58,7 +58,7 @@ final class WaitForPass {
     /// `a` and `b` describe overlapping stuck groups: one finding with the members and evidence of
     /// both, titled by the one with more waiting members.
     static func merged(_ a: RawFinding, _ b: RawFinding) -> RawFinding {
-        let waiters = { (f: RawFinding) in f.participants.filter { $0.role == "waits" }.count }
+        let waiters = { (f: RawFinding) in f.participants.filter { $0.role == .waits }.count }
         var (base, other) = waiters(b) >= waiters(a) ? (b, a) : (a, b)
         for p in other.participants where !base.participants.contains(where: { $0.pid == p.pid && $0.tid == p.tid && $0.role == p.role }) {
             base.participants.append(p)
@@ -122,7 +122,7 @@ final class WaitForPass {
         quiescentAnalyses += 1
         var analysis: WaitForAnalysis?
         for f in runWaitFor(atEnd: false, keep: &analysis) {
-            let members = Set(f.participants.filter { $0.role == "waits" }.compactMap { model.thread(pid: $0.pid, tid: $0.tid)?.index })
+            let members = Set(f.participants.filter { $0.role == .waits }.compactMap { model.thread(pid: $0.pid, tid: $0.tid)?.index })
             let edges = analysis.map { waitForEdges($0, only: members) } ?? []
             if let k = candidates.firstIndex(where: { !$0.refuted && !$0.waitKeys.isDisjoint(with: f.waitKeys) }) {
                 // The same stuck group seen again, grown (a thread that blocked behind it since):
@@ -227,7 +227,7 @@ final class WaitForPass {
             guard let n = a.nodes[i] else { continue }
             let e = n.wait.event
             let what = model.describeWait(e)
-            participants.append(RawParticipant(pid: t.pid, tid: t.tid, role: "waits", detail: what, object: e.object,
+            participants.append(RawParticipant(pid: t.pid, tid: t.tid, role: .waits, detail: what, object: e.object,
                                                stackEvent: e))
             evidence.append((e, "\(model.who(t)) blocks: \(what)"))
             if e.object != 0 && !objectsInvolved.contains(e.object) && e.kind != .processJoinWait && e.kind != .threadJoinWait {
@@ -250,7 +250,7 @@ final class WaitForPass {
                         if let acq = lo.ownerEvent {
                             evidence.append((acq, "\(model.who(o)) holds \(model.objectLabel(lo.id))"))
                             if addedHelpers.insert("holds:\(j):\(lo.id)").inserted && !order.contains(j) {
-                                participants.append(RawParticipant(pid: o.pid, tid: o.tid, role: "holds",
+                                participants.append(RawParticipant(pid: o.pid, tid: o.tid, role: .holds,
                                                                    detail: "holds \(model.objectLabel(lo.id))", object: lo.id,
                                                                    stackEvent: acq))
                             }
@@ -272,7 +272,7 @@ final class WaitForPass {
                         label = "\(model.whoProcess(pid)) cannot proceed"
                     }
                     if pid != t.pid && addedHelpers.insert("p:\(pid)").inserted && !order.contains(where: { model.threads[$0].pid == pid }) {
-                        participants.append(RawParticipant(pid: pid, tid: pid, role: "could-wake", detail: label, core: false))
+                        participants.append(RawParticipant(pid: pid, tid: pid, role: .couldWake, detail: label, core: false))
                     }
                 }
                 why.append(label)
@@ -292,7 +292,7 @@ final class WaitForPass {
                         else if o.kind == .pipe && o.senders[1 - n.wait.end].contains(pid) { did = " after sending on \(model.objectLabel(o.id))" }
                         else { did = "; it held \(model.objectLabel(o.id))" }
                     }
-                    participants.append(RawParticipant(pid: pid, tid: pid, role: "exited", detail: model.endDescription(p) + did, object: e.object, core: false))
+                    participants.append(RawParticipant(pid: pid, tid: pid, role: .exited, detail: model.endDescription(p) + did, object: e.object, core: false))
                     if let end = p.exit ?? p.joinDone ?? p.signalled { evidence.append((end, "\(model.whoProcess(pid)) \(model.endDescription(p))")) }
                 }
             }
@@ -322,9 +322,9 @@ final class WaitForPass {
         if let (q, culprits) = missingTaskDone {
             let obj = model.objectLabel(q.id)
             var parts = participants
-            for pid in culprits where !parts.contains(where: { $0.pid == pid && $0.role == "forgot-task-done" }) {
+            for pid in culprits where !parts.contains(where: { $0.pid == pid && $0.role == .forgotTaskDone }) {
                 let n = q.gets(of: pid) - q.taskDones(of: pid)
-                parts.append(RawParticipant(pid: pid, tid: pid, role: "forgot-task-done",
+                parts.append(RawParticipant(pid: pid, tid: pid, role: .forgotTaskDone,
                                             detail: "got \(q.gets(of: pid)) item(s), marked \(q.taskDones(of: pid)) done (\(n) missing)",
                                             object: q.id, stackEvent: q.lastGet(of: pid)))
                 if let g = q.lastGet(of: pid) { evidence.append((g, "\(model.whoProcess(pid)) gets an item it never marks done")) }

@@ -52,6 +52,20 @@ public enum FindingKind: String, Codable, Sendable, CaseIterable {
     case nonOwnerRelease = "non-owner-release"
 }
 
+extension FindingKind {
+    /// Deadlocks first, then hangs, then everything else.
+    var group: Int {
+        switch self {
+        case .deadlock, .selfDeadlock: 0
+        case .hang: 1
+        default: 2
+        }
+    }
+
+    /// The declaration order above.
+    var rank: Int { Self.allCases.firstIndex(of: self) ?? 99 }
+}
+
 public enum Severity: String, Codable, Sendable, Comparable, CaseIterable {
     case note, warning, error
 
@@ -72,6 +86,15 @@ public enum Severity: String, Codable, Sendable, Comparable, CaseIterable {
 /// actual finding and the new trace).
 public enum Confidence: String, Codable, Sendable {
     case actual, predicted, confirmed
+
+    /// The report's order: what happened, then what `tangle confirm` made happen, then predictions.
+    var rank: Int {
+        switch self {
+        case .actual: 0
+        case .confirmed: 1
+        case .predicted: 2
+        }
+    }
 }
 
 public struct Finding: Codable, Sendable, Equatable {
@@ -122,7 +145,7 @@ public struct Participant: Codable, Sendable, Equatable {
     public var process: String
     public var thread: String?
     /// "waits", "holds", "could-wake", "exited", "child", "parent", …
-    public var role: String
+    public var role: ParticipantRole
     /// What it waits on or holds, in words: "get on queue 'tasks' (q#3)".
     public var detail: String
     /// The object concerned (0 = none) and its name if it has one.
@@ -130,7 +153,7 @@ public struct Participant: Codable, Sendable, Equatable {
     public var objectName: String?
 
     public init(
-        pid: Int32, tid: Int32, process: String, thread: String? = nil, role: String, detail: String,
+        pid: Int32, tid: Int32, process: String, thread: String? = nil, role: ParticipantRole, detail: String,
         object: UInt64 = 0, objectName: String? = nil
     ) {
         self.pid = pid
@@ -236,12 +259,12 @@ public struct ProcessSummary: Codable, Sendable, Equatable {
 }
 
 public struct TraceProblemNote: Codable, Sendable, Equatable {
-    /// "truncated", "corrupt", "missing-process", "unknown-kinds", "dropped-events", "reordered"
-    public var kind: String
+    /// "truncated", "corrupt", "missing-process", "unknown-kind", "dropped-events", "reordered", …
+    public var kind: ProblemKind
     public var file: String?
     public var detail: String
 
-    public init(kind: String, file: String? = nil, detail: String) {
+    public init(kind: ProblemKind, file: String? = nil, detail: String) {
         self.kind = kind
         self.file = file
         self.detail = detail
@@ -252,10 +275,10 @@ public struct RuledOut: Codable, Sendable, Equatable {
     /// The finding kind it would have been.
     public var kind: FindingKind
     public var detail: String
-    /// "gate-lock", "happens-before", "single-thread", "woken-later", …
-    public var reason: String
+    /// "gate-lock", "happens-before", "single-thread", "reported-as-actual"
+    public var reason: RuledOutReason
 
-    public init(kind: FindingKind, detail: String, reason: String) {
+    public init(kind: FindingKind, detail: String, reason: RuledOutReason) {
         self.kind = kind
         self.detail = detail
         self.reason = reason
@@ -279,6 +302,18 @@ public struct AnalysisStats: Codable, Sendable, Equatable {
 }
 
 extension Finding {
+    /// The one order of findings, in reports and in every exporter: actual before predicted, higher
+    /// severity first, deadlocks (and self-deadlocks) before hangs before the rest, then the order
+    /// of `FindingKind`, the fingerprint and the title (so that equal inputs give equal reports).
+    public func precedes(_ other: Finding) -> Bool {
+        if confidence != other.confidence { return confidence.rank < other.confidence.rank }
+        if severity != other.severity { return severity > other.severity }
+        if kind.group != other.kind.group { return kind.group < other.kind.group }
+        if kind != other.kind { return kind.rank < other.kind.rank }
+        if fingerprint != other.fingerprint { return fingerprint < other.fingerprint }
+        return title < other.title
+    }
+
     /// Folds `other` — the same bug seen again in this trace (same kind and fingerprint) — into this
     /// finding: its participants and evidence not already here are added, so that nothing is lost.
     mutating func absorb(_ other: Finding) {

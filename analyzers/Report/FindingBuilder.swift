@@ -2,13 +2,19 @@ import Foundation
 import TangleTrace
 
 /// FNV-1a, 64 bits: a small, stable, dependency-free hash for fingerprints.
+/// The analyzer's only copy (the runtime's shared-memory ids use their own, in Sources/Tangle).
 enum FNV1a {
+    static let offsetBasis: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    /// Folds one value into `h` (a byte of a string, or a whole 64-bit value).
+    @inline(__always) static func mix(_ h: inout UInt64, _ v: UInt64) {
+        h ^= v
+        h = h &* 0x100_0000_01b3
+    }
+
     static func hash(_ s: String) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in s.utf8 {
-            h ^= UInt64(b)
-            h = h &* 0x100_0000_01b3
-        }
+        var h = offsetBasis
+        for b in s.utf8 { mix(&h, UInt64(b)) }
         return h
     }
 
@@ -85,7 +91,7 @@ final class FindingBuilder {
     func fingerprint(_ raw: RawFinding) -> String {
         var sigs: Set<String> = []
         for p in raw.participants where p.core {
-            var sig = p.role + "|" + model.objectRole(p.object) + "|" + signature(of: p.stackEvent)
+            var sig = p.role.rawValue + "|" + model.objectRole(p.object) + "|" + signature(of: p.stackEvent)
             if p.outerEvent != nil { sig += "<" + signature(of: p.outerEvent) }
             sigs.insert(sig)
         }

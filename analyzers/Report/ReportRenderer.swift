@@ -45,7 +45,7 @@ public enum ReportRenderer {
                 out += "   participants:\n"
                 for p in f.participants {
                     let who = "\(p.process) (pid \(p.pid)\(p.tid != p.pid ? ", tid \(p.tid)" : "")\(p.thread.map { ", \($0)" } ?? ""))"
-                    out += "     \(p.role.padding(toLength: 16, withPad: " ", startingAt: 0)) \(who): \(p.detail)\n"
+                    out += "     \(p.role.rawValue.padding(toLength: 16, withPad: " ", startingAt: 0)) \(who): \(p.detail)\n"
                 }
             }
             out += wrapText("what happened: " + f.explanation, indent: "   ")

@@ -13,11 +13,8 @@ final class StackSignatures {
         if let s = cache[key] { return s }
         let pid = Int32(bitPattern: UInt32(truncatingIfNeeded: key >> 32))
         let id = UInt32(truncatingIfNeeded: key)
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        func mix(_ v: UInt64) {
-            h ^= v
-            h = h &* 0x100_0000_01b3
-        }
+        var h = FNV1a.offsetBasis
+        func mix(_ v: UInt64) { FNV1a.mix(&h, v) }
         let modules = model.processes[pid]?.header?.modules ?? []
         for pc in model.stacks[pid]?[id] ?? [] {
             if let m = modules.first(where: { pc >= $0.low && pc < $0.high }) {
@@ -49,7 +46,7 @@ extension TraceModel {
         if graph.allEdges.count > LockOrderGraph.exportLimit {
             graph.exportOnly = search.cyclicEdges.sorted().map { graph.allEdges[$0] }
             noteProblem(TraceProblemNote(
-                kind: "analysis-bound",
+                kind: .analysisBound,
                 detail: "lock order: the graph has \(graph.allEdges.count) edges; the graph views (dot, HTML) show only the \(search.cyclicEdges.count) on cycles (the analysis used all of them)"))
         }
         let signatures = StackSignatures(model: self)
@@ -69,7 +66,7 @@ extension TraceModel {
             covered.insert(ri)
             reported.insert(Self.canonical([e.from, e.to]))
             if actualLocks.contains(where: { $0.contains(e.from) && $0.contains(e.to) }) {
-                ruled.append(RuledOut(kind: .lockOrderInversion, detail: "lock order \(cycleWords([e.from, e.to]))", reason: "reported-as-actual"))
+                ruled.append(RuledOut(kind: .lockOrderInversion, detail: "lock order \(cycleWords([e.from, e.to]))", reason: .reportedAsActual))
                 continue
             }
             findings += patternFindings(cycle: [e, r], witness: w, signatures: signatures)
@@ -84,18 +81,18 @@ extension TraceModel {
                 if let length = outcome.stoppedAt {
                     let e = graph.allEdges[anchor]
                     noteProblem(TraceProblemNote(
-                        kind: "analysis-bound",
+                        kind: .analysisBound,
                         detail: "lock order: the search for a deadlock cycle through \(objectLabel(e.from)) → \(objectLabel(e.to)) stopped after \(outcome.steps) steps at cycles of \(length) locks (component of \(search.sizeOfComponent(containing: e.from)) locks); cycles of \(length) or more locks through this edge were not all examined, so it is neither reported nor ruled out"))
                     continue
                 }
                 let locks = Set(structural.map { graph.allEdges[$0].from })
-                let (reason, text): (String, String)
+                let (reason, text): (RuledOutReason, String)
                 if actualLocks.contains(where: { locks.isSubset(of: $0) }) {
-                    (reason, text) = ("reported-as-actual", "the same locks already deadlocked in this run")
+                    (reason, text) = (.reportedAsActual, "the same locks already deadlocked in this run")
                 } else {
                     (reason, text) = Self.ruledOutReason(outcome.reasons)
                 }
-                if ruledSeen.insert(words + reason).inserted {
+                if ruledSeen.insert(words + reason.rawValue).inserted {
                     ruled.append(RuledOut(kind: .lockOrderInversion, detail: "lock order \(words): \(text)", reason: reason))
                 }
                 continue
@@ -107,7 +104,7 @@ extension TraceModel {
             if actualLocks.contains(where: { Set(locks).isSubset(of: $0) }) {
                 let words = cycleWords(locks)
                 if ruledSeen.insert(words + "actual").inserted {
-                    ruled.append(RuledOut(kind: .lockOrderInversion, detail: "lock order \(words)", reason: "reported-as-actual"))
+                    ruled.append(RuledOut(kind: .lockOrderInversion, detail: "lock order \(words)", reason: .reportedAsActual))
                 }
                 continue
             }
@@ -117,7 +114,7 @@ extension TraceModel {
             let thinned = e.chains.thinned
             if thinned > 0 {
                 noteProblem(TraceProblemNote(
-                    kind: "analysis-bound",
+                    kind: .analysisBound,
                     detail: "lock order: \(thinned) sections of \(objectLabel(e.from)) → \(objectLabel(e.to)) were dropped (more than \(SectionChain.cap) per thread, each after a new synchronisation; the first and latest are kept); an inversion needing one of them is missed"))
             }
         }
@@ -135,14 +132,14 @@ extension TraceModel {
         return Array(locks[m...] + locks[..<m])
     }
 
-    static func ruledOutReason(_ reasons: [Incompatibility: Int]) -> (String, String) {
+    static func ruledOutReason(_ reasons: [Incompatibility: Int]) -> (RuledOutReason, String) {
         if reasons[.happensBefore, default: 0] > 0 {
-            return ("happens-before", "the sections are ordered by happens-before (spawn/join, a message, an event): they can never overlap")
+            return (.happensBefore, "the sections are ordered by happens-before (spawn/join, a message, an event): they can never overlap")
         }
         if reasons[.gateLock, default: 0] > 0 {
-            return ("gate-lock", "the threads always held a common gate lock while taking these locks, so only one of them can be inside at a time")
+            return (.gateLock, "the threads always held a common gate lock while taking these locks, so only one of them can be inside at a time")
         }
-        return ("single-thread", "every edge of the cycle comes from the same thread, which cannot deadlock with itself this way")
+        return (.singleThread, "every edge of the cycle comes from the same thread, which cannot deadlock with itself this way")
     }
 
     /// One finding per stack pattern of the cycle that has a witness.
@@ -163,7 +160,7 @@ extension TraceModel {
         for g in groups { total = total.multipliedReportingOverflow(by: g.count).overflow ? Int.max : total * g.count }
         if total > Self.patternCombinationLimit {
             noteProblem(TraceProblemNote(
-                kind: "analysis-bound",
+                kind: .analysisBound,
                 detail: "lock order \(cycleWords(cycle.map(\.from))): \(total == Int.max ? "too many" : String(total)) combinations of code locations (stack patterns); the first \(Self.patternCombinationLimit) were examined, a deadlock only between the others is reported through them or not at all"))
         }
         var out: [RawFinding] = []
@@ -201,7 +198,7 @@ extension TraceModel {
         for (edge, inst) in zip(edges, instances) {
             let t = threads[inst.thread]
             let a = objectLabel(edge.from), b = objectLabel(edge.to)
-            var p = RawParticipant(pid: t.pid, tid: t.tid, role: "acquires", detail: "takes \(b) while holding \(a)",
+            var p = RawParticipant(pid: t.pid, tid: t.tid, role: .acquires, detail: "takes \(b) while holding \(a)",
                                    object: edge.to, stackEvent: inst.inner)
             p.outerEvent = inst.outer
             participants.append(p)
@@ -235,7 +232,7 @@ extension TraceModel {
         if others.isEmpty && complete { return "; no other thread combination qualifies" }
         if !complete {
             noteProblem(TraceProblemNote(
-                kind: "analysis-bound",
+                kind: .analysisBound,
                 detail: "\(title): the other thread combinations that qualify were counted up to \(others.count) (search budget); there may be more"))
         }
         let listed = others.prefix(Self.listedCombinations).map { w in
