@@ -39,8 +39,8 @@ struct Confirm: ParsableCommand {
     @Option(name: .customLong("run-timeout"), help: "Seconds after which a run is stopped whatever happened.")
     var runTimeout: Double = 30
 
-    @Option(name: .long, help: "Also write TRACE_DIR's report in this format (\(TextSummary.formatNames.joined(separator: ", "))), confirmed findings marked.")
-    var format: String?
+    @Option(name: .long, help: "Also write TRACE_DIR's report in this format (\(OutputFormat.names)), confirmed findings marked.")
+    var format: OutputFormat?
 
     @Option(name: [.short, .long], help: "Write that report here instead of stdout.")
     var output: String?
@@ -57,7 +57,6 @@ struct Confirm: ParsableCommand {
         if tries < 1 { throw ValidationError("--tries must be at least 1") }
         if timeout <= 0 { throw ValidationError("--timeout must be positive") }
         if runTimeout <= 0 { throw ValidationError("--run-timeout must be positive") }
-        if let format, !TextSummary.formatNames.contains(format) { throw ValidationError("--format must be one of \(TextSummary.formatNames.joined(separator: ", "))") }
     }
 
     /// One finding's verdict.
@@ -118,12 +117,11 @@ struct Confirm: ParsableCommand {
                 result.report.findings[k].why = (v.finding.why.map { $0 + "; " } ?? "")
                     + "confirmed by tangle confirm (try \(c.attempt)): \(c.actual.kind.rawValue): \(c.actual.title) (trace \(c.traceDir))"
             }
-            if let f = ExportFormat(rawValue: format) {
-                try EvidenceWindows.fill(&result, format: f, paths: [traceDir], options: exportOptions(budget: nil, sourceRoots: []))
+            let exportOptions = ExportOptions()
+            if let f = format.exporter {
+                try EvidenceWindows.fill(&result, format: f, paths: [traceDir], options: exportOptions)
             }
-            if let out = try TextSummary.render(format: format, result: result, options: exportOptions(budget: nil, sourceRoots: [])) {
-                try writeOutput(out, to: output)
-            }
+            try writeOutput(try ReportOutput.render(result, as: format, options: exportOptions), to: output)
             writeStderr(text)
         } else {
             try writeOutput(text, to: output)

@@ -137,8 +137,9 @@ final class ConfirmTests: XCTestCase {
         var result = try Analyzer.analyze(paths: [ScenarioEndToEndTests.corpus + "/lock-order-inversion"], options: AnalysisOptions())
         let i = try XCTUnwrap(result.report.findings.firstIndex { $0.kind == .lockOrderInversion })
         result.report.findings[i].confidence = .confirmed
-        for format in ["json", "sarif", "junit", "llm", "llm-json", "html"] {
-            let text = try XCTUnwrap(try TextSummary.render(format: format, result: result, options: ExportOptions()), format)
+        XCTAssertTrue(try ReportRenderer.json(result.report).contains("\"confirmed\""), "json does not show the confirmed confidence")
+        for format in [ExportFormat.sarif, .junit, .llm, .llmJSON, .html] {
+            let text = try Exporter.render(format, result: result, options: ExportOptions())
             XCTAssertTrue(text.contains("confirmed"), "\(format) does not show the confirmed confidence")
             XCTAssertFalse(text.contains("\"predicted\"") || text.contains("[predicted]"), "\(format) still calls it predicted")
         }

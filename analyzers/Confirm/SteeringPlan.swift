@@ -42,7 +42,7 @@ public struct SteeringPlan: Sendable {
         var out: [(Participant, Stack)] = []
         for p in f.participants {
             let mine = f.evidence.filter { $0.pid == p.pid && $0.tid == p.tid && $0.stack != nil }
-            let e = (f.kind == .holdAndWait && p.role == "wakes") ? mine.first : mine.last
+            let e = (f.kind == .holdAndWait && p.role == .wakes) ? mine.first : mine.last
             guard let e, let i = e.stack, i < f.stacks.count else { return nil }
             out.append((p, f.stacks[i]))
         }
