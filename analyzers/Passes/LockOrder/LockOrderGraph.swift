@@ -2,10 +2,13 @@ import TangleTrace
 
 /// An edge A → B of the lock-order graph: every section "B taken (or waited for) while A was held",
 /// kept as chains per (thread, gate set, stacks) — see `SectionChain` for what is merged.
-final class LockEdge {
+///
+/// A value stored in the graph's one array: a dense lock graph has hundreds of thousands of edges,
+/// and an object each was an allocation (and a free) and a pointer to follow per edge.
+struct LockEdge {
     let from: UInt64
     let to: UInt64
-    @exclusivity(unchecked) var chains: ChainSet
+    var chains: ChainSet
 
     init(from: UInt64, to: UInt64, first: ChainSet) {
         self.from = from

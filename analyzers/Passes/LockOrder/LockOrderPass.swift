@@ -205,7 +205,7 @@ extension TraceModel {
             evidence.append((inst.outer, "\(who(t)) takes \(a)"))
             evidence.append((inst.inner, "\(who(t)) takes \(b) while holding \(a)"))
             lines.append("\(who(t)) takes \(b) while holding \(a).")
-            gateWords.append(inst.gates.isEmpty ? "\(who(t)) held nothing else" : "\(who(t)) also held \(inst.gates.map { objectLabel($0) }.joined(separator: ", "))")
+            gateWords.append(inst.gates.isEmpty ? "\(who(t)) held nothing else" : "\(who(t)) also held \(inst.gates.array.map { objectLabel($0) }.joined(separator: ", "))")
         }
         let locks = edges.map(\.from)
         let lockWords = cycleWords(locks)

@@ -54,7 +54,7 @@ struct SectionChain {
     let thread: Int
     let pid: Int32
     let tid: Int32
-    private(set) var gates: [UInt64]
+    private(set) var gates: GateSet
     /// (pid << 32) | stack id of the outer and the inner event (0: no stack).
     let outerStack: UInt64
     let innerStack: UInt64
@@ -63,7 +63,7 @@ struct SectionChain {
     private var older: [LockSection] = []
     private(set) var thinned = 0
 
-    init(thread: Int, pid: Int32, tid: Int32, gates: [UInt64], outerStack: UInt64, innerStack: UInt64, first: LockSection) {
+    init(thread: Int, pid: Int32, tid: Int32, gates: GateSet, outerStack: UInt64, innerStack: UInt64, first: LockSection) {
         self.thread = thread
         self.pid = pid
         self.tid = tid
@@ -81,12 +81,12 @@ struct SectionChain {
     /// Narrows the gates to those also held this time.
     @inline(__always) mutating func intersectGates(_ held: [HeldLock], except a: UInt64, _ b: UInt64) {
         if gates.isEmpty { return }
-        // Usually every gate is still held: check before building a new array.
+        // Usually every gate is still held: check before building a new set.
         func kept(_ g: UInt64) -> Bool {
             g != a && g != b && held.indices.contains { held[$0].lock == g }
         }
         if gates.allSatisfy(kept) { return }
-        gates = gates.filter(kept)
+        gates = GateSet(sorted: gates.array.filter(kept))
     }
 
     mutating func add(_ s: LockSection) {
@@ -115,7 +115,7 @@ struct ChosenSection {
     var thread: Int
     var pid: Int32
     var tid: Int32
-    var gates: [UInt64]
+    var gates: GateSet
     var section: LockSection
 
     init(_ chain: SectionChain, _ section: LockSection) {
@@ -149,16 +149,7 @@ extension ChosenSection {
         return nil
     }
 
-    /// Both arrays are sorted and short.
-    static func disjoint(_ a: [UInt64], _ b: [UInt64]) -> Bool {
-        if a.isEmpty || b.isEmpty { return true }
-        var i = 0, j = 0
-        while i < a.count && j < b.count {
-            if a[i] == b[j] { return false }
-            if a[i] < b[j] { i += 1 } else { j += 1 }
-        }
-        return true
-    }
+    static func disjoint(_ a: GateSet, _ b: GateSet) -> Bool { GateSet.disjoint(a, b) }
 }
 
 /// Chains by (thread, stacks) under some grouping key: the storage shared by the lock-order
@@ -187,11 +178,7 @@ struct ChainSet {
 
     static func newChain(_ t: ThreadState, held: [HeldLock], except a: UInt64, _ b: UInt64, outer: TraceEvent,
                                  inner: TraceEvent, clock: VectorClock, own: UInt32) -> SectionChain {
-        var gates: [UInt64] = []
-        if held.count > 1 {
-            for g in held where g.lock != a && g.lock != b { gates.append(g.lock) }
-            gates.sort()
-        }
+        let gates = held.count > 1 ? GateSet(held: held, except: a, b) : GateSet()
         let s = LockSection(outer: EventRef(outer), inner: EventRef(inner), outerClock: clock, innerOwn: own)
         return SectionChain(thread: t.index, pid: t.pid, tid: t.tid, gates: gates, outerStack: stackKey(outer),
                             innerStack: stackKey(inner), first: s)
@@ -234,4 +221,74 @@ struct ChainSet {
     }
 
     var thinned: Int { head.thinned + rest.reduce(0) { $0 + $1.thinned } }
+}
+
+/// The gate locks of a chain, sorted. Most chains have none, one or two: those are kept inline, so
+/// that the hundreds of thousands of chains of a dense lock graph allocate no array for them.
+struct GateSet: Equatable {
+    private var first: UInt64 = 0
+    private var second: UInt64 = 0
+    private var inlineCount: UInt8 = 0
+    /// More than two gates, sorted.
+    private var spill: [UInt64]?
+
+    init() {}
+
+    init(sorted locks: [UInt64]) {
+        switch locks.count {
+        case 0: break
+        case 1: (first, inlineCount) = (locks[0], 1)
+        case 2: (first, second, inlineCount) = (locks[0], locks[1], 2)
+        default: spill = locks
+        }
+    }
+
+    /// The locks of `held` other than `a` and `b`.
+    init(held: [HeldLock], except a: UInt64, _ b: UInt64) {
+        var n = 0, x: UInt64 = 0, y: UInt64 = 0
+        for k in held.indices where held[k].lock != a && held[k].lock != b {
+            n += 1
+            if n == 1 { x = held[k].lock } else if n == 2 { y = held[k].lock }
+        }
+        if n <= 2 {
+            self.init(sorted: n == 0 ? [] : n == 1 ? [x] : [min(x, y), max(x, y)])
+        } else {
+            self.init(sorted: held.indices.compactMap { held[$0].lock != a && held[$0].lock != b ? held[$0].lock : nil }.sorted())
+        }
+    }
+
+    var isEmpty: Bool { spill == nil && inlineCount == 0 }
+
+    var array: [UInt64] {
+        if let spill { return spill }
+        switch inlineCount {
+        case 0: return []
+        case 1: return [first]
+        default: return [first, second]
+        }
+    }
+
+    func allSatisfy(_ p: (UInt64) -> Bool) -> Bool {
+        if let spill { return spill.allSatisfy(p) }
+        return (inlineCount < 1 || p(first)) && (inlineCount < 2 || p(second))
+    }
+
+    func contains(_ g: UInt64) -> Bool {
+        if let spill { return spill.contains(g) }
+        return (inlineCount >= 1 && first == g) || (inlineCount >= 2 && second == g)
+    }
+
+    /// No lock in both.
+    static func disjoint(_ a: GateSet, _ b: GateSet) -> Bool {
+        if a.isEmpty || b.isEmpty { return true }
+        if a.spill == nil { return !b.contains(a.first) && (a.inlineCount < 2 || !b.contains(a.second)) }
+        if b.spill == nil { return disjoint(b, a) }
+        let x = a.array, y = b.array
+        var i = 0, j = 0
+        while i < x.count && j < y.count {
+            if x[i] == y[j] { return false }
+            if x[i] < y[j] { i += 1 } else { j += 1 }
+        }
+        return true
+    }
 }
