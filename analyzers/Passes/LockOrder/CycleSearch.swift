@@ -35,9 +35,9 @@ struct CycleSearch {
         let edges = graph.allEdges
         var ids: [UInt64] = []
         ids.reserveCapacity(edges.count * 2)
-        for e in edges {
-            ids.append(e.from)
-            ids.append(e.to)
+        for i in edges.indices {  // (by index: an edge is a large value, not copied to read two ids)
+            ids.append(edges[i].from)
+            ids.append(edges[i].to)
         }
         ids.sort()
         for id in ids where nodes.last != id { nodes.append(id) }

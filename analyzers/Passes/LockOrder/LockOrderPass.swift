@@ -110,9 +110,11 @@ extension TraceModel {
             }
             findings += patternFindings(cycle: cycle.map { graph.allEdges[$0] }, witness: outcome.witness, signatures: signatures)
         }
-        for e in graph.allEdges {
-            let thinned = e.chains.thinned
+        let all = graph.allEdges
+        for i in all.indices {  // (by index: an edge is a large value)
+            let thinned = all[i].chains.thinned
             if thinned > 0 {
+                let e = all[i]
                 noteProblem(TraceProblemNote(
                     kind: .analysisBound,
                     detail: "lock order: \(thinned) sections of \(objectLabel(e.from)) → \(objectLabel(e.to)) were dropped (more than \(SectionChain.cap) per thread, each after a new synchronisation; the first and latest are kept); an inversion needing one of them is missed"))
