@@ -1,3 +1,4 @@
+import CTangleSupport
 import TangleTrace
 
 /// An edge A → B of the lock-order graph: every section "B taken (or waited for) while A was held",
@@ -105,6 +106,9 @@ final class LockOrderGraph {
     private func record(_ t: ThreadState, lock: UInt64, event: TraceEvent) {
         guard holdsAny(t) else { return }
         let held = held(t)
+        // Every edge's slot first: in a dense graph each lookup is a cache miss, and asked for
+        // together they overlap instead of following one another.
+        if held.count > 1 { for k in held.indices { index.prefetch(held[k].lock, lock) } }
         // By index: copying a HeldLock out of the array would retain its event and clock.
         for k in held.indices where held[k].lock != lock {
             let from = held[k].lock
@@ -194,6 +198,12 @@ struct PairTable {
                 h = (h &+ 1) & mask
             }
         }
+    }
+
+    /// Starts loading the slot where the pair's probe begins.
+    @inline(__always) func prefetch(_ a: UInt64, _ b: UInt64) {
+        let h = Self.hash(a, b) & mask
+        slots.withUnsafeBufferPointer { tangle_prefetch($0.baseAddress! + h) }
     }
 
     /// Inserts a pair known to be absent.
