@@ -6,6 +6,7 @@ import XCTest
 // from tests"): registered by this hook in the child before it looks its entry point up.
 @_cdecl("tangle_test_entry_points_primitives")
 public func primitivesTestEntryPoints() {
+    objectNameTestEntryPoints()
     EntryPoint.register("prim.lock.count") { (a: LockCountArgs) in
         let shm = try SharedMemory(attach: a.shmName)
         let counter = shm.buffer(of: Int.self)

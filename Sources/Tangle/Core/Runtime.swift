@@ -154,6 +154,7 @@ public enum TangleRuntime {
         let state = ProcessState.shared
         state.lock.reinitializeAfterFork()
         EntryPoint.reinitializeAfterFork()
+        ObjectNames.reinitializeAfterFork()
         DaemonSpawner.reinitializeAfterFork()
         state.isChild = true
         state.isDaemon = daemon
