@@ -10,6 +10,7 @@ import XCTest
 /// participant, named `task …`).
 final class AsyncTests: XCTestCase {
     override class func setUp() {
+        registerTangleTestsEntryPoints()
         super.setUp()
         setenv("SWIFT_BACKTRACE", "enable=no", 1)
     }

@@ -23,6 +23,11 @@ struct NamedLockArgs: Codable { var lock: Lock; var out: InheritedFD }
 /// Every object has a name in messages: the program's, or `noun@file.swift:line` from where it was
 /// created — in the process that made it and in a spawned child that got its handle.
 final class ObjectNameTests: XCTestCase {
+    override class func setUp() {
+        super.setUp()
+        registerTangleTestsEntryPoints()
+    }
+
     /// Runs `entry` with `make(pipe's write end)` and returns what the child wrote.
     private func childMessage<A: Codable>(_ entry: String, _ make: (InheritedFD) -> A) throws -> String {
         let (r, w) = makePipe()

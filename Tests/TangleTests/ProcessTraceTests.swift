@@ -7,6 +7,7 @@ import XCTest
 /// exits, threads, and a pool's tasks.
 final class ProcessTraceTests: XCTestCase {
     override class func setUp() {
+        registerTangleTestsEntryPoints()
         super.setUp()
         setenv("SWIFT_BACKTRACE", "enable=no", 1)
     }

@@ -8,6 +8,7 @@ import XCTest
 /// receives then one EOF, each end's handle attach/close, effects recorded before they were observed.
 final class QueueTraceTests: XCTestCase {
     override class func setUp() {
+        registerTangleTestsEntryPoints()
         super.setUp()
         setenv("SWIFT_BACKTRACE", "enable=no", 1)
     }
