@@ -66,6 +66,19 @@ final class ObjectNameTests: XCTestCase {
         XCTAssertEqual(message, "lock 'ledger': its owner (pid \(owner.pid)) died while holding it; the lock was recovered and is free again")
     }
 
+    /// A pipe's messages name it too (both ends, from where it was made, or its given name).
+    func testPipeMessagesNameThePipe() throws {
+        let (a, b) = try Pipe(Int.self); let line = #line
+        XCTAssertThrowsError(try a.recv(timeout: .milliseconds(20))) {
+            XCTAssertEqual("\($0)", "pipe@ObjectNameTests.swift:\(line) end 0: recv timed out")
+        }
+        b.close()
+        XCTAssertThrowsError(try b.send(1)) { XCTAssertTrue("\($0)".hasPrefix("pipe@ObjectNameTests.swift:\(line) end 1 is closed"), "\($0)") }
+        let (r, w) = try Pipe(Int.self, duplex: false, name: "results")
+        XCTAssertThrowsError(try r.recv(timeout: .milliseconds(20))) { XCTAssertEqual("\($0)", "pipe 'results' end 0: recv timed out") }
+        w.close()
+    }
+
     /// Default names: the noun, the file without its module, the line; a given name wins.
     func testDefaultNames() {
         XCTAssertEqual(ObjectNames.name(given: nil, noun: "lock", fileID: "App/main.swift", line: 42), "lock@main.swift:42")
