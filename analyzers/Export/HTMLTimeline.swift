@@ -125,8 +125,10 @@ extension HTMLExporter {
             let (dy, hh) = s.category == .hold ? (4.0, laneH - 8) : s.category == .wait ? (7.0, laneH - 14) : (2.0, laneH - 4)
             let length = seconds(s.end > s.start ? s.end - s.start : 0)
             svg += "<rect x=\"\(f(x0))\" y=\"\(f(yy + dy))\" width=\"\(f(w))\" height=\"\(f(hh))\" class=\"\(cls)\"><title>\(h(model.name(s))) — \(length)</title></rect>\n"
-            if s.unfinished && s.category == .wait {
-                // The hang's length, written on it (drawn after every slice, so nothing covers it).
+            // The hang's length, written on it (drawn after every slice, so nothing covers it) — on
+            // the findings' participants, or on any thread when no event was left out (a wait
+            // whose end was left out is not known to have never returned).
+            if s.unfinished && s.category == .wait && (wanted.contains(s.thread) || model.context.eventsNote == nil) {
                 let text = "never returned · \(length)" + (s.end >= model.end ? " until the trace ends" : "")
                 let inside = w >= Double(text.count) * 6 + 8
                 labels += "<text x=\"\(f(inside ? x0 + 4 : x0 + w + 4))\" y=\"\(f(yy + 16))\" class=\"hanglabel\(inside ? "" : " out")\" data-length=\"\(length)\">\(h(text))</text>\n"
