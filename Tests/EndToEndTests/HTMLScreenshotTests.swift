@@ -97,7 +97,57 @@ final class HTMLScreenshotTests: XCTestCase {
         let bytes = (try? Data(contentsOf: URL(fileURLWithPath: png))) ?? Data()
         XCTAssertGreaterThan(bytes.count, 10_000, "screenshot missing or empty")
         XCTAssertEqual(Array(bytes.prefix(4)), [0x89, 0x50, 0x4E, 0x47], "not a PNG")
+
+        // The pixels: the longest horizontal run of the hang colour (#e53935) spans most of the
+        // timeline's plot (decoded by a few lines of Python's zlib, when python3 is there).
+        guard let python = Self.which("python3") else { return }
+        try Self.pngRunScript.write(toFile: dir + "/run.py", atomically: true, encoding: .utf8)
+        let px = try Self.run(python, [dir + "/run.py", png])
+        XCTAssertEqual(px.status, 0, px.stderr)
+        let figures = px.stdout.split(separator: " ").compactMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        XCTAssertEqual(figures.count, 2, px.stdout)
+        XCTAssertGreaterThan(figures.first ?? 0, 0.8 * (right - left),
+                             "the screenshot's longest hang-coloured run is \(figures.first ?? 0) px; the plot is \(right - left) px (\(png))")
     }
+
+    /// Prints the longest horizontal run of #e53935 pixels in a PNG (8-bit RGB/RGBA) and its width.
+    static let pngRunScript = #"""
+import sys, zlib, struct
+def longest_run(path, rgb):
+    data = open(path, 'rb').read()
+    assert data[:8] == b'\x89PNG\r\n\x1a\n'
+    pos, idat, w, h, ctype = 8, b'', 0, 0, 0
+    while pos < len(data):
+        n, kind = struct.unpack('>I4s', data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b'IHDR':
+            w, h, depth, ctype = struct.unpack('>IIBB', body[:10])
+            assert depth == 8 and ctype in (2, 6), (depth, ctype)
+        elif kind == b'IDAT':
+            idat += body
+        pos += 12 + n
+    bpp = 3 if ctype == 2 else 4
+    raw, stride, prev, best = zlib.decompress(idat), w * bpp, bytearray(w * bpp), 0
+    for y in range(h):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if f == 1: line[i] = (line[i] + a) & 255
+            elif f == 2: line[i] = (line[i] + b) & 255
+            elif f == 3: line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c; pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        run = 0
+        for x in range(w):
+            if tuple(line[x * bpp:x * bpp + 3]) == rgb: run += 1; best = max(best, run)
+            else: run = 0
+        prev = line
+    return best, w
+best, w = longest_run(sys.argv[1], (0xe5, 0x39, 0x35))
+print(best, w)
+"""#
 
     /// "2.99 s" → 2.99.
     static func seconds(_ text: String) -> Double? {
