@@ -113,6 +113,22 @@ final class PicturesTests: XCTestCase {
         }
     }
 
+    /// A recorded trace whose finding sits inside the run (lost messages: the puts and the end):
+    /// the page opens on the findings' window, not the whole trace, and the whole trace is the
+    /// other view.
+    func testHTMLTimelineOpensOnTheFindingsWindow() throws {
+        let out = NSTemporaryDirectory() + "tangle-pictures-window-\(getpid()).html"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        XCTAssertEqual(try tangle(["analyze", ScenarioEndToEndTests.corpus + "/lost-messages", "--format", "html", "-o", out]), 1)
+        let html = try String(contentsOfFile: out, encoding: .utf8)
+        let caption = try XCTUnwrap(html.firstMatch(of: #/Showing the findings' window, ([0-9.]+) s – ([0-9.]+) s of a ([0-9.]+) s trace/#), "no findings' window")
+        let (from, to, whole) = (Double(caption.1) ?? 0, Double(caption.2) ?? 0, Double(caption.3) ?? 0)
+        XCTAssertGreaterThan(from, 0, "the window starts after the trace's start")
+        XCTAssertLessThan(to - from, 0.9 * whole)
+        XCTAssertTrue(html.contains("<div class=\"scroll\" id=\"tl-findings\"><svg"))
+        XCTAssertTrue(html.contains("<div class=\"scroll\" id=\"tl-whole\" hidden><svg"))
+    }
+
     /// Clean titles and times in every export of every stored trace: no kind said twice
     /// ("deadlock: deadlock:", "kept: kept:"), no raw clock value (t=990785306340).
     func testCleanTitlesInEveryExport() throws {

@@ -27,7 +27,8 @@ extension HTMLExporter {
         for s in model.slices where s.category == .wait && threads.contains(s.thread) && s.start <= evidenceEnd && s.end >= lo {
             hi = max(hi, min(s.end, model.end))
         }
-        let margin = max((hi - lo) / 20, 100_000)
+        // Some room on both sides: 5% of the window, at least 2% of the trace (one event's finding).
+        let margin = max((hi - lo) / 20, (model.end - model.start) / 50, 100_000)
         let w = TimeWindow(start: lo - min(margin, lo - model.start), end: min(model.end, hi + margin))
         let whole = Double(model.end - model.start)
         return Double(w.end - w.start) >= whole * 0.9 ? nil : w
