@@ -103,6 +103,7 @@ public enum Analyzer {
                 }
                 lastPid = pid
             }
+            if read == 1 { reuse.start = e.pointee.time }
             if ObjectReuseCheck.isCreation(e.pointee) { reuse.note(e.pointee) }  // (TraceIntegrity.swift)
             session.consume(e.pointee)
             e.deinitialize(count: 1)

@@ -1,3 +1,4 @@
+import Foundation
 import TangleTrace
 
 /// Checks of the trace's own consistency that the passes do not make: an object id created twice
@@ -20,6 +21,8 @@ struct ObjectReuseCheck {
 
     private var created: [UInt64: (family: String, pid: Int32, time: UInt64)] = [:]
     private(set) var problems: [TraceProblemNote] = []
+    /// The trace's first event's time: messages give times relative to it, in seconds.
+    var start: UInt64 = 0
     private var reported: Set<UInt64> = []
 
     @inline(__always) static func isCreation(_ e: TraceEvent) -> Bool {
@@ -32,11 +35,16 @@ struct ObjectReuseCheck {
         if let first = created[e.object] {
             if first.family != family && reported.insert(e.object).inserted {
                 problems.append(TraceProblemNote(kind: .reusedID, detail:
-                    "object id \(e.object) was created as a \(first.family) (pid \(first.pid), t=\(first.time)) and again as a \(family) (pid \(e.pid), t=\(e.time)): ids must be unique; events on it may be mixed up"))
+                    "object id \(e.object) was created as a \(first.family) (pid \(first.pid), at \(since(first.time))) and again as a \(family) (pid \(e.pid), at \(since(e.time))): ids must be unique; events on it may be mixed up"))
             }
             return
         }
         created[e.object] = (family, e.pid, e.time)
+    }
+
+    /// "+1.250000s" after the trace's start (as the text report's evidence says times).
+    private func since(_ t: UInt64) -> String {
+        t >= start ? "+" + String(format: "%.6f", Double(t - start) / 1e9) + "s" : "-" + String(format: "%.6f", Double(start - t) / 1e9) + "s"
     }
 }
 

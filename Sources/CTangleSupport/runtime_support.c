@@ -110,32 +110,64 @@ int tangle_write_all(int fd, const void *buf, size_t len) {
     return 0;
 }
 
-// ---- Test-binary children ---------------------------------------------------------------------
-// A test target registers its children's entry points in a function it exports under one of these
-// names (each area takes its own, so several test targets linked into one bundle do not collide).
-// They are weak: an executable that defines none still links.
-#define TANGLE_HOOKS(X) \
-    X(tangle_test_entry_points_processes) X(tangle_test_entry_points_primitives) \
-    X(tangle_test_entry_points_trace) X(tangle_test_entry_points_analysis) \
-    X(tangle_test_entry_points_outputs) X(tangle_test_entry_points_scenarios) \
-    X(tangle_test_entry_points_1) X(tangle_test_entry_points_2) X(tangle_test_entry_points_3) \
-    X(tangle_test_entry_points_4)
+// ---- Test-binary children ----------------------------------------------------------------------
+// A test target registers its children's entry points with TangleRuntime.registerTestEntryPoints(f):
+// the parent passes f's place (loaded object, offset) to the children it spawns, and a child — the
+// same executable, loaded elsewhere — finds f there and calls it before it looks its entry point up.
 
-#define DECLARE_HOOK(name) extern void name(void) __attribute__((weak));
-TANGLE_HOOKS(DECLARE_HOOK)
+#include <link.h>
+#include <stdint.h>
 
-int tangle_test_hooks_present(void) {
-    int n = 0;
-#define COUNT_HOOK(name) if (name) n++;
-    TANGLE_HOOKS(COUNT_HOOK)
-    return n;
+struct tangle_code_query {
+    uintptr_t address;      // by address (location) ...
+    const char *name;       // ... or by name and offset (address)
+    uintptr_t offset;
+    char *out_name;
+    size_t size;
+    uintptr_t result;
+    int found;
+};
+
+static int tangle_in_exec_segment(struct dl_phdr_info *info, uintptr_t address) {
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
+        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+        if (address >= start && address < start + ph->p_memsz) return 1;
+    }
+    return 0;
 }
 
-int tangle_call_test_hooks(void) {
-    int n = 0;
-#define CALL_HOOK(name) if (name) { name(); n++; }
-    TANGLE_HOOKS(CALL_HOOK)
-    return n;
+static int tangle_code_callback(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size;
+    struct tangle_code_query *q = data;
+    const char *name = info->dlpi_name ? info->dlpi_name : "";
+    if (q->name == NULL) {
+        if (!tangle_in_exec_segment(info, q->address)) return 0;
+        if (strlen(name) + 1 > q->size) return 1;   // (found, but the name does not fit: not usable)
+        strcpy(q->out_name, name);
+        q->result = q->address - info->dlpi_addr;
+        q->found = 1;
+        return 1;
+    }
+    if (strcmp(name, q->name) != 0) return 0;
+    uintptr_t address = info->dlpi_addr + q->offset;
+    if (tangle_in_exec_segment(info, address)) { q->result = address; q->found = 1; }
+    return 1;
+}
+
+int tangle_code_location(const void *address, char *name, size_t size, uintptr_t *offset) {
+    struct tangle_code_query q = {.address = (uintptr_t)address, .out_name = name, .size = size};
+    dl_iterate_phdr(tangle_code_callback, &q);
+    if (!q.found) return -1;
+    *offset = q.result;
+    return 0;
+}
+
+void *tangle_code_address(const char *name, uintptr_t offset) {
+    struct tangle_code_query q = {.name = name, .offset = offset};
+    dl_iterate_phdr(tangle_code_callback, &q);
+    return q.found ? (void *)q.result : NULL;
 }
 
 // Defined by the Tangle Swift target (@_cdecl). Weak so that a binary linking this C target

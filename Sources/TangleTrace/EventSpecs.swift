@@ -64,7 +64,7 @@ extension EventSpec {
     ]
 
     private static let pipes: [EventSpec] = [
-        EventSpec(.pipeNew, "pipe.new", [.duplex, nil, nil], object: .pipe, "a Pipe is created; the creator holds both ends"),
+        EventSpec(.pipeNew, "pipe.new", [.duplex, nil, nil], object: .pipe, "a Pipe is created; the creator holds both ends; text: its name"),
         EventSpec(.pipeSend, "pipe.send", [.msg, .size, .end], object: .pipe,
                   "a message is sent from end `end` (recorded before the write); r: eof — the same msg was not sent after all (every read end was closed)"),
         EventSpec(.pipeRecvWait, "pipe.recv-wait", [nil, nil, .end], object: .pipe, wakers: .pipeWriters,

@@ -94,6 +94,48 @@ final class PicturesTests: XCTestCase {
         for m in svg.matches(of: #/data-node="([^"]+)">.*?<title>([^<]+)</title></g>/#) { nodes[String(m.1)] = String(m.2) }
         let edges = svg.matches(of: #/data-from="([^"]+)" data-to="([^"]+)"/#).map { (String($0.1), String($0.2)) }
         checkGraph(nodes: nodes, edges: edges, "html")
+        // Processes as clusters: one box per participant process, around its own thread's node.
+        let clusters = svg.matches(of: #/<g class="cluster" data-process="(\d+)">(.*?)</g>\n</g>/#.dotMatchesNewlines())
+        XCTAssertEqual(clusters.count, 4, "html: one cluster per process")
+        for c in clusters {
+            let inside = c.2.matches(of: #/data-node="t:(\d+):\d+"/#).map { String($0.1) }
+            XCTAssertEqual(inside, [String(c.1)], "html: the cluster of pid \(c.1) holds its thread's node only")
+        }
+    }
+
+    /// A recorded trace whose finding sits inside the run (lost messages: the puts and the end):
+    /// the page opens on the findings' window, not the whole trace, and the whole trace is the
+    /// other view.
+    func testHTMLTimelineOpensOnTheFindingsWindow() throws {
+        let out = NSTemporaryDirectory() + "tangle-pictures-window-\(getpid()).html"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        XCTAssertEqual(try tangle(["analyze", ScenarioEndToEndTests.corpus + "/lost-messages", "--format", "html", "-o", out]), 1)
+        let html = try String(contentsOfFile: out, encoding: .utf8)
+        let caption = try XCTUnwrap(html.firstMatch(of: #/Showing the findings' window, ([0-9.]+) s – ([0-9.]+) s of a ([0-9.]+) s trace/#), "no findings' window")
+        let (from, to, whole) = (Double(caption.1) ?? 0, Double(caption.2) ?? 0, Double(caption.3) ?? 0)
+        XCTAssertGreaterThan(from, 0, "the window starts after the trace's start")
+        XCTAssertLessThan(to - from, 0.9 * whole)
+        XCTAssertTrue(html.contains("<div class=\"scroll\" id=\"tl-findings\"><svg"))
+        XCTAssertTrue(html.contains("<div class=\"scroll\" id=\"tl-whole\" hidden><svg"))
+    }
+
+    /// Clean titles and times in every export of every stored trace: no kind said twice
+    /// ("deadlock: deadlock:", "kept: kept:"), no raw clock value (t=990785306340).
+    func testCleanTitlesInEveryExport() throws {
+        let out = NSTemporaryDirectory() + "tangle-pictures-titles-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let traces = try FileManager.default.contentsOfDirectory(atPath: ScenarioEndToEndTests.corpus).sorted()
+            .filter { !$0.hasSuffix(".md") }
+        XCTAssertGreaterThan(traces.count, 10)
+        for t in traces {
+            for format in ["text", "html", "sarif", "junit", "llm", "dot"] {
+                _ = try tangle(["analyze", ScenarioEndToEndTests.corpus + "/" + t, "--format", format, "-o", out])
+                let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+                XCTAssertFalse(text.isEmpty, "\(t) \(format): no output")
+                for m in text.matches(of: #/\b([a-z][a-z-]+): \1:/#) { XCTFail("\(t) \(format): '\(m.0)' says its kind twice") }
+                for m in text.matches(of: #/\bt=\d{7,}/#) { XCTFail("\(t) \(format): raw clock value '\(m.0)'") }
+            }
+        }
     }
 
     /// Each teller's lock wait never returned: in Perfetto it lasts until the stop (about the 3 s

@@ -29,6 +29,7 @@ final class TraceIntegrityTests: XCTestCase {
         let reused = r.problems.filter { $0.kind == .reusedID }
         XCTAssertEqual(reused.count, 1, "\(r.problems)")
         XCTAssertTrue(reused.first?.detail.contains("object id 55 was created as a lock") == true, "\(reused)")
+        XCTAssertTrue(reused.first?.detail.contains(" at +") == true && reused.first?.detail.contains("t=") == false, "times since the start, not raw clock values: \(reused)")
         XCTAssertTrue(reused.first?.detail.contains("again as a queue") == true)
     }
 

@@ -5,8 +5,7 @@ import XCTest
 
 // Entry points and helpers of the async tests (AsyncTests).
 
-@_cdecl("tangle_test_entry_points_4")
-public func asyncTestEntryPoints() {
+func asyncTestEntryPoints() {
     poolFeatureFunctions()
     // Exits with the sum of its arguments (started through its typed handle).
     EntryPoint.register("typed.sum") { (a: TypedSumArgs) in CurrentProcess.exit(a.x + a.y) }

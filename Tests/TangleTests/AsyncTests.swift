@@ -11,6 +11,7 @@ import TangleTestSupport
 /// participant, named `task …`).
 final class AsyncTests: XCTestCase {
     override class func setUp() {
+        registerTangleTestsEntryPoints()
         super.setUp()
         setenv("SWIFT_BACKTRACE", "enable=no", 1)
     }

@@ -4,6 +4,11 @@ import XCTest
 import TangleTestSupport
 
 final class CPUTests: XCTestCase {
+    override class func setUp() {
+        super.setUp()
+        registerTangleTestsEntryPoints()
+    }
+
     /// cpu.max parsing: quota/period rounded up, at least 1, "max" = no limit.
     func testParseCPUMax() {
         XCTAssertEqual(CPUCount.parseCPUMax("50000 100000\n"), 1)

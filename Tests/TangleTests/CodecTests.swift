@@ -3,6 +3,11 @@ import XCTest
 
 /// BinaryCodec: round trips of every shape Codable produces, compactness, and clear errors.
 final class CodecTests: XCTestCase {
+    override class func setUp() {
+        super.setUp()
+        registerTangleTestsEntryPoints()
+    }
+
     struct Small: Codable, Equatable { var id: Int; var value: Int }
 
     struct Everything: Codable, Equatable {

@@ -3,6 +3,11 @@ import XCTest
 @testable import Tangle
 
 final class LockTests: XCTestCase {
+    override class func setUp() {
+        super.setUp()
+        registerTangleTestsEntryPoints()
+    }
+
     // Checks: a Lock excludes a spawned child and the parent from a shared counter (no lost updates).
     func testLockMutualExclusionAcrossProcesses() throws {
         let lock = Lock(name: "counter")

@@ -3,6 +3,11 @@ import XCTest
 @testable import Tangle
 
 final class ManagerTests: XCTestCase {
+    override class func setUp() {
+        super.setUp()
+        registerTangleTestsEntryPoints()
+    }
+
     // Checks: a SharedDictionary and a SharedList updated concurrently by two spawned children and
     // the parent lose no update; the list grows past its first region (remapping in every process).
     func testConcurrentUpdatesAcrossProcesses() throws {

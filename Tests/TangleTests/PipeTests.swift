@@ -3,6 +3,11 @@ import XCTest
 @testable import Tangle
 
 final class PipeTests: XCTestCase {
+    override class func setUp() {
+        super.setUp()
+        registerTangleTestsEntryPoints()
+    }
+
     // Checks: a one-way pipe to a spawned child: the parent closes its copy of the write end, the
     // child sends and closes, the parent receives every message then EOF.
     func testOneWayEOFOnceEveryWriterClosed() throws {

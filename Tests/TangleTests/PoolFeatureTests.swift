@@ -38,6 +38,7 @@ func poolFeatureFunctions() {
 /// result waits of imap / imapUnordered.
 final class PoolFeatureTests: XCTestCase {
     override class func setUp() {
+        registerTangleTestsEntryPoints()
         super.setUp()
         setenv("SWIFT_BACKTRACE", "enable=no", 1)
     }
@@ -130,6 +131,11 @@ final class PoolFeatureTests: XCTestCase {
 /// imapUnordered and an async get alike), each retrieval after its task's done; the manager's
 /// waits recorded on the pool.
 final class PoolTraceFeatureTests: XCTestCase {
+    override class func setUp() {
+        super.setUp()
+        registerTangleTestsEntryPoints()
+    }
+
     func testEveryRetrievedTaskIsRecorded() throws {
         let dir = makeTempDir("tangle-pool-trace")
         addTeardownBlock { removeTree(dir) }
@@ -169,6 +175,11 @@ final class PoolTraceFeatureTests: XCTestCase {
 /// TangleThread bodies that throw: join throws the body's error (typed), a body that does not
 /// throw is joined without `try`; the join's trace says error.
 final class ThrowingThreadTests: XCTestCase {
+    override class func setUp() {
+        super.setUp()
+        registerTangleTestsEntryPoints()
+    }
+
     struct Boom: Error, Equatable { var code: Int }
 
     func testJoinThrowsTheBodysError() throws {

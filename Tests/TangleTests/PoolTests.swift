@@ -28,6 +28,7 @@ func poolTestFunctions() {
 
 final class PoolTests: XCTestCase {
     override class func setUp() {
+        registerTangleTestsEntryPoints()
         super.setUp()
         setenv("SWIFT_BACKTRACE", "enable=no", 1)
     }

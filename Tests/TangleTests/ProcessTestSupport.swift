@@ -5,11 +5,23 @@ import XCTest
 import TangleTestSupport
 
 // Entry points and helpers of the processes area's tests (ProcessTests, BootstrapTests, PoolTests,
-// CPUTests). Children of the test binary are routed by the constructor in runtime_support.c, which
-// calls this hook (docs/runtime.md, "Starting children from tests").
+// CPUTests). Children of the test binary are routed before the test runner's main and run the
+// registrations passed to TangleRuntime.registerTestEntryPoints (docs/runtime.md, "Starting
+// children from tests"): every test class that starts children calls `registerTangleTestsEntryPoints`.
 
-@_cdecl("tangle_test_entry_points_processes")
-public func processesTestEntryPoints() {
+/// Registers the entry points and pool functions of every TangleTests child.
+func registerTangleTestsEntryPoints() {
+    TangleRuntime.registerTestEntryPoints(tangleTestsEntryPoints)
+}
+
+/// What the children of this test target run (one registration: it runs again in each child).
+func tangleTestsEntryPoints() {
+    processesTestEntryPoints()
+    primitivesTestEntryPoints()
+    asyncTestEntryPoints()
+}
+
+func processesTestEntryPoints() {
     EntryPoint.register("procs.exit-with") { (code: Int32) in
         CurrentProcess.exit(code)
     }

@@ -4,6 +4,7 @@ import XCTest
 
 final class ProcessTests: XCTestCase {
     override class func setUp() {
+        registerTangleTestsEntryPoints()
         super.setUp()
         // Children that are killed or signalled must not start swift-backtrace.
         setenv("SWIFT_BACKTRACE", "enable=no", 1)

@@ -8,6 +8,7 @@ import TangleTestSupport
 /// exits, threads, and a pool's tasks.
 final class ProcessTraceTests: XCTestCase {
     override class func setUp() {
+        registerTangleTestsEntryPoints()
         super.setUp()
         setenv("SWIFT_BACKTRACE", "enable=no", 1)
     }

@@ -5,6 +5,11 @@ import XCTest
 
 /// The two-lock queue under processes that die mid-operation, and MPMC across processes.
 final class QueueRobustnessTests: XCTestCase {
+    override class func setUp() {
+        super.setUp()
+        registerTangleTestsEntryPoints()
+    }
+
     /// Starts a forked child that runs `body` with the queue (e.g. takes a lock, writes half a
     /// record), sets `ready`, then sleeps until it is SIGKILLed here.
     private func killMidOperation(_ body: @escaping () -> Void) throws {

@@ -3,6 +3,11 @@ import XCTest
 @testable import Tangle
 
 final class QueueTests: XCTestCase {
+    override class func setUp() {
+        super.setUp()
+        registerTangleTestsEntryPoints()
+    }
+
     // Checks: two spawned producers and the parent exchange messages through one Queue; every
     // message arrives exactly once; a bounded queue applies back-pressure (maxsize 4).
     func testProducersAcrossProcesses() throws {

@@ -9,6 +9,7 @@ import TangleTestSupport
 /// receives then one EOF, each end's handle attach/close, effects recorded before they were observed.
 final class QueueTraceTests: XCTestCase {
     override class func setUp() {
+        registerTangleTestsEntryPoints()
         super.setUp()
         setenv("SWIFT_BACKTRACE", "enable=no", 1)
     }
@@ -55,6 +56,9 @@ final class QueueTraceTests: XCTestCase {
 
         // Pipe: 5 sends (forked child, end 1) = 5 receives (root, end 0), then one EOF.
         guard let pnew = ev.first(where: { $0.kind == .pipeNew && $0.pid == root }) else { return XCTFail("no pipe.new") }
+        // Named after where it was made (the workload names its other objects): the trace says it.
+        XCTAssertTrue(pnew.text?.hasPrefix("pipe@SharedTestSupport.swift:") == true, "pipe.new text \(pnew.text ?? "nil")")
+        XCTAssertEqual(qnew.text, "trace-q")
         let sends = ev.filter { $0.kind == .pipeSend && $0.object == pnew.object }
         let recvs = ev.filter { $0.kind == .pipeRecv && $0.object == pnew.object && $0.result == .ok }
         XCTAssertEqual(sends.count, 5)

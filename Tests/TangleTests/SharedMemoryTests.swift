@@ -3,6 +3,11 @@ import XCTest
 @testable import Tangle
 
 final class SharedMemoryTests: XCTestCase {
+    override class func setUp() {
+        super.setUp()
+        registerTangleTestsEntryPoints()
+    }
+
     // Checks: a named segment created here is written by a spawned child through its typed view
     // (the handle travels by name), then unlinked; attaching after unlink fails clearly.
     func testCreateAttachUnlink() throws {

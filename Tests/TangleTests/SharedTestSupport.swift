@@ -4,8 +4,8 @@ import XCTest
 
 // Entry points the primitives tests run in spawned children (docs/runtime.md "Starting children
 // from tests"): registered by this hook in the child before it looks its entry point up.
-@_cdecl("tangle_test_entry_points_primitives")
-public func primitivesTestEntryPoints() {
+func primitivesTestEntryPoints() {
+    objectNameTestEntryPoints()
     EntryPoint.register("prim.lock.count") { (a: LockCountArgs) in
         let shm = try SharedMemory(attach: a.shmName)
         let counter = shm.buffer(of: Int.self)

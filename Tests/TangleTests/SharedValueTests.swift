@@ -8,6 +8,7 @@ import TangleTestSupport
 /// up, each child's array slot is seen by the parent, the lock is a traced Lock named after the value.
 final class SharedValueTests: XCTestCase {
     override class func setUp() {
+        registerTangleTestsEntryPoints()
         super.setUp()
         setenv("SWIFT_BACKTRACE", "enable=no", 1)
     }

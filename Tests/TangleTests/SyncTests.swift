@@ -3,6 +3,11 @@ import XCTest
 @testable import Tangle
 
 final class SyncTests: XCTestCase {
+    override class func setUp() {
+        super.setUp()
+        registerTangleTestsEntryPoints()
+    }
+
     // Checks: Event set in the parent releases a spawned child, which then changes shared state
     // under a Condition (notifyAll) and sets another Event the parent waits on.
     func testEventAndConditionAcrossProcesses() throws {

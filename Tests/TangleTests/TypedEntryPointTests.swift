@@ -10,6 +10,11 @@ let typedSum = EntryPointHandle<TypedSumArgs>("typed.sum")
 /// argument type does not compile (checked by type-checking a snippet against the built module);
 /// a program without `bootstrap()` is told so in the parent.
 final class TypedEntryPointTests: XCTestCase {
+    override class func setUp() {
+        super.setUp()
+        registerTangleTestsEntryPoints()
+    }
+
     func testTypedHandleStartsTheChild() throws {
         let child = ChildProcess(typedSum, arguments: TypedSumArgs(x: 2, y: 5))
         try child.start()

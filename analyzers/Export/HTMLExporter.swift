@@ -33,7 +33,7 @@ enum HTMLExporter {
 
         body += "<section id=\"timeline\"><h2>Timeline</h2>\n" + timelineSVG(result) + "</section>\n"
         body += "<section id=\"graphs\"><h2>Graphs</h2>\n<div class=\"graphs\">"
-        body += "<figure><figcaption>Wait-for graph (end of trace)</figcaption>\(graphSVG(result.context.waitFor, id: "wf"))</figure>"
+        body += "<figure><figcaption>Wait-for graph (end of trace)</figcaption>\(graphSVG(result.context.waitFor, id: "wf", processes: processNames(result)))</figure>"
         body += "<figure><figcaption>Lock-order graph</figcaption>\(graphSVG(result.context.lockOrder, id: "lo"))</figure>"
         body += "</div></section>\n"
 
@@ -108,73 +108,12 @@ enum HTMLExporter {
         return s
     }
 
-    // MARK: timeline
-
-    static func timelineSVG(_ result: AnalysisResult) -> String {
-        let model = TimelineModel(result: result)
-        guard !model.threads.isEmpty else {
-            return "<p class=\"muted\">No events were kept for a timeline.</p>\n"
-        }
-        let lanes = Array(model.threads.prefix(maxLanes))
-        let laneIndex = Dictionary(uniqueKeysWithValues: lanes.enumerated().map { ($0.element.key, $0.offset) })
-        let labelW = 230.0, plotW = 900.0, laneH = 24.0, top = 24.0
-        let width = labelW + plotW + 20, height = top + Double(lanes.count) * laneH + 10
-        // 8% of room after the last event: waits that never returned run on to the right edge.
-        let span = Double(max(1, model.end - model.start)) * 1.08
-        func x(_ t: UInt64) -> Double { labelW + Double(t &- model.start) / span * plotW }
-        func y(_ k: ThreadKey) -> Double? { laneIndex[k].map { top + Double($0) * laneH } }
-        func f(_ v: Double) -> String { String(format: "%.1f", v) }
-
-        var svg = "<svg class=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" width=\"100%\" viewBox=\"0 0 \(f(width)) \(f(height))\" style=\"min-width:\(f(width * 0.75))px\">\n"
-        svg += "<defs><marker id=\"tlarrow\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"6\" markerHeight=\"6\" orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#3465a4\"/></marker></defs>\n"
-        // Axis.
-        for i in 0...4 {
-            // Checked: a trace's times can sit anywhere in UInt64 (a Double past it would trap).
-            let d = Double(i) / 4 * span
-            let o: UInt64 = d < 18_446_744_073_709_549_568.0 ? UInt64(d) : .max
-            let t = model.start > UInt64.max - o ? UInt64.max : model.start + o
-            let xx = x(t)
-            svg += "<line x1=\"\(f(xx))\" y1=\"\(f(top - 6))\" x2=\"\(f(xx))\" y2=\"\(f(height - 6))\" class=\"grid\"/>"
-            svg += "<text x=\"\(f(xx))\" y=\"14\" class=\"axis\" text-anchor=\"middle\">\(ExportSupport.millis(t - model.start)) ms</text>\n"
-        }
-        for (i, lane) in lanes.enumerated() {
-            let yy = top + Double(i) * laneH
-            svg += "<rect x=\"0\" y=\"\(f(yy))\" width=\"\(f(width))\" height=\"\(f(laneH))\" class=\"\(i % 2 == 0 ? "lane0" : "lane1")\"/>"
-            svg += "<text x=\"4\" y=\"\(f(yy + 16))\" class=\"lanelabel\">\(h(String(lane.label.prefix(34))))</text>"
-            svg += "<line x1=\"\(f(x(lane.first)))\" y1=\"\(f(yy + laneH / 2))\" x2=\"\(f(x(lane.end)))\" y2=\"\(f(yy + laneH / 2))\" class=\"life\"/>\n"
-        }
-        // Holds under waits under put/get marks.
-        func layer(_ c: TimelineModel.Category) -> Int { c == .hold ? 0 : c == .wait ? 1 : 2 }
-        let drawn = model.slices.prefix(maxSlices).enumerated().sorted { (layer($0.element.category), $0.offset) < (layer($1.element.category), $1.offset) }.map(\.element)
-        for s in drawn {
-            guard let yy = y(s.thread) else { continue }
-            let x0 = x(s.start), w = max(1.5, (s.unfinished && s.end >= model.end ? labelW + plotW : x(s.end)) - x0)
-            let cls = s.category == .wait ? (s.unfinished ? "waitbad" : "wait") : s.category.rawValue
-            let (dy, hh) = s.category == .hold ? (4.0, laneH - 8) : s.category == .wait ? (7.0, laneH - 14) : (2.0, laneH - 4)
-            let dur = ExportSupport.millis(s.end > s.start ? s.end - s.start : 0)
-            svg += "<rect x=\"\(f(x0))\" y=\"\(f(yy + dy))\" width=\"\(f(w))\" height=\"\(f(hh))\" class=\"\(cls)\"><title>\(h(model.name(s))) — \(dur) ms</title></rect>\n"
-        }
-        for fl in model.flows.prefix(maxFlows) {
-            guard let y0 = y(fl.from), let y1 = y(fl.to) else { continue }
-            svg += "<line x1=\"\(f(x(fl.fromTime)))\" y1=\"\(f(y0 + laneH / 2))\" x2=\"\(f(x(fl.toTime)))\" y2=\"\(f(y1 + laneH / 2))\" class=\"flow\" marker-end=\"url(#tlarrow)\"><title>\(h(model.name(fl)))</title></line>\n"
-        }
-        for m in model.markers {
-            let xx = x(m.time)
-            let yy = m.thread.flatMap { y($0) } ?? top
-            svg += "<path d=\"M\(f(xx - 6)),\(f(yy)) L\(f(xx + 6)),\(f(yy)) L\(f(xx)),\(f(yy + 10)) z\" class=\"marker\"><title>\(h(m.name))</title></path>\n"
-        }
-        svg += "</svg>\n"
-        var legend = "<p class=\"legend\"><span class=\"sw hold\"></span>lock held <span class=\"sw wait\"></span>wait <span class=\"sw waitbad\"></span>wait that never returned <span class=\"sw op\"></span>put/get <span class=\"sw flowsw\"></span>message <span class=\"sw marker\"></span>finding</p>\n"
-        if let note = model.context.eventsNote { legend += "<p class=\"muted\">\(h(note)).</p>\n" }
-        if model.threads.count > lanes.count { legend += "<p class=\"muted\">\(model.threads.count - lanes.count) more threads not drawn.</p>\n" }
-        if model.slices.count > maxSlices { legend += "<p class=\"muted\">\(model.slices.count - maxSlices) more slices not drawn (use --format perfetto for the whole timeline).</p>\n" }
-        return "<div class=\"scroll\">" + svg + "</div>" + legend
-    }
-
     // MARK: graphs
 
     /// Nodes on a circle, edges as arrows (curved when both directions exist), red for highlighted.
-    static func graphSVG(_ edges: [GraphEdge], id: String) -> String {
+    /// With `processes` (pid → name, the wait-for graph) each process is a cluster: a dashed box
+    /// named after it around its threads' nodes, stacked; the clusters sit on the circle.
+    static func graphSVG(_ edges: [GraphEdge], id: String, processes: [Int32: String]? = nil) -> String {
         guard !edges.isEmpty else { return "<p class=\"muted\">(no edges)</p>" }
         var nodes: [String] = []
         var labels: [String: String] = [:]
@@ -186,17 +125,39 @@ enum HTMLExporter {
             }
             if e.highlighted { hot.insert(e.from); hot.insert(e.to) }
         }
+        // Groups in the order their first node appears: a process's nodes, or a node on its own.
+        var groups: [(pid: Int32?, nodes: [String])] = []
+        var groupOf: [Int32: Int] = [:]
+        for n in nodes {
+            if processes != nil, let pid = DotExporter.pidOf(n) {
+                if let g = groupOf[pid] { groups[g].nodes.append(n); continue }
+                groupOf[pid] = groups.count
+                groups.append((pid, [n]))
+            } else {
+                groups.append((nil, [n]))
+            }
+        }
         let nodeW = min(230.0, max(130.0, Double(labels.values.map(\.count).max() ?? 0) * 6.5 + 16)), nodeH = 30.0
-        let n = nodes.count
-        // Adjacent nodes on the circle at least a node width (plus room) apart.
-        let r: Double = n == 1 ? 0 : n == 2 ? nodeW / 2 + 80 : max(150, (nodeW + 30) / (2 * sin(Double.pi / Double(n))))
-        let size = 2 * r + nodeW + 30, height = n <= 2 ? 200.0 : 2 * r + 110
+        let clustered = processes != nil
+        let gap = 10.0, head = clustered ? 18.0 : 0, foot = clustered ? 8.0 : 0
+        func groupH(_ k: Int) -> Double { Double(k) * nodeH + Double(k - 1) * gap + head + foot }
+        let boxW = nodeW + (clustered ? 20 : 0), tallest = groups.map { groupH($0.nodes.count) }.max() ?? nodeH
+        let unit = max(boxW, tallest)
+        let n = groups.count
+        // Adjacent groups on the circle at least a box (plus room) apart.
+        let r: Double = n == 1 ? 0 : n == 2 ? boxW / 2 + 80 : max(150, (unit + 30) / (2 * sin(Double.pi / Double(n))))
+        let size = 2 * r + boxW + 30, height = n <= 2 ? max(200.0, tallest + 110) : 2 * r + tallest + 80
         let cx = size / 2, cy = height / 2
         var pos: [String: (Double, Double)] = [:]
-        for (i, n) in nodes.enumerated() {
-            // Two nodes side by side, more on a circle from the top.
-            let a = (nodes.count == 2 ? Double.pi : -Double.pi / 2) + 2 * Double.pi * Double(i) / Double(nodes.count)
-            pos[n] = (cx + r * cos(a), cy + r * sin(a))
+        var boxes: [(pid: Int32, x: Double, y: Double, h: Double)] = []
+        for (i, g) in groups.enumerated() {
+            // Two groups side by side, more on a circle from the top.
+            let a = (n == 2 ? Double.pi : -Double.pi / 2) + 2 * Double.pi * Double(i) / Double(n)
+            let gx = cx + r * cos(a), gy = cy + r * sin(a), gh = groupH(g.nodes.count)
+            for (k, node) in g.nodes.enumerated() {
+                pos[node] = (gx, gy - gh / 2 + head + nodeH / 2 + Double(k) * (nodeH + gap))
+            }
+            if clustered, let pid = g.pid { boxes.append((pid, gx - boxW / 2, gy - gh / 2, gh)) }
         }
         func f(_ v: Double) -> String { String(format: "%.1f", v) }
         let pairs = Set(edges.map { "\($0.from)\u{0}\($0.to)" })
@@ -233,17 +194,30 @@ enum HTMLExporter {
             let ldy = bend != 0 && anchor == "middle" ? (ny > 0 ? 8.0 : -4.0) : (bend == 0 ? -7.0 : 0)
             svg += "<text x=\"\(f(lx))\" y=\"\(f(ly + ldy))\" class=\"elabel\(e.highlighted ? " hot" : "")\" text-anchor=\"\(anchor)\">\(h(String(e.label.prefix(40))))</text>\n"
         }
-        for n in nodes {
+        func node(_ n: String) -> String {
             let (x0, y0) = pos[n]!
             let cls = hot.contains(n) ? "node hot" : "node"
-            svg += "<g class=\"\(cls)\" data-node=\"\(h(n))\"><rect x=\"\(f(x0 - nodeW / 2))\" y=\"\(f(y0 - nodeH / 2))\" width=\"\(f(nodeW))\" height=\"\(f(nodeH))\" rx=\"6\"/>"
-            svg += "<text x=\"\(f(x0))\" y=\"\(f(y0 + 4))\" text-anchor=\"middle\">\(h(String(labels[n]!.prefix(34))))</text><title>\(h(labels[n]!))</title></g>\n"
+            var s = "<g class=\"\(cls)\" data-node=\"\(h(n))\"><rect x=\"\(f(x0 - nodeW / 2))\" y=\"\(f(y0 - nodeH / 2))\" width=\"\(f(nodeW))\" height=\"\(f(nodeH))\" rx=\"6\"/>"
+            s += "<text x=\"\(f(x0))\" y=\"\(f(y0 + 4))\" text-anchor=\"middle\">\(h(String(labels[n]!.prefix(34))))</text><title>\(h(labels[n]!))</title></g>\n"
+            return s
+        }
+        for g in groups where g.pid == nil || !clustered { for n in g.nodes { svg += node(n) } }
+        for b in boxes {
+            let name = processes?[b.pid].map { "\($0) (pid \(b.pid))" } ?? "pid \(b.pid)"
+            svg += "<g class=\"cluster\" data-process=\"\(b.pid)\"><rect x=\"\(f(b.x))\" y=\"\(f(b.y))\" width=\"\(f(boxW))\" height=\"\(f(b.h))\" rx=\"8\"/>"
+            svg += "<text x=\"\(f(b.x + 6))\" y=\"\(f(b.y + 12))\">\(h(String(name.prefix(40))))</text>\n"
+            for n in groups[groupOf[b.pid]!].nodes { svg += node(n) }
+            svg += "</g>\n"
         }
         svg += "</svg>"
         return svg
     }
 
     static func h(_ s: String) -> String { ExportSupport.xmlEscape(s) }
+
+    static func processNames(_ result: AnalysisResult) -> [Int32: String] {
+        Dictionary(result.report.processes.map { ($0.pid, $0.name) }, uniquingKeysWith: { a, _ in a })
+    }
 
     static let css = """
     body{font:14px/1.45 -apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0;color:#222;background:#fafafa}
@@ -268,6 +242,8 @@ enum HTMLExporter {
     rect.waitbad,.sw.waitbad{fill:#e53935;background:#e53935}rect.op,.sw.op{fill:#3f51b5;background:#3f51b5}
     line.flow{stroke:#3465a4;stroke-width:1;opacity:.7}.sw.flowsw{background:#3465a4;height:2px!important}
     path.marker,.sw.marker{fill:#b71c1c;background:#b71c1c}
+    .hanglabel{fill:#fff;font-weight:700;font-size:10px}.hanglabel.out{fill:#b71c1c}.tlview button{font-size:12px}
+    .cluster>rect{fill:none;stroke:#90a4ae;stroke-dasharray:5 3}.cluster>text{fill:#546e7a;font-size:10px}
     .legend .sw{display:inline-block;width:14px;height:10px;margin:0 4px 0 12px;vertical-align:middle}
     .graphs{display:flex;flex-wrap:wrap;gap:16px}figure{margin:0;background:#fff;border:1px solid #ddd;padding:6px}figcaption{font-weight:600}
     .node rect{fill:#e3f2fd;stroke:#1e5aa8}.node.hot rect{fill:#ffebee;stroke:#c00;stroke-width:2.5}.node text{fill:#111}
@@ -278,5 +254,9 @@ enum HTMLExporter {
     (function(){document.body.setAttribute('data-tangle-ready','1');var b=document.getElementById('toggle');if(!b)return;var open=false;
     b.addEventListener('click',function(){open=!open;document.querySelectorAll('details.stack').forEach(function(d){d.open=open;});
     b.textContent=open?'Collapse all stacks':'Expand all stacks';});})();
+    (function(){var b=document.getElementById('tlwhole'),w=document.getElementById('tl-findings'),a=document.getElementById('tl-whole');
+    if(!b||!w||!a)return;var c=document.getElementById('tlcaption'),t=c.textContent;
+    b.addEventListener('click',function(){var whole=w.hidden;w.hidden=!whole;a.hidden=whole;
+    c.textContent=whole?t:'Showing the whole trace.';b.textContent=whole?'Show the whole trace':"Show the findings' window";});})();
     """
 }

@@ -173,8 +173,11 @@ struct TimelineModel {
             // went on, so the wait is over there too (a trace without its end event).
             if let w = openWait[ti], !w.kind.spec.inside.contains(e.kind) || EventSpec.ends(e.kind, wait: w.kind) {
                 openWait[ti] = nil
+                // Ended by a signal that killed the process, not by its own end: it never returned.
+                // (Not any exit: a timeline's events may leave out the end event before it.)
+                let died = e.kind == .processExit && e[.signal] != 0 && !EventSpec.ends(e.kind, wait: w.kind)
                 slices.append(Slice(thread: k, start: w.time, end: max(w.time, e.time), kind: w.kind,
-                                    category: .wait, object: w.object, unfinished: false, eventSeq: w.seq))
+                                    category: .wait, object: w.object, unfinished: died, eventSeq: w.seq))
             }
             if !pendingOps[ti].isEmpty {
                 for i in pendingOps[ti] { slices[i].end = min(slices[i].end, max(slices[i].start, e.time)) }

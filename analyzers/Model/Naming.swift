@@ -34,14 +34,14 @@ extension TraceModel {
         guard id != 0 else { return "object" }
         let o = objects[id]
         let noun = o?.kind.noun ?? "object"
-        if let name = o?.name, !name.isEmpty { return "\(noun) '\(name)'" }
+        if let name = o?.name, !name.isEmpty { return DefaultObjectName.isDefault(name) ? name : "\(noun) '\(name)'" }
         return "\(noun) #\(id & 0xFFF_FFFF)@\(id >> 28)"
     }
 
-    /// The object's role for fingerprints: kind and name, never the id.
+    /// The object's role for fingerprints: kind and name, never the id (nor a default name's line).
     func objectRole(_ id: UInt64) -> String {
         guard let o = objects[id] else { return "object" }
-        return o.kind.rawValue + (o.name.map { ":" + $0 } ?? "")
+        return o.kind.rawValue + (o.name.map { ":" + DefaultObjectName.withoutLine($0) } ?? "")
     }
 
     /// What a wait event waits on, in words.
@@ -108,5 +108,21 @@ func signalName(_ s: Int32) -> String {
     case 14: "SIGALRM"
     case 15: "SIGTERM"
     default: "signal \(s)"
+    }
+}
+
+/// The runtime names an object the program gave no name after its creation site,
+/// `queue@main.swift:42` (Sources/Tangle/Core/ObjectNames.swift): labels show it as it is, and
+/// fingerprints drop its line, so that moving the code keeps them.
+enum DefaultObjectName {
+    static func isDefault(_ name: String) -> Bool {
+        guard let at = name.firstIndex(of: "@"), let colon = name.lastIndex(of: ":"), at < colon, !name.contains(" ") else { return false }
+        let line = name[name.index(after: colon)...]
+        return !name[..<at].isEmpty && !line.isEmpty && line.allSatisfy(\.isNumber)
+    }
+
+    static func withoutLine(_ name: String) -> String {
+        guard isDefault(name), let colon = name.lastIndex(of: ":") else { return name }
+        return String(name[..<colon])
     }
 }

@@ -276,7 +276,7 @@ extension TraceModel {
             (k.outer, "\(who(tk)) takes \(lock)"),
             (k.inner, "\(who(tk)) holding \(lock): \(wakeWords)"),
         ]
-        var why = "kept: different threads; no common gate lock; the two sections are not ordered by happens-before, so \(who(tw)) can take \(lock) first and block while \(who(tk)) waits for \(lock)"
+        var why = "different threads; no common gate lock; the two sections are not ordered by happens-before, so \(who(tw)) can take \(lock) first and block while \(who(tk)) waits for \(lock)"
         why += combinationWords(others, complete: complete, title: "hold-and-wait \(lock) across \(waitWords)")
         var f = RawFinding(
             kind: .holdAndWait, severity: .warning, confidence: .predicted,

@@ -52,15 +52,18 @@ int tangle_set_affinity(const int *cpus, int n);
 /// Registers `fn` with on_exit(3): it gets the status passed to exit().
 int tangle_on_exit(void (*fn)(int status, void *arg));
 
-/// Calls every test entry-point registration hook the executable defines (weak symbols, see
-/// docs/runtime.md "Starting children from tests"). Returns how many were defined.
-int tangle_call_test_hooks(void);
+/// Where the code at `address` lies: the loaded object's name ("" for the main program, as
+/// dl_iterate_phdr says it) in `name` (at most `size` bytes, NUL-terminated) and its offset from
+/// the object's load address. 0 on success, -1 when no executable segment holds it.
+int tangle_code_location(const void *address, char *name, size_t size, uintptr_t *offset);
+
+/// The address of `offset` in the loaded object named `name` (as `tangle_code_location` gave
+/// them, in another process running the same executable); NULL unless it lies in an executable
+/// segment of that object.
+void *tangle_code_address(const char *name, uintptr_t offset);
 
 /// The thread id of the calling thread.
 pid_t tangle_runtime_gettid(void);
-/// How many test-target registration hooks this executable defines (without calling them).
-int tangle_test_hooks_present(void);
-
 /// fflush(NULL) then _exit(status): for children, so printed output is not lost.
 void tangle_flush_and_exit(int status) __attribute__((noreturn));
 

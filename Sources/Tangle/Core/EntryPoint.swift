@@ -77,14 +77,12 @@ public enum EntryPoint {
 
     static func reinitializeAfterFork() { lock.reinitializeAfterFork() }
 
-    /// Calls the test targets' registration hooks once (see docs/runtime.md, "Starting children from
-    /// tests"). The parent calls it when a name is not found, the early child path always.
+    /// In a child routed before main (a test binary's): runs the test entry-point registrations
+    /// its parent passed, once (docs/runtime.md, "Starting children from tests"). Elsewhere, and
+    /// after the first call, nothing: a parent ran them when it registered them.
     static func runTestHooksOnce() {
-        if hooksRan.exchange(true, ordering: .acquiringAndReleasing) { return }
-        _ = tangle_call_test_hooks()
+        TestEntryPoints.runInherited()
     }
-
-    private static let hooksRan = Atomic<Bool>(false)
 }
 
 /// A registered entry point with its argument type, returned by `EntryPoint.register`: starting a

@@ -34,9 +34,10 @@ public enum TangleRuntime {
     private static let bootstrapped = Atomic<Bool>(false)
 
     /// True when a spawned child of this process will reach its entry point: the program called
-    /// `bootstrap()`, or it is a test binary whose registration hooks route children before main.
+    /// `bootstrap()`, or it is a test binary that registered its children's entry points
+    /// (`registerTestEntryPoints`): they are routed before main.
     static var childrenCanBeRouted: Bool {
-        isBootstrapped || (tangle_test_hooks_present() > 0 && !_pretendNoTestHooks.load(ordering: .relaxed))
+        isBootstrapped || (!TestEntryPoints.isEmpty && !_pretendNoTestHooks.load(ordering: .relaxed))
     }
 
     /// For the runtime's own tests: behave as a program without test hooks.
@@ -73,6 +74,7 @@ public enum TangleRuntime {
         let argsHex = Env.get(ChildEnvironment.arguments)
         let argsFD = Int32(Env.get(ChildEnvironment.argumentsFD) ?? "")
         let inherited = (Env.get(ChildEnvironment.descriptors) ?? "").split(separator: ",").compactMap { Int32($0) }
+        TestEntryPoints.readEnvironment()
         // The descriptors passed to us lost FD_CLOEXEC on the way in (dup2(fd, fd)); make them
         // close-on-exec again, so that our own children get them only when we pass them on.
         for fd in inherited {
@@ -154,6 +156,7 @@ public enum TangleRuntime {
         let state = ProcessState.shared
         state.lock.reinitializeAfterFork()
         EntryPoint.reinitializeAfterFork()
+        ObjectNames.reinitializeAfterFork()
         DaemonSpawner.reinitializeAfterFork()
         state.isChild = true
         state.isDaemon = daemon
@@ -219,7 +222,9 @@ enum ChildEnvironment {
     static let argumentsFD = "TANGLE_CHILD_ARGS_FD"
     /// Comma-separated descriptors the child inherited at their numbers.
     static let descriptors = "TANGLE_CHILD_FDS"
-    static let all = [entry, early, object, name, identity, parent, daemon, arguments, argumentsFD, descriptors]
+    /// The parent's test entry-point registrations (TestEntryPoints), for a child routed early.
+    static let testEntryPoints = "TANGLE_CHILD_TEST_ENTRY_POINTS"
+    static let all = [entry, early, object, name, identity, parent, daemon, arguments, argumentsFD, descriptors, testEntryPoints]
 }
 
 /// This process's identity and the children it started (until reaped).

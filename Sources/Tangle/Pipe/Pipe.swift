@@ -19,12 +19,12 @@ public enum PipeError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case .eof(let o, let e): return "pipe \(o) end \(e): end of file (every write end is closed)"
-        case .timeout(let o, let e): return "pipe \(o) end \(e): recv timed out"
-        case .closed(let o, let e): return "pipe \(o) end \(e) is closed: it was closed by this process and cannot be used any more"
-        case .wrongDirection(let o, let e, let op): return "pipe \(o) end \(e): cannot \(op) on this end of a one-way pipe"
-        case .brokenPipe(let o, let e): return "pipe \(o) end \(e): the other end is closed (broken pipe)"
-        case .corrupt(let o, let e, let d): return "pipe \(o) end \(e): corrupt frame: \(d)"
+        case .eof(let o, let e): return "\(ObjectNames.label("pipe", o)) end \(e): end of file (every write end is closed)"
+        case .timeout(let o, let e): return "\(ObjectNames.label("pipe", o)) end \(e): recv timed out"
+        case .closed(let o, let e): return "\(ObjectNames.label("pipe", o)) end \(e) is closed: it was closed by this process and cannot be used any more"
+        case .wrongDirection(let o, let e, let op): return "\(ObjectNames.label("pipe", o)) end \(e): cannot \(op) on this end of a one-way pipe"
+        case .brokenPipe(let o, let e): return "\(ObjectNames.label("pipe", o)) end \(e): the other end is closed (broken pipe)"
+        case .corrupt(let o, let e, let d): return "\(ObjectNames.label("pipe", o)) end \(e): corrupt frame: \(d)"
         case .system(let call, let e): return "\(call) failed: \(String(cString: strerror(e))) (errno \(e))"
         }
     }
@@ -34,13 +34,18 @@ public enum PipeError: Error, CustomStringConvertible, Equatable {
 /// `(receiver, sender)` over pipe(2); two-way returns two connections over a socketpair.
 ///
 /// When Foundation is imported too, write `Tangle.Pipe(…)` (Foundation has a `Pipe` class).
-public func Pipe<T: Codable>(_ type: T.Type = T.self, duplex: Bool = true) throws -> (Connection<T>, Connection<T>) {
+/// `name` nil: `pipe@file.swift:line`, where it is created (ObjectNames).
+public func Pipe<T: Codable>(_ type: T.Type = T.self, duplex: Bool = true, name: String? = nil,
+                             fileID: String = #fileID, line: Int = #line) throws -> (Connection<T>, Connection<T>) {
     tangle_sync_ignore_sigpipe()
     var fds: [Int32] = [-1, -1]
     let rc = duplex ? tangle_sync_socketpair(&fds) : tangle_sync_pipe(&fds)
     guard rc == 0 else { throw PipeError.system(call: duplex ? "socketpair" : "pipe2", errno: tangle_sync_errno()) }
     let object = Recorder.newObjectID()
-    Recorder.record(.pipeNew, object: object, a: duplex ? 1 : 0)
+    let name = ObjectNames.name(given: name, noun: "pipe", fileID: fileID, line: line)
+    ObjectNames.register(object, name)   // one per connection (each releases it)
+    ObjectNames.register(object, name)
+    Recorder.record(.pipeNew, object: object, text: name, a: duplex ? 1 : 0)
     let first = Connection<T>(fd: fds[0], object: object, end: 0, readable: true, writable: duplex, socket: duplex)
     let second = Connection<T>(fd: fds[1], object: object, end: 1, readable: duplex, writable: true, socket: duplex)
     Recorder.record(.handleAttach, object: object, a: ObjectType.pipe.rawValue, c: 0, stack: false)
@@ -74,7 +79,7 @@ public final class Connection<T: Codable>: ProcessTransferable, @unchecked Senda
         self.socket = socket
     }
 
-    private enum CodingKeys: String, CodingKey { case fd, object, end, readable, writable, socket }
+    private enum CodingKeys: String, CodingKey { case fd, object, end, readable, writable, socket, name }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -88,6 +93,7 @@ public final class Connection<T: Codable>: ProcessTransferable, @unchecked Senda
             throw SyncError.handleNotInherited(type: "Pipe connection", fd: fd, object: object)
         }
         tangle_sync_ignore_sigpipe()
+        if let name = try c.decodeIfPresent(String.self, forKey: .name) { ObjectNames.register(object, name) }
         Recorder.record(.handleAttach, object: object, a: ObjectType.pipe.rawValue, c: UInt64(end))
     }
 
@@ -101,6 +107,7 @@ public final class Connection<T: Codable>: ProcessTransferable, @unchecked Senda
         try c.encode(readable, forKey: .readable)
         try c.encode(writable, forKey: .writable)
         try c.encode(socket, forKey: .socket)
+        try c.encodeIfPresent(ObjectNames.name(of: object), forKey: .name)
     }
 
     deinit {
@@ -109,6 +116,7 @@ public final class Connection<T: Codable>: ProcessTransferable, @unchecked Senda
             Recorder.record(.handleClose, object: object, a: ObjectType.pipe.rawValue, c: UInt64(end), stack: false)
             Glibc.close(fd)
         }
+        ObjectNames.release(object)
     }
 
     /// The descriptor (-1 once closed).

@@ -187,7 +187,10 @@ public final class ChildProcess: @unchecked Sendable {
             !ChildEnvironment.all.contains { entry.hasPrefix($0 + "=") }
         }
         environment.append("\(ChildEnvironment.entry)=\(entryPoint ?? "")")
-        if !TangleRuntime.isBootstrapped { environment.append("\(ChildEnvironment.early)=1") }
+        if !TangleRuntime.isBootstrapped {
+            environment.append("\(ChildEnvironment.early)=1")
+            if let hooks = TestEntryPoints.environmentValue { environment.append("\(ChildEnvironment.testEntryPoints)=\(hooks)") }
+        }
         environment.append("\(ChildEnvironment.object)=\(object)")
         environment.append("\(ChildEnvironment.name)=\(name)")
         environment.append("\(ChildEnvironment.identity)=\(identity)")
@@ -401,7 +404,8 @@ public enum ProcessError: Error, CustomStringConvertible, Equatable {
         case let .bootstrapMissing(name, entry):
             "cannot spawn \(name) to run entry point '\(entry)': this program never called TangleRuntime.bootstrap(); "
                 + "call it first in main, after registering entry points (a spawned child re-executes the program "
-                + "and is routed to its entry point by the bootstrap)"
+                + "and is routed to its entry point by the bootstrap; a test target calls "
+                + "TangleRuntime.registerTestEntryPoints(_:) instead)"
         }
     }
 }

@@ -18,13 +18,13 @@ public enum QueueError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case .full(let o): return "queue \(o) is full"
-        case .empty(let o): return "queue \(o) is empty"
-        case .closed(let o): return "queue \(o) is closed: it was closed by this process and cannot be used any more"
+        case .full(let o): return "\(ObjectNames.label("queue", o)) is full"
+        case .empty(let o): return "\(ObjectNames.label("queue", o)) is empty"
+        case .closed(let o): return "\(ObjectNames.label("queue", o)) is closed: it was closed by this process and cannot be used any more"
         case .messageTooLarge(let o, let size, let cap):
-            return "queue \(o): a message of \(size) bytes (encoded, with its 16-byte header) does not fit in the queue's \(cap)-byte shared buffer; create the queue with a larger bufferSize"
-        case .tooManyTaskDone(let o): return "queue \(o): taskDone() called too many times (more than items put)"
-        case .joinTimeout(let o, let n): return "queue \(o): join timed out with \(n) unfinished tasks"
+            return "\(ObjectNames.label("queue", o)): a message of \(size) bytes (encoded, with its 16-byte header) does not fit in the queue's \(cap)-byte shared buffer; create the queue with a larger bufferSize"
+        case .tooManyTaskDone(let o): return "\(ObjectNames.label("queue", o)): taskDone() called too many times (more than items put)"
+        case .joinTimeout(let o, let n): return "\(ObjectNames.label("queue", o)): join timed out with \(n) unfinished tasks"
         }
     }
 }
@@ -59,11 +59,12 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
     /// A queue of at most `maxsize` messages (0 = no limit but the buffer) whose shared buffer holds
     /// `bufferSize` bytes of encoded messages (each takes 16 bytes + its encoding, rounded up to 8;
     /// at most 2 GiB).
-    public convenience init(maxsize: Int = 0, bufferSize: Int = 1 << 20, name: String? = nil) {
-        self.init(maxsize: maxsize, bufferSize: bufferSize, name: name, joinable: false)
+    /// `name` nil: `queue@file.swift:line`, where it is created (ObjectNames).
+    public convenience init(maxsize: Int = 0, bufferSize: Int = 1 << 20, name: String? = nil, fileID: String = #fileID, line: Int = #line) {
+        self.init(maxsize: maxsize, bufferSize: bufferSize, name: name, joinable: false, fileID: fileID, line: line)
     }
 
-    init(maxsize: Int, bufferSize: Int, name: String?, joinable: Bool) {
+    init(maxsize: Int, bufferSize: Int, name: String?, joinable: Bool, fileID: String, line: Int) {
         precondition(maxsize >= 0, "Queue: maxsize must be ≥ 0")
         precondition(bufferSize <= Queue.maxBufferSize, "Queue: bufferSize must be at most 2 GiB")
         let cap = max(256, (bufferSize + 7) & ~7)
@@ -76,10 +77,9 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
         q.pointee.maxsize = UInt64(maxsize)
         q.pointee.joinable = joinable ? 1 : 0
         q.pointee.layout = TANGLE_QUEUE_LAYOUT
-        if _tracing {
-            if let name { Recorder.record(.queueNew, object: object, text: name, a: UInt64(maxsize), b: joinable ? 1 : 0) }
-            else { Recorder.record(.queueNew, object: object, a: UInt64(maxsize), b: joinable ? 1 : 0) }
-        }
+        let name = ObjectNames.name(given: name, noun: "queue", fileID: fileID, line: line)
+        ObjectNames.register(object, name)
+        if _tracing { Recorder.record(.queueNew, object: object, text: name, a: UInt64(maxsize), b: joinable ? 1 : 0) }
     }
 
     public required init(from decoder: Decoder) throws {
@@ -459,8 +459,8 @@ public class Queue<T: Codable>: ProcessTransferable, @unchecked Sendable {
 /// A Queue whose consumers mark each item done (`taskDone`), so a producer can `join` until every
 /// item put has been processed (Python's `JoinableQueue`).
 public final class JoinableQueue<T: Codable>: Queue<T>, @unchecked Sendable {
-    public init(maxsize: Int = 0, bufferSize: Int = 1 << 20, name: String? = nil) {
-        super.init(maxsize: maxsize, bufferSize: bufferSize, name: name, joinable: true)
+    public init(maxsize: Int = 0, bufferSize: Int = 1 << 20, name: String? = nil, fileID: String = #fileID, line: Int = #line) {
+        super.init(maxsize: maxsize, bufferSize: bufferSize, name: name, joinable: true, fileID: fileID, line: line)
     }
 
     public required init(from decoder: Decoder) throws { try super.init(from: decoder) }

@@ -23,12 +23,12 @@ public enum SyncError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .ownerDied(let o, let pid):
-            return "lock \(o): its owner (pid \(pid)) died while holding it; the lock was recovered and is free again"
-        case .notOwner(let o, let what): return "\(what) \(o): not owned by the calling thread"
-        case .releasedUnlocked(let o): return "lock \(o): release of an unlocked lock"
-        case .boundedOverflow(let o, let max): return "bounded semaphore \(o): released too many times (maximum value \(max))"
-        case .brokenBarrier(let o): return "barrier \(o) is broken"
-        case .timeout(let o, let what): return "\(what) \(o): timed out"
+            return "\(ObjectNames.label("lock", o)): its owner (pid \(pid)) died while holding it; the lock was recovered and is free again"
+        case .notOwner(let o, let what): return "\(ObjectNames.label(what, o)): not owned by the calling thread"
+        case .releasedUnlocked(let o): return "\(ObjectNames.label("lock", o)): release of an unlocked lock"
+        case .boundedOverflow(let o, let max): return "\(ObjectNames.label("bounded semaphore", o)): released too many times (maximum value \(max))"
+        case .brokenBarrier(let o): return "\(ObjectNames.label("barrier", o)) is broken"
+        case .timeout(let o, let what): return "\(ObjectNames.label(what, o)): timed out"
         case .handleNotInherited(let type, let fd, let o):
             return "\(type) \(o): descriptor \(fd) is not open in this process (pid \(getpid())); pass the handle to a child through its spawn arguments, or use fork"
         case .system(let call, let e): return "\(call) failed: \(String(cString: strerror(e))) (errno \(e))"
@@ -143,6 +143,7 @@ final class SharedRegion: @unchecked Sendable {
     deinit {
         tangle_sync_unmap(base, size)
         close(fd)
+        ObjectNames.release(object)
     }
 }
 
@@ -151,19 +152,22 @@ final class SharedRegion: @unchecked Sendable {
 struct RegionHandle: Codable {
     var fd: Int32
     var object: UInt64
+    /// The object's name (ObjectNames), so that the child's messages say it too.
+    var name: String?
 }
 
 extension SharedRegion {
     /// Encodes the handle, asking the spawner to keep the descriptor open in the child.
     func encodeHandle(to encoder: Encoder) throws {
         HandleTransfer.inheritDescriptor(fd)
-        try RegionHandle(fd: fd, object: object).encode(to: encoder)
+        try RegionHandle(fd: fd, object: object, name: ObjectNames.name(of: object)).encode(to: encoder)
     }
 
     /// Decodes a handle and maps its region, recording `handle.attach`.
     static func decodeHandle(from decoder: Decoder, kind: RegionKind, typeName: String, objectType: ObjectType) throws -> SharedRegion {
         let h = try RegionHandle(from: decoder)
         let region = try SharedRegion(attach: h.fd, kind: kind, object: h.object, typeName: typeName)
+        if let name = h.name { ObjectNames.register(h.object, name) }
         Recorder.record(.handleAttach, object: h.object, a: objectType.rawValue)
         return region
     }

@@ -26,13 +26,14 @@ public final class Event: ProcessTransferable, @unchecked Sendable {
     let words: UnsafeMutablePointer<_SeqWords>
     public let object: UInt64
 
-    public init(name: String? = nil) {
+    /// `name` nil: `event@file.swift:line`, where it is created (ObjectNames).
+    public init(name: String? = nil, fileID: String = #fileID, line: Int = #line) {
         object = Recorder.newObjectID()
         region = SharedRegion(create: MemoryLayout<_SeqWords>.stride, kind: .event, object: object)
         words = region.body.bindMemory(to: _SeqWords.self, capacity: 1)
-        if Recorder.isEnabled {
-            if let name { Recorder.record(.eventNew, object: object, text: name) } else { Recorder.record(.eventNew, object: object) }
-        }
+        let name = ObjectNames.name(given: name, noun: "event", fileID: fileID, line: line)
+        ObjectNames.register(object, name)
+        if Recorder.isEnabled { Recorder.record(.eventNew, object: object, text: name) }
     }
 
     public init(from decoder: Decoder) throws {
@@ -100,15 +101,15 @@ public final class Condition: ProcessTransferable, @unchecked Sendable {
     public let lock: ConditionLock
 
     /// A condition over `lock` (a new RLock when nil, as in Python).
-    public init(lock: ConditionLock? = nil, name: String? = nil) {
-        self.lock = lock ?? RLock()
+    /// `name` nil: `condition@file.swift:line`, where it is created (ObjectNames).
+    public init(lock: ConditionLock? = nil, name: String? = nil, fileID: String = #fileID, line: Int = #line) {
+        self.lock = lock ?? RLock(fileID: fileID, line: line)
         object = Recorder.newObjectID()
         region = SharedRegion(create: MemoryLayout<_SeqWords>.stride, kind: .condition, object: object)
         words = region.body.bindMemory(to: _SeqWords.self, capacity: 1)
-        if Recorder.isEnabled {
-            if let name { Recorder.record(.conditionNew, object: object, text: name, a: self.lock.object) }
-            else { Recorder.record(.conditionNew, object: object, a: self.lock.object) }
-        }
+        let name = ObjectNames.name(given: name, noun: "condition", fileID: fileID, line: line)
+        ObjectNames.register(object, name)
+        if Recorder.isEnabled { Recorder.record(.conditionNew, object: object, text: name, a: self.lock.object) }
     }
 
     private enum CodingKeys: String, CodingKey { case region, lock, recursive }
@@ -216,16 +217,16 @@ public final class Barrier: ProcessTransferable, @unchecked Sendable {
     let state: UnsafeMutablePointer<_BarrierState>
     public let object: UInt64
 
-    public init(parties: Int, name: String? = nil) {
+    /// `name` nil: `barrier@file.swift:line`, where it is created (ObjectNames).
+    public init(parties: Int, name: String? = nil, fileID: String = #fileID, line: Int = #line) {
         precondition(parties > 0, "Barrier: parties must be > 0")
         object = Recorder.newObjectID()
         region = SharedRegion(create: MemoryLayout<_BarrierState>.stride, kind: .barrier, object: object)
         state = region.body.bindMemory(to: _BarrierState.self, capacity: 1)
         state.pointee.parties = UInt32(parties)
-        if Recorder.isEnabled {
-            if let name { Recorder.record(.barrierNew, object: object, text: name, a: UInt64(parties)) }
-            else { Recorder.record(.barrierNew, object: object, a: UInt64(parties)) }
-        }
+        let name = ObjectNames.name(given: name, noun: "barrier", fileID: fileID, line: line)
+        ObjectNames.register(object, name)
+        if Recorder.isEnabled { Recorder.record(.barrierNew, object: object, text: name, a: UInt64(parties)) }
     }
 
     public init(from decoder: Decoder) throws {

@@ -28,15 +28,15 @@ public class _LockBase: @unchecked Sendable {
     public let object: UInt64
     let type: LockType
 
-    init(type: LockType, name: String?) {
+    /// `name`: the program's, else `rlock@file.swift:line` from `fileID`/`line` (ObjectNames).
+    init(type: LockType, name: String?, fileID: String, line: Int) {
         object = Recorder.newObjectID()
         region = SharedRegion(create: MemoryLayout<tangle_lock_t>.stride, kind: .lock, object: object)
         state = region.body.bindMemory(to: tangle_lock_t.self, capacity: 1)
         self.type = type
-        if _tracing {
-            if let name { Recorder.record(.lockNew, object: object, text: name, a: type.rawValue) }
-            else { Recorder.record(.lockNew, object: object, a: type.rawValue) }
-        }
+        let name = ObjectNames.name(given: name, noun: type == .rlock ? "rlock" : "lock", fileID: fileID, line: line)
+        ObjectNames.register(object, name)
+        if _tracing { Recorder.record(.lockNew, object: object, text: name, a: type.rawValue) }
     }
 
     init(attaching decoder: Decoder, type: LockType) throws {
@@ -92,7 +92,10 @@ public class _LockBase: @unchecked Sendable {
 /// Robust: when the owner process dies holding it, the next acquirer gets `SyncError.ownerDied`
 /// (within ~50 ms) and the lock is free again.
 public final class Lock: _LockBase, ConditionLock, ProcessTransferable, @unchecked Sendable {
-    public init(name: String? = nil) { super.init(type: .lock, name: name) }
+    /// A lock named `name` (nil: `lock@file.swift:line`, where it is created).
+    public init(name: String? = nil, fileID: String = #fileID, line: Int = #line) {
+        super.init(type: .lock, name: name, fileID: fileID, line: line)
+    }
 
     public required init(from decoder: Decoder) throws { try super.init(attaching: decoder, type: .lock) }
 
@@ -158,7 +161,10 @@ public final class Lock: _LockBase, ConditionLock, ProcessTransferable, @uncheck
 /// A recursive lock (Python's `RLock`): the owning thread may acquire it again; it is free when
 /// released as many times. Release by a thread that does not own it throws `SyncError.notOwner`.
 public final class RLock: _LockBase, ConditionLock, ProcessTransferable, @unchecked Sendable {
-    public init(name: String? = nil) { super.init(type: .rlock, name: name) }
+    /// A recursive lock named `name` (nil: `rlock@file.swift:line`, where it is created).
+    public init(name: String? = nil, fileID: String = #fileID, line: Int = #line) {
+        super.init(type: .rlock, name: name, fileID: fileID, line: line)
+    }
 
     public required init(from decoder: Decoder) throws { try super.init(attaching: decoder, type: .rlock) }
 
@@ -257,21 +263,21 @@ public class Semaphore: ProcessTransferable, @unchecked Sendable {
     public let object: UInt64
 
     /// A semaphore with `value` permits.
-    public convenience init(_ value: Int = 1, name: String? = nil) {
-        self.init(value: value, max: 0, name: name, type: .semaphore)
+    /// A semaphore with `value` permits named `name` (nil: `semaphore@file.swift:line`).
+    public convenience init(_ value: Int = 1, name: String? = nil, fileID: String = #fileID, line: Int = #line) {
+        self.init(value: value, max: 0, name: name, type: .semaphore, fileID: fileID, line: line)
     }
 
-    init(value: Int, max: UInt32, name: String?, type: LockType) {
+    init(value: Int, max: UInt32, name: String?, type: LockType, fileID: String, line: Int) {
         precondition(value >= 0 && value <= Int(UInt32.max / 2), "Semaphore: initial value must be ≥ 0")
         object = Recorder.newObjectID()
         region = SharedRegion(create: MemoryLayout<tangle_sem_t>.stride, kind: .semaphore, object: object)
         state = region.body.bindMemory(to: tangle_sem_t.self, capacity: 1)
         state.pointee.value = UInt32(value)
         state.pointee.max = max
-        if _tracing {
-            if let name { Recorder.record(.lockNew, object: object, text: name, a: type.rawValue, b: UInt64(value)) }
-            else { Recorder.record(.lockNew, object: object, a: type.rawValue, b: UInt64(value)) }
-        }
+        let name = ObjectNames.name(given: name, noun: "semaphore", fileID: fileID, line: line)
+        ObjectNames.register(object, name)
+        if _tracing { Recorder.record(.lockNew, object: object, text: name, a: type.rawValue, b: UInt64(value)) }
     }
 
     public required init(from decoder: Decoder) throws {
@@ -323,8 +329,8 @@ public class Semaphore: ProcessTransferable, @unchecked Sendable {
 
 /// A semaphore that may not be released above its initial value (Python's `BoundedSemaphore`).
 public final class BoundedSemaphore: Semaphore, @unchecked Sendable {
-    public init(_ value: Int = 1, name: String? = nil) {
-        super.init(value: value, max: UInt32(value), name: name, type: .boundedSemaphore)
+    public init(_ value: Int = 1, name: String? = nil, fileID: String = #fileID, line: Int = #line) {
+        super.init(value: value, max: UInt32(value), name: name, type: .boundedSemaphore, fileID: fileID, line: line)
     }
 
     public required init(from decoder: Decoder) throws { try super.init(from: decoder) }

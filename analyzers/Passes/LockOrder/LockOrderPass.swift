@@ -211,7 +211,7 @@ extension TraceModel {
         }
         let locks = edges.map(\.from)
         let lockWords = cycleWords(locks)
-        var why = "kept: the edges come from different threads (\(Set(instances.map(\.thread)).count)); no common gate lock (\(gateWords.joined(separator: "; "))); the sections are not ordered by happens-before (no spawn/join, message or event orders them)"
+        var why = "the edges come from different threads (\(Set(instances.map(\.thread)).count)); no common gate lock (\(gateWords.joined(separator: "; "))); the sections are not ordered by happens-before (no spawn/join, message or event orders them)"
         why += combinationWords(others, complete: complete, title: lockWords)
         var f = RawFinding(
             kind: .lockOrderInversion, severity: .warning, confidence: .predicted,
