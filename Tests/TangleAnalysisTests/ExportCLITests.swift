@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-import TangleTrace
+import TangleTraceReader
 @testable import TangleAnalysis
 
 /// The `tangle` verbs of the outputs area (check, baseline, run, watch), run as the built binary on

@@ -1,7 +1,6 @@
 import Foundation
 import XCTest
 import TangleAnalysis
-import TangleTrace
 
 /// The fuzz target's inputs replayed in `make test`: the seed corpus (real traces), every input
 /// that once crashed (`Fuzz/regressions`), seeded mutations of the seeds, and traces with extreme

@@ -1,5 +1,6 @@
 import Foundation
-import TangleTrace
+import TangleTraceFormat
+import TangleTraceReader
 @testable import TangleAnalysis
 
 /// A small generator DSL for hand-made traces (like Go's internal/trace testdata generators):

@@ -1,6 +1,8 @@
 import Glibc
 import XCTest
 @testable import Tangle
+import TangleRecorder
+import TangleTraceReader
 
 /// Runs a traced child (TANGLE_TRACE set for the child only) that uses a Queue with a spawned
 /// producer, a Lock, a one-way Pipe with a forked sender, and an Event, then checks the trace read

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
-@testable import TangleTrace
+@testable import TangleTraceFormat
+@testable import TangleTraceReader
 
 final class ReaderTests: XCTestCase {
     static let header = #"{"k":"header","v":1,"pid":10,"ppid":1,"exe":"/bin/x","argv0":"x","clock":"CLOCK_MONOTONIC","boot":"b","t":100,"proc":0,"modules":[]}"#

@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
-@testable import TangleTrace
+@testable import TangleTraceFormat
+@testable import TangleRecorder
+@testable import TangleTraceReader
 
 final class RecorderTests: XCTestCase {
     /// Every event kind recorded by a real child process reads back with its object, arguments,

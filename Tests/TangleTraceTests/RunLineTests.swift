@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
-@testable import TangleTrace
+@testable import TangleTraceFormat
+@testable import TangleTraceReader
 
 /// Schema 3 run lines: `"tp":N` on an event line declares template N, and each `dt,N` pair of a
 /// later `{"k":"run","e":[…]}` line is that event again, dt ns after the previous event line,

@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-@testable import TangleTrace
+@testable import TangleTraceReader
 
 /// Trace directories that other users may share: nothing followed through a planted symbolic
 /// link; copies of a file read once.

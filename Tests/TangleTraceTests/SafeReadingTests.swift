@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
-@testable import TangleTrace
+@testable import TangleTraceFormat
+@testable import TangleRecorder
+@testable import TangleTraceReader
 
 extension TraceChildren {
     /// A queue whose name is 2 MB long (a real program can pass one), then a few events.

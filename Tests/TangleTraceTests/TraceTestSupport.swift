@@ -1,7 +1,9 @@
 import Foundation
 import XCTest
 import CTangleSupport
-@testable import TangleTrace
+@testable import TangleTraceFormat
+@testable import TangleRecorder
+@testable import TangleTraceReader
 
 // Children of the test binary: the C constructor in trace_support.c calls this before XCTest's
 // main when TANGLE_TRACE_TEST_CHILD=<name> is set, and _exits with what it returns.

@@ -1,5 +1,6 @@
 import Foundation
-import TangleTrace
+import TangleTraceFormat
+import TangleTraceReader
 
 /// Human text about each finding kind: rule names and help for SARIF, JUnit and HTML.
 public struct FindingKindInfo: Sendable {
@@ -92,11 +93,13 @@ enum ExportSupport {
         if module.hasPrefix("lib") && module.contains(".so") { return true }
         if module.hasPrefix("ld-linux") { return true }
         if let file = frame.file {
-            if file.contains("/Sources/Tangle/") || file.contains("/Sources/TangleTrace/") { return true }
+            if file.contains("/Sources/Tangle/") || file.contains("/Sources/TangleRecorder/")
+                || file.contains("/Sources/TangleTraceFormat/") || file.contains("/Sources/TangleTrace/") { return true }
             if file.hasPrefix("/usr/") || file.contains("/swift/stdlib/") { return true }
         }
         if let function = frame.function {
-            for prefix in ["Tangle.", "TangleTrace.", "Swift.", "Foundation.", "Dispatch.", "static Tangle.", "static TangleTrace."] where function.hasPrefix(prefix) {
+            for prefix in ["Tangle.", "TangleRecorder.", "TangleTraceFormat.", "TangleTrace.", "Swift.", "Foundation.", "Dispatch.",
+                           "static Tangle.", "static TangleRecorder.", "static TangleTraceFormat.", "static TangleTrace."] where function.hasPrefix(prefix) {
                 return true
             }
         }

@@ -1,5 +1,6 @@
 import Foundation
-import TangleTrace
+import TangleTraceFormat
+import TangleTraceReader
 
 /// FNV-1a, 64 bits: a small, stable, dependency-free hash for fingerprints.
 enum FNV1a {

@@ -1,5 +1,5 @@
 import Foundation
-import TangleTrace
+import TangleTraceFormat
 
 /// What symbolizing costs, measured on the calling process's own binaries (the analyzer's bench and
 /// the symbolizer's tests print it).

@@ -1,6 +1,6 @@
 import CTangleSupport
 import Glibc
-import TangleTrace
+import TangleRecorder
 
 /// A fixed set of worker processes (Python's `multiprocessing.Pool`): ordered `map`, streaming
 /// `imapUnordered`, `apply`, `applyAsync`. The functions are `PoolFunction`s (registered by name).

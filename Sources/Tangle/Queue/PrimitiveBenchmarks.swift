@@ -1,6 +1,6 @@
 import CTangleSupport
 import Glibc
-import TangleTrace
+import TangleRecorder
 
 /// Measurements of the primitives for `tangle bench runtime` (the benchmark binary calls these;
 /// tracing is on or off according to `TANGLE_TRACE` in the measuring process and its children).

@@ -1,4 +1,4 @@
-import TangleTrace
+import TangleTraceFormat
 
 /// An edge A → B of the lock-order graph: every section "B taken (or waited for) while A was held",
 /// kept as chains per (thread, gate set, stacks) — see `SectionChain` for what is merged.

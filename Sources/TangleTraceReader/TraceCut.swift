@@ -1,4 +1,5 @@
 import Glibc
+import TangleTraceFormat
 
 /// Cutting a trace directory at a time: what `tangle run` does at its stop, so that the processes
 /// dying of its signals (a killed lock owner hands its lock over, a killed waiter stops waiting)

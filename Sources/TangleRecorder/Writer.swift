@@ -1,5 +1,6 @@
 import CTangleSupport
 import Glibc
+import TangleTraceFormat
 
 /// The per-process trace file: formats drained records as JSON lines (raw byte writer) and feeds
 /// them to the LZ4 frame. Every method runs under the recorder's writer lock.

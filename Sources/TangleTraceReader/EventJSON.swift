@@ -1,3 +1,4 @@
+import TangleTraceFormat
 /// Writes a decoded event back as one self-contained JSON line (every common field explicit:
 /// `t`, `pid`, `tid`, `seq`, `k`, then `o`, `s`, arguments, `r`, `name` when not default).
 /// What `tangle cat` prints.

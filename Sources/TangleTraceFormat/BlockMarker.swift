@@ -23,7 +23,7 @@ public enum TraceLimits {
 /// `{"k":"blk","n":N,"x":H}`: ends every unit of a schema-4 LZ4 file. `n` counts units from 0
 /// (the header's unit) and `x` is `BlockMarker.hash` of the unit's text before the marker.
 public enum BlockMarker {
-    static let prefix: [UInt8] = Array("{\"k\":\"blk\",\"n\":".utf8)
+    package static let prefix: [UInt8] = Array("{\"k\":\"blk\",\"n\":".utf8)
 
     /// A 32-bit hash of `count` bytes (8 bytes a step; about 4 GB/s at -O).
     public static func hash(_ p: UnsafeRawPointer, _ count: Int) -> UInt32 {
@@ -47,17 +47,17 @@ public enum BlockMarker {
     }
 
     /// The marker line (with its newline) for unit `n` whose text hashes to `x`.
-    static func line(n: UInt64, x: UInt32) -> [UInt8] {
+    package static func line(n: UInt64, x: UInt32) -> [UInt8] {
         Array("{\"k\":\"blk\",\"n\":\(n),\"x\":\(x)}\n".utf8)
     }
 
     /// True when the line starts like a marker (the recorder writes its keys in this order).
-    @inline(__always) static func isMarker(_ p: UnsafePointer<UInt8>, _ count: Int) -> Bool {
+    @inline(__always) package static func isMarker(_ p: UnsafePointer<UInt8>, _ count: Int) -> Bool {
         count >= prefix.count && prefix.withUnsafeBufferPointer { memcmpBytes(p, $0.baseAddress!, $0.count) }
     }
 
     /// `(n, x)` of a marker line, nil when it is malformed.
-    static func parse(_ p: UnsafePointer<UInt8>, _ count: Int) -> (n: UInt64, x: UInt32)? {
+    package static func parse(_ p: UnsafePointer<UInt8>, _ count: Int) -> (n: UInt64, x: UInt32)? {
         var i = prefix.count
         func number() -> UInt64? {
             var v: UInt64 = 0
@@ -80,7 +80,7 @@ public enum BlockMarker {
     }
 
     /// `{"k":"header","v":N` with N ≥ 4 at the start of the first line: the file carries markers.
-    static func headerVersion(_ p: UnsafePointer<UInt8>, _ count: Int) -> Int? {
+    package static func headerVersion(_ p: UnsafePointer<UInt8>, _ count: Int) -> Int? {
         let h: [UInt8] = Array("{\"k\":\"header\",\"v\":".utf8)
         guard count > h.count, h.withUnsafeBufferPointer({ memcmpBytes(p, $0.baseAddress!, $0.count) }) else { return nil }
         var i = h.count

@@ -1,4 +1,5 @@
 import Glibc
+import TangleTraceFormat
 
 /// Recently decoded event lines by their text after the leading `{"dt":N`: the recorder repeats
 /// the same line end for a thread doing the same thing (a lock taken and released in a loop), and
