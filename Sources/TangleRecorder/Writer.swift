@@ -30,9 +30,6 @@ final class Writer {
     static let maxRunLength = 512
     /// Ring times (TSC ticks or ns) to CLOCK_MONOTONIC ns.
     @exclusivity(unchecked) private var clock = RingClock()
-    /// Per kind raw value: `,"k":"<name>"` and the `,"<key>":` of a, b, c, each as a length byte then
-    /// the bytes, `KindPrefixTable.stride` apart (formatting copies bytes, no String work per event).
-    private let kinds = KindPrefixTable()
     /// A direct-mapped cache in front of `stacks` (stack hash -> id; hash 0 never used).
     private let cacheKeys = UnsafeMutablePointer<UInt64>.allocate(capacity: Writer.cacheSize)
     private let cacheIDs = UnsafeMutablePointer<UInt32>.allocate(capacity: Writer.cacheSize)
@@ -104,60 +101,16 @@ final class Writer {
     }
 
     private func writeHeader(start: UInt64, processObject: UInt64) {
-        out.ascii("{\"k\":\"header\",\"v\":4,\"pid\":")
-        out.int(Int64(pid))
-        out.ascii(",\"ppid\":")
-        out.int(Int64(getppid()))
-        out.ascii(",\"exe\":")
-        out.jsonString(Writer.exePath())
-        out.ascii(",\"argv0\":")
-        out.jsonString(Writer.argv0())
-        out.ascii(clock.tsc ? ",\"clock\":\"CLOCK_MONOTONIC\",\"ring_clock\":\"tsc\",\"boot\":"
-                            : ",\"clock\":\"CLOCK_MONOTONIC\",\"ring_clock\":\"monotonic\",\"boot\":")
-        out.jsonString(Writer.readFile("/proc/sys/kernel/random/boot_id"))
-        out.ascii(",\"t\":")
-        out.uint(start)
-        out.ascii(",\"proc\":")
-        out.uint(processObject)
-        out.ascii(",\"stack_depth\":")
-        out.uint(UInt64(tangle_trace_stack_depth))
-        out.ascii(",\"modules\":[")
         let mods = Writer.currentModules()
         moduleAdds = mods.adds
-        var first = true
-        var spill: [ModuleInfo] = []
-        let headerStart = out.count
-        for m in mods.list {
-            knownModules.insert(m.path + "@" + String(m.bias))
-            // A bounded header line: modules past the budget follow as module records.
-            if out.count - headerStart > TraceLimits.maxHeaderModuleBytes { spill.append(m); continue }
-            if !first { out.byte(44) }
-            first = false
-            writeModuleFields(m)
-        }
-        out.ascii("]}\n")
-        for m in spill {
-            out.ascii("{\"k\":\"module\",\"t\":")
-            out.uint(start)
-            out.ascii(",\"module\":")
-            writeModuleFields(m)
-            out.ascii("}\n")
-        }
+        for m in mods.list { knownModules.insert(m.path + "@" + String(m.bias)) }
+        let header = TraceHeader(pid: pid, ppid: getppid(), executable: Writer.exePath(), argv0: Writer.argv0(),
+                                 bootID: Writer.readFile("/proc/sys/kernel/random/boot_id"), startTime: start,
+                                 processObject: processObject, modules: mods.list)
+        let spill = TraceLineEncoder.header(header, ringClock: clock.tsc ? "tsc" : "monotonic",
+                                            stackDepth: Int(tangle_trace_stack_depth), into: &out)
+        for m in spill { TraceLineEncoder.module(m, time: start, into: &out) }
         emit()
-    }
-
-    private func writeModuleFields(_ m: ModuleInfo) {
-        out.ascii("{\"path\":")
-        out.jsonString(m.path)
-        out.ascii(",\"build_id\":")
-        out.jsonString(m.buildID)
-        out.ascii(",\"bias\":")
-        out.uint(m.bias)
-        out.ascii(",\"lo\":")
-        out.uint(m.low)
-        out.ascii(",\"hi\":")
-        out.uint(m.high)
-        out.byte(125)
     }
 
     final class ModuleBox { var list: [ModuleInfo] = [] }
@@ -195,11 +148,7 @@ final class Writer {
         for m in mods.list where !knownModules.contains(m.path + "@" + String(m.bias)) {
             knownModules.insert(m.path + "@" + String(m.bias))
             closeRun()
-            out.ascii("{\"k\":\"module\",\"t\":")
-            out.uint(now)
-            out.ascii(",\"module\":")
-            writeModuleFields(m)
-            out.ascii("}\n")
+            TraceLineEncoder.module(m, time: now, into: &out)
         }
     }
 
@@ -210,7 +159,7 @@ final class Writer {
     @inline(__always)
     private func closeRun() {
         if runOpen {
-            out.ascii("]}\n")
+            TraceLineEncoder.runEnd(into: &out)
             runOpen = false
             runLength = 0
         }
@@ -364,18 +313,14 @@ final class Writer {
             id = UInt32(stacks.count + 1)
             stacks[h] = id
             closeRun()
-            out.ascii("{\"k\":\"stack\",\"pid\":")
-            out.int(Int64(pid))
-            out.ascii(",\"id\":")
-            out.uint(UInt64(id))
-            out.ascii(",\"pcs\":[")
+            TraceLineEncoder.stackStart(pid: pid, id: id, into: &out)
             for i in 0..<npcs {
                 if i > 0 { out.byte(44) }
                 let slot = slots[Int((index + 1 + UInt64(i / 8)) & mask)]
                 let pc: UInt64 = withUnsafeBytes(of: slot.w) { $0.load(fromByteOffset: (i % 8) * 8, as: UInt64.self) }
                 out.uint(pc)
             }
-            out.ascii("]}\n")
+            TraceLineEncoder.stackEnd(into: &out)
         }
         cacheKeys[ci] = h
         cacheIDs[ci] = id
@@ -413,15 +358,12 @@ final class Writer {
     @inline(__always)
     private func writePair(_ dt: UInt64, _ slot: Int) {
         out.reserve(64)
-        if runOpen {
-            out.byte(44)
-        } else {
-            out.ascii("{\"k\":\"run\",\"e\":[")
+        let first = !runOpen
+        if first {
+            TraceLineEncoder.runStart(into: &out)
             runOpen = true
         }
-        out.uint(dt)
-        out.byte(44)
-        out.uint(UInt64(slot))
+        TraceLineEncoder.runPair(dt: dt, template: slot, first: first, into: &out)
         runLength &+= 1
         if runLength == Writer.maxRunLength { closeRun() }
     }
@@ -463,15 +405,11 @@ final class Writer {
                 next = seq &+ 1
             } else {
                 writeTime(time)
-                if seq != next {
-                    out.ascii(",\"seq\":")
-                    out.uint(seq)
-                }
+                if seq != next { TraceLineEncoder.seq(seq, into: &out) }
                 if next != UInt64.max { next = seq &+ 1 }
-                out.ascii(",\"tp\":")
-                out.uint(UInt64(slot))
-                writeFields(tid: tid, kindRaw: kindRaw, object: s.1, stack: stack, a: s.2, b: s.3, c: s.4)
-                out.ascii("}\n")
+                TraceLineEncoder.template(slot, into: &out)
+                TraceLineEncoder.fields(tid: tid, kindRaw: kindRaw, object: s.1, stack: stack, a: s.2, b: s.3, c: s.4, into: &out)
+                TraceLineEncoder.lineEnd(into: &out)
                 templates.store(slot, key)
             }
         }
@@ -491,39 +429,12 @@ final class Writer {
         // seq is omitted when it is the previous seq of this tid in this file + 1 (or 0 for the
         // tid's first event): the reader restores it.
         let expected = lastSeq[tid].map { $0 &+ 1 } ?? 0  // (UInt64.max: always explicit)
-        if seq != expected {
-            out.ascii(",\"seq\":")
-            out.uint(seq)
-        }
+        if seq != expected { TraceLineEncoder.seq(seq, into: &out) }
         lastSeq[tid] = seq
-        writeFields(tid: tid, kindRaw: kindRaw, object: object, stack: stack, a: a, b: b, c: c)
-        if resultRaw != 0 {
-            out.ascii(",\"r\":\"")
-            var name = WaitResult(rawValue: resultRaw)?.name ?? "error"
-            name.withUTF8 { out.bytes(UnsafeRawBufferPointer($0)) }
-            out.byte(34)
-        }
-        if let text {
-            out.ascii(",\"name\":")
-            out.jsonString(text)
-        }
-        out.ascii("}\n")
-    }
-
-    /// `,"tid":…,"k":"<name>"` then `o`, `s` and the kind's argument keys, each only when non-zero:
-    /// what every event line carries after its time (and seq).
-    @inline(__always)
-    private func writeFields(tid: Int32, kindRaw: UInt16, object: UInt64, stack: UInt32, a: UInt64, b: UInt64, c: UInt64) {
-        out.reserve(256)
-        let k = kinds.entry(kindRaw)
-        out.ascii(",\"tid\":")
-        out.int(Int64(tid))
-        out.unchecked(k + 1, Int(k[0]))       // ,"k":"<name>"
-        if object != 0 { out.ascii(",\"o\":"); out.uint(object) }
-        if stack != 0 { out.ascii(",\"s\":"); out.uint(UInt64(stack)) }
-        if a != 0 { let e = k + KindPrefixTable.stride; out.unchecked(e + 1, Int(e[0])); out.uint(a) }
-        if b != 0 { let e = k + 2 * KindPrefixTable.stride; out.unchecked(e + 1, Int(e[0])); out.uint(b) }
-        if c != 0 { let e = k + 3 * KindPrefixTable.stride; out.unchecked(e + 1, Int(e[0])); out.uint(c) }
+        TraceLineEncoder.fields(tid: tid, kindRaw: kindRaw, object: object, stack: stack, a: a, b: b, c: c, into: &out)
+        TraceLineEncoder.result(resultRaw, into: &out)
+        if let text { TraceLineEncoder.name(text, into: &out) }
+        TraceLineEncoder.lineEnd(into: &out)
     }
 
     /// `{"dt":<ns since the previous event line>` or, when time went backwards (buffers merged
@@ -531,13 +442,7 @@ final class Writer {
     @inline(__always)
     private func writeTime(_ t: UInt64) {
         closeRun()
-        if t >= lastTime {
-            out.ascii("{\"dt\":")
-            out.uint(t &- lastTime)
-        } else {
-            out.ascii("{\"t\":")
-            out.uint(t)
-        }
+        TraceLineEncoder.time(t, after: lastTime, into: &out)
         lastTime = t
     }
 
@@ -571,44 +476,6 @@ final class Writer {
         emit()
         frame.end()
         close(frame.fd)
-    }
-}
-
-/// Per event kind raw value (0..<count), four entries of `stride` bytes: `,"k":"<name>"`, then the
-/// `,"<key>":` of a, b and c (`a`/`b`/`c` when the kind names none); each a length byte and the bytes.
-final class KindPrefixTable {
-    static let stride = 64
-    let count: Int
-    let base: UnsafeMutablePointer<UInt8>
-
-    init() {
-        var maxRaw = 0
-        for k in EventKind.allCases { maxRaw = max(maxRaw, Int(k.rawValue)) }
-        count = maxRaw + 2
-        base = .allocate(capacity: count * 4 * KindPrefixTable.stride)
-        base.initialize(repeating: 0, count: count * 4 * KindPrefixTable.stride)
-        for raw in 0..<count {
-            let kind = EventKind(rawValue: UInt16(raw))
-            let keys: (a: String?, b: String?, c: String?) = kind?.argumentKeys ?? (nil, nil, nil)
-            set(raw, 0, ",\"k\":\"" + (kind?.name ?? "unknown") + "\"")
-            set(raw, 1, ",\"" + (keys.a ?? "a") + "\":")
-            set(raw, 2, ",\"" + (keys.b ?? "b") + "\":")
-            set(raw, 3, ",\"" + (keys.c ?? "c") + "\":")
-        }
-    }
-
-    private func set(_ raw: Int, _ field: Int, _ text: String) {
-        let bytes = Array(text.utf8)
-        precondition(bytes.count < KindPrefixTable.stride, "event kind name too long")
-        let p = base + (raw * 4 + field) * KindPrefixTable.stride
-        p[0] = UInt8(bytes.count)
-        for (i, c) in bytes.enumerated() { p[1 + i] = c }
-    }
-
-    /// The `,"k":` entry of `raw` (unknown raw values share the last, "unknown", row).
-    @inline(__always) func entry(_ raw: UInt16) -> UnsafePointer<UInt8> {
-        let r = Int(raw) < count - 1 ? Int(raw) : count - 1
-        return UnsafePointer(base + r * 4 * KindPrefixTable.stride)
     }
 }
 
