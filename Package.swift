@@ -70,6 +70,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/tangle",
+            // `tangle bench runtime`'s Python peer, compiled into the binary (no bundle to find at run time).
+            resources: [.embedInCode("bench_runtime_peer.py")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -82,8 +84,15 @@ let package = Package(
         // spawn+join it measures is what an app linking only Tangle pays. `tangle bench runtime` runs it.
         .executableTarget(
             name: "tangle-runtime-bench",
-            dependencies: ["Tangle"],
+            dependencies: ["Tangle", "TangleRecorder", "CTangleSupport"],
             path: "Benchmarks/RuntimeBench",
+            swiftSettings: swiftSettings
+        ),
+        // Benchmark code of the libraries (what symbolizing costs), kept out of every product.
+        .target(
+            name: "TangleBenchmarks",
+            dependencies: ["TangleAnalysis", "TangleTraceFormat"],
+            path: "Benchmarks/TangleBenchmarks",
             swiftSettings: swiftSettings
         ),
         // Programs written the way an app would use Tangle, each with a bug the analyzer must
@@ -96,8 +105,8 @@ let package = Package(
         ),
         .testTarget(name: "TangleTraceTests", dependencies: ["TangleTraceFormat", "TangleRecorder", "TangleTraceReader", "Tangle"], swiftSettings: swiftSettings),
         .testTarget(name: "TangleTests", dependencies: ["Tangle", "TangleTraceFormat", "TangleRecorder"], swiftSettings: swiftSettings),
-        .testTarget(name: "TangleAnalysisTests", dependencies: ["TangleAnalysis", "TangleTraceFormat", "TangleTraceReader"], swiftSettings: swiftSettings),
-        .testTarget(name: "EndToEndTests", dependencies: ["TangleAnalysis", "TangleTraceFormat", "TangleTraceReader"],
+        .testTarget(name: "TangleAnalysisTests", dependencies: ["TangleAnalysis", "TangleTraceFormat", "TangleTraceReader", "TangleBenchmarks"], swiftSettings: swiftSettings),
+        .testTarget(name: "EndToEndTests", dependencies: ["TangleAnalysis"],
                     exclude: ["GeneratedRegressions.txt"], swiftSettings: swiftSettings),
     ]
 )

@@ -1,8 +1,8 @@
 import CTangleSupport
 import Foundation
 import TangleAnalysis
+import TangleBenchmarks
 import TangleTraceFormat
-import TangleRecorder
 import XCTest
 
 /// Captures return addresses inside a known, non-inlined function. The line of the call that

@@ -1,6 +1,5 @@
 import Foundation
 import TangleTraceFormat
-import TangleTraceReader
 @testable import TangleAnalysis
 
 /// A small generator DSL for hand-made traces (like Go's internal/trace testdata generators):

@@ -1,15 +1,16 @@
 import CTangleSupport
 import Glibc
+import Tangle
 import TangleRecorder
 
 /// Measurements of the primitives for `tangle bench runtime` (the benchmark binary calls these;
 /// tracing is on or off according to `TANGLE_TRACE` in the measuring process and its children).
-public enum PrimitiveBenchmarks {
+enum PrimitiveBenchmarks {
     /// Small messages per second through a `Queue<Int>` from a child process to this one.
     /// The child is forked (no entry point to register) unless `method` is `.spawn`, which needs
     /// `registerEntryPoints()` called before `TangleRuntime.bootstrap()`. The child's start-up is
     /// not timed: it waits on an Event the parent sets when it starts the clock.
-    public static func queueMessagesPerSecond(messages: Int = 1_000_000, method: ChildProcess.StartMethod = .fork) throws -> Double {
+    static func queueMessagesPerSecond(messages: Int = 1_000_000, method: ChildProcess.StartMethod = .fork) throws -> Double {
         let queue = Queue<Int>(maxsize: 0, bufferSize: 1 << 20, name: "bench")
         let go = Event(name: "bench-go")
         let child: ChildProcess
@@ -32,34 +33,31 @@ public enum PrimitiveBenchmarks {
 
     /// `queueMessagesPerSecond` with the consumer a Swift task using the async `get` (a spawned
     /// producer; the task runs on the global executor, this thread waits for it).
-    public static func asyncQueueMessagesPerSecond(messages: Int = 1_000_000) throws -> Double {
+    static func asyncQueueMessagesPerSecond(messages: Int = 1_000_000) throws -> Double {
         let queue = Queue<Int>(maxsize: 0, bufferSize: 1 << 20, name: "bench")
         let go = Event(name: "bench-go")
         let child = ChildProcess(entryPoint: "tangle.bench.queue-producer",
                                  arguments: QueueBenchArgs(queue: queue, go: go, messages: messages), method: .spawn)
         try child.start()
-        let done = CondLock()
+        // The task posts, this thread waits (a POSIX semaphore: the runtime's own lock is internal).
+        let done = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+        sem_init(done, 0, 0)
+        defer { sem_destroy(done); done.deallocate() }
         nonisolated(unsafe) var result: Result<(Int, UInt64), Error>?
         Task {
-            let r: Result<(Int, UInt64), Error>
             do {
                 let start = tangle_now_ns()
                 await go.set()
                 var sum = 0
                 for _ in 0..<messages { sum &+= try await queue.get() }
-                r = .success((sum, tangle_now_ns() - start))
+                result = .success((sum, tangle_now_ns() - start))
             } catch {
-                r = .failure(error)
+                result = .failure(error)
             }
-            done.withLock {
-                result = r
-                done.broadcast()
-            }
+            sem_post(done)
         }
-        let (sum, elapsed) = try done.withLock { () -> Result<(Int, UInt64), Error> in
-            while result == nil { _ = done.wait(until: nil) }
-            return result!
-        }.get()
+        while sem_wait(done) != 0 {}
+        let (sum, elapsed) = try result!.get()
         _ = child.join(timeout: .seconds(60))
         precondition(sum == messages &* (messages &- 1) / 2, "async queue benchmark: lost messages")
         return Double(messages) / (Double(elapsed) / 1e9)
@@ -67,7 +65,7 @@ public enum PrimitiveBenchmarks {
 
     /// ns per `withLock { $0 += 1 }` of a `SharedValue<Int>` (its lock taken and released), best
     /// of 5 runs of `iterations` (Python's peer: `with v.get_lock(): v.value += 1`).
-    public static func sharedValueAddNanoseconds(iterations: Int = 1_000_000) throws -> Double {
+    static func sharedValueAddNanoseconds(iterations: Int = 1_000_000) throws -> Double {
         let value = SharedValue<Int>(0, name: "bench")
         var best = Double.infinity
         for _ in 0..<5 {
@@ -81,7 +79,7 @@ public enum PrimitiveBenchmarks {
 
     /// Best of 5 (the Python peer's statistic, over as many runs): ns for one uncontended `Lock`
     /// acquire + release in this process, over `iterations` pairs per run.
-    public static func lockPairNanoseconds(iterations: Int = 1_000_000) throws -> Double {
+    static func lockPairNanoseconds(iterations: Int = 1_000_000) throws -> Double {
         let lock = Lock(name: "bench")
         var best = Double.infinity
         for _ in 0..<5 {
@@ -99,7 +97,7 @@ public enum PrimitiveBenchmarks {
     /// (2000 events: they fit in the thread's ring), each burst followed by an untimed
     /// `Recorder.flush()`. The sustained figure (`lockPairNanoseconds` traced) is bounded by the
     /// flusher instead when a thread does nothing but take locks. Median of the bursts.
-    public static func lockPairBurstNanoseconds(bursts: Int = 2000) throws -> Double {
+    static func lockPairBurstNanoseconds(bursts: Int = 2000) throws -> Double {
         let lock = Lock(name: "bench")
         var samples: [Double] = []
         samples.reserveCapacity(bursts)
@@ -117,7 +115,7 @@ public enum PrimitiveBenchmarks {
     }
 
     /// Registers the spawn entry point of `queueMessagesPerSecond(method: .spawn)`.
-    public static func registerEntryPoints() {
+    static func registerEntryPoints() {
         EntryPoint.register("tangle.bench.queue-producer") { (a: QueueBenchArgs) in
             try produce(a.queue, a.go, a.messages)
         }
