@@ -25,7 +25,8 @@ public enum TraceLimits {
 public enum BlockMarker {
     package static let prefix: [UInt8] = Array("{\"k\":\"blk\",\"n\":".utf8)
 
-    /// A 32-bit hash of `count` bytes (8 bytes a step; about 4 GB/s at -O).
+    /// A 32-bit hash of `count` bytes, 8 bytes a step (fast enough to check every unit; its speed:
+    /// docs/runtime.md).
     public static func hash(_ p: UnsafeRawPointer, _ count: Int) -> UInt32 {
         var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ (UInt64(count) &* 0xFF51_AFD7_ED55_8CCD)
         var i = 0
