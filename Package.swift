@@ -104,7 +104,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "TangleTraceTests", dependencies: ["TangleTraceFormat", "TangleRecorder", "TangleTraceReader", "Tangle"], swiftSettings: swiftSettings),
-        .testTarget(name: "TangleTests", dependencies: ["Tangle", "TangleTraceFormat", "TangleRecorder"], swiftSettings: swiftSettings),
+        .testTarget(name: "TangleTests", dependencies: ["Tangle", "TangleTraceFormat", "TangleRecorder", "TangleTraceReader"], swiftSettings: swiftSettings),
         .testTarget(name: "TangleAnalysisTests", dependencies: ["TangleAnalysis", "TangleTraceFormat", "TangleTraceReader", "TangleBenchmarks"], swiftSettings: swiftSettings),
         .testTarget(name: "EndToEndTests", dependencies: ["TangleAnalysis"],
                     exclude: ["GeneratedRegressions.txt"], swiftSettings: swiftSettings),

@@ -4,7 +4,8 @@ import Foundation
 /// `tangle bench runtime [--json]`: the runtime's costs against Python's `multiprocessing`, on the
 /// same machine in the same run. The Swift figures come from the `tangle-runtime-bench` executable
 /// found beside `tangle` (it links only Tangle, so spawn + join is what an app pays); the Python
-/// figures from an embedded python3 script (skipped with a message when python3 is absent).
+/// figures from `bench_runtime_peer.py` (embedded in the binary), run with python3 (skipped with a
+/// message when python3 is absent).
 struct BenchRuntime: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runtime",
