@@ -84,7 +84,7 @@ let package = Package(
         // spawn+join it measures is what an app linking only Tangle pays. `tangle bench runtime` runs it.
         .executableTarget(
             name: "tangle-runtime-bench",
-            dependencies: ["Tangle", "TangleRecorder", "CTangleSupport"],
+            dependencies: ["Tangle"],
             path: "Benchmarks/RuntimeBench",
             swiftSettings: swiftSettings
         ),
