@@ -11,7 +11,9 @@ let package = Package(
     name: "Tangle",
     products: [
         .library(name: "Tangle", targets: ["Tangle"]),
-        .library(name: "TangleTrace", targets: ["TangleTrace"]),
+        // The trace format and its reader, for tools that read traces (the name the fuzz package and
+        // earlier users depend on); the recorder comes with the runtime (`Tangle`).
+        .library(name: "TangleTrace", targets: ["TangleTraceFormat", "TangleTraceReader"]),
         .library(name: "TangleAnalysis", targets: ["TangleAnalysis"]),
         .executable(name: "tangle", targets: ["tangle"]),
         .executable(name: "tangle-scenarios", targets: ["tangle-scenarios"]),
@@ -24,23 +26,39 @@ let package = Package(
         .systemLibrary(name: "CLZ4", path: "Sources/CLZ4"),
         .systemLibrary(name: "CDW", path: "Sources/CDW"),
         .target(name: "CTangleSupport", path: "Sources/CTangleSupport"),
+        // The wire format: the event table, the header, the one line encoder, the LZ4 frame and its
+        // block markers. What both the recorder and the reader agree on, and nothing else.
         .target(
-            name: "TangleTrace",
-            dependencies: ["CLZ4", "CTangleSupport"],
-            path: "Sources/TangleTrace",
+            name: "TangleTraceFormat",
+            dependencies: ["CLZ4"],
+            path: "Sources/TangleTraceFormat",
+            swiftSettings: swiftSettings
+        ),
+        // Writing traces: the per-thread rings (C) drained, merged and encoded into the file.
+        .target(
+            name: "TangleRecorder",
+            dependencies: ["TangleTraceFormat", "CTangleSupport"],
+            path: "Sources/TangleRecorder",
+            swiftSettings: swiftSettings
+        ),
+        // Reading traces: LZ4 frame → lines → events → a time-ordered merge of files; `TraceCut`.
+        .target(
+            name: "TangleTraceReader",
+            dependencies: ["TangleTraceFormat", "CLZ4"],
+            path: "Sources/TangleTraceReader",
             swiftSettings: swiftSettings
         ),
         .target(
             name: "Tangle",
             dependencies: [
-                "TangleTrace", "CTangleSupport",
+                "TangleTraceFormat", "TangleRecorder", "CTangleSupport",
             ],
             path: "Sources/Tangle",
             swiftSettings: swiftSettings
         ),
         .target(
             name: "TangleAnalysis",
-            dependencies: ["TangleTrace", "CDW", "CTangleSupport"],
+            dependencies: ["TangleTraceFormat", "TangleTraceReader", "CDW", "CTangleSupport"],
             path: "analyzers",
             exclude: ["Symbolize/README.md"],
             swiftSettings: swiftSettings
@@ -48,15 +66,17 @@ let package = Package(
         .executableTarget(
             name: "tangle",
             dependencies: [
-                "TangleAnalysis", "TangleTrace", "Tangle",
+                "TangleAnalysis", "TangleTraceFormat", "TangleTraceReader", "TangleRecorder", "Tangle",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/tangle",
+            // `tangle bench runtime`'s Python peer, compiled into the binary (no bundle to find at run time).
+            resources: [.embedInCode("bench_runtime_peer.py")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "tangle-scenarios",
-            dependencies: ["Tangle", "TangleTrace"],
+            dependencies: ["Tangle", "TangleTraceReader"],
             path: "Sources/tangle-scenarios",
             swiftSettings: swiftSettings
         ),
@@ -64,8 +84,15 @@ let package = Package(
         // spawn+join it measures is what an app linking only Tangle pays. `tangle bench runtime` runs it.
         .executableTarget(
             name: "tangle-runtime-bench",
-            dependencies: ["Tangle", "TangleTrace"],
+            dependencies: ["Tangle"],
             path: "Benchmarks/RuntimeBench",
+            swiftSettings: swiftSettings
+        ),
+        // Benchmark code of the libraries (what symbolizing costs), kept out of every product.
+        .target(
+            name: "TangleBenchmarks",
+            dependencies: ["TangleAnalysis", "TangleTraceFormat"],
+            path: "Benchmarks/TangleBenchmarks",
             swiftSettings: swiftSettings
         ),
         // Programs written the way an app would use Tangle, each with a bug the analyzer must
@@ -76,10 +103,10 @@ let package = Package(
             path: "Examples/UserPrograms",
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "TangleTraceTests", dependencies: ["TangleTrace", "Tangle"], swiftSettings: swiftSettings),
-        .testTarget(name: "TangleTests", dependencies: ["Tangle", "TangleTrace"], swiftSettings: swiftSettings),
-        .testTarget(name: "TangleAnalysisTests", dependencies: ["TangleAnalysis", "TangleTrace"], swiftSettings: swiftSettings),
-        .testTarget(name: "EndToEndTests", dependencies: ["TangleAnalysis", "TangleTrace"],
+        .testTarget(name: "TangleTraceTests", dependencies: ["TangleTraceFormat", "TangleRecorder", "TangleTraceReader", "Tangle"], swiftSettings: swiftSettings),
+        .testTarget(name: "TangleTests", dependencies: ["Tangle", "TangleTraceFormat", "TangleRecorder", "TangleTraceReader"], swiftSettings: swiftSettings),
+        .testTarget(name: "TangleAnalysisTests", dependencies: ["TangleAnalysis", "TangleTraceFormat", "TangleTraceReader", "TangleBenchmarks"], swiftSettings: swiftSettings),
+        .testTarget(name: "EndToEndTests", dependencies: ["TangleAnalysis"],
                     exclude: ["GeneratedRegressions.txt"], swiftSettings: swiftSettings),
     ]
 )

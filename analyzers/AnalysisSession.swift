@@ -1,5 +1,6 @@
 import Foundation
-import TangleTrace
+import TangleTraceFormat
+import TangleTraceReader
 
 /// One analysis run, fed event by event (in merged time order) and finished once.
 ///

@@ -1,5 +1,6 @@
 import Synchronization
-import TangleTrace
+import TangleTraceFormat
+import TangleTraceReader
 
 /// Options of one analysis run.
 public struct AnalysisOptions: Sendable {

@@ -1,5 +1,6 @@
 import Foundation
-import TangleTrace
+import TangleTraceFormat
+import TangleTraceReader
 
 /// What `tangle watch` asks of a trace that is still being written: has a deadlock or hang set in
 /// for good? The analyzer decides from its own result (the model's waits, each thread's last

@@ -1,5 +1,5 @@
+import TangleTraceFormat
 import Foundation
-import TangleTrace
 
 /// Checks of the trace's own consistency that the passes do not make: an object id created twice
 /// as objects of different types, and findings made on a run that was cut. Kept apart from the

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import TangleAnalysis
-import TangleTrace
 
 /// `tangle analyze PATH… [--format F] [--output FILE] [--symbols DIR]`: every concurrency bug in the
 /// traces. Exit status: 0 no finding, 1 findings, 2 unusable input (message on stderr naming the file).

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import TangleAnalysis
-import TangleTrace
 
 /// `tangle baseline PATH… --output FILE`: records the fingerprints of today's findings.
 struct BaselineCommand: ParsableCommand {

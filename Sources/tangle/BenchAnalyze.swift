@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
 import TangleAnalysis
-import TangleTrace
+import TangleTraceFormat
+import TangleRecorder
+import TangleTraceReader
 
 /// `tangle bench analyze [--json]`: end-to-end analysis speed (decompress, parse, merge, model, every
 /// pass) on a generated trace of ≥ 10 million events, and peak memory.

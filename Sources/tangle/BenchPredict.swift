@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import TangleAnalysis
-import TangleTrace
+import TangleTraceFormat
 
 /// `tangle bench predict [--json]`: the lock-order engine on generated traces with a dense acyclic
 /// lock order plus one inversion — does it find the inversion, how long, how much memory.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
-import TangleTrace
+import TangleRecorder
+import TangleTraceReader
 
 /// `tangle bench record [--json]`: the recorder's costs, measured in this process with tracing on
 /// (into a fresh temporary directory, removed afterwards unless --keep).

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
-import TangleTrace
+import TangleTraceFormat
+import TangleTraceReader
 
 /// `tangle cat PATH…`: the merged events of trace files or directories, as JSON lines.
 struct Cat: ParsableCommand {

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import TangleAnalysis
-import TangleTrace
+import TangleTraceReader
 
 /// `tangle check PATH… --baseline FILE`: the CI gate.
 struct Check: ParsableCommand {

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 import TangleAnalysis
-import TangleTrace
+import TangleTraceFormat
+import TangleTraceReader
 
 /// `tangle confirm TRACE_DIR [--tries N] [--timeout S] -- COMMAND…`: makes each predicted deadlock
 /// of a trace happen, or says it could not.

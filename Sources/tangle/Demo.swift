@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import TangleAnalysis
-import TangleTrace
 
 /// `tangle demo [--list] [--scenario NAME] [--format F] [--trace-dir DIR]`: runs the scenarios of
 /// `tangle-scenarios` for real (each traced into its own directory, hanging ones stopped by a

@@ -1,7 +1,7 @@
 import Foundation
 import Synchronization
 import TangleAnalysis
-import TangleTrace
+import TangleTraceReader
 
 // Input checks and the progress line shared by analyze, check and baseline.
 

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 import TangleAnalysis
-import TangleTrace
+import TangleTraceFormat
+import TangleTraceReader
 
 /// What a report is printed as: the analyzer's own text and JSON, or one of the exporters. One
 /// type for every verb that prints a report (analyze, run, watch, demo), so that a new format is

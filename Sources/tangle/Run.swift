@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import TangleAnalysis
-import TangleTrace
+import TangleTraceReader
 
 /// CLOCK_MONOTONIC time at which `tangle run` first sent SIGTERM to the group (nil: never).
 nonisolated(unsafe) var stopTime: UInt64?

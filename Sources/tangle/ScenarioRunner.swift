@@ -1,6 +1,6 @@
 import Foundation
 import TangleAnalysis
-import TangleTrace
+import TangleTraceReader
 
 /// Runs the scenarios of `tangle-scenarios` for real and checks their analysis against
 /// `traces/<name>/expected.json`. Used by `tangle demo`; the end-to-end tests drive the same code

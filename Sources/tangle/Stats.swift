@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
-import TangleTrace
+import TangleTraceFormat
+import TangleTraceReader
 
 /// Summary figures of a trace (computed by `TraceStats.compute`, printed by `tangle stats`).
 struct TraceStats {

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import TangleAnalysis
-import TangleTrace
 
 @main
 struct TangleCommand: ParsableCommand {

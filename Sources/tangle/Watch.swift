@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 import TangleAnalysis
-import TangleTrace
+import TangleTraceFormat
+import TangleTraceReader
 
 /// `tangle watch DIR [--grace SECONDS] [--interval SECONDS] [--once]`
 struct Watch: ParsableCommand {

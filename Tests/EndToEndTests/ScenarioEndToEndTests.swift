@@ -1,6 +1,5 @@
 import Foundation
 import TangleAnalysis
-import TangleTrace
 import XCTest
 
 /// End-to-end: every scenario of `tangle-scenarios` runs for real (through `tangle demo`, which

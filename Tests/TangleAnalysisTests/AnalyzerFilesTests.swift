@@ -1,5 +1,4 @@
 import Foundation
-import TangleTrace
 import XCTest
 @testable import TangleAnalysis
 import TangleTestSupport

@@ -1,5 +1,6 @@
 import Foundation
-import TangleTrace
+import TangleTraceFormat
+import TangleTraceReader
 import XCTest
 @testable import TangleAnalysis
 

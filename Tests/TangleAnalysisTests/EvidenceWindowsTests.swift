@@ -1,7 +1,6 @@
 import Foundation
 import XCTest
 @testable import TangleAnalysis
-import TangleTrace
 
 /// Exports from a second pass that keeps only what they show: the same LLM summary as with every
 /// event kept, and a timeline capped with what it left out said in the output.

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
-import TangleTrace
+import TangleTraceFormat
+import TangleTraceReader
 @testable import TangleAnalysis
 
 /// The `tangle` verbs of the outputs area (check, baseline, run, watch), run as the built binary on
@@ -34,7 +35,11 @@ final class ExportCLITests: XCTestCase {
     /// One process's trace file as JSON lines: header, then `events` ("kind", object, extra JSON).
     static func writeTrace(dir: String, pid: Int32, ppid: Int32, start: UInt64, proc: UInt64,
                            events: [(dt: UInt64, tid: Int32, kind: String, o: UInt64, extra: String)]) throws {
-        var text = #"{"k":"header","v":1,"pid":\#(pid),"ppid":\#(ppid),"exe":"/usr/bin/app","argv0":"app","clock":"CLOCK_MONOTONIC","boot":"\#(bootID)","t":\#(start),"proc":\#(proc),"modules":[]}"# + "\n"
+        var header = ByteWriter()
+        TraceLineEncoder.header(TraceHeader(schemaVersion: TraceHeader.selfContainedSchemaVersion, pid: pid, ppid: ppid,
+                                            executable: "/usr/bin/app", argv0: "app", bootID: bootID,
+                                            startTime: start, processObject: proc), into: &header)
+        var text = String(decoding: header.array, as: UTF8.self)
         var seq: [Int32: Int] = [:]
         for e in events {
             let n = seq[e.tid, default: 0]
@@ -106,6 +111,30 @@ final class ExportCLITests: XCTestCase {
         XCTAssertEqual(try ExportTestSupport.run(tangle, ["check", trace, "--baseline", base, "--fail-on", "fatal"]).status, 2)
     }
 
+    /// The trace the hanging shell command of `testRunStopsAHangingCommandAtTheTimeout` writes, made
+    /// by the format's encoder with stand-in numbers the script replaces by its pid, parent, start
+    /// time and queue id: a proc.start, a queue.new, then a get-wait that never returns.
+    enum ShellTrace {
+        static let pid: Int32 = 1_999_999_901
+        static let ppid: Int32 = 1_999_999_902
+        static let start: UInt64 = 1_999_999_903_000
+        static let queue: UInt64 = 1_999_999_904
+
+        static func lines() -> String {
+            var out = ByteWriter()
+            TraceLineEncoder.header(TraceHeader(pid: pid, ppid: ppid, executable: "/bin/sh", argv0: "sh", bootID: "",
+                                                startTime: start), into: &out)
+            var last = start
+            for e in [TraceEvent(time: start, pid: pid, tid: pid, seq: 0, kind: .processStart, text: "MainProcess"),
+                      TraceEvent(time: start + 1000, pid: pid, tid: pid, seq: 1, kind: .queueNew, object: queue, text: "results"),
+                      TraceEvent(time: start + 2000, pid: pid, tid: pid, seq: 2, kind: .queueGetWait, object: queue)] {
+                TraceLineEncoder.event(e, after: last, into: &out)
+                last = e.time
+            }
+            return String(decoding: out.array, as: UTF8.self)
+        }
+    }
+
     /// `tangle run --timeout` on a traced command that hangs (it records a get-wait, then sleeps):
     /// ends within timeout + grace (+ analysis), reports the hang and exits 1 (findings); with
     /// `--fail-on none` the status is the timeout's, 124, and `--format json` says how it ended.
@@ -115,10 +144,8 @@ final class ExportCLITests: XCTestCase {
         t=$(awk '{printf "%d", ($1 - 60) * 1000000000}' /proc/uptime)
         f="$TANGLE_TRACE/$$-$t.jsonl"
         q=$(( ($$ << 28) | 1 ))
-        printf '{"k":"header","v":1,"pid":%d,"ppid":%d,"exe":"/bin/sh","argv0":"sh","clock":"CLOCK_MONOTONIC","boot":"","t":%s,"proc":0,"modules":[]}\\n' $$ $PPID $t > "$f"
-        printf '{"t":%s,"pid":%d,"tid":%d,"seq":0,"k":"proc.start","o":0,"name":"MainProcess"}\\n' $t $$ $$ >> "$f"
-        printf '{"t":%s,"pid":%d,"tid":%d,"seq":1,"k":"queue.new","o":%d,"name":"results"}\\n' $((t+1000)) $$ $$ $q >> "$f"
-        printf '{"t":%s,"pid":%d,"tid":%d,"seq":2,"k":"queue.get-wait","o":%d}\\n' $((t+2000)) $$ $$ $q >> "$f"
+        sed -e "s/\(ShellTrace.pid)/$$/g; s/\(ShellTrace.ppid)/$PPID/g; s/\(ShellTrace.start)/$t/g; s/\(ShellTrace.queue)/$q/g" > "$f" <<'EOF'
+        \(ShellTrace.lines())EOF
         exec sleep 1000
         """
         let traceDir = dir + "/run-trace"

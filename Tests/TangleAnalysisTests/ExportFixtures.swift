@@ -1,5 +1,5 @@
 import Foundation
-import TangleTrace
+import TangleTraceFormat
 @testable import TangleAnalysis
 
 /// Hand-made analysis results for the exporter tests: a realistic session of four processes with

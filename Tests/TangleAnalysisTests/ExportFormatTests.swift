@@ -3,7 +3,6 @@ import Foundation
 import FoundationXML
 #endif
 import XCTest
-import TangleTrace
 @testable import TangleAnalysis
 import TangleTestSupport
 

@@ -1,6 +1,5 @@
 import Foundation
 import XCTest
-import TangleTrace
 @testable import TangleAnalysis
 
 /// The CI gate as a library: baseline file, suppressions (JSON and text), thresholds, stale entries.

@@ -1,7 +1,6 @@
 import Foundation
 import XCTest
 import TangleAnalysis
-import TangleTrace
 import TangleTestSupport
 
 /// The fuzz target's inputs replayed in `make test`: the seed corpus (real traces), every input

@@ -1,4 +1,3 @@
-import TangleTrace
 import XCTest
 @testable import TangleAnalysis
 

@@ -1,4 +1,4 @@
-import TangleTrace
+import TangleTraceFormat
 import XCTest
 @testable import TangleAnalysis
 import TangleTestSupport

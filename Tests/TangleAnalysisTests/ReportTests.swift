@@ -1,5 +1,5 @@
 import Foundation
-import TangleTrace
+import TangleTraceFormat
 import XCTest
 @testable import TangleAnalysis
 import TangleTestSupport

@@ -1,7 +1,6 @@
 import Foundation
 import XCTest
 import TangleAnalysis
-import TangleTrace
 
 /// The CLI on input it must not trust: a device, a FIFO named by a trace's module table. Each run
 /// has a watchdog: a hang fails the test instead of stalling the suite.

@@ -1,4 +1,5 @@
-import TangleTrace
+import TangleTraceFormat
+import TangleTraceReader
 import XCTest
 @testable import TangleAnalysis
 

@@ -1,7 +1,8 @@
 import CTangleSupport
 import Foundation
 import TangleAnalysis
-import TangleTrace
+import TangleBenchmarks
+import TangleTraceFormat
 import XCTest
 
 /// Captures return addresses inside a known, non-inlined function. The line of the call that
@@ -422,6 +423,7 @@ final class SymbolizeTests: XCTestCase {
             Frame(function: name, file: nil, line: nil, module: module, offset: 0)
         }
         XCTAssertEqual(FrameClassifier.origin(of: f("TangleTrace.Recorder.record(_:object:a:b:c:result:stack:)")), .tangle)
+        XCTAssertEqual(FrameClassifier.origin(of: f("TangleRecorder.Recorder.record(_:object:a:b:c:result:stack:)")), .tangle)
         XCTAssertEqual(FrameClassifier.origin(of: f("closure #2 in Tangle.Pool.map(_:)")), .tangle)
         XCTAssertEqual(FrameClassifier.origin(of: f("static Tangle.Recorder.flush()")), .tangle)
         XCTAssertEqual(FrameClassifier.origin(of: f("tangle_fp_walk")), .tangle)

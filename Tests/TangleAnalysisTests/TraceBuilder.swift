@@ -1,5 +1,5 @@
 import Foundation
-import TangleTrace
+import TangleTraceFormat
 @testable import TangleAnalysis
 
 /// A small generator DSL for hand-made traces (like Go's internal/trace testdata generators):
@@ -201,14 +201,14 @@ extension TraceBuilder {
     func writeJSONL(to dir: String, skip: Set<Int32> = [], cut: [Int32: Int] = [:]) throws -> String {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         for h in headers where !skip.contains(h.pid) {
-            var text = "{\"k\":\"header\",\"v\":1,\"pid\":\(h.pid),\"ppid\":\(h.ppid),\"exe\":\"\(h.executable)\",\"argv0\":\"\(h.argv0)\",\"clock\":\"CLOCK_MONOTONIC\",\"boot\":\"\(h.bootID)\",\"t\":\(h.startTime),\"proc\":\(h.processObject),\"modules\":["
-            text += h.modules.map { "{\"path\":\"\($0.path)\",\"build_id\":\"\($0.buildID)\",\"bias\":\($0.bias),\"lo\":\($0.low),\"hi\":\($0.high)}" }.joined(separator: ",")
-            text += "]}\n"
-            for st in stacks where st.pid == h.pid {
-                text += "{\"k\":\"stack\",\"pid\":\(st.pid),\"id\":\(st.id),\"pcs\":[\(st.pcs.map(String.init).joined(separator: ","))]}\n"
-            }
-            for e in events where e.pid == h.pid { text += EventJSON.string(e) + "\n" }
-            var data = Data(text.utf8)
+            // Through the recorder's encoder: the fixture's lines are the format's, not a copy of it.
+            var out = ByteWriter()
+            var header = h
+            header.schemaVersion = TraceHeader.selfContainedSchemaVersion
+            TraceLineEncoder.header(header, into: &out)
+            for st in stacks where st.pid == h.pid { TraceLineEncoder.stack(pid: st.pid, id: st.id, pcs: st.pcs, into: &out) }
+            for e in events where e.pid == h.pid { TraceLineEncoder.event(e, into: &out) }
+            var data = Data(out.array)
             if let n = cut[h.pid] { data = data.prefix(max(0, data.count - n)) }
             try data.write(to: URL(fileURLWithPath: "\(dir)/\(h.pid)-\(h.startTime).jsonl"))
         }

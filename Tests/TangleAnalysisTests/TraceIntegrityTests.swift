@@ -1,7 +1,6 @@
 import Foundation
 import XCTest
 @testable import TangleAnalysis
-import TangleTrace
 import TangleTestSupport
 
 /// An id reused with another type, and findings on a run that was cut (real files, read through

@@ -1,6 +1,6 @@
 import XCTest
 @testable import TangleAnalysis
-@testable import TangleTrace
+@testable import TangleTraceFormat
 
 /// Waits and wakers, driven from the event table: every kind the table declares as a wait has a
 /// fixture here (adding a wait kind without one fails `testEveryWaitKindHasAFixture`), built twice —

@@ -1,7 +1,9 @@
 import CTangleSupport
 import Glibc
 import Synchronization
-import TangleTrace
+import TangleTraceFormat
+import TangleRecorder
+import TangleTraceReader
 import XCTest
 @testable import Tangle
 import TangleTestSupport

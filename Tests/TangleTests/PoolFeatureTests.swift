@@ -1,4 +1,5 @@
-import TangleTrace
+import TangleRecorder
+import TangleTraceReader
 import CTangleSupport
 import Glibc
 import XCTest

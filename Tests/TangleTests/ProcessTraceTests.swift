@@ -1,6 +1,8 @@
 import Glibc
 import XCTest
 @testable import Tangle
+import TangleRecorder
+import TangleTraceReader
 import TangleTestSupport
 
 /// Runs a traced child (TANGLE_TRACE set for the child only) and checks that the trace it and its

@@ -1,6 +1,7 @@
 import Glibc
 import XCTest
 @testable import Tangle
+import TangleRecorder
 
 // Entry points the primitives tests run in spawned children (docs/runtime.md "Starting children
 // from tests"): registered by this hook in the child before it looks its entry point up.

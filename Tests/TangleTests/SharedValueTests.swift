@@ -1,5 +1,6 @@
 import Glibc
-import TangleTrace
+import TangleRecorder
+import TangleTraceReader
 import XCTest
 @testable import Tangle
 import TangleTestSupport

@@ -1,5 +1,5 @@
 import XCTest
-@testable import TangleTrace
+@testable import TangleTraceFormat
 
 /// The kind table is the format: every kind has a unique name that reads back to itself.
 final class EventKindTests: XCTestCase {

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
-@testable import TangleTrace
+@testable import TangleTraceFormat
+@testable import TangleTraceReader
 import TangleTestSupport
 
 final class ReaderTests: XCTestCase {

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
-@testable import TangleTrace
+@testable import TangleTraceFormat
+@testable import TangleTraceReader
 import TangleTestSupport
 
 /// Schema 3 run lines: `"tp":N` on an event line declares template N, and each `dt,N` pair of a

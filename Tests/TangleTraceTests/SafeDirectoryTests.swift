@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-@testable import TangleTrace
+@testable import TangleTraceReader
 import TangleTestSupport
 
 /// Trace directories that other users may share: nothing followed through a planted symbolic

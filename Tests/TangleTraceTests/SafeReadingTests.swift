@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
-@testable import TangleTrace
+@testable import TangleTraceFormat
+@testable import TangleRecorder
+@testable import TangleTraceReader
 import TangleTestSupport
 
 extension TraceChildren {

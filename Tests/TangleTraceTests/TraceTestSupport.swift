@@ -1,7 +1,9 @@
 import Foundation
 import XCTest
 import CTangleSupport
-@testable import TangleTrace
+@testable import TangleTraceFormat
+@testable import TangleRecorder
+@testable import TangleTraceReader
 import TangleTestSupport
 
 // Children of the test binary: the C constructor in trace_support.c calls this before XCTest's

@@ -1,5 +1,4 @@
 import Foundation
-import TangleTrace
 
 /// Graphviz (`--format dot`): one digraph with two clusters, the wait-for graph at the end of the
 /// trace and the lock-order graph. Edges (and their nodes) that are part of a reported deadlock

@@ -1,4 +1,5 @@
-import TangleTrace
+import TangleTraceFormat
+import TangleTraceReader
 
 /// The events an output format shows, chosen in a second pass over the trace so that an export's
 /// memory is bounded by the evidence it shows, not by the trace's length (the analysis itself runs

@@ -1,5 +1,6 @@
 import Foundation
-import TangleTrace
+import TangleTraceFormat
+import TangleTraceReader
 
 /// Human text about each finding kind: rule names and help for SARIF, JUnit and HTML.
 public struct FindingKindInfo: Sendable {

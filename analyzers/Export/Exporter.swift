@@ -1,5 +1,4 @@
 import Foundation
-import TangleTrace
 
 /// The output formats of `tangle analyze --format` besides the analyzer's own `text` and `json`.
 public enum ExportFormat: String, CaseIterable, Sendable {

@@ -1,5 +1,4 @@
 import Foundation
-import TangleTrace
 
 /// Errors of the CI gate's inputs (the CLI exits 2 on them).
 public struct GateInputError: Error, CustomStringConvertible {

@@ -1,5 +1,4 @@
 import Foundation
-import TangleTrace
 
 /// One self-contained HTML page (`--format html`): inline CSS and JS, inline SVG pictures drawn
 /// here (no Graphviz, no network), readable from a CI artifact. Sections: summary and process

@@ -1,5 +1,6 @@
 import Foundation
-import TangleTrace
+import TangleTraceFormat
+import TangleTraceReader
 
 /// The HTML page's timeline: one lane per thread (holds, waits, message arrows, finding markers).
 /// It opens on the findings' window — from their first evidence to the end of the waits their

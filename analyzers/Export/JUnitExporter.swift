@@ -1,5 +1,4 @@
 import Foundation
-import TangleTrace
 
 /// JUnit XML (`--format junit`) for CI systems that show test reports.
 ///

@@ -1,5 +1,4 @@
 import Foundation
-import TangleTrace
 
 /// The LLM summary (`--format llm`, Markdown; `--format llm-json`, the same content as JSON).
 ///

@@ -1,5 +1,4 @@
 import Foundation
-import TangleTrace
 
 /// Chrome trace-event JSON (`--format perfetto`) that ui.perfetto.dev and chrome://tracing open.
 ///

@@ -1,5 +1,4 @@
 import Foundation
-import TangleTrace
 
 /// SARIF 2.1.0 (`--format sarif`): what GitHub code scanning and other SARIF viewers load.
 ///

@@ -1,5 +1,4 @@
 import Foundation
-import TangleTrace
 
 /// A compact plain-text report (the CLI prints the analyzer's `ReportRenderer.text`; this one is
 /// kept for callers that want a short listing; the CLI chooses formats in `ReportOutput`).

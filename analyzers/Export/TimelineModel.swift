@@ -1,5 +1,5 @@
 import Foundation
-import TangleTrace
+import TangleTraceFormat
 
 /// The timeline the Perfetto and HTML exporters draw: per thread, lock holds (acquired → released)
 /// and waits (`*-wait` → the event that ends it by the event table, `EventSpec.ends`; the kinds

@@ -1,5 +1,4 @@
 import Foundation
-import TangleTrace
 
 /// The whole reading side on arbitrary bytes — reader, analyzer, every output format — as the
 /// fuzz target (`Fuzz/`) and its replay test drive it. One input holds one or more trace files

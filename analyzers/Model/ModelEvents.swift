@@ -1,4 +1,4 @@
-import TangleTrace
+import TangleTraceFormat
 
 /// What each event does to the model's state (as Go's `order.go` gives each kind one small method):
 /// a dispatch to one method per family of kinds. Waits are `trackWaits`'s (the event table).

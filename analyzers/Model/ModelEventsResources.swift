@@ -1,4 +1,5 @@
-import TangleTrace
+import TangleTraceFormat
+import TangleTraceReader
 
 // The events of pools, shared resources (shared memory, managers) and handles: the other half
 // of `apply` (ModelEvents.swift), split off to keep each file to one screenful of kinds.

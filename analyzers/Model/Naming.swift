@@ -1,4 +1,4 @@
-import TangleTrace
+import TangleTraceFormat
 
 /// Human names for processes, threads and objects, as used in titles, details and explanations.
 extension TraceModel {

@@ -1,4 +1,4 @@
-import TangleTrace
+import TangleTraceFormat
 
 /// A participant as the passes see it: ids only; names are filled in when the report is built.
 struct RawParticipant {

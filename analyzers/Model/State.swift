@@ -1,4 +1,4 @@
-import TangleTrace
+import TangleTraceFormat
 
 /// What kind of object an id names, as far as the trace told us.
 enum ObjectKind: String, Sendable {

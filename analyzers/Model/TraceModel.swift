@@ -1,4 +1,5 @@
-import TangleTrace
+import TangleTraceFormat
+import TangleTraceReader
 
 /// The state of a traced session, rebuilt event by event from the merged stream.
 ///

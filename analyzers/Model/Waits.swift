@@ -1,4 +1,4 @@
-import TangleTrace
+import TangleTraceFormat
 
 /// When a thread is blocked, by the event table alone (`EventSpec`): a wait begins at a kind that
 /// declares wakers and ends only at one of the kinds it declares as its end, on the same object —

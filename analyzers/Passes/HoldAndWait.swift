@@ -1,4 +1,4 @@
-import TangleTrace
+import TangleTraceFormat
 
 /// What a blocking operation waits for: an object and the channel of it whose operations wake it.
 struct WaitTarget: Hashable, Comparable {

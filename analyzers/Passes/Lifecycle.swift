@@ -1,4 +1,4 @@
-import TangleTrace
+import TangleTraceFormat
 
 /// The end-of-trace rules: zombies, unjoined children, orphans, lost messages, lost pool errors,
 /// shared memory leaks, locks held by processes that were killed, and missing trace files.

@@ -1,4 +1,4 @@
-import TangleTrace
+import TangleTraceFormat
 
 /// The rules that fire while events stream through: self-deadlock, non-owner release, owner died,
 /// fork with threads, locks held when a thread or process exits. A pass of its own: the model

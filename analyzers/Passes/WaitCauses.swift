@@ -1,4 +1,4 @@
-import TangleTrace
+import TangleTraceFormat
 
 /// What a stuck group of waits is made of, read from the kinds of its edges: the words of a
 /// finding's title and the fix it suggests come from these, not from one paragraph for all.

@@ -1,4 +1,4 @@
-import TangleTrace
+import TangleTraceFormat
 
 /// Who could end a wait: one thread (lock owner, joined thread) or any live thread of a process.
 enum Waker: Hashable {

@@ -1,4 +1,4 @@
-import TangleTrace
+import TangleTraceFormat
 
 /// A deadlock or hang seen at a quiescent point (every live thread blocked), kept until the end of
 /// the trace says whether it was real: refuted when a member's wait later completes normally

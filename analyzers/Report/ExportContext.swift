@@ -1,4 +1,4 @@
-import TangleTrace
+import TangleTraceFormat
 
 /// What exporters need beyond the findings: the timeline and the graphs. The analyzer fills it;
 /// exporters (analyzers/Export) read it. Kept separate from `Report` because it is large and not part

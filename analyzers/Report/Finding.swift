@@ -1,4 +1,3 @@
-import TangleTrace
 
 /// What the analyzer found. The JSON form of `Report` (`tangle analyze --format json`) is the
 /// product's interface: the keys below are documented in docs/analyzers.md and stay stable.

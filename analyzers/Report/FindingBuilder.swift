@@ -1,5 +1,6 @@
 import Foundation
-import TangleTrace
+import TangleTraceFormat
+import TangleTraceReader
 
 /// FNV-1a, 64 bits: a small, stable, dependency-free hash for fingerprints.
 /// The analyzer's only copy (the runtime's shared-memory ids use their own, in Sources/Tangle).

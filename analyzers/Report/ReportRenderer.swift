@@ -1,5 +1,4 @@
 import Foundation
-import TangleTrace
 
 /// The analyzer's own renderers: readable text (colored on a terminal) and stable JSON.
 public enum ReportRenderer {

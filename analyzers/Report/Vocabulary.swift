@@ -1,4 +1,5 @@
-import TangleTrace
+import TangleTraceFormat
+import TangleTraceReader
 
 // The report's words as types: compared by the compiler, written to JSON as the same strings as
 // before (raw values are interface, documented in docs/analyzers.md).

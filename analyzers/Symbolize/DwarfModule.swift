@@ -1,6 +1,6 @@
 import CDW
 import Foundation
-import TangleTrace
+import TangleTraceReader
 
 /// One ELF file opened with libdwfl, laid out at its own link-time addresses (base 0), so a lookup
 /// takes the *file address* (`pc - load bias`) and the same object serves every process that mapped

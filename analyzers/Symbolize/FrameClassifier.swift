@@ -5,7 +5,8 @@ import Foundation
 public enum FrameOrigin: String, Sendable, Codable {
     /// The application (anything not recognized below, including its unsymbolized frames).
     case user
-    /// Tangle's own runtime and recorder (`Tangle.`, `TangleTrace.`, the C shims `tangle_…`).
+    /// Tangle's own runtime and recorder (`Tangle.`, `TangleRecorder.`, `TangleTraceFormat.`, and
+    /// `TangleTrace.`, the recorder's module before the format had its own; the C shims `tangle_…`).
     case tangle
     /// The Swift runtime and standard library (`Swift.`, `_Concurrency.`, `swift_…`, libswift*.so).
     case swiftRuntime = "swift-runtime"
@@ -16,7 +17,7 @@ public enum FrameOrigin: String, Sendable, Codable {
 }
 
 public enum FrameClassifier {
-    private static let tanglePrefixes = ["Tangle.", "TangleTrace.", "CTangleSupport.", "tangle_"]
+    private static let tanglePrefixes = ["Tangle.", "TangleRecorder.", "TangleTraceFormat.", "TangleTrace.", "CTangleSupport.", "tangle_"]
     private static let swiftPrefixes = ["Swift.", "_Concurrency.", "_StringProcessing.", "Synchronization.",
                                         "swift_", "swift::", "__swift", "_swift_", "reabstraction thunk",
                                         "thunk for ", "protocol witness for Swift."]

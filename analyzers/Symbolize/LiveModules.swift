@@ -1,5 +1,5 @@
 import Foundation
-import TangleTrace
+import TangleTraceFormat
 
 /// The module table of the *calling* process, read the way the recorder reads it (`dl_iterate_phdr`:
 /// path, GNU build id from the PT_NOTE in memory, load bias, executable PT_LOAD range). Used by the

@@ -1,6 +1,7 @@
 import CDW
 import Glibc
-import TangleTrace
+import TangleTraceFormat
+import TangleTraceReader
 
 /// libdwfl's `find_debuginfo` callback, looking where `dwfl_standard_find_debuginfo` looks, but
 /// opening every candidate the way the reader opens trace files: without blocking, regular files

@@ -1,5 +1,5 @@
 import Foundation
-import TangleTrace
+import TangleTraceFormat
 
 /// One symbolized stack: frames innermost first (an address whose code was inlined gives several
 /// frames, the inlined ones first with `inlined = true`) and what could not be done, in words.

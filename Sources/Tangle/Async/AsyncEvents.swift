@@ -1,6 +1,7 @@
 import CTangleSupport
 import Glibc
-import TangleTrace
+import TangleTraceFormat
+import TangleRecorder
 
 /// Async waits of Event, Condition and Barrier: the same events as the blocking calls, recorded
 /// as the task; the sleep on the futex word happens on a waiter thread (`Waiters`).

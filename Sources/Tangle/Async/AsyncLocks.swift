@@ -1,7 +1,7 @@
 import CTangleSupport
 import Glibc
 import Synchronization
-import TangleTrace
+import TangleRecorder
 
 /// Async acquires of Lock, RLock and Semaphore. The owner a task's acquire writes into the lock is
 /// the task's `TaskParticipant.tid` (same pid), not the thread's: the task may release it from

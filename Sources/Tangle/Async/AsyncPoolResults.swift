@@ -1,5 +1,5 @@
 import CTangleSupport
-import TangleTrace
+import TangleRecorder
 
 /// What the async iteration of pool results needs from `PoolResults` and `OrderedPoolResults`.
 protocol _PoolResultStream: AnyObject {

@@ -1,6 +1,7 @@
 import CTangleSupport
 import Glibc
-import TangleTrace
+import TangleTraceFormat
+import TangleRecorder
 
 /// Async joins (child process, thread), pipe receive/send and pool results: the blocking call's
 /// events, recorded as the task; the sleep (poll on a pidfd or pipe, a condition variable) on a

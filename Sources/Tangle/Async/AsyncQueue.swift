@@ -1,6 +1,6 @@
 import CTangleSupport
 import Glibc
-import TangleTrace
+import TangleRecorder
 
 /// The calling task's participant when tracing (nil otherwise: nothing to record).
 @inline(__always)

@@ -1,5 +1,4 @@
 import CTangleSupport
-import TangleTrace
 
 // Async forms of the calls that never block (set, release, notify, task_done). They exist so that
 // everything a task does is recorded as the task: called from a task, the synchronous forms record

@@ -1,7 +1,7 @@
 import CTangleSupport
 import Glibc
 import Synchronization
-import TangleTrace
+import TangleRecorder
 
 /// The trace identity of a Swift task that uses Tangle's `async` calls: a participant of its own,
 /// like a thread, so the analyzer can say "task `name` holds lock L and waits for queue Q".

@@ -1,4 +1,3 @@
-import TangleTrace
 
 /// A Tangle object that can be handed to a child process. Its `Codable` form *is* the handle: a
 /// child decodes it and gets access to the same underlying object (shared memory by name, or a file

@@ -1,7 +1,7 @@
 import CTangleSupport
 import Glibc
 import Synchronization
-import TangleTrace
+import TangleRecorder
 
 /// The program-wide side of the runtime: the bootstrap every Tangle program calls first in `main`
 /// (the analogue of Python's `if __name__ == "__main__":`), the child path it routes to, and the

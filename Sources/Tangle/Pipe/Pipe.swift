@@ -1,5 +1,7 @@
 import CTangleSupport
 import Glibc
+import TangleTraceFormat
+import TangleRecorder
 
 /// Errors of Pipe connections.
 public enum PipeError: Error, CustomStringConvertible, Equatable {

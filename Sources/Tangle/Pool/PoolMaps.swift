@@ -1,4 +1,4 @@
-import TangleTrace
+import TangleRecorder
 
 /// Argument structs that travel as their bytes when they are plain data (both sides run the same
 /// executable): a pair of Ints costs what two Ints do.

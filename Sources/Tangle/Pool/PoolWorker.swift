@@ -1,5 +1,6 @@
 import Glibc
-import TangleTrace
+import TangleTraceFormat
+import TangleRecorder
 
 /// The wire format between a pool and its workers: one Unix stream socket per worker, frames of
 /// `[u32 body length][body]`, little endian.

@@ -1,6 +1,7 @@
 import CTangleSupport
 import Glibc
-import TangleTrace
+import TangleTraceFormat
+import TangleRecorder
 
 /// A worker process (Python's `multiprocessing.Process`; named `ChildProcess` so that it compiles
 /// beside `Foundation.Process`). It runs a registered entry point with Codable arguments — started

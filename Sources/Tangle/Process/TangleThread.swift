@@ -1,6 +1,6 @@
 import CTangleSupport
 import Glibc
-import TangleTrace
+import TangleRecorder
 
 /// A thread started through Tangle (Python's `threading.Thread`), traced like a process:
 /// `thread.start` / `thread.exit` in the thread, `thread.join-wait` (only when `join` really blocks)

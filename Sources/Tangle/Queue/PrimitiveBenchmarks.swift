@@ -1,15 +1,19 @@
 import CTangleSupport
 import Glibc
-import TangleTrace
+import TangleRecorder
 
 /// Measurements of the primitives for `tangle bench runtime` (the benchmark binary calls these;
 /// tracing is on or off according to `TANGLE_TRACE` in the measuring process and its children).
-public enum PrimitiveBenchmarks {
+///
+/// Package-only, not runtime API. It stays in this module because the figures depend on it: moved
+/// into the benchmark binary, `Queue<Int>`'s generic path is no longer specialized and the untraced
+/// queue figure fell from 15–30 M to 2–3 M msgs/s (2026-12-04, release, 3 alternating runs).
+package enum PrimitiveBenchmarks {
     /// Small messages per second through a `Queue<Int>` from a child process to this one.
     /// The child is forked (no entry point to register) unless `method` is `.spawn`, which needs
     /// `registerEntryPoints()` called before `TangleRuntime.bootstrap()`. The child's start-up is
     /// not timed: it waits on an Event the parent sets when it starts the clock.
-    public static func queueMessagesPerSecond(messages: Int = 1_000_000, method: ChildProcess.StartMethod = .fork) throws -> Double {
+    package static func queueMessagesPerSecond(messages: Int = 1_000_000, method: ChildProcess.StartMethod = .fork) throws -> Double {
         let queue = Queue<Int>(maxsize: 0, bufferSize: 1 << 20, name: "bench")
         let go = Event(name: "bench-go")
         let child: ChildProcess
@@ -32,7 +36,7 @@ public enum PrimitiveBenchmarks {
 
     /// `queueMessagesPerSecond` with the consumer a Swift task using the async `get` (a spawned
     /// producer; the task runs on the global executor, this thread waits for it).
-    public static func asyncQueueMessagesPerSecond(messages: Int = 1_000_000) throws -> Double {
+    package static func asyncQueueMessagesPerSecond(messages: Int = 1_000_000) throws -> Double {
         let queue = Queue<Int>(maxsize: 0, bufferSize: 1 << 20, name: "bench")
         let go = Event(name: "bench-go")
         let child = ChildProcess(entryPoint: "tangle.bench.queue-producer",
@@ -67,7 +71,7 @@ public enum PrimitiveBenchmarks {
 
     /// ns per `withLock { $0 += 1 }` of a `SharedValue<Int>` (its lock taken and released), best
     /// of 5 runs of `iterations` (Python's peer: `with v.get_lock(): v.value += 1`).
-    public static func sharedValueAddNanoseconds(iterations: Int = 1_000_000) throws -> Double {
+    package static func sharedValueAddNanoseconds(iterations: Int = 1_000_000) throws -> Double {
         let value = SharedValue<Int>(0, name: "bench")
         var best = Double.infinity
         for _ in 0..<5 {
@@ -81,7 +85,7 @@ public enum PrimitiveBenchmarks {
 
     /// Best of 5 (the Python peer's statistic, over as many runs): ns for one uncontended `Lock`
     /// acquire + release in this process, over `iterations` pairs per run.
-    public static func lockPairNanoseconds(iterations: Int = 1_000_000) throws -> Double {
+    package static func lockPairNanoseconds(iterations: Int = 1_000_000) throws -> Double {
         let lock = Lock(name: "bench")
         var best = Double.infinity
         for _ in 0..<5 {
@@ -99,7 +103,7 @@ public enum PrimitiveBenchmarks {
     /// (2000 events: they fit in the thread's ring), each burst followed by an untimed
     /// `Recorder.flush()`. The sustained figure (`lockPairNanoseconds` traced) is bounded by the
     /// flusher instead when a thread does nothing but take locks. Median of the bursts.
-    public static func lockPairBurstNanoseconds(bursts: Int = 2000) throws -> Double {
+    package static func lockPairBurstNanoseconds(bursts: Int = 2000) throws -> Double {
         let lock = Lock(name: "bench")
         var samples: [Double] = []
         samples.reserveCapacity(bursts)
@@ -117,7 +121,7 @@ public enum PrimitiveBenchmarks {
     }
 
     /// Registers the spawn entry point of `queueMessagesPerSecond(method: .spawn)`.
-    public static func registerEntryPoints() {
+    package static func registerEntryPoints() {
         EntryPoint.register("tangle.bench.queue-producer") { (a: QueueBenchArgs) in
             try produce(a.queue, a.go, a.messages)
         }

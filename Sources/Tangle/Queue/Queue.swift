@@ -1,5 +1,7 @@
 import CTangleSupport
 import Glibc
+import TangleTraceFormat
+import TangleRecorder
 
 /// Errors of Queue / JoinableQueue.
 public enum QueueError: Error, CustomStringConvertible, Equatable {

@@ -1,5 +1,7 @@
 import CTangleSupport
 import Glibc
+import TangleTraceFormat
+import TangleRecorder
 
 /// The shared header of a Manager-style container; the encoded value follows it.
 struct _ContainerState {

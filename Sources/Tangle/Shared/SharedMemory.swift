@@ -1,5 +1,7 @@
 import CTangleSupport
 import Glibc
+import TangleTraceFormat
+import TangleRecorder
 
 /// A named block of shared memory (Python's `multiprocessing.shared_memory.SharedMemory`):
 /// `shm_open` + `mmap`. Create it with a size (and optionally a name), attach to it by name in any

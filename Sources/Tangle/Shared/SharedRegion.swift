@@ -1,5 +1,7 @@
 import CTangleSupport
 import Glibc
+import TangleTraceFormat
+import TangleRecorder
 
 /// Errors of Tangle's cross-process primitives. Every message names the object and what went wrong.
 public enum SyncError: Error, CustomStringConvertible, Equatable {

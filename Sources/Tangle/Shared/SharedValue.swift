@@ -1,6 +1,6 @@
 import CTangleSupport
 import Glibc
-import TangleTrace
+import TangleRecorder
 
 /// The values of a `SharedValue` / `SharedArray` start 64 bytes into the region (the region's
 /// 16-byte header, then padding): aligned for any trivial type.

@@ -1,5 +1,6 @@
 import CTangleSupport
 import Glibc
+import TangleRecorder
 
 /// Shared state words of Event / Condition / Barrier.
 struct _SeqWords {

@@ -1,5 +1,7 @@
 import CTangleSupport
 import Glibc
+import TangleTraceFormat
+import TangleRecorder
 
 /// What a Condition needs from its lock (Lock or RLock).
 public protocol ConditionLock: AnyObject, Sendable {

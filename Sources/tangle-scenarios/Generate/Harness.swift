@@ -1,5 +1,5 @@
 import Glibc
-import TangleTrace
+import TangleTraceReader
 
 // The harness: runs one generated program traced, in its own process group, watches the slot
 // table until the program ends or goes quiet (no slot changed for `quietMs` while nothing is still

@@ -1,5 +1,5 @@
+import TangleTraceFormat
 import CTangleSupport
-import TangleTrace
 
 /// An edge A → B of the lock-order graph: every section "B taken (or waited for) while A was held",
 /// kept as chains per (thread, gate set, stacks) — see `SectionChain` for what is merged.

@@ -1,4 +1,4 @@
-import TangleTrace
+import TangleTraceFormat
 
 /// Stack identity across processes of one binary: module path + offset of every frame (addresses
 /// move with ASLR, offsets do not). Used to group sections into patterns ("same stacks").

@@ -1,4 +1,4 @@
-import TangleTrace
+import TangleTraceFormat
 
 /// An event as a section keeps it: what evidence and stacks need, without the text and the
 /// arguments (the pid and tid are the chain's). A third of a `TraceEvent`.

@@ -1,4 +1,5 @@
 import Glibc
+import TangleTraceFormat
 
 /// The fast path of the reader: one flat JSON object (an event line) parsed at byte level into
 /// fixed fields, without building any JSON value. Lines it cannot handle (nested values: header,

@@ -1,4 +1,5 @@
 import Glibc
+import TangleTraceFormat
 
 /// Recently decoded event lines by their text after the leading `{"dt":N`: the recorder repeats
 /// the same line end for a thread doing the same thing (a lock taken and released in a loop), and
@@ -178,8 +179,8 @@ final class LineTemplates {
 }
 
 /// Initializes an event in place, field by field: building a `TraceEvent` value and moving it
-/// into the memory costs an outlined, value-witness copy and destroy per event (measured ~4 % of
-/// an analysis); writing the fields where they go costs nothing extra.
+/// into the memory costs an outlined, value-witness copy and destroy per event (docs/runtime.md
+/// has the figure); writing the fields where they go costs nothing extra.
 struct TraceEventWriter {
     private let time = MemoryLayout<TraceEvent>.offset(of: \TraceEvent.time)!
     private let pid = MemoryLayout<TraceEvent>.offset(of: \TraceEvent.pid)!

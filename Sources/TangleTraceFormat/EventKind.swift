@@ -3,8 +3,8 @@
 /// table (`kind.spec`); the comments here only group the cases.
 ///
 /// The raw value is what the recorder stores in its fixed binary record and what indexes the
-/// table; it is never written to a file. New kinds go last, so that the raw values of a running
-/// recorder and of the table never disagree within one build.
+/// table. It never leaves the process (files carry the kind's name), so renumbering between
+/// builds is safe; the name is what must never change.
 public enum EventKind: UInt16, CaseIterable, Sendable {
     // Processes and threads.
     case processStart = 1
@@ -86,7 +86,7 @@ public enum EventKind: UInt16, CaseIterable, Sendable {
     // Recorder bookkeeping.
     case dropped
 
-    // Added later; kept last so that earlier raw values stay.
+    // Added by later schemas (appended only so that the list reads as history).
     case threadSpawn          // schema 3
     case poolTaskWait         // schema 4
     case poolTaskSend         // schema 4

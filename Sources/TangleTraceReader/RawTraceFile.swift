@@ -1,5 +1,6 @@
 import CLZ4
 import Glibc
+import TangleTraceFormat
 
 /// A problem found while reading: the prefix before it is still read.
 public struct TraceProblem: Sendable, Equatable, CustomStringConvertible {

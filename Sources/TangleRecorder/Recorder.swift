@@ -1,6 +1,7 @@
 import CTangleSupport
 import Glibc
 import Synchronization
+import TangleTraceFormat
 
 /// The recorder: every traced operation calls `Recorder.record`. On when `TANGLE_TRACE=<dir>` is
 /// set (read once, lazily; children inherit it); off and near-free otherwise.

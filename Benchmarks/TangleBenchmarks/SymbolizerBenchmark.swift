@@ -1,8 +1,9 @@
 import Foundation
-import TangleTrace
+import TangleAnalysis
+import TangleTraceFormat
 
-/// What symbolizing costs, measured on the calling process's own binaries (the analyzer's bench and
-/// the symbolizer's tests print it).
+/// What symbolizing costs, measured on the calling process's own binaries (the symbolizer's tests
+/// print it). Outside the analyzer library: no product carries benchmark code.
 public struct SymbolizerBenchmarkResult: Sendable, Codable, CustomStringConvertible {
     /// The module measured (the calling executable) and its number of compile units.
     public var module: String
@@ -61,8 +62,7 @@ public enum SymbolizerBenchmark {
 
     /// Return addresses (pc = file address + bias, + 1 since pc - 1 is looked up) inside functions.
     private static func returnAddresses(_ m: ModuleInfo, _ n: Int) -> [UInt64] {
-        guard case .success(let dw) = DwarfModule.open(path: m.path, debugDirectories: []) else { return [] }
-        return dw.sampleFunctionAddresses(count: n).map { $0 + m.bias + 1 }.filter { m.low <= $0 && $0 < m.high }
+        Symbolizer.sampleFunctionAddresses(of: m, count: n).map { $0 + m.bias + 1 }.filter { m.low <= $0 && $0 < m.high }
     }
 
     private static func measure(table: [ModuleInfo], module m: ModuleInfo, extra: ModuleInfo?,
@@ -102,12 +102,5 @@ public enum SymbolizerBenchmark {
             module: (m.path as NSString).lastPathComponent, compileUnits: sym.compileUnitCount(path: m.path) ?? 0,
             firstLookupMs: first, coldPerFrameUs: cold, coldIndexedPerFrameUs: coldIndexed, warmPerFrameNs: warm,
             foundationFirstLookupMs: fFirst, foundationColdPerFrameUs: fCold, samples: n)
-    }
-}
-
-extension Symbolizer {
-    /// Compile units indexed for an opened module path (nil when not opened or not found).
-    func compileUnitCount(path: String) -> Int? {
-        withModules { slots in slots.first(where: { $0.path == path })?.dwarf?.compileUnitCount }
     }
 }

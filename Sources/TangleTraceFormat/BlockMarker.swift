@@ -6,26 +6,30 @@ public enum TraceLimits {
     /// The longest line the recorder writes and a reader accepts, without its newline. The
     /// recorder cuts names (`maxNameBytes`) and spills modules past `maxHeaderModuleBytes` into
     /// `module` records so that no line comes near it.
-    public static let maxLineBytes = 1 << 20
+    // (The integer limits are inlinable: the reader, another module, tests them on every line.)
+    @inlinable public static var maxLineBytes: Int { 1 << 20 }
     /// A recorded name (queue, lock, process name…) is cut to this many UTF-8 bytes, the cut
     /// marked with `nameCutMarker` at its end.
-    public static let maxNameBytes = 4096
+    @inlinable public static var maxNameBytes: Int { 4096 }
     public static let nameCutMarker = "…[cut]"
     /// The header carries modules up to about this many bytes; the rest follow as module records.
-    public static let maxHeaderModuleBytes = 256 << 10
+    @inlinable public static var maxHeaderModuleBytes: Int { 256 << 10 }
     /// A unit (the text between two block markers) holds at most this many bytes of whole lines,
     /// or one single line when that line alone is longer.
-    public static let unitBytes = (64 << 10) - 128
+    @inlinable public static var unitBytes: Int { (64 << 10) - 128 }
     /// What a reader accepts between two markers before calling the frame damaged.
-    public static var maxUnitBytes: Int { maxLineBytes + unitBytes + 1 }
+    @inlinable public static var maxUnitBytes: Int { maxLineBytes + unitBytes + 1 }
 }
 
 /// `{"k":"blk","n":N,"x":H}`: ends every unit of a schema-4 LZ4 file. `n` counts units from 0
 /// (the header's unit) and `x` is `BlockMarker.hash` of the unit's text before the marker.
 public enum BlockMarker {
-    static let prefix: [UInt8] = Array("{\"k\":\"blk\",\"n\":".utf8)
+    /// How every marker line starts.
+    @inlinable static var start: StaticString { "{\"k\":\"blk\",\"n\":" }
+    package static let prefix: [UInt8] = Array(UnsafeBufferPointer(start: start.utf8Start, count: start.utf8CodeUnitCount))
 
-    /// A 32-bit hash of `count` bytes (8 bytes a step; about 4 GB/s at -O).
+    /// A 32-bit hash of `count` bytes, 8 bytes a step (fast enough to check every unit; its speed:
+    /// docs/runtime.md).
     public static func hash(_ p: UnsafeRawPointer, _ count: Int) -> UInt32 {
         var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ (UInt64(count) &* 0xFF51_AFD7_ED55_8CCD)
         var i = 0
@@ -47,17 +51,18 @@ public enum BlockMarker {
     }
 
     /// The marker line (with its newline) for unit `n` whose text hashes to `x`.
-    static func line(n: UInt64, x: UInt32) -> [UInt8] {
+    package static func line(n: UInt64, x: UInt32) -> [UInt8] {
         Array("{\"k\":\"blk\",\"n\":\(n),\"x\":\(x)}\n".utf8)
     }
 
     /// True when the line starts like a marker (the recorder writes its keys in this order).
-    @inline(__always) static func isMarker(_ p: UnsafePointer<UInt8>, _ count: Int) -> Bool {
-        count >= prefix.count && prefix.withUnsafeBufferPointer { memcmpBytes(p, $0.baseAddress!, $0.count) }
+    /// (Inlinable: the reader asks it of every line.)
+    @inlinable @inline(__always) package static func isMarker(_ p: UnsafePointer<UInt8>, _ count: Int) -> Bool {
+        count >= start.utf8CodeUnitCount && memcmpBytes(p, start.utf8Start, start.utf8CodeUnitCount)
     }
 
     /// `(n, x)` of a marker line, nil when it is malformed.
-    static func parse(_ p: UnsafePointer<UInt8>, _ count: Int) -> (n: UInt64, x: UInt32)? {
+    package static func parse(_ p: UnsafePointer<UInt8>, _ count: Int) -> (n: UInt64, x: UInt32)? {
         var i = prefix.count
         func number() -> UInt64? {
             var v: UInt64 = 0
@@ -80,7 +85,7 @@ public enum BlockMarker {
     }
 
     /// `{"k":"header","v":N` with N ≥ 4 at the start of the first line: the file carries markers.
-    static func headerVersion(_ p: UnsafePointer<UInt8>, _ count: Int) -> Int? {
+    package static func headerVersion(_ p: UnsafePointer<UInt8>, _ count: Int) -> Int? {
         let h: [UInt8] = Array("{\"k\":\"header\",\"v\":".utf8)
         guard count > h.count, h.withUnsafeBufferPointer({ memcmpBytes(p, $0.baseAddress!, $0.count) }) else { return nil }
         var i = h.count
@@ -90,7 +95,7 @@ public enum BlockMarker {
     }
 }
 
-@inline(__always) func memcmpBytes(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ n: Int) -> Bool {
+@inlinable @inline(__always) func memcmpBytes(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ n: Int) -> Bool {
     var i = 0
     while i < n { if a[i] != b[i] { return false }; i += 1 }
     return true

@@ -65,9 +65,15 @@ public struct ModuleInfo: Sendable, Equatable, Codable {
 
 /// The first line of every trace file.
 public struct TraceHeader: Sendable, Equatable {
-    /// 2: event lines may carry `dt` (ns after the previous event line) instead of `t`. Version 1
-    /// files stay readable (they never have `dt`).
+    /// What the recorder writes. Each version adds to the one before (docs/trace-format.md): 2, `dt`
+    /// (ns after the previous event line) in place of `t`; 3, templates and run lines; 4, block
+    /// markers in LZ4 files and a line limit. Files of every earlier version stay readable.
     public static let currentSchemaVersion = 4
+
+    /// Files of self-contained lines (absolute `t`, explicit `seq`, no templates, no block markers),
+    /// as test fixtures and hand-made traces write them: version 1 says the file needs nothing newer,
+    /// so that compressing it with `lz4` keeps it valid (a version 4 LZ4 file must carry markers).
+    public static let selfContainedSchemaVersion = 1
 
     public var schemaVersion: Int
     public var pid: Int32

@@ -1,4 +1,5 @@
 import Glibc
+import TangleTraceFormat
 
 /// The order events are merged in: time, then pid, tid, seq.
 @inline(__always) func eventPrecedes(_ x: TraceEvent, _ y: TraceEvent) -> Bool {

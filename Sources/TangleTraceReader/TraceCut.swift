@@ -1,4 +1,5 @@
 import Glibc
+import TangleTraceFormat
 
 /// Cutting a trace directory at a time: what `tangle run` does at its stop, so that the processes
 /// dying of its signals (a killed lock owner hands its lock over, a killed waiter stops waiting)
@@ -101,7 +102,9 @@ public enum TraceCut {
                     i += 2
                 }
                 if !kept.isEmpty {
-                    out += Array(("{\"k\":\"run\",\"e\":[" + kept.map { String($0) }.joined(separator: ",") + "]}\n").utf8)
+                    var w = ByteWriter(capacity: 64 + 42 * kept.count)
+                    TraceLineEncoder.run(pairs: kept, into: &w)
+                    out += w.array
                 }
                 continue
             }
@@ -120,7 +123,9 @@ public enum TraceCut {
             base = t
             if t >= cut { dropped += 1; continue }
             out += b[..<token.range.lowerBound]
-            out += Array("\"t\":\(t)".utf8)
+            var w = ByteWriter(capacity: 32)
+            TraceLineEncoder.timeKey(t, into: &w)
+            out += w.array
             out += b[token.range.upperBound...]
             out.append(10)
         }

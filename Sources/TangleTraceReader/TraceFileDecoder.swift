@@ -1,4 +1,5 @@
 import Glibc
+import TangleTraceFormat
 
 /// The semantic layer for one file: lines → header, stacks, modules and `TraceEvent`s. Restores
 /// what the writer leaves out (pid from the header, `seq` when it is the previous one + 1, zero

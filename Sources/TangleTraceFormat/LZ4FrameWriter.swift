@@ -10,9 +10,9 @@ import Glibc
 /// `TraceLimits.unitBytes` (one longer line alone), each followed by its block marker: the unit's
 /// number and the hash of its text, so that a reader finds a missing, repeated or reordered block
 /// (linked blocks decode such damage into plausible text). Callers append whole lines.
-final class LZ4FrameWriter {
-    let fd: Int32
-    let markers: Bool
+package final class LZ4FrameWriter {
+    package let fd: Int32
+    package let markers: Bool
     /// The unit being filled (compressed when it is sealed).
     private let unit: UnsafeMutablePointer<UInt8>
     private var unitCount = 0
@@ -22,11 +22,11 @@ final class LZ4FrameWriter {
     private var dst: UnsafeMutablePointer<UInt8>
     private var dstCapacity: Int
     private var dstCount = 0
-    private(set) var bytesWritten: UInt64 = 0
-    private(set) var failed = false
+    package private(set) var bytesWritten: UInt64 = 0
+    package private(set) var failed = false
     static let chunk = 32 * 1024
 
-    init?(fd: Int32, markers: Bool = true) {
+    package init?(fd: Int32, markers: Bool = true) {
         self.fd = fd
         self.markers = markers
         unit = .allocate(capacity: TraceLimits.unitBytes + 1)
@@ -35,7 +35,7 @@ final class LZ4FrameWriter {
         cctx = ctx
         prefs.frameInfo.blockSizeID = LZ4F_max64KB
         prefs.frameInfo.blockMode = LZ4F_blockLinked
-        // No content checksum: it cost ~20 ns per event (a second pass over every byte), and a
+        // No content checksum: a second pass over every byte (its cost: docs/runtime.md), and a
         // trace cut by a crash never has one anyway; the block checksums catch corruption.
         prefs.frameInfo.contentChecksumFlag = LZ4F_noContentChecksum
         prefs.frameInfo.blockChecksumFlag = LZ4F_blockChecksumEnabled
@@ -55,7 +55,7 @@ final class LZ4FrameWriter {
     }
 
     /// Appends `count` bytes of whole lines (any length).
-    func append(_ p: UnsafePointer<UInt8>, _ count: Int) {
+    package func append(_ p: UnsafePointer<UInt8>, _ count: Int) {
         guard markers else { compress(p, count); return }
         var off = 0
         while off < count {
@@ -121,7 +121,7 @@ final class LZ4FrameWriter {
     }
 
     /// Closes the current block and writes everything out.
-    func flush() {
+    package func flush() {
         seal()
         if dstCapacity - dstCount < LZ4F_compressBound(0, &prefs) { writeOut() }
         let r = LZ4F_flush(cctx, dst + dstCount, dstCapacity - dstCount, nil)
@@ -130,7 +130,7 @@ final class LZ4FrameWriter {
     }
 
     /// Writes the end mark and everything before it.
-    func end() {
+    package func end() {
         seal()
         if dstCapacity - dstCount < LZ4F_compressBound(0, &prefs) + 16 { writeOut() }
         let r = LZ4F_compressEnd(cctx, dst + dstCount, dstCapacity - dstCount, nil)
